@@ -1,0 +1,91 @@
+import { sql, type Kysely, type Migration } from 'kysely'
+import type { EngineName } from '../engines/engine.js'
+
+/**
+ * The catalog's own migrations. Portable across SQLite and Postgres: text ids, ISO-8601
+ * text timestamps (which sort correctly as text), JSON as text.
+ * Never edit a shipped migration; add the next one.
+ */
+export function catalogMigrations(engine: EngineName): Record<string, Migration> {
+  return {
+  '0001_catalog': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('data_sources')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('mode', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('capacity', 'integer')
+        .addColumn('region', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+
+      await db.schema
+        .createTable('tenants')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('slug', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('operation', 'text', (c) => c.notNull())
+        .addColumn('status_reason', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('purged_at', 'text')
+        .execute()
+      // A slug stays taken while any of its data exists: only purged tenants release it.
+      await db.schema
+        .createIndex('tenants_slug_live')
+        .on('tenants')
+        .column('slug')
+        .unique()
+        .where(sql.ref('purged_at'), 'is', null)
+        .execute()
+      await db.schema.createIndex('tenants_status').on('tenants').column('status').execute()
+
+      await db.schema
+        .createTable('placements')
+        .addColumn('tenant_id', 'text', (c) => c.primaryKey().references('tenants.id'))
+        .addColumn('isolation', 'text', (c) => c.notNull())
+        .addColumn('data_source_id', 'text', (c) => c.notNull().references('data_sources.id'))
+        .addColumn('locator', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('placements_data_source').on('placements').column('data_source_id').execute()
+
+      await db.schema
+        .createTable('tenant_migrations')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('migration', 'text', (c) => c.notNull())
+        .addColumn('applied_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tenant_migrations_pk', ['tenant_id', 'migration'])
+        .execute()
+
+      await db.schema
+        .createTable('audit_log')
+        .$call((t) =>
+          engine === 'postgres'
+            ? t.addColumn('id', 'bigserial', (c) => c.primaryKey())
+            : t.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement()),
+        )
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('tenant_id', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('details', 'text')
+        .execute()
+      await db.schema.createIndex('audit_log_tenant').on('audit_log').columns(['tenant_id', 'id']).execute()
+
+      await db.schema
+        .createTable('locks')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('holder', 'text', (c) => c.notNull())
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('acquired_at', 'text', (c) => c.notNull())
+        .addColumn('heartbeat_at', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
+}
+}

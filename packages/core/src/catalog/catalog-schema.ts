@@ -1,0 +1,78 @@
+import type { Generated } from 'kysely'
+import type { EngineName, Isolation } from '../engines/engine.js'
+
+/** Lifecycle states. `failed` is visible and retryable; see ARCHITECTURE.md. */
+export type TenantStatus = 'provisioning' | 'ready' | 'suspended' | 'moving' | 'deleting' | 'deleted' | 'failed'
+
+/** The lifecycle operation that put a tenant in its current status; a `failed` tenant retries it. */
+export type TenantOperation = 'create' | 'suspend' | 'resume' | 'delete' | 'purge' | 'move'
+
+export type DataSourceMode = 'shared' | 'dedicated' | 'byod'
+
+export interface TenantsTable {
+  id: string
+  slug: string
+  name: string
+  status: TenantStatus
+  operation: TenantOperation
+  /** Why the last operation failed, when `status` is `failed`. */
+  status_reason: string | null
+  created_at: string
+  updated_at: string
+  /** Set when the tenant's data is gone for good; frees the slug. */
+  purged_at: string | null
+}
+
+export interface PlacementsTable {
+  tenant_id: string
+  isolation: Isolation
+  data_source_id: string
+  locator: string
+  created_at: string
+}
+
+export interface DataSourcesTable {
+  id: string
+  engine: EngineName
+  mode: DataSourceMode
+  /** Non-secret connection facts as JSON (a directory, a host). Credentials never live here in clear. */
+  config: string
+  capacity: number | null
+  region: string | null
+  created_at: string
+}
+
+/** The ledger: one row per tenant per applied tenant migration. */
+export interface TenantMigrationsTable {
+  tenant_id: string
+  migration: string
+  applied_at: string
+}
+
+export interface AuditLogTable {
+  /** integer on SQLite, bigserial on Postgres (which node-postgres returns as a string). */
+  id: Generated<number | string>
+  at: string
+  tenant_id: string | null
+  action: string
+  actor: string
+  details: string | null
+}
+
+export interface LocksTable {
+  name: string
+  holder: string
+  pid: number
+  host: string
+  acquired_at: string
+  heartbeat_at: string
+}
+
+export interface CatalogDatabase {
+  tenants: TenantsTable
+  placements: PlacementsTable
+  data_sources: DataSourcesTable
+  tenant_migrations: TenantMigrationsTable
+  audit_log: AuditLogTable
+  locks: LocksTable
+}

@@ -1,0 +1,526 @@
+import { hostname } from 'node:os'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import Database from 'better-sqlite3'
+import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationResult, type Selectable } from 'kysely'
+import { TransactionalSqliteDialect } from '../engines/sqlite/sqlite-dialect.js'
+import pg from 'pg'
+import { TenantryError } from '../errors.js'
+import type { EngineName, Isolation } from '../engines/engine.js'
+import { catalogMigrations } from './catalog-migrations.js'
+import type {
+  CatalogDatabase,
+  DataSourceMode,
+  DataSourcesTable,
+  TenantOperation,
+  TenantStatus,
+} from './catalog-schema.js'
+
+/** A tenant as the catalog knows it, with its placement. */
+export interface TenantRecord {
+  id: string
+  slug: string
+  name: string
+  status: TenantStatus
+  operation: TenantOperation
+  statusReason: string | null
+  createdAt: string
+  updatedAt: string
+  purgedAt: string | null
+  placement: Placement
+}
+
+/** Where one tenant lives: isolation + data source + locator. */
+export interface Placement {
+  isolation: Isolation
+  dataSourceId: string
+  locator: string
+}
+
+export interface DataSourceRecord {
+  id: string
+  engine: EngineName
+  mode: DataSourceMode
+  config: Record<string, unknown>
+  capacity: number | null
+  region: string | null
+  createdAt: string
+}
+
+export interface AuditEvent {
+  tenantId?: string | null
+  action: string
+  actor?: string
+  details?: Record<string, unknown>
+}
+
+export interface LockInfo {
+  name: string
+  holder: string
+  pid: number
+  host: string
+  acquiredAt: string
+  heartbeatAt: string
+}
+
+export interface CatalogOptions {
+  /**
+   * `postgres://…` or `postgresql://…` for a Postgres catalog; anything else is a SQLite file path.
+   */
+  url: string
+  /** A lock whose holder has not beaten its heartbeat for this long is taken over. @default 60000 */
+  staleLockMs?: number
+}
+
+const now = () => new Date().toISOString()
+
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url)
+}
+
+/**
+ * The control plane: tenants, placements, data sources, the migration ledger, locks and
+ * the audit log. It holds no tenant business data.
+ */
+export class Catalog {
+  readonly db: Kysely<CatalogDatabase>
+  readonly engine: EngineName
+  readonly #staleLockMs: number
+
+  private constructor(db: Kysely<CatalogDatabase>, engine: EngineName, options: CatalogOptions) {
+    this.db = db
+    this.engine = engine
+    this.#staleLockMs = options.staleLockMs ?? 60_000
+  }
+
+  /** Opens (without migrating) the catalog at `options.url`. */
+  static open(options: CatalogOptions): Catalog {
+    if (isPostgresUrl(options.url)) {
+      const pool = new pg.Pool({ connectionString: options.url, max: 10 })
+      return new Catalog(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres', options)
+    }
+    mkdirSync(dirname(options.url), { recursive: true })
+    const database = new Database(options.url, { timeout: 10_000 })
+    database.pragma('journal_mode = WAL')
+    database.pragma('synchronous = NORMAL')
+    database.pragma('foreign_keys = ON')
+    return new Catalog(new Kysely({ dialect: new TransactionalSqliteDialect({ database }) }), 'sqlite', options)
+  }
+
+  /** Brings the catalog's own tables up to date. Throws `MIGRATION_FAILED` with the failing step. */
+  async migrate(): Promise<MigrationResult[]> {
+    const migrations = catalogMigrations(this.engine)
+    const migrator = new Migrator({
+      db: this.db,
+      provider: { getMigrations: async (): Promise<Record<string, Migration>> => migrations },
+      migrationTableName: 'catalog_migrations',
+      migrationLockTableName: 'catalog_migrations_lock',
+    })
+    const { error, results = [] } = await migrator.migrateToLatest()
+    if (error) {
+      const failed = results.find((r) => r.status === 'Error')?.migrationName
+      throw new TenantryError('MIGRATION_FAILED', `Catalog migration ${failed ?? ''} failed: ${String(error)}`, {
+        cause: error,
+      })
+    }
+    return results
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy()
+  }
+
+  // --- data sources -------------------------------------------------------
+
+  /** Records a data source, or updates the non-secret facts of the one with the same id. */
+  async upsertDataSource(source: Omit<DataSourceRecord, 'createdAt'>): Promise<void> {
+    await this.db
+      .insertInto('data_sources')
+      .values({
+        id: source.id,
+        engine: source.engine,
+        mode: source.mode,
+        config: JSON.stringify(source.config),
+        capacity: source.capacity,
+        region: source.region,
+        created_at: now(),
+      })
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet({
+          mode: source.mode,
+          config: JSON.stringify(source.config),
+          capacity: source.capacity,
+          region: source.region,
+        }),
+      )
+      .execute()
+  }
+
+  async findDataSource(id: string): Promise<DataSourceRecord | undefined> {
+    const row = await this.db.selectFrom('data_sources').selectAll().where('id', '=', id).executeTakeFirst()
+    return row && toDataSource(row)
+  }
+
+  async listDataSources(): Promise<DataSourceRecord[]> {
+    const rows = await this.db.selectFrom('data_sources').selectAll().orderBy('id').execute()
+    return rows.map(toDataSource)
+  }
+
+  // --- tenants ------------------------------------------------------------
+
+  #tenantQuery() {
+    return this.db
+      .selectFrom('tenants')
+      .innerJoin('placements', 'placements.tenant_id', 'tenants.id')
+      .select([
+        'tenants.id',
+        'tenants.slug',
+        'tenants.name',
+        'tenants.status',
+        'tenants.operation',
+        'tenants.status_reason',
+        'tenants.created_at',
+        'tenants.updated_at',
+        'tenants.purged_at',
+        'placements.isolation',
+        'placements.data_source_id',
+        'placements.locator',
+      ])
+  }
+
+  /** The live (not purged) tenant with this slug. */
+  async findTenantBySlug(slug: string): Promise<TenantRecord | undefined> {
+    const row = await this.#tenantQuery()
+      .where('tenants.slug', '=', slug)
+      .where('tenants.purged_at', 'is', null)
+      .executeTakeFirst()
+    return row && toTenant(row)
+  }
+
+  async findTenantById(id: string): Promise<TenantRecord | undefined> {
+    const row = await this.#tenantQuery().where('tenants.id', '=', id).executeTakeFirst()
+    return row && toTenant(row)
+  }
+
+  /** Tenants, newest last. Purged tenants only with `includePurged`. */
+  async listTenants(options: { status?: TenantStatus[]; includePurged?: boolean } = {}): Promise<TenantRecord[]> {
+    let query = this.#tenantQuery().orderBy('tenants.created_at').orderBy('tenants.id')
+    if (!options.includePurged) query = query.where('tenants.purged_at', 'is', null)
+    if (options.status?.length) query = query.where('tenants.status', 'in', options.status)
+    return (await query.execute()).map(toTenant)
+  }
+
+  /**
+   * Inserts a tenant in `provisioning` with its placement, atomically. A live tenant
+   * with the same slug makes this throw `SLUG_TAKEN`.
+   */
+  async insertTenant(tenant: { id: string; slug: string; name: string; placement: Placement }): Promise<void> {
+    const at = now()
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('tenants')
+          .values({
+            id: tenant.id,
+            slug: tenant.slug,
+            name: tenant.name,
+            status: 'provisioning',
+            operation: 'create',
+            status_reason: null,
+            created_at: at,
+            updated_at: at,
+            purged_at: null,
+          })
+          .execute()
+        await trx
+          .insertInto('placements')
+          .values({
+            tenant_id: tenant.id,
+            isolation: tenant.placement.isolation,
+            data_source_id: tenant.placement.dataSourceId,
+            locator: tenant.placement.locator,
+            created_at: at,
+          })
+          .execute()
+      })
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new TenantryError('SLUG_TAKEN', `Tenant slug "${tenant.slug}" is already taken`, { cause: error })
+      }
+      throw error
+    }
+  }
+
+  /**
+   * Moves a tenant to `to` only if its status is one of `from` (compare-and-set), so two
+   * processes cannot both win one transition. Returns whether it moved.
+   */
+  async transition(
+    id: string,
+    from: readonly TenantStatus[],
+    to: TenantStatus,
+    changes: { operation?: TenantOperation; reason?: string | null; purged?: boolean } = {},
+  ): Promise<boolean> {
+    const at = now()
+    const result = await this.db
+      .updateTable('tenants')
+      .set({
+        status: to,
+        updated_at: at,
+        status_reason: changes.reason ?? null,
+        ...(changes.operation ? { operation: changes.operation } : {}),
+        ...(changes.purged ? { purged_at: at } : {}),
+      })
+      .where('id', '=', id)
+      .where('status', 'in', from)
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows) === 1
+  }
+
+  async countTenants(status?: TenantStatus[]): Promise<number> {
+    let query = this.db.selectFrom('tenants').select((eb) => eb.fn.countAll<number | string>().as('n'))
+    query = query.where('purged_at', 'is', null)
+    if (status?.length) query = query.where('status', 'in', status)
+    const row = await query.executeTakeFirstOrThrow()
+    return Number(row.n)
+  }
+
+  // --- the migration ledger -----------------------------------------------
+
+  /**
+   * One query: the tenants in `statuses` whose ledger lacks any of `migrations`, each
+   * with the names it has. Tenants with nothing to apply never leave the database.
+   */
+  async tenantsBehind(
+    migrations: readonly string[],
+    options: { statuses: readonly TenantStatus[]; tenantIds?: readonly string[] },
+  ): Promise<Array<{ tenant: TenantRecord; applied: string[] }>> {
+    if (migrations.length === 0) return []
+    let query = this.#tenantQuery()
+      .leftJoin('tenant_migrations as l', (join) =>
+        join.onRef('l.tenant_id', '=', 'tenants.id').on('l.migration', 'in', [...migrations]),
+      )
+      .select((eb) => [
+        eb.fn.count<number | string>('l.migration').as('applied_count'),
+        sql<string | null>`${this.#aggregateNames()}`.as('applied_names'),
+      ])
+      .where('tenants.status', 'in', [...options.statuses])
+      .where('tenants.purged_at', 'is', null)
+      .groupBy([
+        'tenants.id',
+        'tenants.slug',
+        'tenants.name',
+        'tenants.status',
+        'tenants.operation',
+        'tenants.status_reason',
+        'tenants.created_at',
+        'tenants.updated_at',
+        'tenants.purged_at',
+        'placements.isolation',
+        'placements.data_source_id',
+        'placements.locator',
+      ])
+      .having((eb) => eb.fn.count('l.migration'), '<', migrations.length)
+      .orderBy('tenants.created_at')
+      .orderBy('tenants.id')
+    if (options.tenantIds) query = query.where('tenants.id', 'in', [...options.tenantIds])
+    const rows = await query.execute()
+    return rows.map((row) => ({
+      tenant: toTenant(row),
+      applied: row.applied_names ? row.applied_names.split(',') : [],
+    }))
+  }
+
+  #aggregateNames() {
+    return this.engine === 'postgres' ? sql`string_agg(l.migration, ',')` : sql`group_concat(l.migration, ',')`
+  }
+
+  /** Records applied migrations for a tenant; rows already present are left alone, so a re-run converges. */
+  async recordMigrations(tenantId: string, migrations: ReadonlyArray<{ name: string; appliedAt: string }>) {
+    if (migrations.length === 0) return
+    await this.db
+      .insertInto('tenant_migrations')
+      .values(migrations.map((m) => ({ tenant_id: tenantId, migration: m.name, applied_at: m.appliedAt })))
+      .onConflict((oc) => oc.columns(['tenant_id', 'migration']).doNothing())
+      .execute()
+  }
+
+  async ledger(tenantId: string): Promise<Array<{ migration: string; appliedAt: string }>> {
+    const rows = await this.db
+      .selectFrom('tenant_migrations')
+      .select(['migration', 'applied_at'])
+      .where('tenant_id', '=', tenantId)
+      .orderBy('migration')
+      .execute()
+    return rows.map((r) => ({ migration: r.migration, appliedAt: r.applied_at }))
+  }
+
+  /** How many live tenants have applied each migration. */
+  async migrationCounts(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .selectFrom('tenant_migrations')
+      .innerJoin('tenants', 'tenants.id', 'tenant_migrations.tenant_id')
+      .where('tenants.purged_at', 'is', null)
+      .select(['tenant_migrations.migration', (eb) => eb.fn.countAll<number | string>().as('n')])
+      .groupBy('tenant_migrations.migration')
+      .execute()
+    return new Map(rows.map((r) => [r.migration, Number(r.n)]))
+  }
+
+  async clearLedger(tenantId: string): Promise<void> {
+    await this.db.deleteFrom('tenant_migrations').where('tenant_id', '=', tenantId).execute()
+  }
+
+  // --- locks --------------------------------------------------------------
+
+  /**
+   * Takes the named lock, or throws `MIGRATION_LOCKED` naming its live holder. A lock whose
+   * holder died (its pid is gone on this host, or its heartbeat is stale) is taken over.
+   */
+  async acquireLock(name: string): Promise<{ holder: string; heartbeat(): Promise<void>; release(): Promise<void> }> {
+    const holder = randomUUID()
+    const host = hostname()
+    const at = now()
+    const row = { name, holder, pid: process.pid, host, acquired_at: at, heartbeat_at: at }
+    const inserted = await this.db
+      .insertInto('locks')
+      .values(row)
+      .onConflict((oc) => oc.column('name').doNothing())
+      .executeTakeFirst()
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) !== 1) {
+      const current = await this.db.selectFrom('locks').selectAll().where('name', '=', name).executeTakeFirst()
+      if (current && !this.#isAbandoned(current)) {
+        throw new TenantryError(
+          'MIGRATION_LOCKED',
+          `Another migration runner is active (pid ${current.pid} on ${current.host}, since ${current.acquired_at}); wait for it to finish`,
+          { details: { lock: name, pid: current.pid, host: current.host } },
+        )
+      }
+      const taken = await this.db
+        .updateTable('locks')
+        .set(row)
+        .where('name', '=', name)
+        .where('holder', '=', current?.holder ?? '')
+        .executeTakeFirst()
+      if (Number(taken.numUpdatedRows) !== 1) {
+        throw new TenantryError('MIGRATION_LOCKED', 'Another migration runner took the lock at the same moment')
+      }
+      await this.audit({ action: 'lock.taken_over', details: { lock: name, from: current?.holder, pid: current?.pid } })
+    }
+    return {
+      holder,
+      heartbeat: async () => {
+        await this.db
+          .updateTable('locks')
+          .set({ heartbeat_at: now() })
+          .where('name', '=', name)
+          .where('holder', '=', holder)
+          .execute()
+      },
+      release: async () => {
+        await this.db.deleteFrom('locks').where('name', '=', name).where('holder', '=', holder).execute()
+      },
+    }
+  }
+
+  async readLock(name: string): Promise<LockInfo | undefined> {
+    const row = await this.db.selectFrom('locks').selectAll().where('name', '=', name).executeTakeFirst()
+    return (
+      row && {
+        name: row.name,
+        holder: row.holder,
+        pid: Number(row.pid),
+        host: row.host,
+        acquiredAt: row.acquired_at,
+        heartbeatAt: row.heartbeat_at,
+      }
+    )
+  }
+
+  #isAbandoned(lock: { pid: number; host: string; heartbeat_at: string }): boolean {
+    if (lock.host === hostname() && !isProcessAlive(Number(lock.pid))) return true
+    return Date.now() - Date.parse(lock.heartbeat_at) > this.#staleLockMs
+  }
+
+  // --- audit log ----------------------------------------------------------
+
+  async audit(event: AuditEvent): Promise<void> {
+    await this.db
+      .insertInto('audit_log')
+      .values({
+        at: now(),
+        tenant_id: event.tenantId ?? null,
+        action: event.action,
+        actor: event.actor ?? 'system',
+        details: event.details ? JSON.stringify(event.details) : null,
+      })
+      .execute()
+  }
+
+  async auditLog(tenantId?: string): Promise<Array<{ at: string; tenantId: string | null; action: string; actor: string; details: unknown }>> {
+    let query = this.db.selectFrom('audit_log').selectAll().orderBy('id')
+    if (tenantId) query = query.where('tenant_id', '=', tenantId)
+    return (await query.execute()).map((r) => ({
+      at: r.at,
+      tenantId: r.tenant_id,
+      action: r.action,
+      actor: r.actor,
+      details: r.details ? JSON.parse(r.details) : null,
+    }))
+  }
+}
+
+function toTenant(row: {
+  id: string
+  slug: string
+  name: string
+  status: TenantStatus
+  operation: TenantOperation
+  status_reason: string | null
+  created_at: string
+  updated_at: string
+  purged_at: string | null
+  isolation: Isolation
+  data_source_id: string
+  locator: string
+}): TenantRecord {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    status: row.status,
+    operation: row.operation,
+    statusReason: row.status_reason,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    purgedAt: row.purged_at,
+    placement: { isolation: row.isolation, dataSourceId: row.data_source_id, locator: row.locator },
+  }
+}
+
+function toDataSource(row: Selectable<DataSourcesTable>): DataSourceRecord {
+  return {
+    id: row.id,
+    engine: row.engine,
+    mode: row.mode,
+    config: JSON.parse(row.config) as Record<string, unknown>,
+    capacity: row.capacity === null ? null : Number(row.capacity),
+    region: row.region,
+    createdAt: row.created_at,
+  }
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505'
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

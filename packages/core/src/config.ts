@@ -1,0 +1,131 @@
+import { existsSync } from 'node:fs'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { createJiti } from 'jiti'
+import { TenantryError } from './errors.js'
+import { assertValidIdentifier } from './identifiers.js'
+import type { DataSourceConfig } from './data-sources/data-sources.js'
+import type { Isolation } from './engines/engine.js'
+import type { TenantMigration } from './migrations/migration-set.js'
+import type { RouterOptions } from './router/router.js'
+
+/**
+ * What `tenantry.config.ts` exports (through `defineConfig`). Relative paths are
+ * resolved against the directory of the config file.
+ */
+export interface TenantryConfig {
+  /**
+   * Where the embedded default keeps its catalog and tenant files.
+   * @default process.env.TENANTRY_HOME ?? './.tenantry'
+   */
+  home?: string
+  /**
+   * The catalog: a SQLite file path, or a `postgres://` URL.
+   * @default process.env.TENANTRY_CATALOG_URL ?? `${home}/catalog.db`
+   */
+  catalogUrl?: string
+  migrations?: {
+    /** The app's tenant migrations: a directory of `.ts`/`.js`/`.sql` files, or migrations in code. */
+    tenant?: string | Record<string, TenantMigration>
+  }
+  /** @default [{ id: 'local', engine: 'sqlite', directory: `${home}/tenants` }] */
+  dataSources?: Array<Omit<DataSourceConfig, 'directory'> & { directory?: string }>
+  defaults?: {
+    /** @default 'database' */
+    isolation?: Isolation
+    /** @default the first data source */
+    dataSource?: string
+  }
+  router?: RouterOptions
+  provisioning?: {
+    /** @default true */
+    useTemplates?: boolean
+  }
+}
+
+/** The config with every default applied and every path absolute. */
+export interface ResolvedConfig {
+  root: string
+  home: string
+  catalogUrl: string
+  tenantMigrations: string | Record<string, TenantMigration>
+  dataSources: DataSourceConfig[]
+  defaults: { isolation: Isolation; dataSource: string }
+  router: RouterOptions
+  provisioning: { useTemplates: boolean }
+}
+
+/** Identity function that types a config file. */
+export function defineConfig(config: TenantryConfig): TenantryConfig {
+  return config
+}
+
+export const CONFIG_FILE_NAMES = ['tenantry.config.ts', 'tenantry.config.mts', 'tenantry.config.js', 'tenantry.config.mjs']
+
+/** Applies defaults and environment (`TENANTRY_HOME`, `TENANTRY_CATALOG_URL`) to a config. */
+export function resolveConfig(
+  config: TenantryConfig = {},
+  options: { root?: string; env?: NodeJS.ProcessEnv } = {},
+): ResolvedConfig {
+  const env = options.env ?? process.env
+  const root = resolve(options.root ?? process.cwd())
+  const at = (path: string) => (isAbsolute(path) ? path : resolve(root, path))
+  const home = config.home ? at(config.home) : resolve(env.TENANTRY_HOME ?? '.tenantry')
+  const catalogUrl = config.catalogUrl ?? env.TENANTRY_CATALOG_URL ?? join(home, 'catalog.db')
+
+  const dataSources: DataSourceConfig[] = (config.dataSources ?? [{ id: 'local', engine: 'sqlite' as const }]).map(
+    (source) => {
+      assertValidIdentifier('data source id', source.id)
+      if (source.engine !== 'sqlite') {
+        throw new TenantryError('INVALID_CONFIG', `Data source ${source.id}: unknown engine ${String(source.engine)}`)
+      }
+      return { ...source, directory: source.directory ? at(source.directory) : join(home, source.id === 'local' ? 'tenants' : source.id) }
+    },
+  )
+  const dataSource = config.defaults?.dataSource ?? dataSources[0]?.id
+  if (!dataSource || !dataSources.some((s) => s.id === dataSource)) {
+    throw new TenantryError('INVALID_CONFIG', `Default data source ${String(dataSource)} is not declared in dataSources`)
+  }
+  const tenantMigrations = config.migrations?.tenant ?? {}
+  return {
+    root,
+    home,
+    catalogUrl: /^[a-z]+:\/\//.test(catalogUrl) ? catalogUrl : at(catalogUrl),
+    tenantMigrations: typeof tenantMigrations === 'string' ? at(tenantMigrations) : tenantMigrations,
+    dataSources,
+    defaults: { isolation: config.defaults?.isolation ?? 'database', dataSource },
+    router: config.router ?? {},
+    provisioning: { useTemplates: config.provisioning?.useTemplates ?? true },
+  }
+}
+
+/** Finds `tenantry.config.*` in `from` or its parents. */
+export function findConfigFile(from: string = process.cwd()): string | undefined {
+  let dir = resolve(from)
+  for (;;) {
+    for (const name of CONFIG_FILE_NAMES) {
+      const candidate = join(dir, name)
+      if (existsSync(candidate)) return candidate
+    }
+    const parent = dirname(dir)
+    if (parent === dir) return undefined
+    dir = parent
+  }
+}
+
+/** Loads and resolves a config file (TypeScript included); with no file, the embedded defaults. */
+export async function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedConfig> {
+  const file = path ? resolve(path) : findConfigFile()
+  if (!file) return resolveConfig({}, { env })
+  if (!existsSync(file)) throw new TenantryError('INVALID_CONFIG', `Config file not found: ${file}`)
+  let config: TenantryConfig
+  try {
+    const jiti = createJiti(import.meta.url, { moduleCache: false })
+    config = await jiti.import<TenantryConfig>(file, { default: true })
+  } catch (error) {
+    throw new TenantryError('INVALID_CONFIG', `Cannot load ${file}: ${(error as Error).message}`, { cause: error })
+  }
+  if (!config || typeof config !== 'object') {
+    throw new TenantryError('INVALID_CONFIG', `${file} must export a config object (use defineConfig)`)
+  }
+  return resolveConfig(config, { root: dirname(file), env })
+}

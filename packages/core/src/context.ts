@@ -1,0 +1,57 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { NoTenantError } from './errors.js'
+
+/** The tenant a piece of code runs for. `id` is the opaque catalog id; `slug` is for humans and logs. */
+export interface TenantRef {
+  readonly id: string
+  readonly slug: string
+}
+
+/**
+ * What `withTenant` stores for the duration of a call. `leases` are resources (open
+ * database handles) taken inside the call and released when the call settles, so a
+ * handle is never closed under code that still holds it.
+ */
+export interface TenantScope {
+  readonly tenant: TenantRef
+  /** Released in reverse order when the outermost call for this scope settles. */
+  readonly leases: Array<() => void>
+  /** Per-scope memo for the router: the tenant's database handle, once taken. */
+  cached?: unknown
+}
+
+const storage = new AsyncLocalStorage<TenantScope>()
+
+/**
+ * Runs `fn` with `tenant` as the current tenant. The context follows every await,
+ * timer and callback started inside `fn` (AsyncLocalStorage), and ends with it.
+ *
+ * This is the low-level form; `Tenantry#withTenant` resolves a slug or id through
+ * the catalog, checks the tenant is ready, and then calls this.
+ */
+export async function withTenant<T>(tenant: TenantRef, fn: () => T | Promise<T>): Promise<T> {
+  const scope: TenantScope = { tenant: { id: tenant.id, slug: tenant.slug }, leases: [] }
+  try {
+    return await storage.run(scope, fn)
+  } finally {
+    for (let i = scope.leases.length - 1; i >= 0; i--) scope.leases[i]!()
+    scope.leases.length = 0
+  }
+}
+
+/** The current tenant, or `undefined` outside any `withTenant` call. */
+export function currentTenant(): TenantRef | undefined {
+  return storage.getStore()?.tenant
+}
+
+/** The current tenant, or a `NoTenantError`: the fail-closed form every data access uses. */
+export function requireTenant(): TenantRef {
+  const scope = storage.getStore()
+  if (!scope) throw new NoTenantError()
+  return scope.tenant
+}
+
+/** @internal The whole scope, for the router's leases. */
+export function currentScope(): TenantScope | undefined {
+  return storage.getStore()
+}

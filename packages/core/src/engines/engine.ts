@@ -1,0 +1,63 @@
+import type { Kysely } from 'kysely'
+
+/** How a tenant's rows are kept apart. See ARCHITECTURE.md. */
+export type Isolation = 'row' | 'schema' | 'database'
+
+/** The database software behind a data source. */
+export type EngineName = 'sqlite' | 'postgres'
+
+/** Where one tenant lives inside a data source: its isolation and the engine-specific locator. */
+export interface EnginePlacement {
+  readonly tenantId: string
+  readonly isolation: Isolation
+  /** File name, schema name or database name: always derived from the tenant id, never from input. */
+  readonly locator: string
+}
+
+/** An open connection (or pool) to one tenant's data. */
+export interface EngineHandle {
+  /** Unconfined Kysely on the tenant's data. The router wraps it before app code sees it. */
+  readonly db: Kysely<any>
+  /**
+   * Runs a multi-statement SQL script (a `.sql` migration) on `db`, which is this handle's
+   * Kysely or a transaction of it, so the script joins that transaction.
+   */
+  execScript(db: Kysely<any>, script: string): Promise<void>
+  /** Closes the connection(s). Kysely waits for a running query before it lets go. */
+  close(): Promise<void>
+}
+
+/** A sealed, pre-migrated copy that new tenants are created from. */
+export interface EngineTemplate {
+  /** Identifies the migration set the template holds (a content hash). */
+  readonly key: string
+}
+
+/**
+ * One engine serving one data source. Every engine has the same few operations, so a
+ * reader who knows one knows all.
+ */
+export interface DatabaseEngine {
+  readonly name: EngineName
+  /** The isolation kinds this engine offers on this data source. */
+  readonly isolations: readonly Isolation[]
+  /** The locator for a new tenant's data, derived from its id alone. */
+  locatorFor(tenantId: string, isolation: Isolation): string
+  /** Creates the tenant's empty storage. Fails if it exists. */
+  create(placement: EnginePlacement): Promise<void>
+  /**
+   * Returns the template for `key`, building it with `migrate` when missing.
+   * Engines that cannot clone leave this undefined and tenants are created by replaying migrations.
+   */
+  ensureTemplate?(key: string, migrate: (handle: EngineHandle) => Promise<void>): Promise<EngineTemplate>
+  /** Creates the tenant's storage as a consistent copy of `template`. Fails if it exists. */
+  createFromTemplate?(placement: EnginePlacement, template: EngineTemplate): Promise<void>
+  /** Whether the tenant's storage exists. */
+  exists(placement: EnginePlacement): Promise<boolean>
+  /** Opens the tenant's storage. Synchronous so that `tenantry.db()` is; engines that dial out connect lazily. */
+  open(placement: EnginePlacement): EngineHandle
+  /** Removes the tenant's storage and any partial leftovers of a crashed create. Idempotent. */
+  drop(placement: EnginePlacement): Promise<void>
+  /** Releases engine-wide resources. */
+  close(): Promise<void>
+}

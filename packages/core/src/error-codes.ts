@@ -1,0 +1,24 @@
+/**
+ * Every error Tenantry throws carries one of these codes. Messages here are the
+ * defaults; a thrown error may say more about the input that caused it.
+ */
+export const TENANTRY_ERROR_CODES = {
+  NO_TENANT: 'No tenant in context: wrap tenant data access in withTenant()',
+  TENANT_MISMATCH: 'A tenant database handle was used outside its own tenant context',
+  INVALID_SLUG: 'Invalid tenant slug',
+  INVALID_IDENTIFIER: 'Invalid identifier',
+  SLUG_TAKEN: 'Tenant slug is already taken',
+  TENANT_NOT_FOUND: 'Tenant not found',
+  TENANT_NOT_READY: 'Tenant is not ready',
+  INVALID_TRANSITION: 'Tenant lifecycle transition not allowed',
+  DATA_SOURCE_NOT_FOUND: 'Data source not found',
+  UNSUPPORTED_PLACEMENT: 'This isolation is not available on this data source',
+  PROVISIONING_FAILED: 'Provisioning failed',
+  MIGRATION_FAILED: 'Migration failed',
+  MIGRATION_LOCKED: 'Another migration runner holds the lock',
+  INVALID_MIGRATION: 'Invalid migration',
+  INVALID_CONFIG: 'Invalid configuration',
+  INTERNAL: 'Internal error',
+} as const
+
+export type TenantryErrorCode = keyof typeof TENANTRY_ERROR_CODES

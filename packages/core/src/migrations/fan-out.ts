@@ -1,0 +1,135 @@
+import type { Catalog, TenantRecord } from '../catalog/catalog.js'
+import type { TenantStatus } from '../catalog/catalog-schema.js'
+import type { DataSources } from '../data-sources/data-sources.js'
+import { migrateHandle, type TenantMigrationSet } from './migration-set.js'
+
+/** Tenants whose data exists and must follow the schema. Provisioning migrates its own tenants. */
+export const MIGRATABLE_STATUSES: readonly TenantStatus[] = ['ready', 'suspended']
+
+export interface FanOutOptions {
+  /** Tenants migrated at once. @default 4 */
+  concurrency?: number
+  /** Limit the run to these tenant ids. */
+  tenantIds?: readonly string[]
+  /** List what would run and change nothing. */
+  dryRun?: boolean
+  /** Called as each tenant finishes, for progress output. */
+  onResult?: (result: TenantMigrationResult) => void
+}
+
+/** One tenant's outcome. A batch never stops at the first failure (Kysely's migrator style). */
+export interface TenantMigrationResult {
+  tenantId: string
+  slug: string
+  /** `skipped`: nothing to apply (its database already had everything; the ledger was brought level). */
+  status: 'success' | 'error' | 'skipped'
+  /** Migrations applied by this run, or that would be in a dry run. */
+  applied: string[]
+  error?: string
+}
+
+export interface FanOutReport {
+  migrations: readonly string[]
+  dryRun: boolean
+  /** Migratable tenants considered. */
+  total: number
+  /** Tenants the ledger showed as up to date: never opened. */
+  upToDate: number
+  results: TenantMigrationResult[]
+  succeeded: number
+  failed: number
+  durationMs: number
+}
+
+const LOCK_NAME = 'tenant-migrations'
+const HEARTBEAT_MS = 10_000
+
+/**
+ * Runs the tenant migrations for every tenant that is behind. One catalog query finds
+ * them; each is migrated in one transaction in its own database, then its ledger rows
+ * are written. A crash between the two is healed by the next run, which reads what the
+ * database holds and writes the ledger to match. Only one runner may run at a time.
+ */
+export async function runFanOut(
+  deps: { catalog: Catalog; dataSources: DataSources; migrations: TenantMigrationSet },
+  options: FanOutOptions = {},
+): Promise<FanOutReport> {
+  const started = performance.now()
+  const { catalog, dataSources, migrations } = deps
+  const lock = options.dryRun ? undefined : await catalog.acquireLock(LOCK_NAME)
+  const heartbeat = lock && setInterval(() => void lock.heartbeat().catch(() => {}), HEARTBEAT_MS).unref()
+  try {
+    const scope = options.tenantIds ? { tenantIds: options.tenantIds } : {}
+    const behind = await catalog.tenantsBehind(migrations.names, { statuses: MIGRATABLE_STATUSES, ...scope })
+    const total = options.tenantIds
+      ? (await catalog.listTenants({ status: [...MIGRATABLE_STATUSES] })).filter((t) => options.tenantIds!.includes(t.id)).length
+      : await catalog.countTenants([...MIGRATABLE_STATUSES])
+
+    const results: TenantMigrationResult[] = []
+    const migrateOne = async ({ tenant, applied }: { tenant: TenantRecord; applied: string[] }) => {
+      const result = options.dryRun
+        ? dryRunResult(tenant, applied, migrations.names)
+        : await migrateTenant(tenant, deps)
+      results.push(result)
+      options.onResult?.(result)
+    }
+    await forEachBounded(behind, Math.max(1, options.concurrency ?? 4), migrateOne)
+
+    return {
+      migrations: migrations.names,
+      dryRun: options.dryRun ?? false,
+      total,
+      upToDate: total - behind.length,
+      results,
+      succeeded: results.filter((r) => r.status === 'success').length,
+      failed: results.filter((r) => r.status === 'error').length,
+      durationMs: Math.round(performance.now() - started),
+    }
+  } finally {
+    if (heartbeat) clearInterval(heartbeat)
+    await lock?.release()
+  }
+}
+
+async function migrateTenant(
+  tenant: TenantRecord,
+  { catalog, dataSources, migrations }: { catalog: Catalog; dataSources: DataSources; migrations: TenantMigrationSet },
+): Promise<TenantMigrationResult> {
+  const base = { tenantId: tenant.id, slug: tenant.slug }
+  try {
+    const engine = await dataSources.engine(tenant.placement.dataSourceId)
+    const handle = engine.open({ tenantId: tenant.id, ...tenant.placement })
+    try {
+      const outcome = await migrateHandle(handle, migrations)
+      await catalog.recordMigrations(tenant.id, outcome.executed)
+      if (outcome.error !== undefined) {
+        const error = errorMessage(outcome.error)
+        await catalog.audit({ tenantId: tenant.id, action: 'tenant.migrate.failed', details: { error } })
+        return { ...base, status: 'error', applied: [], error }
+      }
+      return { ...base, status: outcome.applied.length > 0 ? 'success' : 'skipped', applied: outcome.applied }
+    } finally {
+      await handle.close()
+    }
+  } catch (error) {
+    return { ...base, status: 'error', applied: [], error: errorMessage(error) }
+  }
+}
+
+function dryRunResult(tenant: TenantRecord, applied: string[], names: readonly string[]): TenantMigrationResult {
+  const done = new Set(applied)
+  return { tenantId: tenant.id, slug: tenant.slug, status: 'skipped', applied: names.filter((n) => !done.has(n)) }
+}
+
+/** Runs `fn` over `items` with at most `limit` running at once. */
+export async function forEachBounded<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!)
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,158 @@
+import { createHash } from 'node:crypto'
+import { readdir, readFile } from 'node:fs/promises'
+import { extname, join, resolve } from 'node:path'
+import { createJiti } from 'jiti'
+import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
+import { TenantryError } from '../errors.js'
+import type { EngineHandle } from '../engines/engine.js'
+
+/**
+ * A tenant migration, written once and run for every tenant whatever its isolation.
+ * `up` receives the tenant's Kysely (inside a transaction where the engine allows).
+ *
+ * @example
+ * export async function up(db: Kysely<any>) {
+ *   await db.schema.createTable('jobs').addColumn('id', 'integer', (c) => c.primaryKey()).execute()
+ * }
+ */
+export interface TenantMigration {
+  up(db: Kysely<any>): Promise<void>
+  down?(db: Kysely<any>): Promise<void>
+}
+
+/** The name Tenantry uses for its migration tables inside each tenant database. */
+export const TENANT_MIGRATION_TABLE = 'tenantry_migration'
+export const TENANT_MIGRATION_LOCK_TABLE = 'tenantry_migration_lock'
+
+interface Entry {
+  readonly name: string
+  readonly up: (db: Kysely<any>, handle: EngineHandle) => Promise<void>
+  readonly down?: (db: Kysely<any>, handle: EngineHandle) => Promise<void>
+}
+
+/** The ordered set of tenant migrations, with a content hash that names their template. */
+export class TenantMigrationSet {
+  readonly names: readonly string[]
+  /** Changes whenever a migration is added, removed or edited. */
+  readonly key: string
+  readonly #entries: readonly Entry[]
+
+  private constructor(entries: Entry[], key: string) {
+    this.#entries = [...entries].sort((a, b) => compareNames(a.name, b.name))
+    this.names = this.#entries.map((e) => e.name)
+    this.key = key
+  }
+
+  /** Migrations given in code: `{ '0001_jobs': { up }, ... }`. */
+  static fromRecord(record: Record<string, TenantMigration>): TenantMigrationSet {
+    const hash = createHash('sha256')
+    const entries = Object.entries(record).map(([name, migration]) => {
+      assertMigrationName(name)
+      hash.update(`${name}\0${migration.up.toString()}\0${migration.down?.toString() ?? ''}\0`)
+      return {
+        name,
+        up: (db: Kysely<any>) => migration.up(db),
+        ...(migration.down ? { down: (db: Kysely<any>) => migration.down!(db) } : {}),
+      }
+    })
+    return new TenantMigrationSet(entries, hash.digest('hex').slice(0, 32))
+  }
+
+  /**
+   * Every `.ts`, `.js`, `.mjs` (exporting `up` and optionally `down`) and `.sql` file in
+   * `directory`, ordered by name. A `.sql` file is one forward-only script.
+   */
+  static async fromDirectory(directory: string): Promise<TenantMigrationSet> {
+    const root = resolve(directory)
+    let files: string[]
+    try {
+      files = (await readdir(root)).filter((f) => MIGRATION_EXTENSIONS.has(extname(f)) && !f.endsWith('.d.ts'))
+    } catch (error) {
+      throw new TenantryError('INVALID_CONFIG', `Cannot read tenant migrations directory ${root}`, { cause: error })
+    }
+    files.sort(compareNames)
+    const jiti = createJiti(import.meta.url, { moduleCache: true })
+    const hash = createHash('sha256')
+    const entries: Entry[] = []
+    const seen = new Set<string>()
+    for (const file of files) {
+      const name = file.slice(0, -extname(file).length)
+      assertMigrationName(name)
+      if (seen.has(name)) throw new TenantryError('INVALID_MIGRATION', `Two migration files are named ${name}`)
+      seen.add(name)
+      const path = join(root, file)
+      const source = await readFile(path, 'utf8')
+      hash.update(`${name}\0${source}\0`)
+      if (extname(file) === '.sql') {
+        entries.push({ name, up: (db, handle) => handle.execScript(db, source) })
+        continue
+      }
+      const module = await jiti.import<Partial<TenantMigration>>(path)
+      if (typeof module.up !== 'function') {
+        throw new TenantryError('INVALID_MIGRATION', `Migration ${file} exports no up() function`)
+      }
+      const { up, down } = module
+      entries.push({ name, up: (db) => up(db), ...(down ? { down: (db: Kysely<any>) => down(db) } : {}) })
+    }
+    return new TenantMigrationSet(entries, hash.digest('hex').slice(0, 32))
+  }
+
+  /** Kysely migrations bound to one open handle (a `.sql` script needs the handle's raw exec). */
+  forHandle(handle: EngineHandle): Record<string, Migration> {
+    const migrations: Record<string, Migration> = {}
+    for (const entry of this.#entries) {
+      const { down } = entry
+      migrations[entry.name] = {
+        up: (db) => entry.up(db, handle),
+        ...(down ? { down: (db: Kysely<any>) => down(db, handle) } : {}),
+      }
+    }
+    return migrations
+  }
+}
+
+/** What one tenant database holds after a migrate: every executed migration with its time. */
+export interface HandleMigrationOutcome {
+  /** Migrations this call applied. */
+  applied: string[]
+  /** Every migration the database has recorded, as the ledger should hold them. */
+  executed: Array<{ name: string; appliedAt: string }>
+  error?: unknown
+}
+
+/**
+ * Brings one tenant database to the latest migration with Kysely's Migrator. All pending
+ * migrations and their records commit in one transaction where the engine has
+ * transactional DDL (SQLite and Postgres both do), so a crash applies all or none.
+ */
+export async function migrateHandle(handle: EngineHandle, set: TenantMigrationSet): Promise<HandleMigrationOutcome> {
+  const migrations = set.forHandle(handle)
+  const migrator = new Migrator({
+    db: handle.db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: TENANT_MIGRATION_TABLE,
+    migrationLockTableName: TENANT_MIGRATION_LOCK_TABLE,
+    nameComparator: compareNames,
+  })
+  const { error, results = [] } = await migrator.migrateToLatest()
+  const applied = results.filter((r: MigrationResult) => r.status === 'Success').map((r) => r.migrationName)
+  // A failed run rolled back; read what the database really holds so the ledger matches it.
+  const executed = (await migrator.getMigrations().catch(() => []))
+    .filter((m) => m.executedAt)
+    .map((m) => ({ name: m.name, appliedAt: m.executedAt!.toISOString() }))
+  return error === undefined ? { applied, executed } : { applied: [], executed, error }
+}
+
+const MIGRATION_EXTENSIONS = new Set(['.ts', '.mts', '.js', '.mjs', '.sql'])
+const MIGRATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
+
+function assertMigrationName(name: string): void {
+  if (!MIGRATION_NAME.test(name)) {
+    throw new TenantryError('INVALID_MIGRATION', `Invalid migration name ${JSON.stringify(name)}`)
+  }
+}
+
+/** Byte order, not locale order: the same on every machine. */
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}

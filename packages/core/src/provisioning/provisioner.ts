@@ -1,0 +1,265 @@
+import { TenantryError } from '../errors.js'
+import { assertValidIdentifier, assertValidSlug, newTenantId } from '../identifiers.js'
+import type { Catalog, TenantRecord } from '../catalog/catalog.js'
+import type { TenantOperation, TenantStatus } from '../catalog/catalog-schema.js'
+import type { DataSources } from '../data-sources/data-sources.js'
+import type { DatabaseEngine, EnginePlacement, EngineTemplate, Isolation } from '../engines/engine.js'
+import { migrateHandle, type TenantMigrationSet } from '../migrations/migration-set.js'
+import type { Router } from '../router/router.js'
+
+/** The steps of a create, in order. A failpoint can stop the process before any of them. */
+export const PROVISIONING_STEPS = ['record', 'create-database', 'migrate', 'activate'] as const
+export type ProvisioningStep = (typeof PROVISIONING_STEPS)[number]
+
+export interface CreateTenantOptions {
+  slug: string
+  /** @default the slug */
+  name?: string
+  /** @default the configured default isolation */
+  isolation?: Isolation
+  /** @default the configured default data source */
+  dataSource?: string
+  /** Who asked, for the audit log. @default 'system' */
+  actor?: string
+}
+
+export interface DeleteTenantOptions {
+  /** Remove the tenant's data for good and free its slug. Without it the data stays and the slug stays taken. */
+  purge?: boolean
+  actor?: string
+}
+
+export interface ProvisionerOptions {
+  defaultIsolation: Isolation
+  defaultDataSource: string
+  /**
+   * Create tenants from a pre-migrated template where the engine can clone one.
+   * `false` replays every migration instead (the fallback, and the benchmark's baseline).
+   * @default true
+   */
+  useTemplates?: boolean
+  /**
+   * Called before each step; throwing from it fails the step as a real error would. For fault tests.
+   * @internal
+   */
+  beforeStep?: (step: ProvisioningStep, tenant: { id: string; slug: string }) => void | Promise<void>
+}
+
+/** Tenants whose lifecycle operation can be resumed by asking for it again. */
+const RESUMABLE_CREATE: readonly TenantStatus[] = ['provisioning', 'failed']
+
+/** Creates, suspends, resumes and deletes tenants. Every step is undoable; see ARCHITECTURE.md, Provisioning. */
+export class Provisioner {
+  readonly #catalog: Catalog
+  readonly #dataSources: DataSources
+  readonly #router: Router
+  readonly #migrations: TenantMigrationSet
+  readonly #options: ProvisionerOptions
+  readonly #templates = new Map<string, Promise<EngineTemplate>>()
+
+  constructor(
+    deps: { catalog: Catalog; dataSources: DataSources; router: Router; migrations: TenantMigrationSet },
+    options: ProvisionerOptions,
+  ) {
+    this.#catalog = deps.catalog
+    this.#dataSources = deps.dataSources
+    this.#router = deps.router
+    this.#migrations = deps.migrations
+    this.#options = options
+  }
+
+  /**
+   * Validates everything a create needs without changing anything, and returns the
+   * placement it would use. Throws the same errors `create` would.
+   */
+  async plan(options: CreateTenantOptions): Promise<{ slug: string; name: string; isolation: Isolation; dataSource: string; resumes?: string }> {
+    assertValidSlug(options.slug)
+    const isolation = options.isolation ?? this.#options.defaultIsolation
+    const dataSource = options.dataSource ?? this.#options.defaultDataSource
+    assertValidIdentifier('data source id', dataSource)
+    const engine = await this.#dataSources.engine(dataSource)
+    if (!engine.isolations.includes(isolation)) {
+      throw new TenantryError(
+        'UNSUPPORTED_PLACEMENT',
+        `Data source "${dataSource}" (${engine.name}) offers ${engine.isolations.join(', ')} isolation, not ${isolation}`,
+      )
+    }
+    const existing = await this.#catalog.findTenantBySlug(options.slug)
+    if (existing && !(existing.operation === 'create' && RESUMABLE_CREATE.includes(existing.status))) {
+      throw new TenantryError('SLUG_TAKEN', `Tenant slug "${options.slug}" is already taken (status ${existing.status})`)
+    }
+    return {
+      slug: options.slug,
+      name: options.name ?? existing?.name ?? options.slug,
+      isolation: existing?.placement.isolation ?? isolation,
+      dataSource: existing?.placement.dataSourceId ?? dataSource,
+      ...(existing ? { resumes: existing.id } : {}),
+    }
+  }
+
+  /**
+   * Creates a tenant and returns it `ready`. Asking again for a slug whose create failed
+   * or was cut short (a crash) finishes that create. On error the tenant's storage is
+   * removed and the tenant is left `failed` with the reason; it never serves traffic.
+   */
+  async create(options: CreateTenantOptions): Promise<TenantRecord> {
+    const plan = await this.plan(options)
+    const actor = options.actor ?? 'system'
+    const engine = await this.#dataSources.engine(plan.dataSource)
+    const id = plan.resumes ?? newTenantId()
+    const ref = { id, slug: plan.slug }
+    const placement: EnginePlacement = {
+      tenantId: id,
+      isolation: plan.isolation,
+      locator: engine.locatorFor(id, plan.isolation),
+    }
+
+    await this.#step('record', ref)
+    if (plan.resumes) {
+      await this.#catalog.transition(id, RESUMABLE_CREATE, 'provisioning', { operation: 'create' })
+    } else {
+      await this.#catalog.insertTenant({
+        id,
+        slug: plan.slug,
+        name: plan.name,
+        placement: { isolation: plan.isolation, dataSourceId: plan.dataSource, locator: placement.locator },
+      })
+    }
+    await this.#catalog.audit({ tenantId: id, action: plan.resumes ? 'tenant.create.resumed' : 'tenant.create.started', actor, details: { slug: plan.slug, ...placement } })
+
+    try {
+      await this.#step('create-database', ref)
+      // Nothing of a tenant in `provisioning` has ever served traffic: start its storage afresh.
+      await engine.drop(placement)
+      await this.#catalog.clearLedger(id)
+      const template = await this.#template(engine, plan.dataSource)
+      if (template) await engine.createFromTemplate!(placement, template)
+      else await engine.create(placement)
+
+      await this.#step('migrate', ref)
+      const handle = engine.open(placement)
+      try {
+        const outcome = await migrateHandle(handle, this.#migrations)
+        if (outcome.error !== undefined) throw outcome.error
+        await this.#catalog.recordMigrations(id, outcome.executed)
+      } finally {
+        await handle.close()
+      }
+
+      await this.#step('activate', ref)
+      if (!(await this.#catalog.transition(id, ['provisioning'], 'ready'))) {
+        throw new TenantryError('INVALID_TRANSITION', `Tenant ${plan.slug} left provisioning while being created`)
+      }
+    } catch (error) {
+      await this.#undoCreate(id, placement, engine, error)
+      throw new TenantryError('PROVISIONING_FAILED', `Creating tenant "${plan.slug}" failed: ${message(error)}`, {
+        cause: error,
+        details: { tenantId: id },
+      })
+    }
+    await this.#catalog.audit({ tenantId: id, action: 'tenant.create.succeeded', actor })
+    this.#router.invalidate(id)
+    return (await this.#catalog.findTenantById(id))!
+  }
+
+  /** `ready` → `suspended`: the tenant's data is kept and no longer served. */
+  suspend(slug: string, actor = 'system'): Promise<TenantRecord> {
+    return this.#simpleTransition(slug, 'suspend', ['ready'], 'suspended', actor)
+  }
+
+  /** `suspended` → `ready`. */
+  resume(slug: string, actor = 'system'): Promise<TenantRecord> {
+    return this.#simpleTransition(slug, 'resume', ['suspended'], 'ready', actor)
+  }
+
+  /**
+   * `→ deleting → deleted`. Without `purge` the data stays (and the slug stays taken);
+   * with it the storage is removed and the slug is freed. A delete cut short resumes
+   * when asked again. Works on failed and half-created tenants too: that is how they are cleaned.
+   */
+  async delete(slug: string, options: DeleteTenantOptions = {}): Promise<TenantRecord> {
+    const actor = options.actor ?? 'system'
+    const tenant = await this.#require(slug)
+    if (tenant.status === 'deleted' && !options.purge) return tenant
+    const operation: TenantOperation = options.purge ? 'purge' : 'delete'
+    const from: TenantStatus[] = ['ready', 'suspended', 'provisioning', 'failed', 'deleting', 'deleted']
+    if (!(await this.#catalog.transition(tenant.id, from, 'deleting', { operation }))) {
+      throw new TenantryError('INVALID_TRANSITION', `Tenant "${slug}" cannot be deleted while ${tenant.status}`)
+    }
+    await this.#catalog.audit({ tenantId: tenant.id, action: `tenant.${operation}.started`, actor })
+    this.#router.invalidate(tenant.id)
+    try {
+      if (options.purge) {
+        const engine = await this.#dataSources.engine(tenant.placement.dataSourceId)
+        await engine.drop({ tenantId: tenant.id, ...tenant.placement })
+        await this.#catalog.clearLedger(tenant.id)
+      }
+      await this.#catalog.transition(tenant.id, ['deleting'], 'deleted', { purged: options.purge ?? false })
+    } catch (error) {
+      await this.#catalog.transition(tenant.id, ['deleting'], 'failed', { reason: message(error) })
+      await this.#catalog.audit({ tenantId: tenant.id, action: `tenant.${operation}.failed`, actor, details: { error: message(error) } })
+      throw new TenantryError('PROVISIONING_FAILED', `Deleting tenant "${slug}" failed: ${message(error)}`, { cause: error })
+    }
+    await this.#catalog.audit({ tenantId: tenant.id, action: `tenant.${operation}.succeeded`, actor })
+    return (await this.#catalog.findTenantById(tenant.id))!
+  }
+
+  async #simpleTransition(
+    slug: string,
+    operation: TenantOperation,
+    from: TenantStatus[],
+    to: TenantStatus,
+    actor: string,
+  ): Promise<TenantRecord> {
+    const tenant = await this.#require(slug)
+    if (!(await this.#catalog.transition(tenant.id, from, to, { operation }))) {
+      throw new TenantryError(
+        'INVALID_TRANSITION',
+        `Cannot ${operation} tenant "${slug}": it is ${tenant.status}, and ${operation} needs ${from.join(' or ')}`,
+      )
+    }
+    this.#router.invalidate(tenant.id)
+    await this.#catalog.audit({ tenantId: tenant.id, action: `tenant.${operation}`, actor })
+    return (await this.#catalog.findTenantById(tenant.id))!
+  }
+
+  async #require(slug: string): Promise<TenantRecord> {
+    assertValidSlug(slug)
+    const tenant = await this.#catalog.findTenantBySlug(slug)
+    if (!tenant) throw new TenantryError('TENANT_NOT_FOUND', `Tenant "${slug}" not found`)
+    return tenant
+  }
+
+  async #undoCreate(id: string, placement: EnginePlacement, engine: DatabaseEngine, cause: unknown): Promise<void> {
+    const errors: unknown[] = []
+    await engine.drop(placement).catch((e: unknown) => errors.push(e))
+    await this.#catalog.clearLedger(id).catch((e: unknown) => errors.push(e))
+    const reason = message(cause) + (errors.length ? ` (cleanup also failed: ${errors.map(message).join('; ')})` : '')
+    await this.#catalog.transition(id, ['provisioning'], 'failed', { reason }).catch(() => {})
+    await this.#catalog.audit({ tenantId: id, action: 'tenant.create.failed', details: { error: reason } }).catch(() => {})
+  }
+
+  /** The engine's template for the current migration set, built once per process and data source. */
+  #template(engine: DatabaseEngine, dataSource: string): Promise<EngineTemplate> | undefined {
+    if (this.#options.useTemplates === false || !engine.ensureTemplate || !engine.createFromTemplate) return undefined
+    const key = `${dataSource}:${this.#migrations.key}`
+    let template = this.#templates.get(key)
+    if (!template) {
+      template = engine.ensureTemplate(this.#migrations.key, async (handle) => {
+        const outcome = await migrateHandle(handle, this.#migrations)
+        if (outcome.error !== undefined) throw outcome.error
+      })
+      template.catch(() => this.#templates.delete(key))
+      this.#templates.set(key, template)
+    }
+    return template
+  }
+
+  async #step(step: ProvisioningStep, tenant: { id: string; slug: string }): Promise<void> {
+    await this.#options.beforeStep?.(step, tenant)
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,200 @@
+import type { Kysely } from 'kysely'
+import { currentScope, type TenantScope } from '../context.js'
+import { NoTenantError, TenantryError } from '../errors.js'
+import type { Catalog, TenantRecord } from '../catalog/catalog.js'
+import type { DataSources } from '../data-sources/data-sources.js'
+import type { DatabaseEngine, EngineHandle } from '../engines/engine.js'
+import { TenantGuardPlugin } from './tenant-guard-plugin.js'
+
+/** The handle app code uses: a Kysely instance confined to one tenant (raw SQL via `sql`, transactions via `transaction()`). */
+export type TenantDb<DB = any> = Kysely<DB>
+
+export interface RouterOptions {
+  /** How long a resolved placement is trusted before the catalog is asked again. @default 30000 */
+  placementTtlMs?: number
+  /**
+   * Open tenant handles kept at most. Least recently used idle handles are closed past it;
+   * a handle in use by a running `withTenant` call is never closed, so the budget can be
+   * exceeded briefly while more tenants than this are busy at once.
+   * @default 256
+   */
+  maxOpenHandles?: number
+}
+
+export interface RouterStats {
+  placementHits: number
+  placementMisses: number
+  handleHits: number
+  /** Handles opened: every handle miss opens one. */
+  opens: number
+  evictions: number
+  openHandles: number
+  cachedPlacements: number
+}
+
+interface PlacementEntry {
+  tenant: TenantRecord
+  expiresAt: number
+}
+
+interface HandleEntry {
+  readonly tenantId: string
+  readonly handle: EngineHandle
+  readonly db: TenantDb
+  pins: number
+  retired: boolean
+}
+
+/** What a scope remembers once it has taken its tenant's handle. */
+interface ScopeMemo {
+  entry: HandleEntry
+}
+
+/**
+ * Turns a tenant into a ready `TenantDb`: caches placements (TTL + explicit invalidation)
+ * and keeps an LRU of open handles under a budget.
+ */
+export class Router {
+  readonly #catalog: Catalog
+  readonly #dataSources: DataSources
+  /** Engines of resolved placements, so that `db()` can open a handle synchronously. */
+  readonly #engines = new Map<string, DatabaseEngine>()
+  readonly #ttl: number
+  readonly #budget: number
+  readonly #bySlug = new Map<string, PlacementEntry>()
+  readonly #byId = new Map<string, PlacementEntry>()
+  /** Insertion order is recency order: a hit moves the entry to the end. */
+  readonly #handles = new Map<string, HandleEntry>()
+  readonly #closing = new Set<Promise<void>>()
+  readonly #stats = { placementHits: 0, placementMisses: 0, handleHits: 0, opens: 0, evictions: 0 }
+
+  constructor(catalog: Catalog, dataSources: DataSources, options: RouterOptions = {}) {
+    this.#catalog = catalog
+    this.#dataSources = dataSources
+    this.#ttl = options.placementTtlMs ?? 30_000
+    this.#budget = Math.max(1, options.maxOpenHandles ?? 256)
+  }
+
+  /**
+   * The catalog record of a tenant named by slug (a string) or by `{ id }`, from the
+   * placement cache when fresh. Throws `TENANT_NOT_FOUND`.
+   */
+  async resolve(tenant: string | { id: string }): Promise<TenantRecord> {
+    const byId = typeof tenant !== 'string'
+    const key = byId ? tenant.id : tenant
+    const cached = (byId ? this.#byId : this.#bySlug).get(key)
+    if (cached && cached.expiresAt > Date.now()) {
+      this.#stats.placementHits++
+      return cached.tenant
+    }
+    this.#stats.placementMisses++
+    const record = byId ? await this.#catalog.findTenantById(key) : await this.#catalog.findTenantBySlug(key)
+    if (!record || record.purgedAt) {
+      throw new TenantryError('TENANT_NOT_FOUND', `Tenant ${byId ? key : `"${key}"`} not found`)
+    }
+    if (!this.#engines.has(record.placement.dataSourceId)) {
+      this.#engines.set(record.placement.dataSourceId, await this.#dataSources.engine(record.placement.dataSourceId))
+    }
+    const entry = { tenant: record, expiresAt: Date.now() + this.#ttl }
+    this.#byId.set(record.id, entry)
+    this.#bySlug.set(record.slug, entry)
+    return record
+  }
+
+  /**
+   * The current tenant's `TenantDb`. Throws `NoTenantError` outside `withTenant`. The handle
+   * stays open at least until the `withTenant` call that took it settles.
+   */
+  db<DB = any>(): TenantDb<DB> {
+    const scope = currentScope()
+    if (!scope) throw new NoTenantError()
+    const memo = scope.cached as ScopeMemo | undefined
+    if (memo) return memo.entry.db as TenantDb<DB>
+    const placement = this.#byId.get(scope.tenant.id)
+    if (!placement) {
+      throw new TenantryError('TENANT_NOT_READY', `Tenant ${scope.tenant.slug} was not resolved: enter it with tenantry.withTenant()`)
+    }
+    const entry = this.#lease(placement.tenant, scope)
+    return entry.db as TenantDb<DB>
+  }
+
+  /** Drops the cached placement and closes the tenant's handle once no call uses it. */
+  invalidate(tenantId: string): void {
+    const placement = this.#byId.get(tenantId)
+    if (placement) {
+      this.#byId.delete(tenantId)
+      if (this.#bySlug.get(placement.tenant.slug) === placement) this.#bySlug.delete(placement.tenant.slug)
+    }
+    const entry = this.#handles.get(tenantId)
+    if (entry) this.#retire(entry)
+  }
+
+  stats(): RouterStats {
+    return { ...this.#stats, openHandles: this.#handles.size, cachedPlacements: this.#byId.size }
+  }
+
+  /** Closes every handle (waiting for running calls' queries) and forgets every placement. */
+  async close(): Promise<void> {
+    for (const entry of [...this.#handles.values()]) this.#retire(entry)
+    this.#byId.clear()
+    this.#bySlug.clear()
+    while (this.#closing.size > 0) await Promise.all([...this.#closing])
+  }
+
+  #lease(tenant: TenantRecord, scope: TenantScope): HandleEntry {
+    let entry = this.#handles.get(tenant.id)
+    if (entry) {
+      this.#stats.handleHits++
+      this.#handles.delete(tenant.id)
+      this.#handles.set(tenant.id, entry)
+    } else {
+      const engine = this.#engines.get(tenant.placement.dataSourceId)
+      if (!engine) throw new TenantryError('DATA_SOURCE_NOT_FOUND', `Data source ${tenant.placement.dataSourceId} is not open`)
+      const handle = engine.open({ tenantId: tenant.id, ...tenant.placement })
+      entry = {
+        tenantId: tenant.id,
+        handle,
+        db: handle.db.withPlugin(new TenantGuardPlugin(tenant.id)),
+        pins: 0,
+        retired: false,
+      }
+      this.#stats.opens++
+      this.#handles.set(tenant.id, entry)
+      this.#evictIdle()
+    }
+    const leased = entry
+    leased.pins++
+    scope.cached = { entry: leased } satisfies ScopeMemo
+    scope.leases.push(() => this.#release(leased))
+    return leased
+  }
+
+  #release(entry: HandleEntry): void {
+    entry.pins--
+    if (entry.pins > 0) return
+    if (entry.retired) this.#close(entry)
+    else if (this.#handles.size > this.#budget) this.#evictIdle()
+  }
+
+  /** Closes least recently used idle handles until the budget holds (or only busy ones remain). */
+  #evictIdle(): void {
+    if (this.#handles.size <= this.#budget) return
+    for (const entry of this.#handles.values()) {
+      if (this.#handles.size <= this.#budget) break
+      if (entry.pins > 0) continue
+      this.#stats.evictions++
+      this.#retire(entry)
+    }
+  }
+
+  #retire(entry: HandleEntry): void {
+    if (this.#handles.get(entry.tenantId) === entry) this.#handles.delete(entry.tenantId)
+    entry.retired = true
+    if (entry.pins === 0) this.#close(entry)
+  }
+
+  #close(entry: HandleEntry): void {
+    const closing = entry.handle.close().catch(() => {}).finally(() => this.#closing.delete(closing))
+    this.#closing.add(closing)
+  }
+}

@@ -1,0 +1,174 @@
+import { withTenant as runWithTenant, currentTenant, type TenantRef } from './context.js'
+import { TenantryError } from './errors.js'
+import { Catalog, type TenantRecord } from './catalog/catalog.js'
+import { resolveConfig, type ResolvedConfig, type TenantryConfig } from './config.js'
+import { DataSources } from './data-sources/data-sources.js'
+import { runFanOut, type FanOutOptions, type FanOutReport } from './migrations/fan-out.js'
+import { TenantMigrationSet } from './migrations/migration-set.js'
+import {
+  Provisioner,
+  type CreateTenantOptions,
+  type DeleteTenantOptions,
+  type ProvisionerOptions,
+} from './provisioning/provisioner.js'
+import { Router, type TenantDb } from './router/router.js'
+
+export interface CreateTenantryOptions {
+  /** Bring the catalog's own tables up to date on start. @default true */
+  migrateCatalog?: boolean
+  /** @internal fault injection for provisioning tests */
+  beforeProvisioningStep?: ProvisionerOptions['beforeStep']
+}
+
+/** Per-migration counts across all live tenants, as `tenantry migrate status` shows them. */
+export interface MigrationStatus {
+  migrations: Array<{ name: string; appliedTenants: number; pendingTenants: number }>
+  tenants: number
+  behind: Array<{ tenantId: string; slug: string; status: string; pending: string[] }>
+  lock?: { pid: number; host: string; since: string }
+}
+
+/**
+ * One Tenantry instance per process: the catalog, the router, provisioning and the
+ * migration runner, over the data sources the config declares.
+ *
+ * @example
+ * const tenantry = await createTenantry(await loadConfig())
+ * await tenantry.withTenant('acme', () => tenantry.db<DB>().selectFrom('jobs').selectAll().execute())
+ */
+export class Tenantry {
+  readonly config: ResolvedConfig
+  readonly catalog: Catalog
+  readonly dataSources: DataSources
+  readonly router: Router
+  readonly tenants: Provisioner
+  readonly migrations: TenantMigrationSet
+
+  constructor(parts: {
+    config: ResolvedConfig
+    catalog: Catalog
+    dataSources: DataSources
+    router: Router
+    tenants: Provisioner
+    migrations: TenantMigrationSet
+  }) {
+    this.config = parts.config
+    this.catalog = parts.catalog
+    this.dataSources = parts.dataSources
+    this.router = parts.router
+    this.tenants = parts.tenants
+    this.migrations = parts.migrations
+  }
+
+  /**
+   * Runs `fn` as `tenant` (a slug, or `{ id }`). The tenant must exist and be `ready`:
+   * otherwise `TENANT_NOT_FOUND` or `TENANT_NOT_READY`, and `fn` never runs.
+   */
+  async withTenant<T>(tenant: string | { id: string }, fn: () => T | Promise<T>): Promise<T> {
+    const record = await this.router.resolve(tenant)
+    if (record.status !== 'ready') {
+      throw new TenantryError('TENANT_NOT_READY', `Tenant "${record.slug}" is ${record.status}`, {
+        details: { status: record.status },
+      })
+    }
+    return runWithTenant(record, fn)
+  }
+
+  /** The current tenant's database. Throws `NoTenantError` outside `withTenant`. */
+  db<DB = any>(): TenantDb<DB> {
+    return this.router.db<DB>()
+  }
+
+  /** The tenant in context, if any. */
+  currentTenant(): TenantRef | undefined {
+    return currentTenant()
+  }
+
+  createTenant(options: CreateTenantOptions): Promise<TenantRecord> {
+    return this.tenants.create(options)
+  }
+
+  deleteTenant(slug: string, options?: DeleteTenantOptions): Promise<TenantRecord> {
+    return this.tenants.delete(slug, options)
+  }
+
+  /** Fans the tenant migrations out to every tenant that is behind. See `runFanOut`. */
+  migrate(options: FanOutOptions = {}): Promise<FanOutReport> {
+    return runFanOut({ catalog: this.catalog, dataSources: this.dataSources, migrations: this.migrations }, options)
+  }
+
+  async migrationStatus(): Promise<MigrationStatus> {
+    const [counts, tenants, behind, lock] = await Promise.all([
+      this.catalog.migrationCounts(),
+      this.catalog.countTenants(['ready', 'suspended']),
+      this.catalog.tenantsBehind(this.migrations.names, { statuses: ['ready', 'suspended'] }),
+      this.catalog.readLock('tenant-migrations'),
+    ])
+    return {
+      tenants,
+      migrations: this.migrations.names.map((name) => {
+        const applied = counts.get(name) ?? 0
+        return { name, appliedTenants: applied, pendingTenants: Math.max(0, tenants - applied) }
+      }),
+      behind: behind.map(({ tenant, applied }) => ({
+        tenantId: tenant.id,
+        slug: tenant.slug,
+        status: tenant.status,
+        pending: this.migrations.names.filter((n) => !applied.includes(n)),
+      })),
+      ...(lock ? { lock: { pid: lock.pid, host: lock.host, since: lock.acquiredAt } } : {}),
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.router.close()
+    await this.dataSources.close()
+    await this.catalog.close()
+  }
+}
+
+/** Opens the catalog (migrating it unless told not to), records the configured data sources, and returns a ready instance. */
+export async function createTenantry(
+  config: TenantryConfig | ResolvedConfig = {},
+  options: CreateTenantryOptions = {},
+): Promise<Tenantry> {
+  const resolved = isResolved(config) ? config : resolveConfig(config)
+  const migrations =
+    typeof resolved.tenantMigrations === 'string'
+      ? await TenantMigrationSet.fromDirectory(resolved.tenantMigrations)
+      : TenantMigrationSet.fromRecord(resolved.tenantMigrations)
+  const catalog = Catalog.open({ url: resolved.catalogUrl })
+  try {
+    if (options.migrateCatalog ?? true) await catalog.migrate()
+    for (const source of resolved.dataSources) {
+      const { id, engine, mode, capacity, region, ...rest } = source
+      await catalog.upsertDataSource({
+        id,
+        engine,
+        mode: mode ?? 'shared',
+        config: rest,
+        capacity: capacity ?? null,
+        region: region ?? null,
+      })
+    }
+  } catch (error) {
+    await catalog.close()
+    throw error
+  }
+  const dataSources = new DataSources(catalog)
+  const router = new Router(catalog, dataSources, resolved.router)
+  const tenants = new Provisioner(
+    { catalog, dataSources, router, migrations },
+    {
+      defaultIsolation: resolved.defaults.isolation,
+      defaultDataSource: resolved.defaults.dataSource,
+      useTemplates: resolved.provisioning.useTemplates,
+      ...(options.beforeProvisioningStep ? { beforeStep: options.beforeProvisioningStep } : {}),
+    },
+  )
+  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations })
+}
+
+function isResolved(config: TenantryConfig | ResolvedConfig): config is ResolvedConfig {
+  return 'root' in config && 'tenantMigrations' in config
+}
