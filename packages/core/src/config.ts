@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createJiti } from 'jiti'
 import { TenantryError } from './errors.js'
 import { assertValidIdentifier } from './identifiers.js'
 import type { DataSourceConfig } from './data-sources/data-sources.js'
 import type { Isolation } from './engines/engine.js'
-import type { TenantMigration } from './migrations/migration-set.js'
+import { KYSELY_ENTRY, type TenantMigration } from './migrations/migration-set.js'
 import type { RouterOptions } from './router/router.js'
 
 /**
@@ -58,6 +59,8 @@ export interface ResolvedConfig {
 export function defineConfig(config: TenantryConfig): TenantryConfig {
   return config
 }
+
+const SELF_ENTRY = fileURLToPath(new URL(`./index${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 
 export const CONFIG_FILE_NAMES = ['tenantry.config.ts', 'tenantry.config.mts', 'tenantry.config.js', 'tenantry.config.mjs']
 
@@ -119,7 +122,8 @@ export async function loadConfig(path?: string, env: NodeJS.ProcessEnv = process
   if (!existsSync(file)) throw new TenantryError('INVALID_CONFIG', `Config file not found: ${file}`)
   let config: TenantryConfig
   try {
-    const jiti = createJiti(import.meta.url, { moduleCache: false })
+    // The config imports `tenantry` (and `kysely`): it gets this very instance, installed or not.
+    const jiti = createJiti(import.meta.url, { moduleCache: false, alias: { tenantry: SELF_ENTRY, kysely: KYSELY_ENTRY } })
     config = await jiti.import<TenantryConfig>(file, { default: true })
   } catch (error) {
     throw new TenantryError('INVALID_CONFIG', `Cannot load ${file}: ${(error as Error).message}`, { cause: error })

@@ -14,10 +14,10 @@ export interface TenantRef {
  */
 export interface TenantScope {
   readonly tenant: TenantRef
-  /** Released in reverse order when the outermost call for this scope settles. */
+  /** Released in reverse order when the call that created this scope settles. */
   readonly leases: Array<() => void>
-  /** Per-scope memo for the router: the tenant's database handle, once taken. */
-  cached?: unknown
+  /** State the router keeps for this call: the resolved placement, then the handle once taken. */
+  route?: unknown
 }
 
 const storage = new AsyncLocalStorage<TenantScope>()
@@ -29,8 +29,8 @@ const storage = new AsyncLocalStorage<TenantScope>()
  * This is the low-level form; `Tenantry#withTenant` resolves a slug or id through
  * the catalog, checks the tenant is ready, and then calls this.
  */
-export async function withTenant<T>(tenant: TenantRef, fn: () => T | Promise<T>): Promise<T> {
-  const scope: TenantScope = { tenant: { id: tenant.id, slug: tenant.slug }, leases: [] }
+export async function withTenant<T>(tenant: TenantRef, fn: () => T | Promise<T>, route?: unknown): Promise<T> {
+  const scope: TenantScope = { tenant: { id: tenant.id, slug: tenant.slug }, leases: [], route }
   try {
     return await storage.run(scope, fn)
   } finally {

@@ -18,6 +18,7 @@ export const TENANTRY_ERROR_CODES = {
   MIGRATION_LOCKED: 'Another migration runner holds the lock',
   INVALID_MIGRATION: 'Invalid migration',
   INVALID_CONFIG: 'Invalid configuration',
+  CLOSED: 'Tenantry is closed',
   INTERNAL: 'Internal error',
 } as const
 

@@ -11,7 +11,7 @@ import {
   type DeleteTenantOptions,
   type ProvisionerOptions,
 } from './provisioning/provisioner.js'
-import { Router, type TenantDb } from './router/router.js'
+import { Router, type RouteState, type TenantDb } from './router/router.js'
 
 export interface CreateTenantryOptions {
   /** Bring the catalog's own tables up to date on start. @default true */
@@ -71,7 +71,7 @@ export class Tenantry {
         details: { status: record.status },
       })
     }
-    return runWithTenant(record, fn)
+    return runWithTenant(record, fn, { tenant: record } satisfies RouteState)
   }
 
   /** The current tenant's database. Throws `NoTenantError` outside `withTenant`. */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { extname, join, resolve } from 'node:path'
 import { createJiti } from 'jiti'
 import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
@@ -71,7 +72,7 @@ export class TenantMigrationSet {
       throw new TenantryError('INVALID_CONFIG', `Cannot read tenant migrations directory ${root}`, { cause: error })
     }
     files.sort(compareNames)
-    const jiti = createJiti(import.meta.url, { moduleCache: true })
+    const jiti = createJiti(import.meta.url, { moduleCache: true, alias: { kysely: KYSELY_ENTRY } })
     const hash = createHash('sha256')
     const entries: Entry[] = []
     const seen = new Set<string>()
@@ -142,6 +143,12 @@ export async function migrateHandle(handle: EngineHandle, set: TenantMigrationSe
     .map((m) => ({ name: m.name, appliedAt: m.executedAt!.toISOString() }))
   return error === undefined ? { applied, executed } : { applied: [], executed, error }
 }
+
+/**
+ * Migrations import `kysely`; they get the copy Tenantry runs, wherever the directory
+ * lives (a deploy artifact or a temp dir has no node_modules of its own).
+ */
+export const KYSELY_ENTRY = createRequire(import.meta.url).resolve('kysely')
 
 const MIGRATION_EXTENSIONS = new Set(['.ts', '.mts', '.js', '.mjs', '.sql'])
 const MIGRATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/

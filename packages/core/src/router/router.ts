@@ -45,9 +45,10 @@ interface HandleEntry {
   retired: boolean
 }
 
-/** What a scope remembers once it has taken its tenant's handle. */
-interface ScopeMemo {
-  entry: HandleEntry
+/** What a `withTenant` call carries for the router: the placement it was admitted with, then its handle. */
+export interface RouteState {
+  readonly tenant: TenantRecord
+  entry?: HandleEntry
 }
 
 /**
@@ -66,6 +67,7 @@ export class Router {
   /** Insertion order is recency order: a hit moves the entry to the end. */
   readonly #handles = new Map<string, HandleEntry>()
   readonly #closing = new Set<Promise<void>>()
+  #closed = false
   readonly #stats = { placementHits: 0, placementMisses: 0, handleHits: 0, opens: 0, evictions: 0 }
 
   constructor(catalog: Catalog, dataSources: DataSources, options: RouterOptions = {}) {
@@ -108,14 +110,14 @@ export class Router {
   db<DB = any>(): TenantDb<DB> {
     const scope = currentScope()
     if (!scope) throw new NoTenantError()
-    const memo = scope.cached as ScopeMemo | undefined
-    if (memo) return memo.entry.db as TenantDb<DB>
-    const placement = this.#byId.get(scope.tenant.id)
-    if (!placement) {
-      throw new TenantryError('TENANT_NOT_READY', `Tenant ${scope.tenant.slug} was not resolved: enter it with tenantry.withTenant()`)
+    const route = scope.route as RouteState | undefined
+    if (route?.entry) return route.entry.db as TenantDb<DB>
+    if (!route || route.tenant.id !== scope.tenant.id) {
+      throw new TenantryError('TENANT_NOT_READY', `Tenant ${scope.tenant.slug} was not admitted: enter it with tenantry.withTenant()`)
     }
-    const entry = this.#lease(placement.tenant, scope)
-    return entry.db as TenantDb<DB>
+    if (this.#closed) throw new TenantryError('CLOSED', 'Tenantry is closed: no new tenant handles are opened')
+    route.entry = this.#lease(route.tenant, scope)
+    return route.entry.db as TenantDb<DB>
   }
 
   /** Drops the cached placement and closes the tenant's handle once no call uses it. */
@@ -133,8 +135,12 @@ export class Router {
     return { ...this.#stats, openHandles: this.#handles.size, cachedPlacements: this.#byId.size }
   }
 
-  /** Closes every handle (waiting for running calls' queries) and forgets every placement. */
+  /**
+   * Refuses new handles, closes idle ones, and waits for handles still held by running
+   * calls to be released (those calls finish normally).
+   */
   async close(): Promise<void> {
+    this.#closed = true
     for (const entry of [...this.#handles.values()]) this.#retire(entry)
     this.#byId.clear()
     this.#bySlug.clear()
@@ -143,6 +149,7 @@ export class Router {
 
   #lease(tenant: TenantRecord, scope: TenantScope): HandleEntry {
     let entry = this.#handles.get(tenant.id)
+    let opened = false
     if (entry) {
       this.#stats.handleHits++
       this.#handles.delete(tenant.id)
@@ -160,12 +167,13 @@ export class Router {
       }
       this.#stats.opens++
       this.#handles.set(tenant.id, entry)
-      this.#evictIdle()
+      opened = true
     }
     const leased = entry
     leased.pins++
-    scope.cached = { entry: leased } satisfies ScopeMemo
     scope.leases.push(() => this.#release(leased))
+    // Only after pinning: the handle just opened must not be the one evicted.
+    if (opened) this.#evictIdle()
     return leased
   }
 
