@@ -3,7 +3,7 @@ import { TenantryError } from './errors.js'
 import { Catalog, type TenantRecord } from './catalog/catalog.js'
 import { resolveConfig, type ResolvedConfig, type TenantryConfig } from './config.js'
 import { DataSources } from './data-sources/data-sources.js'
-import { runFanOut, type FanOutOptions, type FanOutReport } from './migrations/fan-out.js'
+import { MIGRATABLE_STATUSES, runFanOut, type FanOutOptions, type FanOutReport } from './migrations/fan-out.js'
 import { TenantMigrationSet } from './migrations/migration-set.js'
 import {
   Provisioner,
@@ -100,8 +100,8 @@ export class Tenantry {
   async migrationStatus(): Promise<MigrationStatus> {
     const [counts, tenants, behind, lock] = await Promise.all([
       this.catalog.migrationCounts(),
-      this.catalog.countTenants(['ready', 'suspended']),
-      this.catalog.tenantsBehind(this.migrations.names, { statuses: ['ready', 'suspended'] }),
+      this.catalog.countTenants(MIGRATABLE_STATUSES),
+      this.catalog.tenantsBehind(this.migrations.names, { statuses: MIGRATABLE_STATUSES }),
       this.catalog.readLock('tenant-migrations'),
     ])
     return {

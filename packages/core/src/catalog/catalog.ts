@@ -13,6 +13,8 @@ import type {
   CatalogDatabase,
   DataSourceMode,
   DataSourcesTable,
+  PlacementsTable,
+  TenantsTable,
   TenantOperation,
   TenantStatus,
 } from './catalog-schema.js'
@@ -74,6 +76,21 @@ export interface CatalogOptions {
 }
 
 const now = () => new Date().toISOString()
+
+const TENANT_COLUMNS = [
+  'tenants.id',
+  'tenants.slug',
+  'tenants.name',
+  'tenants.status',
+  'tenants.operation',
+  'tenants.status_reason',
+  'tenants.created_at',
+  'tenants.updated_at',
+  'tenants.purged_at',
+  'placements.isolation',
+  'placements.data_source_id',
+  'placements.locator',
+] as const
 
 export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//.test(url)
@@ -173,20 +190,7 @@ export class Catalog {
     return this.db
       .selectFrom('tenants')
       .innerJoin('placements', 'placements.tenant_id', 'tenants.id')
-      .select([
-        'tenants.id',
-        'tenants.slug',
-        'tenants.name',
-        'tenants.status',
-        'tenants.operation',
-        'tenants.status_reason',
-        'tenants.created_at',
-        'tenants.updated_at',
-        'tenants.purged_at',
-        'placements.isolation',
-        'placements.data_source_id',
-        'placements.locator',
-      ])
+      .select(TENANT_COLUMNS)
   }
 
   /** The live (not purged) tenant with this slug. */
@@ -278,10 +282,14 @@ export class Catalog {
     return Number(result.numUpdatedRows) === 1
   }
 
-  async countTenants(status?: TenantStatus[]): Promise<number> {
-    let query = this.db.selectFrom('tenants').select((eb) => eb.fn.countAll<number | string>().as('n'))
-    query = query.where('purged_at', 'is', null)
-    if (status?.length) query = query.where('status', 'in', status)
+  /** Live tenants, optionally only those in `status` and among `tenantIds`. */
+  async countTenants(status?: readonly TenantStatus[], tenantIds?: readonly string[]): Promise<number> {
+    let query = this.db
+      .selectFrom('tenants')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('purged_at', 'is', null)
+    if (status?.length) query = query.where('status', 'in', [...status])
+    if (tenantIds) query = tenantIds.length ? query.where('id', 'in', [...tenantIds]) : query.where(sql.lit(false))
     const row = await query.executeTakeFirstOrThrow()
     return Number(row.n)
   }
@@ -307,20 +315,7 @@ export class Catalog {
       ])
       .where('tenants.status', 'in', [...options.statuses])
       .where('tenants.purged_at', 'is', null)
-      .groupBy([
-        'tenants.id',
-        'tenants.slug',
-        'tenants.name',
-        'tenants.status',
-        'tenants.operation',
-        'tenants.status_reason',
-        'tenants.created_at',
-        'tenants.updated_at',
-        'tenants.purged_at',
-        'placements.isolation',
-        'placements.data_source_id',
-        'placements.locator',
-      ])
+      .groupBy(TENANT_COLUMNS)
       .having((eb) => eb.fn.count('l.migration'), '<', migrations.length)
       .orderBy('tenants.created_at')
       .orderBy('tenants.id')
@@ -471,20 +466,10 @@ export class Catalog {
   }
 }
 
-function toTenant(row: {
-  id: string
-  slug: string
-  name: string
-  status: TenantStatus
-  operation: TenantOperation
-  status_reason: string | null
-  created_at: string
-  updated_at: string
-  purged_at: string | null
-  isolation: Isolation
-  data_source_id: string
-  locator: string
-}): TenantRecord {
+/** A tenant row joined with its placement, as every tenant query selects it. */
+type TenantRow = Selectable<TenantsTable> & Pick<Selectable<PlacementsTable>, 'isolation' | 'data_source_id' | 'locator'>
+
+function toTenant(row: TenantRow): TenantRecord {
   return {
     id: row.id,
     slug: row.slug,

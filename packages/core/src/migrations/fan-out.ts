@@ -61,9 +61,7 @@ export async function runFanOut(
   try {
     const scope = options.tenantIds ? { tenantIds: options.tenantIds } : {}
     const behind = await catalog.tenantsBehind(migrations.names, { statuses: MIGRATABLE_STATUSES, ...scope })
-    const total = options.tenantIds
-      ? (await catalog.listTenants({ status: [...MIGRATABLE_STATUSES] })).filter((t) => options.tenantIds!.includes(t.id)).length
-      : await catalog.countTenants([...MIGRATABLE_STATUSES])
+    const total = await catalog.countTenants(MIGRATABLE_STATUSES, options.tenantIds)
 
     const results: TenantMigrationResult[] = []
     const migrateOne = async ({ tenant, applied }: { tenant: TenantRecord; applied: string[] }) => {
