@@ -36,6 +36,11 @@ describe('config', () => {
     expect(config.router).toEqual({ maxOpenHandles: 8 })
   })
 
+  it('keeps the default home next to the config file, not in the working directory', () => {
+    // Regression: from a subdirectory of the project the CLI opened a second, empty catalog in ./.tenantry.
+    expect(resolveConfig({}, { root: join(dir.path, 'app'), env: {} }).home).toBe(join(dir.path, 'app', '.tenantry'))
+  })
+
   it('refuses a bad data source id, an unknown default and a missing file with clear errors', async () => {
     expect(() => resolveConfig({ dataSources: [{ id: '../etc', engine: 'sqlite' }] })).toThrowError(
       expect.objectContaining({ code: 'INVALID_IDENTIFIER' }),

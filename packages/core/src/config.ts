@@ -16,7 +16,7 @@ import type { RouterOptions } from './router/router.js'
 export interface TenantryConfig {
   /**
    * Where the embedded default keeps its catalog and tenant files.
-   * @default process.env.TENANTRY_HOME ?? './.tenantry'
+   * @default process.env.TENANTRY_HOME (relative to the working directory) ?? './.tenantry' (next to the config file)
    */
   home?: string
   /**
@@ -72,7 +72,7 @@ export function resolveConfig(
   const env = options.env ?? process.env
   const root = resolve(options.root ?? process.cwd())
   const at = (path: string) => (isAbsolute(path) ? path : resolve(root, path))
-  const home = config.home ? at(config.home) : resolve(env.TENANTRY_HOME ?? '.tenantry')
+  const home = config.home ? at(config.home) : env.TENANTRY_HOME ? resolve(env.TENANTRY_HOME) : join(root, '.tenantry')
   const catalogUrl = config.catalogUrl ?? env.TENANTRY_CATALOG_URL ?? join(home, 'catalog.db')
 
   const dataSources: DataSourceConfig[] = (config.dataSources ?? [{ id: 'local', engine: 'sqlite' as const }]).map(

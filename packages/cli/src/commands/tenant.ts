@@ -1,0 +1,171 @@
+import { Option, type Command } from 'commander'
+import { TenantryError, type Isolation, type TenantRecord } from 'tenantry'
+import { cliActor, requireDataSourceId, requireSlug } from '../input.js'
+import { withTenantry } from '../open-tenantry.js'
+import { cell, type Column, type Output } from '../output.js'
+
+const ISOLATIONS: readonly Isolation[] = ['database', 'schema', 'row']
+
+/** Audit events `tenant show` includes, newest last. */
+export const RECENT_AUDIT_EVENTS = 20
+
+const TENANT_COLUMNS: ReadonlyArray<Column<TenantRecord>> = [
+  { header: 'SLUG', value: (t) => t.slug },
+  { header: 'STATUS', value: (t) => t.status },
+  { header: 'ISOLATION', value: (t) => t.placement.isolation },
+  { header: 'DATA SOURCE', value: (t) => t.placement.dataSourceId },
+  { header: 'CREATED', value: (t) => t.createdAt },
+]
+
+interface JsonOption {
+  json?: boolean
+}
+
+interface CreateOptions extends JsonOption {
+  name?: string
+  isolation?: Isolation
+  dataSource?: string
+  dryRun?: boolean
+}
+
+/** `tenantry tenant …`: create, list, show, suspend, resume, delete. */
+export function registerTenantCommands(program: Command, out: Output): void {
+  const tenant = program.command('tenant').description('create, list, inspect and change tenants')
+
+  tenant
+    .command('create')
+    .description('create a tenant: record it, create its database, migrate it, mark it ready')
+    .argument('<slug>', 'the tenant slug: 2-63 of a-z, 0-9 and _, starting with a letter')
+    .option('--name <name>', 'display name (default: the slug)')
+    .addOption(
+      new Option('--isolation <isolation>', 'how its rows are kept apart (default: from the config)').choices(ISOLATIONS),
+    )
+    .option('--data-source <id>', 'the data source to place it on (default: from the config)')
+    .option('--dry-run', 'check everything a create needs and change nothing')
+    .option('--json', 'print the tenant as JSON')
+    .action(async (slug: string, options: CreateOptions, command: Command) => {
+      requireSlug(slug)
+      if (options.dataSource !== undefined) requireDataSourceId(options.dataSource)
+      const { name, isolation, dataSource } = options
+      const request = { slug, name, isolation, dataSource, actor: cliActor() }
+      await withTenantry(command, async (tenantry) => {
+        if (options.dryRun) {
+          const plan = await tenantry.tenants.plan(request)
+          if (options.json) return out.json({ dryRun: true, ...plan })
+          const what = plan.resumes
+            ? `finish the interrupted create of tenant ${plan.slug} (${plan.resumes})`
+            : `create tenant ${plan.slug}`
+          out.line(
+            `Dry run: would ${what}, named ${cell(plan.name)}, with ${plan.isolation} isolation on data source ${plan.dataSource}.`,
+          )
+          out.line('Nothing was changed.')
+          return
+        }
+        const created = await tenantry.tenants.create(request)
+        if (options.json) return out.json(created)
+        const { isolation, dataSourceId } = created.placement
+        out.line(`Created tenant ${created.slug} (${created.id}): ${isolation} isolation on data source ${dataSourceId}.`)
+      })
+    })
+
+  tenant
+    .command('list')
+    .description('list tenants: slug, status, isolation, data source, created')
+    .option('--json', 'print the tenants as a JSON array')
+    .action(async (options: JsonOption, command: Command) => {
+      await withTenantry(command, async (tenantry) => {
+        const tenants = await tenantry.catalog.listTenants()
+        if (options.json) return out.json(tenants)
+        if (tenants.length === 0) return out.line('No tenants yet. Create one with: tenantry tenant create <slug>')
+        out.table(tenants, TENANT_COLUMNS)
+      })
+    })
+
+  tenant
+    .command('show')
+    .description('show a tenant: its fields, placement, applied migrations and recent audit events')
+    .argument('<slug>', 'the tenant slug')
+    .option('--json', 'print as JSON: { tenant, ledger, pending, auditLog }')
+    .action(async (slug: string, options: JsonOption, command: Command) => {
+      requireSlug(slug)
+      await withTenantry(command, async (tenantry) => {
+        const record = await tenantry.catalog.findTenantBySlug(slug)
+        if (!record) throw new TenantryError('TENANT_NOT_FOUND', `Tenant "${slug}" not found`)
+        const [ledger, audit] = await Promise.all([tenantry.catalog.ledger(record.id), tenantry.catalog.auditLog(record.id)])
+        const applied = new Set(ledger.map((entry) => entry.migration))
+        const pending = tenantry.migrations.names.filter((name) => !applied.has(name))
+        const auditLog = audit.slice(-RECENT_AUDIT_EVENTS)
+        if (options.json) return out.json({ tenant: record, ledger, pending, auditLog })
+
+        out.line(`Tenant ${record.slug}`)
+        const fields: Array<[string, unknown]> = [
+          ['id', record.id],
+          ['name', record.name],
+          ['status', record.status],
+          ...(record.statusReason ? [['reason', record.statusReason] as [string, unknown]] : []),
+          ['operation', record.operation],
+          ['isolation', record.placement.isolation],
+          ['data source', record.placement.dataSourceId],
+          ['locator', record.placement.locator],
+          ['created', record.createdAt],
+          ['updated', record.updatedAt],
+        ]
+        for (const [label, value] of fields) out.line(`  ${label.padEnd(12)}${cell(value)}`)
+        out.line()
+        const pendingList = pending.length ? ` (${pending.join(', ')})` : ''
+        out.line(`Migrations: ${ledger.length} applied, ${pending.length} pending${pendingList}`)
+        if (ledger.length) {
+          out.table(ledger, [
+            { header: 'MIGRATION', value: (m) => m.migration },
+            { header: 'APPLIED', value: (m) => m.appliedAt },
+          ], '  ')
+        }
+        out.line()
+        out.line(`Recent audit events (${auditLog.length} of ${audit.length})`)
+        if (auditLog.length) {
+          out.table(auditLog, [
+            { header: 'AT', value: (e) => e.at },
+            { header: 'ACTION', value: (e) => e.action },
+            { header: 'ACTOR', value: (e) => e.actor },
+            { header: 'DETAILS', value: (e) => (e.details === null ? '' : e.details) },
+          ], '  ')
+        }
+      })
+    })
+
+  const transition = (name: 'suspend' | 'resume', description: string, done: string) =>
+    tenant
+      .command(name)
+      .description(description)
+      .argument('<slug>', 'the tenant slug')
+      .option('--json', 'print the tenant as JSON')
+      .action(async (slug: string, options: JsonOption, command: Command) => {
+        requireSlug(slug)
+        await withTenantry(command, async (tenantry) => {
+          const record = await tenantry.tenants[name](slug, cliActor())
+          if (options.json) return out.json(record)
+          out.line(`Tenant ${record.slug} ${done}: status ${record.status}.`)
+        })
+      })
+  transition('suspend', 'stop serving a ready tenant; its data is kept', 'suspended')
+  transition('resume', 'serve a suspended tenant again', 'resumed')
+
+  tenant
+    .command('delete')
+    .description('delete a tenant; its data and slug are kept unless --purge')
+    .argument('<slug>', 'the tenant slug')
+    .option('--purge', 'remove the tenant data for good and free the slug')
+    .option('--json', 'print the tenant as JSON')
+    .action(async (slug: string, options: { purge?: boolean } & JsonOption, command: Command) => {
+      requireSlug(slug)
+      await withTenantry(command, async (tenantry) => {
+        const record = await tenantry.tenants.delete(slug, { purge: options.purge ?? false, actor: cliActor() })
+        if (options.json) return out.json(record)
+        out.line(
+          options.purge
+            ? `Tenant ${record.slug} purged: its data is gone and the slug is free.`
+            : `Tenant ${record.slug} deleted: its data is kept and the slug stays taken (use --purge to remove both).`,
+        )
+      })
+    })
+}
