@@ -21,12 +21,21 @@ export function slugProblem(slug: unknown): string | undefined {
   if (typeof slug !== 'string' || slug.length === 0) return 'slug is empty'
   if (slug.length > 63) return `slug is ${slug.length} characters long; at most 63 are allowed`
   if (!SLUG_PATTERN.test(slug)) {
-    return 'slug must be 2-63 characters of lowercase a-z, 0-9 and "_", starting with a letter'
+    const rule = 'slug must be 2-63 characters of lowercase a-z, 0-9 and "_", starting with a letter'
+    // Name the first character that breaks the rule: a Cyrillic "а" looks exactly like "a".
+    const bad = [...slug].find((c) => !/[a-z0-9_]/.test(c))
+    if (bad) return `${rule}; it contains ${describeCharacter(bad)}`
+    return rule
   }
   if (RESERVED_SLUGS.has(slug)) return `"${slug}" is a reserved name`
   const prefix = RESERVED_PREFIXES.find((p) => slug.startsWith(p))
   if (prefix) return `slugs starting with "${prefix}" are reserved`
   return undefined
+}
+
+function describeCharacter(c: string): string {
+  const code = `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`
+  return /^[\x21-\x7e]$/.test(c) ? `"${c}" (${code})` : code
 }
 
 /** Throws `INVALID_SLUG` with the reason unless `slug` follows the slug rule. */

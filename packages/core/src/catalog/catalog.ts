@@ -7,6 +7,7 @@ import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationR
 import { TransactionalSqliteDialect } from '../engines/sqlite/sqlite-dialect.js'
 import pg from 'pg'
 import { TenantryError } from '../errors.js'
+import { isProcessAlive } from '../processes.js'
 import type { EngineName, Isolation } from '../engines/engine.js'
 import { catalogMigrations } from './catalog-migrations.js'
 import type {
@@ -122,7 +123,8 @@ export class Catalog {
     database.pragma('journal_mode = WAL')
     database.pragma('synchronous = NORMAL')
     database.pragma('foreign_keys = ON')
-    return new Catalog(new Kysely({ dialect: new TransactionalSqliteDialect({ database }) }), 'sqlite', options)
+    // Immediate: two processes migrating one catalog at once must queue, not fail with SQLITE_BUSY.
+    return new Catalog(new Kysely({ dialect: new TransactionalSqliteDialect({ database, immediateTransactions: true }) }), 'sqlite', options)
   }
 
   /** Brings the catalog's own tables up to date. Throws `MIGRATION_FAILED` with the failing step. */
@@ -351,12 +353,14 @@ export class Catalog {
     return rows.map((r) => ({ migration: r.migration, appliedAt: r.applied_at }))
   }
 
-  /** How many live tenants have applied each migration. */
-  async migrationCounts(): Promise<Map<string, number>> {
-    const rows = await this.db
+  /** How many live tenants (in `statuses`, when given) have applied each migration. */
+  async migrationCounts(statuses?: readonly TenantStatus[]): Promise<Map<string, number>> {
+    let query = this.db
       .selectFrom('tenant_migrations')
       .innerJoin('tenants', 'tenants.id', 'tenant_migrations.tenant_id')
       .where('tenants.purged_at', 'is', null)
+    if (statuses?.length) query = query.where('tenants.status', 'in', [...statuses])
+    const rows = await query
       .select(['tenant_migrations.migration', (eb) => eb.fn.countAll<number | string>().as('n')])
       .groupBy('tenant_migrations.migration')
       .execute()
@@ -499,13 +503,4 @@ function toDataSource(row: Selectable<DataSourcesTable>): DataSourceRecord {
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505'
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }

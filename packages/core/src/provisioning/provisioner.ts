@@ -1,4 +1,4 @@
-import { TenantryError } from '../errors.js'
+import { TenantryError, isTenantryError } from '../errors.js'
 import { assertValidIdentifier, assertValidSlug, newTenantId } from '../identifiers.js'
 import type { Catalog, TenantRecord } from '../catalog/catalog.js'
 import type { TenantOperation, TenantStatus } from '../catalog/catalog-schema.js'
@@ -101,8 +101,27 @@ export class Provisioner {
    * Creates a tenant and returns it `ready`. Asking again for a slug whose create failed
    * or was cut short (a crash) finishes that create. On error the tenant's storage is
    * removed and the tenant is left `failed` with the reason; it never serves traffic.
+   * While one call creates a slug, another for the same slug is refused with `SLUG_TAKEN`.
    */
   async create(options: CreateTenantOptions): Promise<TenantRecord> {
+    assertValidSlug(options.slug)
+    // One create per slug at a time: a retry racing a running create would drop the storage it is building or has just activated.
+    const lock = await this.#catalog.acquireLock(`tenant-create:${options.slug}`).catch((error: unknown) => {
+      if (!isTenantryError(error, 'MIGRATION_LOCKED')) throw error
+      const holder = error.details?.pid ? ` (pid ${String(error.details.pid)} on ${String(error.details.host)})` : ''
+      throw new TenantryError('SLUG_TAKEN', `Tenant slug "${options.slug}" is being created by another call${holder}; try again once it finishes`, {
+        cause: error,
+        details: error.details,
+      })
+    })
+    try {
+      return await this.#create(options)
+    } finally {
+      await lock.release()
+    }
+  }
+
+  async #create(options: CreateTenantOptions): Promise<TenantRecord> {
     const plan = await this.plan(options)
     const actor = options.actor ?? 'system'
     const engine = await this.#dataSources.engine(plan.dataSource)

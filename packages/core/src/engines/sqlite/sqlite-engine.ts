@@ -1,11 +1,12 @@
 import { constants as fsConstants } from 'node:fs'
-import { chmod, copyFile, link, mkdir, rm, unlink } from 'node:fs/promises'
+import { chmod, copyFile, link, mkdir, readdir, rm, unlink } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { Kysely } from 'kysely'
 import { TenantryError } from '../../errors.js'
 import { assertTenantId } from '../../identifiers.js'
+import { isProcessAlive } from '../../processes.js'
 import type { DatabaseEngine, EngineHandle, EnginePlacement, EngineTemplate, Isolation } from '../engine.js'
 import { TransactionalSqliteDialect } from './sqlite-dialect.js'
 
@@ -30,6 +31,8 @@ export interface SqliteEngineOptions {
 const LOCATOR_PATTERN = /^t[a-z2-7]{19}\.db$/
 const TEMPLATE_KEY_PATTERN = /^[a-f0-9]{16,64}$/
 const SIDE_FILES = ['-wal', '-shm', '-journal', '.creating']
+/** Scratch files of a template build: `<key>.<pid>-<time>.build` (with its -wal/-shm) and `.sealed`. */
+const BUILD_FILE_PATTERN = /^[a-f0-9]{16,64}\.(\d+)-[a-z0-9]+\.(?:build|sealed)/
 
 interface SqliteTemplate extends EngineTemplate {
   readonly path: string
@@ -78,6 +81,7 @@ export class SqliteEngine implements DatabaseEngine {
     if (!TEMPLATE_KEY_PATTERN.test(key)) throw new TenantryError('INVALID_IDENTIFIER', `Invalid template key ${key}`)
     const templates = join(this.directory, '.templates')
     const path = join(templates, `${key}.db`)
+    await this.#removeAbandonedBuilds(templates)
     if (existsSync(path)) return { key, path }
     await mkdir(templates, { recursive: true })
 
@@ -168,6 +172,16 @@ export class SqliteEngine implements DatabaseEngine {
       },
       close: () => db.destroy(),
     }
+  }
+
+  /** Removes what template builds left when their process died mid-build; a live process's build is left alone. */
+  async #removeAbandonedBuilds(templates: string): Promise<void> {
+    const files = await readdir(templates).catch(() => [])
+    const abandoned = files.filter((file) => {
+      const pid = BUILD_FILE_PATTERN.exec(file)?.[1]
+      return pid !== undefined && !isProcessAlive(Number(pid))
+    })
+    await Promise.all(abandoned.map((file) => rm(join(templates, file), { force: true })))
   }
 
   async #ensureDirectory(): Promise<void> {
