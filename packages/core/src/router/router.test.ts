@@ -81,6 +81,21 @@ describe('router', () => {
     }
   })
 
+  it('trusts a tenant that is not ready for a second at most, whatever the TTL', async () => {
+    // Regression: a tenant seen while provisioning or suspended stayed refused here for the whole 30 s TTL.
+    tenantry = await open({ placementTtlMs: 30_000 })
+    const other = await open({})
+    try {
+      await other.tenants.suspend('t_a')
+      await expect(count(tenantry, 't_a')).rejects.toMatchObject({ code: 'TENANT_NOT_READY' })
+      await other.tenants.resume('t_a')
+      await new Promise((r) => setTimeout(r, 1100))
+      expect(await count(tenantry, 't_a')).toEqual({ n: 0 })
+    } finally {
+      await other.close()
+    }
+  })
+
   it('resolves tenants by slug or by id, and refuses unknown ones', async () => {
     tenantry = await open({})
     const record = await tenantry.router.resolve('t_c')

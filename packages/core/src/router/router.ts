@@ -10,7 +10,12 @@ import { TenantGuardPlugin } from './tenant-guard-plugin.js'
 export type TenantDb<DB = any> = Kysely<DB>
 
 export interface RouterOptions {
-  /** How long a resolved placement is trusted before the catalog is asked again. @default 30000 */
+  /**
+   * How long a resolved placement is trusted before the catalog is asked again. A tenant
+   * that is not `ready` is trusted for at most one second, so one that becomes ready in
+   * another process serves here soon after.
+   * @default 30000
+   */
   placementTtlMs?: number
   /**
    * Open tenant handles kept at most. Least recently used idle handles are closed past it;
@@ -31,6 +36,9 @@ export interface RouterStats {
   openHandles: number
   cachedPlacements: number
 }
+
+/** The longest a placement of a tenant that is not `ready` is cached. */
+const NOT_READY_TTL_MS = 1000
 
 interface PlacementEntry {
   tenant: TenantRecord
@@ -97,7 +105,9 @@ export class Router {
     if (!this.#engines.has(record.placement.dataSourceId)) {
       this.#engines.set(record.placement.dataSourceId, await this.#dataSources.engine(record.placement.dataSourceId))
     }
-    const entry = { tenant: record, expiresAt: Date.now() + this.#ttl }
+    // A tenant that is not ready is about to change (a create finishing, a resume): trust that briefly.
+    const ttl = record.status === 'ready' ? this.#ttl : Math.min(this.#ttl, NOT_READY_TTL_MS)
+    const entry = { tenant: record, expiresAt: Date.now() + ttl }
     this.#byId.set(record.id, entry)
     this.#bySlug.set(record.slug, entry)
     return record
