@@ -99,7 +99,7 @@ export class Tenantry {
 
   async migrationStatus(): Promise<MigrationStatus> {
     const [counts, tenants, behind, lock] = await Promise.all([
-      this.catalog.migrationCounts(),
+      this.catalog.migrationCounts(MIGRATABLE_STATUSES),
       this.catalog.countTenants(MIGRATABLE_STATUSES),
       this.catalog.tenantsBehind(this.migrations.names, { statuses: MIGRATABLE_STATUSES }),
       this.catalog.readLock('tenant-migrations'),
