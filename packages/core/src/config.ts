@@ -41,6 +41,8 @@ export interface TenantryConfig {
     /** @default true */
     useTemplates?: boolean
   }
+  /** The HTTP server's own settings (collections, auth providers); read by `@tenantry/server`, opaque here. */
+  server?: Record<string, unknown>
 }
 
 /** The config with every default applied and every path absolute. */
@@ -53,6 +55,7 @@ export interface ResolvedConfig {
   defaults: { isolation: Isolation; dataSource: string }
   router: RouterOptions
   provisioning: { useTemplates: boolean }
+  server: Record<string, unknown>
 }
 
 /** Identity function that types a config file. */
@@ -98,6 +101,7 @@ export function resolveConfig(
     defaults: { isolation: config.defaults?.isolation ?? 'database', dataSource },
     router: config.router ?? {},
     provisioning: { useTemplates: config.provisioning?.useTemplates ?? true },
+    server: config.server ?? {},
   }
 }
 
