@@ -1,9 +1,13 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely'
+import type { TenantMigrationContext } from 'tenantry'
 
-export async function up(db: Kysely<any>): Promise<void> {
+export async function up(db: Kysely<any>, { engine }: TenantMigrationContext): Promise<void> {
+  // SQLite numbers an `integer primary key` by itself; Postgres needs an identity column.
+  const id = (c: ColumnDefinitionBuilder) => (engine === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey())
+
   await db.schema
     .createTable('jobs')
-    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('id', 'integer', id)
     .addColumn('company', 'text', (c) => c.notNull())
     .addColumn('title', 'text', (c) => c.notNull())
     .addColumn('location', 'text')
@@ -16,7 +20,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('highlights')
-    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('id', 'integer', id)
     .addColumn('job_id', 'integer', (c) => c.notNull().references('jobs.id').onDelete('cascade'))
     .addColumn('content', 'text', (c) => c.notNull())
     .addColumn('domains', 'text', (c) => c.notNull().defaultTo('[]'))

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { createJiti } from 'jiti'
 import { TenantryError } from './errors.js'
 import { assertValidIdentifier } from './identifiers.js'
-import type { DataSourceConfig } from './data-sources/data-sources.js'
+import type { DataSourceConfig, PostgresDataSourceConfig, SqliteDataSourceConfig } from './data-sources/data-sources.js'
 import type { Isolation } from './engines/engine.js'
 import { KYSELY_ENTRY, type TenantMigration } from './migrations/migration-set.js'
 import type { RouterOptions } from './router/router.js'
@@ -29,7 +29,7 @@ export interface TenantryConfig {
     tenant?: string | Record<string, TenantMigration>
   }
   /** @default [{ id: 'local', engine: 'sqlite', directory: `${home}/tenants` }] */
-  dataSources?: Array<Omit<DataSourceConfig, 'directory'> & { directory?: string }>
+  dataSources?: Array<(Omit<SqliteDataSourceConfig, 'directory'> & { directory?: string }) | PostgresDataSourceConfig>
   defaults?: {
     /** @default 'database' */
     isolation?: Isolation
@@ -79,10 +79,15 @@ export function resolveConfig(
   const catalogUrl = config.catalogUrl ?? env.TENANTRY_CATALOG_URL ?? join(home, 'catalog.db')
 
   const dataSources: DataSourceConfig[] = (config.dataSources ?? [{ id: 'local', engine: 'sqlite' as const }]).map(
-    (source) => {
+    (source): DataSourceConfig => {
       assertValidIdentifier('data source id', source.id)
+      if (source.engine === 'postgres') {
+        if (typeof source.url !== 'string') throw new TenantryError('INVALID_CONFIG', `Data source ${source.id} needs a url`)
+        return source
+      }
       if (source.engine !== 'sqlite') {
-        throw new TenantryError('INVALID_CONFIG', `Data source ${source.id}: unknown engine ${String(source.engine)}`)
+        const { id, engine } = source as { id: string; engine: unknown }
+        throw new TenantryError('INVALID_CONFIG', `Data source ${id}: unknown engine ${String(engine)}`)
       }
       return { ...source, directory: source.directory ? at(source.directory) : join(home, source.id === 'local' ? 'tenants' : source.id) }
     },

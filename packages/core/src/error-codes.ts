@@ -19,6 +19,8 @@ export const TENANTRY_ERROR_CODES = {
   INVALID_MIGRATION: 'Invalid migration',
   INVALID_CONFIG: 'Invalid configuration',
   CLOSED: 'Tenantry is closed',
+  TOKEN_NOT_FOUND: 'Token not found',
+  INVALID_OPTION: 'Invalid option',
   INTERNAL: 'Internal error',
 } as const
 

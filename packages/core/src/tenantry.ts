@@ -1,8 +1,10 @@
+import { join } from 'node:path'
 import { withTenant as runWithTenant, currentTenant, type TenantRef } from './context.js'
 import { TenantryError } from './errors.js'
 import { Catalog, type TenantRecord } from './catalog/catalog.js'
 import { resolveConfig, type ResolvedConfig, type TenantryConfig } from './config.js'
 import { DataSources } from './data-sources/data-sources.js'
+import { SecretBox } from './secrets/secret-box.js'
 import { MIGRATABLE_STATUSES, runFanOut, type FanOutOptions, type FanOutReport } from './migrations/fan-out.js'
 import { TenantMigrationSet } from './migrations/migration-set.js'
 import {
@@ -12,6 +14,7 @@ import {
   type ProvisionerOptions,
 } from './provisioning/provisioner.js'
 import { Router, type RouteState, type TenantDb } from './router/router.js'
+import { TokenStore } from './tokens/token-store.js'
 
 export interface CreateTenantryOptions {
   /** Bring the catalog's own tables up to date on start. @default true */
@@ -43,6 +46,8 @@ export class Tenantry {
   readonly router: Router
   readonly tenants: Provisioner
   readonly migrations: TenantMigrationSet
+  /** Integration tokens: create, list, revoke, verify. */
+  readonly tokens: TokenStore
 
   constructor(parts: {
     config: ResolvedConfig
@@ -58,6 +63,7 @@ export class Tenantry {
     this.router = parts.router
     this.tenants = parts.tenants
     this.migrations = parts.migrations
+    this.tokens = new TokenStore(parts.catalog)
   }
 
   /**
@@ -138,24 +144,14 @@ export async function createTenantry(
       ? await TenantMigrationSet.fromDirectory(resolved.tenantMigrations)
       : TenantMigrationSet.fromRecord(resolved.tenantMigrations)
   const catalog = Catalog.open({ url: resolved.catalogUrl })
+  const dataSources = new DataSources(catalog, SecretBox.fromEnvironment(join(resolved.home, 'secret.key')))
   try {
     if (options.migrateCatalog ?? true) await catalog.migrate()
-    for (const source of resolved.dataSources) {
-      const { id, engine, mode, capacity, region, ...rest } = source
-      await catalog.upsertDataSource({
-        id,
-        engine,
-        mode: mode ?? 'shared',
-        config: rest,
-        capacity: capacity ?? null,
-        region: region ?? null,
-      })
-    }
+    await dataSources.sync(resolved.dataSources)
   } catch (error) {
     await catalog.close()
     throw error
   }
-  const dataSources = new DataSources(catalog)
   const router = new Router(catalog, dataSources, resolved.router)
   const tenants = new Provisioner(
     { catalog, dataSources, router, migrations },

@@ -87,5 +87,31 @@ export function catalogMigrations(engine: EngineName): Record<string, Migration>
         .execute()
     },
   },
+  '0002_data_source_secrets': {
+    async up(db: Kysely<any>) {
+      // Credentials (a BYOD connection URL) sealed with the SecretBox; never in `config`.
+      await db.schema.alterTable('data_sources').addColumn('secret', 'text').execute()
+    },
+  },
+  '0003_tokens': {
+    async up(db: Kysely<any>) {
+      // Integration tokens: only a hash of the secret is stored (see tokens/token-store.ts).
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('prefix', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text', (c) => c.notNull())
+        .addColumn('read_only', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .addColumn('last_used_at', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('tokens_tenant').on('tokens').columns(['tenant_id', 'created_at']).execute()
+    },
+  },
 }
 }

@@ -39,6 +39,8 @@ export interface DataSourcesTable {
   config: string
   capacity: number | null
   region: string | null
+  /** Sealed credentials (`SecretBox`), bound to `data-source:<id>`. */
+  secret: string | null
   created_at: string
 }
 
@@ -68,6 +70,25 @@ export interface LocksTable {
   heartbeat_at: string
 }
 
+/** An integration token. The secret itself is never stored: only its SHA-256. */
+export interface TokensTable {
+  id: string
+  tenant_id: string
+  name: string
+  /** The start of the token (`tnt_<id>_` + 4 characters), shown in listings to recognise it. */
+  prefix: string
+  /** Hex SHA-256 of the secret part. */
+  secret_hash: string
+  /** 1 or 0 (an integer on both engines). */
+  read_only: number
+  created_at: string
+  expires_at: string | null
+  revoked_at: string | null
+  /** Updated at most once a minute per token. */
+  last_used_at: string | null
+  created_by: string
+}
+
 export interface CatalogDatabase {
   tenants: TenantsTable
   placements: PlacementsTable
@@ -75,4 +96,5 @@ export interface CatalogDatabase {
   tenant_migrations: TenantMigrationsTable
   audit_log: AuditLogTable
   locks: LocksTable
+  tokens: TokensTable
 }

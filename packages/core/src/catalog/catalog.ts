@@ -48,6 +48,8 @@ export interface DataSourceRecord {
   config: Record<string, unknown>
   capacity: number | null
   region: string | null
+  /** Sealed credentials (see `SecretBox`), or null. Never logged, never returned by the CLI or API. */
+  secret: string | null
   createdAt: string
 }
 
@@ -163,6 +165,7 @@ export class Catalog {
         config: JSON.stringify(source.config),
         capacity: source.capacity,
         region: source.region,
+        secret: source.secret,
         created_at: now(),
       })
       .onConflict((oc) =>
@@ -171,9 +174,43 @@ export class Catalog {
           config: JSON.stringify(source.config),
           capacity: source.capacity,
           region: source.region,
+          secret: source.secret,
         }),
       )
       .execute()
+  }
+
+  /** Records a new data source; an existing id is refused with `INVALID_IDENTIFIER`. */
+  async insertDataSource(source: Omit<DataSourceRecord, 'createdAt'>): Promise<void> {
+    const result = await this.db
+      .insertInto('data_sources')
+      .values({
+        id: source.id,
+        engine: source.engine,
+        mode: source.mode,
+        config: JSON.stringify(source.config),
+        capacity: source.capacity,
+        region: source.region,
+        secret: source.secret,
+        created_at: now(),
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst()
+    if (Number(result.numInsertedOrUpdatedRows ?? 0) !== 1) {
+      throw new TenantryError('INVALID_IDENTIFIER', `Data source "${source.id}" already exists`)
+    }
+  }
+
+  /** Live tenants placed on each data source, for placement by load. */
+  async placementCounts(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .selectFrom('placements')
+      .innerJoin('tenants', 'tenants.id', 'placements.tenant_id')
+      .where('tenants.purged_at', 'is', null)
+      .select(['placements.data_source_id', (eb) => eb.fn.countAll<number | string>().as('n')])
+      .groupBy('placements.data_source_id')
+      .execute()
+    return new Map(rows.map((r) => [r.data_source_id, Number(r.n)]))
   }
 
   async findDataSource(id: string): Promise<DataSourceRecord | undefined> {
@@ -496,6 +533,7 @@ function toDataSource(row: Selectable<DataSourcesTable>): DataSourceRecord {
     config: JSON.parse(row.config) as Record<string, unknown>,
     capacity: row.capacity === null ? null : Number(row.capacity),
     region: row.region,
+    secret: row.secret,
     createdAt: row.created_at,
   }
 }

@@ -14,10 +14,17 @@ export interface EnginePlacement {
   readonly locator: string
 }
 
+/** Who a handle connects as. */
+export type EngineRole = 'app' | 'admin'
+
 /** An open connection (or pool) to one tenant's data. */
 export interface EngineHandle {
-  /** Unconfined Kysely on the tenant's data. The router wraps it before app code sees it. */
+  /** The engine behind the handle, for migrations that must differ between engines. */
+  readonly engine: EngineName
+  /** Kysely on the tenant's data. The router wraps it before app code sees it. */
   readonly db: Kysely<any>
+  /** The schema holding the tenant's tables (and migration table) where it is not the default one. */
+  readonly schema?: string
   /**
    * Runs a multi-statement SQL script (a `.sql` migration) on `db`, which is this handle's
    * Kysely or a transaction of it, so the script joins that transaction.
@@ -46,16 +53,24 @@ export interface DatabaseEngine {
   /** Creates the tenant's empty storage. Fails if it exists. */
   create(placement: EnginePlacement): Promise<void>
   /**
-   * Returns the template for `key`, building it with `migrate` when missing.
-   * Engines that cannot clone leave this undefined and tenants are created by replaying migrations.
+   * Returns the template for `key`, building it with `migrate` when missing, or `undefined`
+   * where this engine cannot clone for `isolation`: tenants are then created by replaying migrations.
    */
-  ensureTemplate?(key: string, migrate: (handle: EngineHandle) => Promise<void>): Promise<EngineTemplate>
+  ensureTemplate?(
+    key: string,
+    isolation: Isolation,
+    migrate: (handle: EngineHandle) => Promise<void>,
+  ): Promise<EngineTemplate | undefined>
   /** Creates the tenant's storage as a consistent copy of `template`. Fails if it exists. */
   createFromTemplate?(placement: EnginePlacement, template: EngineTemplate): Promise<void>
   /** Whether the tenant's storage exists. */
   exists(placement: EnginePlacement): Promise<boolean>
-  /** Opens the tenant's storage. Synchronous so that `tenantry.db()` is; engines that dial out connect lazily. */
-  open(placement: EnginePlacement): EngineHandle
+  /**
+   * Opens the tenant's storage. Synchronous so that `tenantry.db()` is; engines that dial out
+   * connect lazily. `app` (the default) is what app code gets: on engines with roles, a
+   * least-privilege role that owns nothing. `admin` runs DDL: migrations and provisioning.
+   */
+  open(placement: EnginePlacement, role?: EngineRole): EngineHandle
   /** Removes the tenant's storage and any partial leftovers of a crashed create. Idempotent. */
   drop(placement: EnginePlacement): Promise<void>
   /** Releases engine-wide resources. */

@@ -96,7 +96,7 @@ async function migrateTenant(
   const base = { tenantId: tenant.id, slug: tenant.slug }
   try {
     const engine = await dataSources.engine(tenant.placement.dataSourceId)
-    const handle = engine.open({ tenantId: tenant.id, ...tenant.placement })
+    const handle = engine.open({ tenantId: tenant.id, ...tenant.placement }, 'admin')
     try {
       const outcome = await migrateHandle(handle, migrations)
       await catalog.recordMigrations(tenant.id, outcome.executed)

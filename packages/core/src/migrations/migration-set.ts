@@ -5,20 +5,28 @@ import { extname, join, resolve } from 'node:path'
 import { createJiti } from 'jiti'
 import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
 import { TenantryError } from '../errors.js'
-import type { EngineHandle } from '../engines/engine.js'
+import type { EngineHandle, EngineName } from '../engines/engine.js'
+
+/** What a migration is told besides its Kysely: enough to write one migration for every engine. */
+export interface TenantMigrationContext {
+  engine: EngineName
+}
 
 /**
  * A tenant migration, written once and run for every tenant whatever its isolation.
  * `up` receives the tenant's Kysely (inside a transaction where the engine allows).
  *
  * @example
- * export async function up(db: Kysely<any>) {
- *   await db.schema.createTable('jobs').addColumn('id', 'integer', (c) => c.primaryKey()).execute()
+ * export async function up(db: Kysely<any>, { engine }: TenantMigrationContext) {
+ *   await db.schema
+ *     .createTable('jobs')
+ *     .addColumn('id', 'integer', (c) => (engine === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey()))
+ *     .execute()
  * }
  */
 export interface TenantMigration {
-  up(db: Kysely<any>): Promise<void>
-  down?(db: Kysely<any>): Promise<void>
+  up(db: Kysely<any>, context: TenantMigrationContext): Promise<void>
+  down?(db: Kysely<any>, context: TenantMigrationContext): Promise<void>
 }
 
 /** The name Tenantry uses for its migration tables inside each tenant database. */
@@ -52,8 +60,8 @@ export class TenantMigrationSet {
       hash.update(`${name}\0${migration.up.toString()}\0${migration.down?.toString() ?? ''}\0`)
       return {
         name,
-        up: (db: Kysely<any>) => migration.up(db),
-        ...(migration.down ? { down: (db: Kysely<any>) => migration.down!(db) } : {}),
+        up: (db: Kysely<any>, handle: EngineHandle) => migration.up(db, { engine: handle.engine }),
+        ...(migration.down ? { down: (db: Kysely<any>, handle: EngineHandle) => migration.down!(db, { engine: handle.engine }) } : {}),
       }
     })
     return new TenantMigrationSet(entries, hash.digest('hex').slice(0, 32))
@@ -93,7 +101,11 @@ export class TenantMigrationSet {
         throw new TenantryError('INVALID_MIGRATION', `Migration ${file} exports no up() function`)
       }
       const { up, down } = module
-      entries.push({ name, up: (db) => up(db), ...(down ? { down: (db: Kysely<any>) => down(db) } : {}) })
+      entries.push({
+        name,
+        up: (db, handle) => up(db, { engine: handle.engine }),
+        ...(down ? { down: (db: Kysely<any>, handle: EngineHandle) => down(db, { engine: handle.engine }) } : {}),
+      })
     }
     return new TenantMigrationSet(entries, hash.digest('hex').slice(0, 32))
   }
@@ -133,6 +145,8 @@ export async function migrateHandle(handle: EngineHandle, set: TenantMigrationSe
     provider: { getMigrations: async () => migrations },
     migrationTableName: TENANT_MIGRATION_TABLE,
     migrationLockTableName: TENANT_MIGRATION_LOCK_TABLE,
+    // Without it, Kysely would find another tenant's migration table in a shared database.
+    ...(handle.schema ? { migrationTableSchema: handle.schema } : {}),
     nameComparator: compareNames,
   })
   const { error, results = [] } = await migrator.migrateToLatest()

@@ -4,7 +4,7 @@ import type { Catalog, TenantRecord } from '../catalog/catalog.js'
 import type { TenantOperation, TenantStatus } from '../catalog/catalog-schema.js'
 import type { DataSources } from '../data-sources/data-sources.js'
 import type { DatabaseEngine, EnginePlacement, EngineTemplate, Isolation } from '../engines/engine.js'
-import { migrateHandle, type TenantMigrationSet } from '../migrations/migration-set.js'
+import { migrateHandle, type HandleMigrationOutcome, type TenantMigrationSet } from '../migrations/migration-set.js'
 import type { Router } from '../router/router.js'
 
 /** The steps of a create, in order. A failpoint can stop the process before any of them. */
@@ -55,7 +55,9 @@ export class Provisioner {
   readonly #router: Router
   readonly #migrations: TenantMigrationSet
   readonly #options: ProvisionerOptions
-  readonly #templates = new Map<string, Promise<EngineTemplate>>()
+  readonly #templates = new Map<string, Promise<EngineTemplate | undefined>>()
+  /** What the migrator found in the first tenant copied from each template: nothing to apply, these executed. */
+  readonly #templateLedgers = new WeakMap<EngineTemplate, HandleMigrationOutcome['executed']>()
 
   constructor(
     deps: { catalog: Catalog; dataSources: DataSources; router: Router; migrations: TenantMigrationSet },
@@ -149,20 +151,31 @@ export class Provisioner {
     try {
       await this.#step('create-database', ref)
       // Nothing of a tenant in `provisioning` has ever served traffic: start its storage afresh.
-      await engine.drop(placement)
-      await this.#catalog.clearLedger(id)
-      const template = await this.#template(engine, plan.dataSource)
+      // A new id has no storage or ledger yet.
+      if (plan.resumes) {
+        await engine.drop(placement)
+        await this.#catalog.clearLedger(id)
+      }
+      const template = await this.#template(engine, plan.dataSource, plan.isolation)
       if (template) await engine.createFromTemplate!(placement, template)
       else await engine.create(placement)
 
       await this.#step('migrate', ref)
-      const handle = engine.open(placement)
-      try {
-        const outcome = await migrateHandle(handle, this.#migrations)
-        if (outcome.error !== undefined) throw outcome.error
-        await this.#catalog.recordMigrations(id, outcome.executed)
-      } finally {
-        await handle.close()
+      // Every copy of a sealed template holds what the first copy held: migrate that one, and
+      // record the same ledger for the rest without opening them.
+      const known = template && this.#templateLedgers.get(template)
+      if (known) {
+        await this.#catalog.recordMigrations(id, known)
+      } else {
+        const handle = engine.open(placement, 'admin')
+        try {
+          const outcome = await migrateHandle(handle, this.#migrations)
+          if (outcome.error !== undefined) throw outcome.error
+          await this.#catalog.recordMigrations(id, outcome.executed)
+          if (template && outcome.applied.length === 0) this.#templateLedgers.set(template, outcome.executed)
+        } finally {
+          await handle.close()
+        }
       }
 
       await this.#step('activate', ref)
@@ -258,13 +271,18 @@ export class Provisioner {
     await this.#catalog.audit({ tenantId: id, action: 'tenant.create.failed', details: { error: reason } }).catch(() => {})
   }
 
-  /** The engine's template for the current migration set, built once per process and data source. */
-  #template(engine: DatabaseEngine, dataSource: string): Promise<EngineTemplate> | undefined {
-    if (this.#options.useTemplates === false || !engine.ensureTemplate || !engine.createFromTemplate) return undefined
-    const key = `${dataSource}:${this.#migrations.key}`
+  /**
+   * The engine's template for the current migration set, built once per process, data source
+   * and isolation; `undefined` where templates are off or the engine cannot clone.
+   */
+  #template(engine: DatabaseEngine, dataSource: string, isolation: Isolation): Promise<EngineTemplate | undefined> {
+    if (this.#options.useTemplates === false || !engine.ensureTemplate || !engine.createFromTemplate) {
+      return Promise.resolve(undefined)
+    }
+    const key = `${dataSource}:${isolation}:${this.#migrations.key}`
     let template = this.#templates.get(key)
     if (!template) {
-      template = engine.ensureTemplate(this.#migrations.key, async (handle) => {
+      template = engine.ensureTemplate(this.#migrations.key, isolation, async (handle) => {
         const outcome = await migrateHandle(handle, this.#migrations)
         if (outcome.error !== undefined) throw outcome.error
       })

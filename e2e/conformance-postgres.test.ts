@@ -1,0 +1,54 @@
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { describe, it } from 'vitest'
+import { Catalog, type Isolation } from 'tenantry'
+import { createTestDatabase, findPostgres, runConformance } from 'tenantry/testing'
+
+// Postgres under schema and database isolation: the same suite, the same example migrations.
+const migrations = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
+const postgres = await findPostgres()
+
+for (const isolation of ['schema', 'database'] as const satisfies readonly Isolation[]) {
+  if ('skip' in postgres) {
+    describe.skip(`conformance: postgres × ${isolation} (skipped: ${postgres.skip})`, () => it('needs Postgres', () => {}))
+    continue
+  }
+  const dataSource = `pg_${isolation}_${process.pid}`
+  runConformance({
+    engine: 'postgres',
+    isolation,
+    migrations,
+    setup: async ({ home, migrations }) => {
+      const data = await createTestDatabase(postgres.url, `tenantry_data_${isolation}`)
+      const catalogUrl = `${home}/catalog.db`
+      return {
+        config: {
+          home,
+          catalogUrl,
+          migrations: { tenant: migrations },
+          dataSources: [{ id: dataSource, engine: 'postgres', url: data.url, isolations: [isolation] }],
+          defaults: { isolation, dataSource },
+        },
+        teardown: async () => {
+          // Database-isolated tenants and templates live outside the test database: drop them by name.
+          const catalog = Catalog.open({ url: catalogUrl })
+          const tenants = await catalog.listTenants({ includePurged: true })
+          await catalog.close()
+          const admin = new pg.Client({ connectionString: postgres.url })
+          await admin.connect()
+          try {
+            const templates = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`tpl_${dataSource}_%`])
+            for (const name of [...tenants.map((t) => t.placement.locator), ...templates.rows.map((r) => r.datname)]) {
+              await admin.query(`ALTER DATABASE "${name}" WITH IS_TEMPLATE false`).catch(() => {})
+              await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+            }
+            await data.drop()
+            await admin.query(`DROP ROLE IF EXISTS "tenantry_app_${dataSource}"`)
+          } finally {
+            await admin.end()
+          }
+        },
+      }
+    },
+  })
+}

@@ -1,0 +1,258 @@
+import { Kysely, WithSchemaPlugin, sql } from 'kysely'
+import pg from 'pg'
+import { TenantryError } from '../../errors.js'
+import { assertTenantId } from '../../identifiers.js'
+import type {
+  DatabaseEngine,
+  EngineHandle,
+  EnginePlacement,
+  EngineRole,
+  EngineTemplate,
+  Isolation,
+} from '../engine.js'
+import { ScopedPostgresDialect } from './scoped-postgres-dialect.js'
+
+export interface PostgresEngineOptions {
+  /** The data source id; it names the app role and templates. */
+  id: string
+  /**
+   * The admin connection: it owns tenant schemas and databases and runs DDL and migrations
+   * (seed 003's migration master). Its database holds schema-isolated tenants.
+   */
+  url: string
+  /**
+   * The app role: owns nothing, cannot create, alter or drop, cannot bypass RLS. Created
+   * and kept in step by Tenantry (`CREATE ROLE … LOGIN NOBYPASSRLS`).
+   */
+  appRole: { name: string; password: string }
+  /** @default ['schema', 'database'] */
+  isolations?: Isolation[]
+  /** Connections in each shared pool (admin and app, for schema tenants). @default 10 */
+  poolSize?: number
+  /** Connections in each database-isolated tenant's own pool. @default 2 */
+  tenantPoolSize?: number
+}
+
+const NAME_PATTERN = /^[a-z][a-z0-9_]{0,62}$/
+
+/** Quotes an identifier Tenantry built itself, after checking it against the allowlist again. */
+export function quoteIdentifier(name: string): string {
+  if (!NAME_PATTERN.test(name)) throw new TenantryError('INVALID_IDENTIFIER', `Invalid Postgres identifier ${JSON.stringify(name)}`)
+  return `"${name}"`
+}
+
+interface PostgresTemplate extends EngineTemplate {
+  readonly database: string
+}
+
+/**
+ * Postgres under schema isolation (a schema `t_<id>` per tenant in the data source's
+ * database) and database isolation (a database `t_<id>` per tenant, created from a
+ * pre-migrated template database).
+ */
+export class PostgresEngine implements DatabaseEngine {
+  readonly name = 'postgres' as const
+  readonly isolations: readonly Isolation[]
+  readonly #options: PostgresEngineOptions
+  readonly #adminPool: pg.Pool
+  readonly #appPool: pg.Pool
+  #roleReady: Promise<void> | undefined
+
+  constructor(options: PostgresEngineOptions) {
+    quoteIdentifier(options.appRole.name)
+    this.#options = options
+    this.isolations = options.isolations ?? ['schema', 'database']
+    for (const isolation of this.isolations) {
+      if (isolation === 'row') throw new TenantryError('UNSUPPORTED_PLACEMENT', 'Row isolation on Postgres is not available yet')
+    }
+    this.#adminPool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 })
+    this.#appPool = new pg.Pool({ connectionString: this.#appUrl(), max: options.poolSize ?? 10 })
+  }
+
+  locatorFor(tenantId: string, isolation: Isolation): string {
+    this.#assertIsolation(isolation)
+    assertTenantId(tenantId)
+    return `t_${tenantId}`
+  }
+
+  async create(placement: EnginePlacement): Promise<void> {
+    await this.#ensureAppRole()
+    const name = this.#locator(placement)
+    if (placement.isolation === 'schema') {
+      await this.#adminTransaction(async (client) => {
+        await client.query(`CREATE SCHEMA ${name}`)
+        await client.query(`GRANT USAGE ON SCHEMA ${name} TO ${this.#app()}`)
+        // Tables and sequences the admin creates here later are the app's to use, never to alter.
+        await client.query(
+          `ALTER DEFAULT PRIVILEGES IN SCHEMA ${name} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${this.#app()}`,
+        )
+        await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${name} GRANT USAGE, SELECT ON SEQUENCES TO ${this.#app()}`)
+      })
+      return
+    }
+    await this.#createDatabase(name)
+  }
+
+  async ensureTemplate(
+    key: string,
+    isolation: Isolation,
+    migrate: (handle: EngineHandle) => Promise<void>,
+  ): Promise<PostgresTemplate | undefined> {
+    // A schema cannot be cloned in Postgres short of replaying its DDL, which is what migrations are.
+    if (isolation !== 'database') return undefined
+    await this.#ensureAppRole()
+    const database = `tpl_${this.#options.id}_${key.slice(0, 16)}`
+    const existing = await this.#adminPool.query('SELECT datistemplate FROM pg_database WHERE datname = $1', [database])
+    if (existing.rows[0]?.datistemplate) return { key, database }
+    if (existing.rowCount) await this.#dropDatabase(database) // a build that died half-way
+    await this.#createDatabase(quoteIdentifier(database))
+    const handle = this.#openDatabase(database, 'admin', 1)
+    try {
+      await migrate(handle)
+    } finally {
+      await handle.close()
+    }
+    await this.#adminPool.query(`ALTER DATABASE ${quoteIdentifier(database)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false`)
+    return { key, database }
+  }
+
+  async createFromTemplate(placement: EnginePlacement, template: EngineTemplate): Promise<void> {
+    const source = quoteIdentifier((template as PostgresTemplate).database)
+    await this.#adminPool.query(`CREATE DATABASE ${this.#locator(placement)} TEMPLATE ${source}`)
+    await this.#adminPool.query(`REVOKE CONNECT ON DATABASE ${this.#locator(placement)} FROM PUBLIC`)
+    await this.#adminPool.query(`GRANT CONNECT ON DATABASE ${this.#locator(placement)} TO ${this.#app()}`)
+  }
+
+  async exists(placement: EnginePlacement): Promise<boolean> {
+    this.#locator(placement)
+    const query =
+      placement.isolation === 'schema'
+        ? 'SELECT 1 FROM pg_namespace WHERE nspname = $1'
+        : 'SELECT 1 FROM pg_database WHERE datname = $1'
+    return ((await this.#adminPool.query(query, [placement.locator])).rowCount ?? 0) > 0
+  }
+
+  open(placement: EnginePlacement, role: EngineRole = 'app'): EngineHandle {
+    const name = placement.locator
+    this.#locator(placement)
+    if (placement.isolation === 'database') return this.#openDatabase(name, role, this.#options.tenantPoolSize ?? 2)
+    const pool = role === 'admin' ? this.#adminPool : this.#appPool
+    const db = new Kysely<any>({ dialect: new ScopedPostgresDialect({ pool, schema: name, ownsPool: false }) }).withPlugin(
+      new WithSchemaPlugin(name),
+    )
+    return { engine: 'postgres', db, schema: name, execScript, close: () => db.destroy() }
+  }
+
+  async drop(placement: EnginePlacement): Promise<void> {
+    const name = this.#locator(placement)
+    if (placement.isolation === 'schema') await this.#adminPool.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)
+    else await this.#dropDatabase(placement.locator)
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#adminPool.end(), this.#appPool.end()])
+  }
+
+  /** Checks the admin connection; returns the server version. */
+  async test(): Promise<{ version: string }> {
+    const result = await this.#adminPool.query<{ version: string }>('SHOW server_version')
+    return { version: result.rows[0]!.version }
+  }
+
+  #openDatabase(database: string, role: EngineRole, max: number): EngineHandle {
+    const url = new URL(role === 'admin' ? this.#options.url : this.#appUrl())
+    url.pathname = `/${database}`
+    const db = new Kysely<any>({ dialect: new ScopedPostgresDialect({ pool: new pg.Pool({ connectionString: url.toString(), max }) }) })
+    return { engine: 'postgres', db, execScript, close: () => db.destroy() }
+  }
+
+  async #createDatabase(quoted: string): Promise<void> {
+    await this.#adminPool.query(`CREATE DATABASE ${quoted}`)
+    await this.#adminPool.query(`REVOKE CONNECT ON DATABASE ${quoted} FROM PUBLIC`)
+    await this.#adminPool.query(`GRANT CONNECT ON DATABASE ${quoted} TO ${this.#app()}`)
+    const url = new URL(this.#options.url)
+    url.pathname = `/${quoted.slice(1, -1)}`
+    const client = new pg.Client({ connectionString: url.toString() })
+    await client.connect()
+    try {
+      // Default privileges live in each database, and a template passes them on to its copies.
+      await client.query(`GRANT USAGE ON SCHEMA public TO ${this.#app()}`)
+      await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${this.#app()}`)
+      await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${this.#app()}`)
+    } finally {
+      await client.end()
+    }
+  }
+
+  async #dropDatabase(database: string): Promise<void> {
+    await this.#adminPool.query(`ALTER DATABASE ${quoteIdentifier(database)} WITH IS_TEMPLATE false`).catch(() => {})
+    await this.#adminPool.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(database)} WITH (FORCE)`)
+  }
+
+  /** Creates the app role once, and keeps its password in step with the key it derives from. */
+  #ensureAppRole(): Promise<void> {
+    this.#roleReady ??= (async () => {
+      const { name, password } = this.#options.appRole
+      const literal = `'${password.replace(/'/g, "''")}'`
+      await this.#adminTransaction(async (client) => {
+        // Serialises role creation across processes sharing this server.
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tenantry-role:${name}`])
+        const exists = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount
+        const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${literal}`
+        await client.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdentifier(name)} WITH ${attributes}`)
+      })
+    })().catch((error: unknown) => {
+      this.#roleReady = undefined
+      throw error
+    })
+    return this.#roleReady
+  }
+
+  async #adminTransaction(fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+    const client = await this.#adminPool.connect()
+    try {
+      await client.query('BEGIN')
+      await fn(client)
+      await client.query('COMMIT')
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
+    } finally {
+      client.release()
+    }
+  }
+
+  #appUrl(): string {
+    const url = new URL(this.#options.url)
+    url.username = this.#options.appRole.name
+    url.password = this.#options.appRole.password
+    return url.toString()
+  }
+
+  #app(): string {
+    return quoteIdentifier(this.#options.appRole.name)
+  }
+
+  #locator(placement: EnginePlacement): string {
+    this.#assertIsolation(placement.isolation)
+    if (placement.locator !== `t_${placement.tenantId}`) {
+      throw new TenantryError('INVALID_IDENTIFIER', `Invalid Postgres locator ${JSON.stringify(placement.locator)}`)
+    }
+    assertTenantId(placement.tenantId)
+    return quoteIdentifier(placement.locator)
+  }
+
+  #assertIsolation(isolation: Isolation): void {
+    if (!this.isolations.includes(isolation)) {
+      throw new TenantryError(
+        'UNSUPPORTED_PLACEMENT',
+        `This Postgres data source offers ${this.isolations.join(' and ')} isolation, not ${isolation}`,
+      )
+    }
+  }
+}
+
+/** A `.sql` migration runs as one simple-protocol query on the transaction's connection. */
+async function execScript(db: Kysely<any>, script: string): Promise<void> {
+  await sql.raw(script).execute(db)
+}
