@@ -1,9 +1,11 @@
 import { createRequire } from 'node:module'
 import { Command, CommanderError } from 'commander'
+import { registerDataSourceCommands } from './commands/datasource.js'
 import { registerMigrateCommands } from './commands/migrate.js'
 import { registerSqlCommand } from './commands/sql.js'
 import { registerStartCommand } from './commands/start.js'
 import { registerTenantCommands } from './commands/tenant.js'
+import { registerTokenCommands } from './commands/token.js'
 import { EXIT, exitCodeFor, formatError, oneLine } from './errors.js'
 import { Output, type OutputStreams } from './output.js'
 
@@ -37,8 +39,10 @@ export function createProgram(options: ProgramOptions = {}): Command {
     // Subcommands created after this inherit both the output and the exit override.
     .exitOverride()
   registerTenantCommands(program, out)
+  registerTokenCommands(program, out)
   registerMigrateCommands(program, out)
   registerSqlCommand(program, out)
+  registerDataSourceCommands(program, out)
   registerStartCommand(program, out)
   return program
 }

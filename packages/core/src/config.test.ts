@@ -14,7 +14,7 @@ describe('config', () => {
     expect(config.home).toBe(dir.path)
     expect(config.catalogUrl).toBe(join(dir.path, 'catalog.db'))
     expect(config.dataSources).toEqual([{ id: 'local', engine: 'sqlite', directory: join(dir.path, 'tenants') }])
-    expect(config.defaults).toEqual({ isolation: 'database', dataSource: 'local' })
+    expect(config.defaults).toEqual({ isolation: 'database', dataSource: 'local', placement: 'default' })
   })
 
   it('takes a Postgres catalog from TENANTRY_CATALOG_URL as it is', () => {

@@ -7,6 +7,7 @@ import { assertValidIdentifier } from './identifiers.js'
 import type { DataSourceConfig, PostgresDataSourceConfig, SqliteDataSourceConfig } from './data-sources/data-sources.js'
 import type { Isolation } from './engines/engine.js'
 import { KYSELY_ENTRY, type TenantMigration } from './migrations/migration-set.js'
+import type { PlacementPolicy } from './provisioning/provisioner.js'
 import type { RouterOptions } from './router/router.js'
 
 /**
@@ -35,6 +36,8 @@ export interface TenantryConfig {
     isolation?: Isolation
     /** @default the first data source */
     dataSource?: string
+    /** How new tenants are placed when no data source is named (see `PlacementPolicy`). @default 'default' */
+    placement?: PlacementPolicy
   }
   router?: RouterOptions
   provisioning?: {
@@ -52,7 +55,7 @@ export interface ResolvedConfig {
   catalogUrl: string
   tenantMigrations: string | Record<string, TenantMigration>
   dataSources: DataSourceConfig[]
-  defaults: { isolation: Isolation; dataSource: string }
+  defaults: { isolation: Isolation; dataSource: string; placement: PlacementPolicy }
   router: RouterOptions
   provisioning: { useTemplates: boolean }
   server: Record<string, unknown>
@@ -103,7 +106,7 @@ export function resolveConfig(
     catalogUrl: /^[a-z]+:\/\//.test(catalogUrl) ? catalogUrl : at(catalogUrl),
     tenantMigrations: typeof tenantMigrations === 'string' ? at(tenantMigrations) : tenantMigrations,
     dataSources,
-    defaults: { isolation: config.defaults?.isolation ?? 'database', dataSource },
+    defaults: { isolation: config.defaults?.isolation ?? 'database', dataSource, placement: config.defaults?.placement ?? 'default' },
     router: config.router ?? {},
     provisioning: { useTemplates: config.provisioning?.useTemplates ?? true },
     server: config.server ?? {},

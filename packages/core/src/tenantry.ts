@@ -158,6 +158,7 @@ export async function createTenantry(
     {
       defaultIsolation: resolved.defaults.isolation,
       defaultDataSource: resolved.defaults.dataSource,
+      placement: resolved.defaults.placement,
       useTemplates: resolved.provisioning.useTemplates,
       ...(options.beforeProvisioningStep ? { beforeStep: options.beforeProvisioningStep } : {}),
     },

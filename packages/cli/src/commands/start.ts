@@ -17,16 +17,18 @@ const EXAMPLE_SEED = join('examples', 'cv-builder', 'seed.ts')
 type Seed = (db: Kysely<any>) => Promise<void>
 
 /**
- * `tenantry start` (what `npm start` runs until the HTTP server exists): brings the
- * catalog and every tenant up to date, creates a `demo` tenant on first run (seeded with
- * the example app's data when the config is this repo's own), and shows where things are.
- * A second run changes nothing.
+ * `tenantry start` (what `npm start` runs): brings the catalog and every tenant up to date,
+ * creates a `demo` tenant on first run (seeded with the example app's data when the config
+ * is this repo's own), shows where things are, then serves the HTTP API (`--no-server`
+ * stops after preparing). A second run changes nothing.
  */
 export function registerStartCommand(program: Command, out: Output): void {
   program
     .command('start')
-    .description('migrate the catalog and tenants, create a demo tenant on first run, and show where the data lives')
-    .action(async (_options: unknown, command: Command) => {
+    .description('migrate the catalog and tenants, create a demo tenant on first run, show where the data lives, then start the HTTP server')
+    .option('--no-server', 'prepare only; do not start the HTTP server')
+    .option('--port <port>', 'port of the HTTP server (default $PORT or 3000)')
+    .action(async (options: { server: boolean; port?: string }, command: Command) => {
       const configFile = configFileOf(command)
       const config = await loadConfig(configFile)
       await withTenantry(
@@ -47,7 +49,8 @@ export function registerStartCommand(program: Command, out: Output): void {
           const catalog = isAbsolute(config.catalogUrl) ? displayPath(config.catalogUrl) : redactUrl(config.catalogUrl)
           out.line(`  catalog    ${catalog}`)
           for (const source of config.dataSources) {
-            out.line(`  data       ${source.id}: ${source.engine} files in ${displayPath(source.directory)}`)
+            const where = source.engine === 'sqlite' ? `sqlite files in ${displayPath(source.directory)}` : `postgres at ${redactUrl(source.url)}`
+            out.line(`  data       ${source.id}: ${where}`)
           }
           out.line()
           if (report.results.length > 0) {
@@ -83,6 +86,16 @@ export function registerStartCommand(program: Command, out: Output): void {
         },
         { config },
       )
+      if (!options.server) return
+      const port = options.port === undefined ? undefined : Number(options.port)
+      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
+        throw new Error(`--port must be a port number, not ${JSON.stringify(options.port)}`)
+      }
+      // Loaded only here: preparing alone should not pay for the server's dependencies.
+      const { startServer } = await import('@tenantry/server')
+      const server = await startServer({ config, ...(port !== undefined ? { port } : {}) })
+      out.line()
+      out.line(`Serving at ${server.url}  (API docs: ${server.url}/docs; stop with Ctrl-C)`)
     })
 }
 

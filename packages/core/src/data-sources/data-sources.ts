@@ -1,4 +1,5 @@
 import { TenantryError } from '../errors.js'
+import { assertValidIdentifier } from '../identifiers.js'
 import type { Catalog, DataSourceRecord } from '../catalog/catalog.js'
 import type { DataSourceMode } from '../catalog/catalog-schema.js'
 import type { DatabaseEngine, Isolation } from '../engines/engine.js'
@@ -43,6 +44,8 @@ export type DataSourceConfig = SqliteDataSourceConfig | PostgresDataSourceConfig
 
 /** What the catalog records of a data source: non-secret facts in `config`, credentials sealed in `secret`. */
 export function toDataSourceRecord(source: DataSourceConfig, box: SecretBox): Omit<DataSourceRecord, 'createdAt'> {
+  // Every path in (config, `add`, a pre-resolved config) passes here: the id names files, roles and databases.
+  assertValidIdentifier('data source id', source.id)
   const base = { id: source.id, mode: source.mode ?? 'shared', capacity: source.capacity ?? null, region: source.region ?? null }
   if (source.engine === 'sqlite') {
     const config = { directory: source.directory, ...(source.synchronous ? { synchronous: source.synchronous } : {}) }

@@ -29,9 +29,18 @@ export interface DeleteTenantOptions {
   actor?: string
 }
 
+/** How new tenants are placed when no data source is named. */
+export type PlacementPolicy = 'default' | 'least-loaded'
+
 export interface ProvisionerOptions {
   defaultIsolation: Isolation
   defaultDataSource: string
+  /**
+   * `default`: the default data source. `least-loaded`: among `shared` data sources that
+   * offer the isolation and have room, the one holding the fewest tenants.
+   * @default 'default'
+   */
+  placement?: PlacementPolicy
   /**
    * Create tenants from a pre-migrated template where the engine can clone one.
    * `false` replays every migration instead (the fallback, and the benchmark's baseline).
@@ -76,27 +85,56 @@ export class Provisioner {
    */
   async plan(options: CreateTenantOptions): Promise<{ slug: string; name: string; isolation: Isolation; dataSource: string; resumes?: string }> {
     assertValidSlug(options.slug)
-    const isolation = options.isolation ?? this.#options.defaultIsolation
-    const dataSource = options.dataSource ?? this.#options.defaultDataSource
-    assertValidIdentifier('data source id', dataSource)
-    const engine = await this.#dataSources.engine(dataSource)
-    if (!engine.isolations.includes(isolation)) {
-      throw new TenantryError(
-        'UNSUPPORTED_PLACEMENT',
-        `Data source "${dataSource}" (${engine.name}) offers ${engine.isolations.join(', ')} isolation, not ${isolation}`,
-      )
-    }
     const existing = await this.#catalog.findTenantBySlug(options.slug)
-    if (existing && !(existing.operation === 'create' && RESUMABLE_CREATE.includes(existing.status))) {
-      throw new TenantryError('SLUG_TAKEN', `Tenant slug "${options.slug}" is already taken (status ${existing.status})`)
+    if (existing) {
+      if (!(existing.operation === 'create' && RESUMABLE_CREATE.includes(existing.status))) {
+        throw new TenantryError('SLUG_TAKEN', `Tenant slug "${options.slug}" is already taken (status ${existing.status})`)
+      }
+      // Finishing a create keeps the placement it started with.
+      const { isolation, dataSourceId } = existing.placement
+      return { slug: options.slug, name: existing.name, isolation, dataSource: dataSourceId, resumes: existing.id }
     }
-    return {
-      slug: options.slug,
-      name: options.name ?? existing?.name ?? options.slug,
-      isolation: existing?.placement.isolation ?? isolation,
-      dataSource: existing?.placement.dataSourceId ?? dataSource,
-      ...(existing ? { resumes: existing.id } : {}),
+    const isolation = options.isolation ?? this.#options.defaultIsolation
+    const dataSource = await this.#place(isolation, options.dataSource)
+    return { slug: options.slug, name: options.name ?? options.slug, isolation, dataSource }
+  }
+
+  /**
+   * The data source for a new tenant: the one asked for, else by the placement policy. A
+   * source must offer the isolation and have room (tenants < capacity). Two creates at the
+   * same moment may take a source one tenant past its capacity.
+   */
+  async #place(isolation: Isolation, requested: string | undefined): Promise<string> {
+    const policy = this.#options.placement ?? 'default'
+    if (requested !== undefined || policy === 'default') {
+      const id = requested ?? this.#options.defaultDataSource
+      assertValidIdentifier('data source id', id)
+      const engine = await this.#dataSources.engine(id)
+      if (!engine.isolations.includes(isolation)) {
+        throw new TenantryError(
+          'UNSUPPORTED_PLACEMENT',
+          `Data source "${id}" (${engine.name}) offers ${engine.isolations.join(', ')} isolation, not ${isolation}`,
+        )
+      }
+      const source = (await this.#catalog.findDataSource(id))!
+      const placed = (await this.#catalog.placementCounts()).get(id) ?? 0
+      if (source.capacity !== null && placed >= source.capacity) {
+        throw new TenantryError('UNSUPPORTED_PLACEMENT', `Data source "${id}" is full (${placed} of ${source.capacity} tenants)`)
+      }
+      return id
     }
+    const [sources, counts] = await Promise.all([this.#catalog.listDataSources(), this.#catalog.placementCounts()])
+    let best: { id: string; placed: number } | undefined
+    for (const source of sources) {
+      const placed = counts.get(source.id) ?? 0
+      if (source.mode !== 'shared' || (source.capacity !== null && placed >= source.capacity)) continue
+      if (!(await this.#dataSources.engine(source.id)).isolations.includes(isolation)) continue
+      if (!best || placed < best.placed) best = { id: source.id, placed }
+    }
+    if (!best) {
+      throw new TenantryError('UNSUPPORTED_PLACEMENT', `No shared data source offers ${isolation} isolation with room for another tenant`)
+    }
+    return best.id
   }
 
   /**

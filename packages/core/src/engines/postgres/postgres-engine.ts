@@ -159,6 +159,52 @@ export class PostgresEngine implements DatabaseEngine {
     return { version: result.rows[0]!.version }
   }
 
+  /** The app role's name: `tenantry_app_<data source id>`. */
+  get appRoleName(): string {
+    return this.#options.appRole.name
+  }
+
+  /**
+   * @internal For isolation tests and `tenantry doctor`. Borrows every idle connection of the
+   * shared app pool at once (so each is a different one) and reports what the next borrower
+   * would inherit: the backend, its `search_path`, and whether a transaction is still open
+   * (`I` idle, `T` open, `E` aborted). Connections in use are left alone. Read-only.
+   */
+  async inspectIdleConnections(): Promise<Array<{ pid: number; searchPath: string | undefined; transactionStatus: string | null }>> {
+    const clients = await Promise.all(Array.from({ length: this.#appPool.idleCount }, () => this.#appPool.connect()))
+    try {
+      return await Promise.all(
+        clients.map(async (client) => {
+          // Read before querying: a query would change it. pg keeps it from the last ReadyForQuery.
+          const transactionStatus = (client as pg.PoolClient & { getTransactionStatus(): string | null }).getTransactionStatus()
+          const row = await client
+            .query<{ pid: number; search_path: string }>(`select pg_backend_pid() as pid, current_setting('search_path') as search_path`)
+            .then((r) => r.rows[0]!, () => undefined) // an aborted transaction answers nothing
+          return { pid: row?.pid ?? (client as pg.PoolClient & { processID: number }).processID, searchPath: row?.search_path, transactionStatus }
+        }),
+      )
+    } finally {
+      for (const client of clients) client.release()
+    }
+  }
+
+  /**
+   * @internal Read-only catalog queries for `tenantry doctor`, as the admin: in the data
+   * source's own database, or in `database` (a database-isolated tenant) on a one-off connection.
+   */
+  async inspect<R extends Record<string, unknown>>(text: string, values: unknown[] = [], database?: string): Promise<R[]> {
+    if (database === undefined) return (await this.#adminPool.query<R>(text, values)).rows
+    const url = new URL(this.#options.url)
+    url.pathname = `/${quoteIdentifier(database).slice(1, -1)}`
+    const client = new pg.Client({ connectionString: url.toString() })
+    await client.connect()
+    try {
+      return (await client.query<R>(text, values)).rows
+    } finally {
+      await client.end()
+    }
+  }
+
   #openDatabase(database: string, role: EngineRole, max: number): EngineHandle {
     const url = new URL(role === 'admin' ? this.#options.url : this.#appUrl())
     url.pathname = `/${database}`

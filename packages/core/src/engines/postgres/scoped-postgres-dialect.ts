@@ -53,7 +53,15 @@ class ScopedPostgresDriver implements Driver {
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const scoped = connection as ScopedConnection
     await this.inner.beginTransaction(scoped.inner, settings)
-    await scoped.scope()
+    try {
+      await scoped.scope()
+    } catch (error) {
+      // Kysely rolls back only a transaction whose begin returned: if the scope fails (a
+      // cancel, a timeout), end the transaction here, or the connection goes back to the pool
+      // inside an aborted transaction and fails whoever borrows it next.
+      await this.inner.rollbackTransaction(scoped.inner).catch(() => {})
+      throw error
+    }
     scoped.inTransaction = true
   }
 
