@@ -26,6 +26,16 @@ export interface EngineHandle {
   /** The schema holding the tenant's tables (and migration table) where it is not the default one. */
   readonly schema?: string
   /**
+   * The tenant's tables are shared with other tenants (row isolation): a migration applied
+   * through one tenant's handle is applied for all of them.
+   */
+  readonly shared?: boolean
+  /**
+   * Runs after each migration, inside its transaction: row isolation turns the tables the
+   * migration made into tenant-keyed, RLS-protected ones here.
+   */
+  afterEachMigration?(db: Kysely<any>): Promise<void>
+  /**
    * Runs a multi-statement SQL script (a `.sql` migration) on `db`, which is this handle's
    * Kysely or a transaction of it, so the script joins that transaction.
    */

@@ -67,7 +67,7 @@ export async function runFanOut(
     const migrateOne = async ({ tenant, applied }: { tenant: TenantRecord; applied: string[] }) => {
       const result = options.dryRun
         ? dryRunResult(tenant, applied, migrations.names)
-        : await migrateTenant(tenant, deps)
+        : await migrateTenant(tenant, applied, deps)
       results.push(result)
       options.onResult?.(result)
     }
@@ -91,6 +91,7 @@ export async function runFanOut(
 
 async function migrateTenant(
   tenant: TenantRecord,
+  ledger: readonly string[],
   { catalog, dataSources, migrations }: { catalog: Catalog; dataSources: DataSources; migrations: TenantMigrationSet },
 ): Promise<TenantMigrationResult> {
   const base = { tenantId: tenant.id, slug: tenant.slug }
@@ -105,7 +106,10 @@ async function migrateTenant(
         await catalog.audit({ tenantId: tenant.id, action: 'tenant.migrate.failed', details: { error } })
         return { ...base, status: 'error', applied: [], error }
       }
-      return { ...base, status: outcome.applied.length > 0 ? 'success' : 'skipped', applied: outcome.applied }
+      // Shared tables may have been migrated through another tenant earlier in this run:
+      // for this tenant, what it gained is what its ledger lacked.
+      const applied = handle.shared ? outcome.executed.map((m) => m.name).filter((n) => !ledger.includes(n)) : outcome.applied
+      return { ...base, status: applied.length > 0 ? 'success' : 'skipped', applied }
     } finally {
       await handle.close()
     }

@@ -116,7 +116,10 @@ export class TenantMigrationSet {
     for (const entry of this.#entries) {
       const { down } = entry
       migrations[entry.name] = {
-        up: (db) => entry.up(db, handle),
+        up: async (db) => {
+          await entry.up(db, handle)
+          await handle.afterEachMigration?.(db)
+        },
         ...(down ? { down: (db: Kysely<any>) => down(db, handle) } : {}),
       }
     }

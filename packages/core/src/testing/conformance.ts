@@ -64,6 +64,15 @@ export function runConformance(options: ConformanceOptions): void {
     let counter = 0
     /** Distinct slugs per test, so tests share one instance without sharing tenants. */
     const slug = (base: string) => `${base}_${++counter}`
+    /**
+     * After a test adds a migration, the suite goes on with an instance that knows it, as a
+     * deployed app would: an instance with the older set must not provision into a newer shared schema.
+     */
+    const reopen = async () => {
+      await tenantry.close()
+      tenantry = await createTenantry(config)
+      return tenantry
+    }
 
     beforeAll(async () => {
       await cp(options.migrations, migrations, { recursive: true })
@@ -191,27 +200,23 @@ export function runConformance(options: ConformanceOptions): void {
         join(migrations, '9001_job_tags.ts'),
         `export async function up(db) { await db.schema.alterTable('jobs').addColumn('tags', 'text').execute() }\n`,
       )
-      const next = await createTenantry(config)
-      try {
-        const dry = await next.migrate({ dryRun: true })
-        expect(dry.results.map((r) => r.slug)).toEqual(expect.arrayContaining(tenants.map((t) => t.slug)))
-        expect(dry.results.every((r) => r.applied.includes('9001_job_tags'))).toBe(true)
+      const next = await reopen()
+      const dry = await next.migrate({ dryRun: true })
+      expect(dry.results.map((r) => r.slug)).toEqual(expect.arrayContaining(tenants.map((t) => t.slug)))
+      expect(dry.results.every((r) => r.applied.includes('9001_job_tags'))).toBe(true)
 
-        const report = await next.migrate({ concurrency: 2 })
-        expect(report.failed).toBe(0)
-        for (const tenant of tenants) {
-          expect(report.results.find((r) => r.tenantId === tenant.id)).toMatchObject({ status: 'success', applied: ['9001_job_tags'] })
-          await next.withTenant(tenant.slug, async () => {
-            await next.db().insertInto('jobs').values({ company: 'Tagged', title: 'x', start_date: '2020-01-01', tags: 'a' }).execute()
-          })
-          expect((await next.catalog.ledger(tenant.id)).map((l) => l.migration)).toContain('9001_job_tags')
-        }
-        expect((await next.migrate()).results).toEqual([])
-        const fresh = await next.createTenant({ slug: slug('fan_new') })
-        expect((await next.catalog.ledger(fresh.id)).map((l) => l.migration)).toContain('9001_job_tags')
-      } finally {
-        await next.close()
+      const report = await next.migrate({ concurrency: 2 })
+      expect(report.failed).toBe(0)
+      for (const tenant of tenants) {
+        expect(report.results.find((r) => r.tenantId === tenant.id)).toMatchObject({ status: 'success', applied: ['9001_job_tags'] })
+        await next.withTenant(tenant.slug, async () => {
+          await next.db().insertInto('jobs').values({ company: 'Tagged', title: 'x', start_date: '2020-01-01', tags: 'a' }).execute()
+        })
+        expect((await next.catalog.ledger(tenant.id)).map((l) => l.migration)).toContain('9001_job_tags')
       }
+      expect((await next.migrate()).results).toEqual([])
+      const fresh = await next.createTenant({ slug: slug('fan_new') })
+      expect((await next.catalog.ledger(fresh.id)).map((l) => l.migration)).toContain('9001_job_tags')
     })
 
     test('one tenant failing a migration does not stop or corrupt another', async () => {
@@ -226,25 +231,21 @@ export function runConformance(options: ConformanceOptions): void {
         join(migrations, '9002_unique_company.sql'),
         'CREATE TABLE company_notes (company TEXT PRIMARY KEY, note TEXT);\nCREATE UNIQUE INDEX jobs_company_unique ON jobs (company);\n',
       )
-      const next = await createTenantry(config)
-      try {
-        const report = await next.migrate({ tenantIds: [bad.id, good.id] })
-        const byId = new Map(report.results.map((r) => [r.tenantId, r]))
-        expect(byId.get(bad.id)).toMatchObject({ status: 'error' })
-        expect(byId.get(bad.id)!.error).toMatch(/unique|duplicate/i)
-        expect(byId.get(good.id)).toMatchObject({ status: 'success' })
-        expect((await next.catalog.ledger(bad.id)).map((l) => l.migration)).not.toContain('9002_unique_company')
-        // The failed migration rolled back whole: not even its first statement is left behind.
-        await next.withTenant(bad.slug, async () => {
-          await expect(sql`select * from company_notes`.execute(next.db())).rejects.toThrow()
-          expect(await next.db().selectFrom('jobs').selectAll().execute()).toHaveLength(2)
-        })
-        await next.withTenant(bad.slug, () => next.db().deleteFrom('jobs').where('id', '=', 2).execute())
-        const rerun = await next.migrate({ tenantIds: [bad.id, good.id] })
-        expect(rerun.results.map((r) => [r.tenantId, r.status])).toEqual([[bad.id, 'success']])
-      } finally {
-        await next.close()
-      }
+      const next = await reopen()
+      const report = await next.migrate({ tenantIds: [bad.id, good.id] })
+      const byId = new Map(report.results.map((r) => [r.tenantId, r]))
+      expect(byId.get(bad.id)).toMatchObject({ status: 'error' })
+      expect(byId.get(bad.id)!.error).toMatch(/unique|duplicate/i)
+      expect(byId.get(good.id)).toMatchObject({ status: 'success' })
+      expect((await next.catalog.ledger(bad.id)).map((l) => l.migration)).not.toContain('9002_unique_company')
+      // The failed migration rolled back whole: not even its first statement is left behind.
+      await next.withTenant(bad.slug, async () => {
+        await expect(sql`select * from company_notes`.execute(next.db())).rejects.toThrow()
+        expect(await next.db().selectFrom('jobs').selectAll().execute()).toHaveLength(2)
+      })
+      await next.withTenant(bad.slug, () => next.db().deleteFrom('jobs').where('id', '=', 2).execute())
+      const rerun = await next.migrate({ tenantIds: [bad.id, good.id] })
+      expect(rerun.results.map((r) => [r.tenantId, r.status])).toEqual([[bad.id, 'success']])
     })
 
     test('lifecycle', async () => {

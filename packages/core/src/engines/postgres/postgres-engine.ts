@@ -10,7 +10,9 @@ import type {
   EngineTemplate,
   Isolation,
 } from '../engine.js'
+import { ROW_SCHEMA, tenantizeRowSchema } from './row-isolation.js'
 import { ScopedPostgresDialect } from './scoped-postgres-dialect.js'
+import { TenantRowsPlugin } from './tenant-rows-plugin.js'
 
 export interface PostgresEngineOptions {
   /** The data source id; it names the app role and templates. */
@@ -25,7 +27,7 @@ export interface PostgresEngineOptions {
    * and kept in step by Tenantry (`CREATE ROLE … LOGIN NOBYPASSRLS`).
    */
   appRole: { name: string; password: string }
-  /** @default ['schema', 'database'] */
+  /** @default ['schema', 'database', 'row'] */
   isolations?: Isolation[]
   /** Connections in each shared pool (admin and app, for schema tenants). @default 10 */
   poolSize?: number
@@ -61,10 +63,7 @@ export class PostgresEngine implements DatabaseEngine {
   constructor(options: PostgresEngineOptions) {
     quoteIdentifier(options.appRole.name)
     this.#options = options
-    this.isolations = options.isolations ?? ['schema', 'database']
-    for (const isolation of this.isolations) {
-      if (isolation === 'row') throw new TenantryError('UNSUPPORTED_PLACEMENT', 'Row isolation on Postgres is not available yet')
-    }
+    this.isolations = options.isolations ?? ['schema', 'database', 'row']
     this.#adminPool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 })
     this.#appPool = new pg.Pool({ connectionString: this.#appUrl(), max: options.poolSize ?? 10 })
   }
@@ -78,19 +77,27 @@ export class PostgresEngine implements DatabaseEngine {
   async create(placement: EnginePlacement): Promise<void> {
     await this.#ensureAppRole()
     const name = this.#locator(placement)
-    if (placement.isolation === 'schema') {
+    if (placement.isolation === 'row') {
+      // Row tenants share one schema; a tenant has nothing of its own to create.
       await this.#adminTransaction(async (client) => {
-        await client.query(`CREATE SCHEMA ${name}`)
-        await client.query(`GRANT USAGE ON SCHEMA ${name} TO ${this.#app()}`)
-        // Tables and sequences the admin creates here later are the app's to use, never to alter.
-        await client.query(
-          `ALTER DEFAULT PRIVILEGES IN SCHEMA ${name} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${this.#app()}`,
-        )
-        await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${name} GRANT USAGE, SELECT ON SEQUENCES TO ${this.#app()}`)
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tenantry-rows:${this.#options.id}`])
+        await this.#createSchema(client, quoteIdentifier(ROW_SCHEMA), true)
       })
       return
     }
+    if (placement.isolation === 'schema') {
+      await this.#adminTransaction((client) => this.#createSchema(client, name, false))
+      return
+    }
     await this.#createDatabase(name)
+  }
+
+  /** A schema the admin owns, whose tables (made later, by migrations) the app role may use but never alter. */
+  async #createSchema(client: pg.PoolClient, name: string, ifNotExists: boolean): Promise<void> {
+    await client.query(`CREATE SCHEMA ${ifNotExists ? 'IF NOT EXISTS ' : ''}${name}`)
+    await client.query(`GRANT USAGE ON SCHEMA ${name} TO ${this.#app()}`)
+    await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${name} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${this.#app()}`)
+    await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${name} GRANT USAGE, SELECT ON SEQUENCES TO ${this.#app()}`)
   }
 
   async ensureTemplate(
@@ -125,17 +132,18 @@ export class PostgresEngine implements DatabaseEngine {
 
   async exists(placement: EnginePlacement): Promise<boolean> {
     this.#locator(placement)
-    const query =
-      placement.isolation === 'schema'
-        ? 'SELECT 1 FROM pg_namespace WHERE nspname = $1'
-        : 'SELECT 1 FROM pg_database WHERE datname = $1'
-    return ((await this.#adminPool.query(query, [placement.locator])).rowCount ?? 0) > 0
+    const [query, name] =
+      placement.isolation === 'database'
+        ? ['SELECT 1 FROM pg_database WHERE datname = $1', placement.locator]
+        : ['SELECT 1 FROM pg_namespace WHERE nspname = $1', placement.isolation === 'row' ? ROW_SCHEMA : placement.locator]
+    return ((await this.#adminPool.query(query, [name])).rowCount ?? 0) > 0
   }
 
   open(placement: EnginePlacement, role: EngineRole = 'app'): EngineHandle {
     const name = placement.locator
     this.#locator(placement)
     if (placement.isolation === 'database') return this.#openDatabase(name, role, this.#options.tenantPoolSize ?? 2)
+    if (placement.isolation === 'row') return this.#openRows(placement.tenantId, role)
     const pool = role === 'admin' ? this.#adminPool : this.#appPool
     const db = new Kysely<any>({ dialect: new ScopedPostgresDialect({ pool, schema: name, ownsPool: false }) }).withPlugin(
       new WithSchemaPlugin(name),
@@ -145,6 +153,7 @@ export class PostgresEngine implements DatabaseEngine {
 
   async drop(placement: EnginePlacement): Promise<void> {
     const name = this.#locator(placement)
+    if (placement.isolation === 'row') return this.#deleteRows(placement.tenantId)
     if (placement.isolation === 'schema') await this.#adminPool.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)
     else await this.#dropDatabase(placement.locator)
   }
@@ -203,6 +212,49 @@ export class PostgresEngine implements DatabaseEngine {
     } finally {
       await client.end()
     }
+  }
+
+  /**
+   * A row tenant's handle: the shared schema, with the tenant set per transaction for RLS and
+   * the tenant predicate added to every query. The admin handle migrates the shared tables.
+   */
+  #openRows(tenantId: string, role: EngineRole): EngineHandle {
+    if (role === 'admin') {
+      const db = new Kysely<any>({
+        dialect: new ScopedPostgresDialect({ pool: this.#adminPool, schema: ROW_SCHEMA, ownsPool: false }),
+      }).withPlugin(new WithSchemaPlugin(ROW_SCHEMA))
+      return { engine: 'postgres', db, schema: ROW_SCHEMA, shared: true, execScript, afterEachMigration: tenantizeRowSchema, close: () => db.destroy() }
+    }
+    const db = new Kysely<any>({
+      dialect: new ScopedPostgresDialect({ pool: this.#appPool, schema: ROW_SCHEMA, tenantId, ownsPool: false }),
+    })
+      .withPlugin(new TenantRowsPlugin(tenantId))
+      .withPlugin(new WithSchemaPlugin(ROW_SCHEMA))
+    return { engine: 'postgres', db, schema: ROW_SCHEMA, shared: true, execScript, close: () => db.destroy() }
+  }
+
+  /** Removes one row tenant's rows from every shared table, referencing tables first. */
+  async #deleteRows(tenantId: string): Promise<void> {
+    await this.#adminTransaction(async (client) => {
+      const tables = await client.query<{ name: string; refs: string[] }>(
+        `SELECT c.relname AS name,
+           array(SELECT r.relname FROM pg_constraint f JOIN pg_class r ON r.oid = f.conrelid
+                 WHERE f.contype = 'f' AND f.confrelid = c.oid AND f.conrelid <> c.oid)::text[] AS refs
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`,
+        [ROW_SCHEMA],
+      )
+      const pending = new Map(tables.rows.map((t) => [t.name, t.refs]))
+      while (pending.size > 0) {
+        const ready = [...pending].filter(([, refs]) => refs.every((r) => !pending.has(r)))
+        if (ready.length === 0) throw new TenantryError('INTERNAL', 'Cyclic foreign keys between row-isolated tables')
+        for (const [table] of ready) {
+          await client.query(`DELETE FROM ${quoteIdentifier(ROW_SCHEMA)}."${table.replace(/"/g, '""')}" WHERE tenant_id = $1`, [tenantId])
+          pending.delete(table)
+        }
+      }
+    })
   }
 
   #openDatabase(database: string, role: EngineRole, max: number): EngineHandle {

@@ -11,6 +11,11 @@ import {
 export interface ScopedPostgresDialectConfig extends PostgresDialectConfig {
   /** The tenant's schema, put first on `search_path` for the length of each transaction. */
   schema?: string
+  /**
+   * Row isolation: the tenant id, set as `tenantry.tenant_id` for the length of each
+   * transaction. RLS needs it on every statement, so every query runs in a transaction.
+   */
+  tenantId?: string
   /** Whether destroying the Kysely instance ends the pool. `false` for a pool shared by many tenants. @default true */
   ownsPool?: boolean
 }
@@ -31,14 +36,35 @@ export class ScopedPostgresDialect extends PostgresDialect {
   }
 
   override createDriver(): Driver {
-    return new ScopedPostgresDriver(super.createDriver(), this.#config.schema, this.#config.ownsPool ?? true)
+    const { schema, tenantId } = this.#config
+    return new ScopedPostgresDriver(super.createDriver(), scopeStatement(schema, tenantId), !!tenantId, this.#config.ownsPool ?? true)
   }
+}
+
+const SCHEMA_PATTERN = /^[a-z][a-z0-9_]{0,62}$/
+const TENANT_PATTERN = /^t[a-z2-7]{19}$/
+
+/**
+ * The statement that scopes a transaction, as literals so that `begin` and the scope travel
+ * in one round trip. Both values are checked against strict patterns first: nothing here
+ * ever comes from input.
+ */
+function scopeStatement(schema: string | undefined, tenantId: string | undefined): string | undefined {
+  if (schema !== undefined && !SCHEMA_PATTERN.test(schema)) throw new Error(`Invalid schema ${JSON.stringify(schema)}`)
+  if (tenantId !== undefined && !TENANT_PATTERN.test(tenantId)) throw new Error(`Invalid tenant id ${JSON.stringify(tenantId)}`)
+  const settings = [
+    ...(schema ? [`set_config('search_path', '${schema}', true)`] : []),
+    ...(tenantId ? [`set_config('tenantry.tenant_id', '${tenantId}', true)`] : []),
+  ]
+  return settings.length ? `select ${settings.join(', ')}` : undefined
 }
 
 class ScopedPostgresDriver implements Driver {
   constructor(
     readonly inner: Driver,
-    readonly schema: string | undefined,
+    readonly scope: string | undefined,
+    /** Wrap every statement outside a transaction, not only raw SQL (row isolation's RLS needs the setting). */
+    readonly everyStatement: boolean,
     readonly ownsPool: boolean,
   ) {}
 
@@ -47,7 +73,7 @@ class ScopedPostgresDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new ScopedConnection(await this.inner.acquireConnection(), this.schema)
+    return new ScopedConnection(await this.inner.acquireConnection(), this.scope, this.everyStatement)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -103,19 +129,22 @@ class ScopedConnection implements DatabaseConnection {
 
   constructor(
     readonly inner: DatabaseConnection,
-    readonly schema: string | undefined,
+    readonly statement: string | undefined,
+    readonly everyStatement: boolean,
   ) {}
 
-  /** Transaction-local, so COMMIT or ROLLBACK clears it. */
+  /** Transaction-local settings, so COMMIT or ROLLBACK clears them. */
   async scope(): Promise<void> {
-    if (this.schema) await this.inner.executeQuery(CompiledQuery.raw(`select set_config('search_path', $1, true)`, [this.schema]))
+    if (this.statement) await this.inner.executeQuery(CompiledQuery.raw(this.statement))
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    if (!this.schema || this.inTransaction || query.query.kind !== 'RawNode') return this.inner.executeQuery<R>(query)
-    await this.inner.executeQuery(CompiledQuery.raw('begin'))
+    if (!this.statement || this.inTransaction || (!this.everyStatement && query.query.kind !== 'RawNode')) {
+      return this.inner.executeQuery<R>(query)
+    }
     try {
-      await this.scope()
+      // One round trip: a parameterless multi-statement query goes over the simple protocol.
+      await this.inner.executeQuery(CompiledQuery.raw(`begin; ${this.statement}`))
       const result = await this.inner.executeQuery<R>(query)
       await this.inner.executeQuery(CompiledQuery.raw('commit'))
       return result
