@@ -54,7 +54,7 @@ export function registerDataSourceCommands(program: Command, out: Output): void 
     .option('--url-env <variable>', 'postgres: read the admin connection URL from this environment variable')
     .option('--directory <path>', 'sqlite: the directory for tenant files')
     .addOption(new Option('--mode <mode>', 'shared takes new tenants by policy; dedicated and byod only when named').choices(MODES))
-    .option('--isolation <list>', 'postgres: isolations offered, comma-separated (default: schema,database)')
+    .option('--isolation <list>', 'postgres: isolations offered, comma-separated (default: schema,database,row)')
     .option('--capacity <n>', 'tenants it should hold at most', positiveInteger)
     .option('--region <region>', 'where it is, for placement and compliance')
     .option('--json', 'print the data source as JSON')
@@ -110,8 +110,8 @@ function toConfig(id: string, options: AddOptions): DataSourceConfig {
   const url = options.urlEnv ? process.env[options.urlEnv] : options.url
   if (!url) throw new UsageError(options.urlEnv ? `${options.urlEnv} is not set` : 'A postgres data source needs --url or --url-env')
   const isolations = options.isolation?.split(',').map((s) => s.trim()) as Isolation[] | undefined
-  if (isolations?.some((i) => i !== 'schema' && i !== 'database')) {
-    throw new UsageError('--isolation takes schema and/or database (row isolation on Postgres is not available yet)')
+  if (isolations?.some((i) => !['schema', 'database', 'row'].includes(i))) {
+    throw new UsageError('--isolation takes schema, database and/or row, comma-separated')
   }
   return { ...common, engine: 'postgres', url, ...(isolations ? { isolations } : {}) }
 }

@@ -34,7 +34,7 @@ export interface PostgresDataSourceConfig extends DataSourceBase {
    * key and never shown again: listings show host, port, database and user only.
    */
   url: string
-  /** @default ['schema', 'database'] */
+  /** @default ['schema', 'database', 'row'] */
   isolations?: Isolation[]
   poolSize?: number
   tenantPoolSize?: number
