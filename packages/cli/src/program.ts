@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { Command, CommanderError } from 'commander'
 import { registerDataSourceCommands } from './commands/datasource.js'
+import { registerDoctorCommand } from './commands/doctor.js'
 import { registerMigrateCommands } from './commands/migrate.js'
 import { registerSqlCommand } from './commands/sql.js'
 import { registerStartCommand } from './commands/start.js'
@@ -44,6 +45,7 @@ export function createProgram(options: ProgramOptions = {}): Command {
   registerSqlCommand(program, out)
   registerDataSourceCommands(program, out)
   registerStartCommand(program, out)
+  registerDoctorCommand(program, out)
   return program
 }
 
