@@ -212,7 +212,7 @@ describe.concurrent('tenantry CLI', () => {
 
   it('start sets up a seeded demo tenant once; a second start changes nothing', async ({ expect }) => {
     const home = newHome()
-    const first = await cli(home, 'start')
+    const first = await cli(home, 'start', '--no-server')
     expect(first.code).toBe(0)
     expect(first.stdout).toContain("Created tenant demo and seeded it with the CV builder example's data.")
     expect(first.stdout).toContain(`catalog    ${join(home, 'catalog.db')}`)
@@ -222,7 +222,7 @@ describe.concurrent('tenantry CLI', () => {
     const jobs = await json(home, 'sql', 'demo', 'select company from jobs order by id')
     expect(jobs).toEqual({ rows: [{ company: 'Ada Labs' }, { company: 'Ledgerly' }] })
 
-    const second = await cli(home, 'start')
+    const second = await cli(home, 'start', '--no-server')
     expect(second.code).toBe(0)
     expect(second.stdout).not.toContain('Created tenant')
     expect(await json(home, 'tenant', 'list')).toEqual(tenants)

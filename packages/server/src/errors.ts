@@ -9,6 +9,8 @@ export const SERVER_ERROR_CODES = {
   VALIDATION_FAILED: 'The request is invalid',
   PAYLOAD_TOO_LARGE: 'The request body is too large',
   RATE_LIMITED: 'Too many requests',
+  SQL_UNAVAILABLE: 'SQL-over-HTTP is not offered for this tenant',
+  INVALID_BATON: 'Unknown or expired stream baton',
 } as const
 
 export type ServerErrorCode = keyof typeof SERVER_ERROR_CODES
@@ -48,6 +50,8 @@ const STATUS_BY_CODE: Partial<Record<TenantryErrorCode, number>> = {
   PROVISIONING_FAILED: 500,
   MIGRATION_FAILED: 500,
   CLOSED: 503,
+  TOKEN_NOT_FOUND: 404,
+  INVALID_OPTION: 400,
   INTERNAL: 500,
 }
 

@@ -1,0 +1,89 @@
+import { execFile, execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { TokenRecord } from 'tenantry'
+import { tempDir } from '../../core/src/testing/services.js'
+
+// The real built CLI, run from the repo root so that the repo's own tenantry.config.ts is used.
+const REPO = fileURLToPath(new URL('../../../', import.meta.url))
+const BIN = join(REPO, 'packages/cli/bin/tenantry.js')
+const dir = tempDir('tenantry-cli-token-')
+const home = dir.path
+afterAll(() => dir.cleanup())
+
+beforeAll(() => {
+  if (!existsSync(join(REPO, 'packages/cli/dist/commands/token.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
+})
+
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, TENANTRY_HOME: home, BETTER_AUTH_URL: 'https://tenantry.example' }
+  delete env.TENANTRY_CATALOG_URL
+  delete env.TENANTRY_DEBUG
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: REPO, env, encoding: 'utf8' }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr })
+    })
+  })
+}
+
+describe('tenantry token', () => {
+  it('creates (shown once), lists (never the secret), and revokes tokens', async () => {
+    expect((await cli('tenant', 'create', 'acme')).code).toBe(0)
+
+    const created = await cli('token', 'create', 'acme', '--read-only', '--expires', '30d', '--name', 'n8n', '--json')
+    expect(created.code, created.stderr).toBe(0)
+    const { token, record, url } = JSON.parse(created.stdout) as { token: string; record: TokenRecord; url: string }
+    expect(token).toMatch(/^tnt_[a-z2-7]{16}_[A-Za-z0-9_-]{43}$/)
+    expect(record).toMatchObject({ name: 'n8n', readOnly: true, revokedAt: null })
+    expect(Date.parse(record.expiresAt!) - Date.parse(record.createdAt)).toBe(30 * 86_400_000)
+    expect(url).toBe('https://tenantry.example')
+
+    const text = await cli('token', 'create', 'acme', '--name', 'etl')
+    expect(text.code, text.stderr).toBe(0)
+    const plain = /^\s+(tnt_\S+)$/m.exec(text.stdout)?.[1]
+    expect(plain).toMatch(/^tnt_/)
+    expect(text.stdout).toContain('read-write')
+    expect(text.stdout).toContain('not shown again')
+    expect(text.stdout).toContain("url: 'https://tenantry.example'")
+
+    const secret = token.slice('tnt_'.length + 16 + 1)
+    const listed = await cli('token', 'list', 'acme')
+    expect(listed.code).toBe(0)
+    expect(listed.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+PREFIX\s+ACCESS\s+STATUS\s+EXPIRES\s+LAST USED$/)
+    expect(listed.stdout).toMatch(new RegExp(`${record.id}\\s+n8n\\s+tnt_\\S+…\\s+read-only\\s+active`))
+    const listedJson = await cli('token', 'list', 'acme', '--json')
+    for (const output of [listed.stdout, listedJson.stdout]) {
+      expect(output).not.toContain(token)
+      expect(output).not.toContain(secret.slice(6))
+      expect(output).not.toContain(plain!.slice(-30))
+    }
+    expect((JSON.parse(listedJson.stdout) as TokenRecord[]).map((t) => t.name)).toEqual(['n8n', 'etl'])
+    // Not in the catalog either: only hashes are stored.
+    const catalog = readdirSync(home).filter((f) => f.startsWith('catalog')).map((f) => readFileSync(join(home, f)).toString('latin1')).join('')
+    expect(catalog).not.toContain(secret.slice(6))
+
+    const revoked = await cli('token', 'revoke', record.id)
+    expect(revoked.code, revoked.stderr).toBe(0)
+    expect(revoked.stdout).toContain(`Token ${record.id} revoked.`)
+    expect((await cli('token', 'list', 'acme')).stdout).toMatch(new RegExp(`${record.id}\\s+n8n.*revoked`))
+  })
+
+  it('fails with one line and exit 1 or 2 on bad input', async () => {
+    const unknownTenant = await cli('token', 'create', 'nobody')
+    expect(unknownTenant.code).toBe(1)
+    expect(unknownTenant.stderr.trim().split('\n')).toEqual(['tenantry: Tenant "nobody" not found'])
+
+    const badExpiry = await cli('token', 'create', 'acme', '--expires', '30 days')
+    expect(badExpiry.code).toBe(2)
+    expect(badExpiry.stderr).toMatch(/^tenantry: Invalid --expires "30 days"/)
+
+    const badId = await cli('token', 'revoke', '../../x')
+    expect(badId.code).toBe(2)
+    const unknownId = await cli('token', 'revoke', 'aaaaaaaaaaaaaaaa')
+    expect(unknownId.code).toBe(1)
+    expect(unknownId.stderr).toMatch(/^tenantry: Token "aaaaaaaaaaaaaaaa" not found\n$/)
+    expect((await cli('token', 'list', 'Bad-Slug')).code).toBe(2)
+  })
+})

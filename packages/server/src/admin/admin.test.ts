@@ -1,0 +1,39 @@
+import type { Kysely } from 'kysely'
+import { afterAll, beforeAll, describe, it } from 'vitest'
+import { signUp, startTestServer, type Client, type TestServer } from '../../../../e2e/fixtures/server.js'
+
+let server: TestServer
+let root: Client
+beforeAll(async () => {
+  server = await startTestServer({ env: { TENANTRY_PLATFORM_ADMINS: 'root@example.com' } })
+  root = await signUp(server, 'root@example.com')
+  await (server.tenantry.catalog.db as unknown as Kysely<any>).updateTable('user').set({ emailVerified: 1 }).where('email', '=', 'root@example.com').execute()
+})
+afterAll(async () => server?.stop())
+
+describe('admin API', () => {
+  it('creates a tenant with an owner, runs the fan-out, lists data sources, and purges', async ({ expect }) => {
+    const owner = await signUp(server, 'cust@example.com')
+    const created = await root.post('/api/admin/tenants', { slug: 'globex', name: 'Globex', isolation: 'database', dataSource: 'local', ownerEmail: 'cust@example.com' })
+    expect(created.status).toBe(201)
+    expect(created.body).toMatchObject({ slug: 'globex', status: 'ready', placement: { isolation: 'database', dataSourceId: 'local' } })
+    expect((await owner.get('/api/me')).body.tenants.map((t: { slug: string; role: string }) => [t.slug, t.role])).toContainEqual(['globex', 'owner'])
+    expect((await root.post('/api/admin/tenants', { slug: 'globex' })).body.error.code).toBe('SLUG_TAKEN')
+    expect((await root.post('/api/admin/tenants', { slug: 'Bad Slug' })).body.error.code).toBe('INVALID_SLUG')
+
+    const report = await root.post('/api/admin/migrations/run', { concurrency: 2 })
+    expect(report.status).toBe(200)
+    expect(report.body.failed).toBe(0)
+    expect((await root.get('/api/admin/migrations/run')).body.run).toMatchObject({ running: false })
+    expect((await root.get('/api/admin/migrations')).body.behind).toEqual([])
+    expect((await root.get('/api/admin/data-sources')).body.dataSources.map((d: { id: string }) => d.id)).toEqual(['local'])
+
+    await owner.post('/api/t/globex/data/jobs', { company: 'G', title: 'T', start_date: '2020-01-01' })
+    const purged = await owner.delete('/api/admin/tenants/globex?purge=true')
+    expect(purged.body.status).toBe('deleted')
+    expect((await owner.get('/api/t/globex/data/jobs')).status).toBe(404)
+    // The slug is free again, for a tenant and for an organization.
+    expect((await owner.post('/api/auth/organization/create', { name: 'Globex 2', slug: 'globex' })).status).toBe(200)
+    expect((await owner.get('/api/t/globex/data/jobs')).body.items).toEqual([])
+  })
+})

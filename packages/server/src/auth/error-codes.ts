@@ -1,0 +1,5 @@
+/** Codes the auth feature adds to Better Auth's own, answered as `{ error: { code, message } }`. */
+export const AUTH_ERROR_CODES = {
+  TENANT_PROVISIONING_FAILED: 'The organization could not be created because its tenant could not be provisioned',
+  SLUG_IMMUTABLE: "An organization's slug is its tenant's slug and cannot be changed",
+} as const

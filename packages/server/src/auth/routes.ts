@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify'
+import { toFetchHeaders } from './authenticate.js'
+import type { TenantryAuth } from './index.js'
+
+/** Response headers Fastify computes itself for the body it sends. */
+const SKIPPED_HEADERS = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'set-cookie'])
+
+/**
+ * Mounts Better Auth's handler at `/api/auth/*`. Bodies reach it as the raw bytes the
+ * client sent (JSON or form posts from OAuth providers alike), and its error bodies are
+ * answered in the house shape `{ error: { code, message } }`.
+ */
+export async function registerAuthRoutes(app: FastifyInstance, auth: TenantryAuth, baseURL: string): Promise<void> {
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
+
+    scope.route({
+      method: ['GET', 'POST'],
+      url: '/api/auth/*',
+      schema: { hide: true },
+      handler: async (request, reply) => {
+        const url = new URL(request.url, baseURL)
+        const body = request.body instanceof Buffer && request.method !== 'GET' ? request.body : undefined
+        const response = await auth.handler(
+          new Request(url, { method: request.method, headers: toFetchHeaders(request), ...(body ? { body } : {}) }),
+        )
+        reply.status(response.status)
+        response.headers.forEach((value, name) => {
+          if (!SKIPPED_HEADERS.has(name)) void reply.header(name, value)
+        })
+        const cookies = response.headers.getSetCookie()
+        if (cookies.length) void reply.header('set-cookie', cookies)
+        const payload = Buffer.from(await response.arrayBuffer())
+        if (response.status >= 400 && response.headers.get('content-type')?.includes('json')) {
+          const parsed = safeJson(payload) as { code?: unknown; message?: unknown; error?: unknown } | undefined
+          if (parsed && !(parsed.error && typeof parsed.error === 'object')) {
+            const code = typeof parsed.code === 'string' && parsed.code ? parsed.code : 'AUTH_ERROR'
+            const message = typeof parsed.message === 'string' ? parsed.message : response.statusText
+            return reply.send({ error: { code, message } })
+          }
+        }
+        return reply.send(payload.length ? payload : undefined)
+      },
+    })
+  })
+}
+
+function safeJson(buffer: Buffer): unknown {
+  try {
+    return JSON.parse(buffer.toString('utf8'))
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,74 @@
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { afterAll, beforeAll, describe, it } from 'vitest'
+import { signUp, startTestServer, type TestServer } from '../../../../e2e/fixtures/server.js'
+import { TenantLabels } from './metrics.js'
+
+const lines: Array<Record<string, any>> = []
+const raw: string[] = []
+let server: TestServer
+beforeAll(async () => {
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      raw.push(String(chunk))
+      lines.push(JSON.parse(String(chunk)))
+      done()
+    },
+  })
+  server = await startTestServer({ logger: { level: 'info', stream } })
+})
+afterAll(async () => server?.stop())
+
+describe('observability', () => {
+  it('serves an OpenAPI document and a docs page', async ({ expect }) => {
+    const doc = await (await fetch(`${server.url}/openapi.json`)).json()
+    expect(doc.openapi).toMatch(/^3\./)
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/t/{slug}/data/jobs', '/api/tenant/data/highlights/{id}', '/api/admin/tenants', '/api/me']))
+    expect(Object.keys(doc.paths).some((p) => p.startsWith('/api/auth'))).toBe(false)
+    const docs = await fetch(`${server.url}/docs/`)
+    expect(docs.status).toBe(200)
+    expect(await docs.text()).toContain('swagger')
+  })
+
+  it('logs one line per request with the tenant id, and no credentials', async ({ expect }) => {
+    const user = await signUp(server, 'logs@example.com', 'a secret password')
+    const slug = (await user.get('/api/me')).body.activeTenant.slug
+    const tenant = await server.tenantry.catalog.findTenantBySlug(slug)
+    await user.get(`/api/t/${slug}/data/jobs?company=x`)
+    await new Promise((r) => setTimeout(r, 50))
+    const line = lines.find((l) => l.msg === 'request completed' && l.route === '/api/t/:slug/data/jobs')
+    expect(line).toMatchObject({ tenantId: tenant!.id, status: 200, method: 'GET', principal: 'user' })
+    expect(lines.filter((l) => l.msg === 'request completed').every((l) => 'tenantId' in l)).toBe(true)
+    const all = raw.join('')
+    expect(all).not.toContain('a secret password')
+    for (const value of user.cookies.values()) expect(all).not.toContain(value)
+    expect(all).not.toContain(process.env.BETTER_AUTH_SECRET ?? 'never-set')
+  })
+
+  it('keeps the generated auth secret private (mode 0600)', ({ expect }) => {
+    expect(statSync(join(server.home, 'auth-secret')).mode & 0o777).toBe(0o600)
+  })
+
+  it('exports per-tenant request counts and latency', async ({ expect }) => {
+    const text = await (await fetch(`${server.url}/metrics`)).text()
+    expect(text).toMatch(/tenantry_http_requests_total\{method="GET",route="\/api\/t\/:slug\/data\/jobs",status="200",tenant="u_[a-z0-9]+"\} 1/)
+    expect(text).toContain('tenantry_http_request_duration_seconds_bucket')
+    expect(text).toMatch(/tenant="none"/)
+  })
+})
+
+describe('TenantLabels', () => {
+  it('labels at most N tenants; a more active tenant displaces the least active one', ({ expect }) => {
+    const evicted: string[] = []
+    const labels = new TenantLabels(2, (slug) => evicted.push(slug))
+    expect(labels.label('a')).toBe('a')
+    expect(labels.label('b')).toBe('b')
+    expect(labels.label('c')).toBe('other')
+    expect(labels.label(undefined)).toBe('none')
+    labels.label('a')
+    expect(labels.label('c')).toBe('c') // c: 2 requests, b: 1
+    expect(evicted).toEqual(['b'])
+    expect(labels.label('b')).toBe('other')
+  })
+})

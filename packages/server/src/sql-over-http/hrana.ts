@@ -1,0 +1,256 @@
+import type { Database } from 'better-sqlite3'
+import { prepareGuarded, StatementRefused, type Bindings } from './statement-guard.js'
+
+/**
+ * Hrana 2 over HTTP, JSON encoding: the request and response shapes that
+ * `@libsql/hrana-client` (under `@libsql/client`) sends and expects. See
+ * https://github.com/tursodatabase/libsql/blob/main/docs/HRANA_2_SPEC.md and HTTP_V2_SPEC.md.
+ */
+export type HranaValue =
+  | { type: 'null' }
+  | { type: 'integer'; value: string }
+  | { type: 'float'; value: number }
+  | { type: 'text'; value: string }
+  | { type: 'blob'; base64: string }
+
+export interface HranaStmt {
+  sql?: string
+  sql_id?: number
+  args?: HranaValue[]
+  named_args?: Array<{ name: string; value: HranaValue }>
+  want_rows?: boolean
+}
+
+export type HranaBatchCond =
+  | { type: 'ok'; step: number }
+  | { type: 'error'; step: number }
+  | { type: 'not'; cond: HranaBatchCond }
+  | { type: 'and'; conds: HranaBatchCond[] }
+  | { type: 'or'; conds: HranaBatchCond[] }
+  | { type: 'is_autocommit' }
+
+export interface HranaBatch {
+  steps: Array<{ condition?: HranaBatchCond | null; stmt: HranaStmt }>
+}
+
+export type HranaRequest =
+  | { type: 'close' }
+  | { type: 'execute'; stmt: HranaStmt }
+  | { type: 'batch'; batch: HranaBatch }
+  | { type: 'sequence'; sql?: string; sql_id?: number }
+  | { type: 'describe'; sql?: string; sql_id?: number }
+  | { type: 'store_sql'; sql_id: number; sql: string }
+  | { type: 'close_sql'; sql_id: number }
+  | { type: 'get_autocommit' }
+
+export interface HranaError {
+  message: string
+  code: string
+}
+
+export interface HranaStmtResult {
+  cols: Array<{ name: string; decltype: string | null }>
+  rows: HranaValue[][]
+  affected_row_count: number
+  last_insert_rowid: string | null
+}
+
+export type HranaResult = { type: 'ok'; response: Record<string, unknown> & { type: string } } | { type: 'error'; error: HranaError }
+
+/** A protocol-level mistake in the request (not a SQL error). */
+export class HranaProtocolError extends Error {
+  override readonly name = 'HranaProtocolError'
+}
+
+/** The state of one Hrana stream: its connection and its stored SQL texts. */
+export interface StreamState {
+  readonly db: Database
+  readonly readOnly: boolean
+  readonly sqls: Map<number, string>
+  closed: boolean
+  /** Rows one statement may return at most. */
+  readonly maxRows: number
+}
+
+const MAX_STORED_SQL = 256
+
+/** Runs one request of a pipeline on `stream`. SQL errors become `{ type: 'error' }` results. */
+export function runRequest(stream: StreamState, request: HranaRequest): HranaResult {
+  if (stream.closed) return fail('STREAM_CLOSED', 'The stream is closed')
+  try {
+    switch (request?.type) {
+      case 'close':
+        stream.closed = true
+        return ok({ type: 'close' })
+      case 'execute':
+        return ok({ type: 'execute', result: execute(stream, request.stmt) })
+      case 'batch':
+        return ok({ type: 'batch', result: batch(stream, request.batch) })
+      case 'store_sql': {
+        if (!Number.isInteger(request.sql_id) || typeof request.sql !== 'string') throw new HranaProtocolError('store_sql needs sql_id and sql')
+        if (stream.sqls.size >= MAX_STORED_SQL && !stream.sqls.has(request.sql_id)) throw new HranaProtocolError('Too many stored SQL texts')
+        stream.sqls.set(request.sql_id, request.sql)
+        return ok({ type: 'store_sql' })
+      }
+      case 'close_sql':
+        stream.sqls.delete(request.sql_id)
+        return ok({ type: 'close_sql' })
+      case 'get_autocommit':
+        return ok({ type: 'get_autocommit', is_autocommit: !stream.db.inTransaction })
+      case 'sequence':
+      case 'describe':
+        // A sequence would need splitting SQL text into statements, which is exactly what
+        // the guard refuses to trust; clients send statements one by one or as a batch.
+        return fail('SQL_FORBIDDEN', `"${request.type}" requests are not supported by Tenantry's SQL-over-HTTP; send statements one by one or as a batch`)
+      default:
+        throw new HranaProtocolError(`Unknown request type ${JSON.stringify((request as { type?: unknown })?.type)}`)
+    }
+  } catch (error) {
+    return { type: 'error', error: toHranaError(error) }
+  }
+}
+
+function ok(response: Record<string, unknown> & { type: string }): HranaResult {
+  return { type: 'ok', response }
+}
+
+function fail(code: string, message: string): HranaResult {
+  return { type: 'error', error: { code, message } }
+}
+
+/** A thrown error as Hrana reports it: refusals and SQLite errors keep their code, nothing else leaks. */
+export function toHranaError(error: unknown): HranaError {
+  if (error instanceof StatementRefused) return { code: error.code, message: error.message }
+  if (error instanceof HranaProtocolError) return { code: 'PROTOCOL_ERROR', message: error.message }
+  const e = error as { code?: unknown; message?: unknown; name?: string }
+  if (e?.name === 'SqliteError' && typeof e.code === 'string') {
+    if (e.code.startsWith('SQLITE_READONLY')) return { code: 'READ_ONLY', message: 'This token is read-only: the statement would write' }
+    return { code: e.code, message: String(e.message) }
+  }
+  if (e instanceof RangeError || e instanceof TypeError) return { code: 'SQL_INPUT_ERROR', message: String(e.message) }
+  return { code: 'INTERNAL', message: 'Internal error' }
+}
+
+function sqlOf(stream: StreamState, stmt: { sql?: string; sql_id?: number }): string {
+  if (typeof stmt?.sql === 'string') return stmt.sql
+  if (typeof stmt?.sql_id === 'number') {
+    const sql = stream.sqls.get(stmt.sql_id)
+    if (sql === undefined) throw new HranaProtocolError(`No stored SQL with id ${stmt.sql_id}`)
+    return sql
+  }
+  throw new HranaProtocolError('A statement needs sql or sql_id')
+}
+
+function execute(stream: StreamState, stmt: HranaStmt): HranaStmtResult {
+  const sql = sqlOf(stream, stmt)
+  const bindings = bindingsOf(stmt)
+  const statement = prepareGuarded(stream.db, sql, bindings, stream.readOnly)
+  if (!statement.reader) {
+    const info = statement.run(...bindings)
+    return {
+      cols: [],
+      rows: [],
+      affected_row_count: info.changes,
+      last_insert_rowid: info.changes > 0 ? String(info.lastInsertRowid) : null,
+    }
+  }
+  const cols = statement.columns().map((c) => ({ name: c.name, decltype: c.type }))
+  const rows: HranaValue[][] = []
+  for (const row of statement.raw(true).iterate(...bindings) as Iterable<unknown[]>) {
+    if (rows.length >= stream.maxRows) {
+      throw new StatementRefused('SQL_FORBIDDEN', `The statement returned more than ${stream.maxRows} rows; add a LIMIT`)
+    }
+    rows.push(row.map(encodeValue))
+  }
+  // A reader that writes is `INSERT … RETURNING` and friends: one row per changed row.
+  const writes = !statement.readonly
+  const lastInsertRowid = writes ? (stream.db.prepare('SELECT last_insert_rowid()').pluck().get() as bigint) : undefined
+  return {
+    cols,
+    rows: stmt.want_rows === false ? [] : rows,
+    affected_row_count: writes ? rows.length : 0,
+    last_insert_rowid: lastInsertRowid === undefined ? null : String(lastInsertRowid),
+  }
+}
+
+function batch(stream: StreamState, input: HranaBatch): { step_results: Array<HranaStmtResult | null>; step_errors: Array<HranaError | null> } {
+  if (!input || !Array.isArray(input.steps)) throw new HranaProtocolError('A batch needs steps')
+  const results: Array<HranaStmtResult | null> = []
+  const errors: Array<HranaError | null> = []
+  input.steps.forEach((step, i) => {
+    results.push(null)
+    errors.push(null)
+    if (step.condition && !holds(step.condition, results, errors, stream, i)) return
+    try {
+      results[i] = execute(stream, step.stmt)
+    } catch (error) {
+      errors[i] = toHranaError(error)
+    }
+  })
+  return { step_results: results, step_errors: errors }
+}
+
+function holds(
+  cond: HranaBatchCond,
+  results: ReadonlyArray<HranaStmtResult | null>,
+  errors: ReadonlyArray<HranaError | null>,
+  stream: StreamState,
+  current: number,
+): boolean {
+  switch (cond.type) {
+    case 'ok':
+    case 'error':
+      if (!Number.isInteger(cond.step) || cond.step >= current) throw new HranaProtocolError('A batch condition may only refer to an earlier step')
+      return cond.type === 'ok' ? results[cond.step] != null : errors[cond.step] != null
+    case 'not':
+      return !holds(cond.cond, results, errors, stream, current)
+    case 'and':
+      return cond.conds.every((c) => holds(c, results, errors, stream, current))
+    case 'or':
+      return cond.conds.some((c) => holds(c, results, errors, stream, current))
+    case 'is_autocommit':
+      return !stream.db.inTransaction
+    default:
+      throw new HranaProtocolError('Unknown batch condition')
+  }
+}
+
+function bindingsOf(stmt: HranaStmt): Bindings {
+  const positional = (stmt.args ?? []).map(decodeValue)
+  if (!stmt.named_args?.length) return positional
+  const named: Record<string, unknown> = {}
+  // better-sqlite3 names parameters without their `:`, `@` or `$`.
+  for (const { name, value } of stmt.named_args) named[String(name).replace(/^[:@$]/, '')] = decodeValue(value)
+  return [...positional, named]
+}
+
+function decodeValue(value: HranaValue): unknown {
+  switch (value?.type) {
+    case 'null':
+      return null
+    case 'integer':
+      if (typeof value.value !== 'string' || !/^-?\d{1,20}$/.test(value.value)) throw new HranaProtocolError('Invalid integer value')
+      return BigInt(value.value)
+    case 'float':
+      if (typeof value.value !== 'number') throw new HranaProtocolError('Invalid float value')
+      return value.value
+    case 'text':
+      if (typeof value.value !== 'string') throw new HranaProtocolError('Invalid text value')
+      return value.value
+    case 'blob':
+      if (typeof value.base64 !== 'string') throw new HranaProtocolError('Invalid blob value')
+      return Buffer.from(value.base64, 'base64')
+    default:
+      throw new HranaProtocolError('Unknown value type')
+  }
+}
+
+function encodeValue(value: unknown): HranaValue {
+  if (value === null || value === undefined) return { type: 'null' }
+  if (typeof value === 'bigint') return { type: 'integer', value: value.toString() }
+  // JSON has no Infinity: SQLite's ±Inf (e.g. 9e999) goes out as the largest finite double.
+  if (typeof value === 'number') return { type: 'float', value: Number.isFinite(value) ? value : Math.sign(value) * Number.MAX_VALUE }
+  if (typeof value === 'string') return { type: 'text', value }
+  if (value instanceof Uint8Array) return { type: 'blob', base64: Buffer.from(value).toString('base64') }
+  return { type: 'text', value: String(value) }
+}

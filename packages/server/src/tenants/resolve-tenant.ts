@@ -1,0 +1,67 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
+import { SLUG_PATTERN, type TenantRecord, type Tenantry } from 'tenantry'
+import { HttpError } from '../errors.js'
+import type { AdmittedTenant } from '../principal.js'
+import { membershipIn } from './memberships.js'
+
+/** Where the request names its tenant: the `:slug` path parameter, or the session's (or token's) active tenant. */
+export type TenantSource = 'path' | 'active'
+
+const notFound = () => new HttpError(404, 'TENANT_NOT_FOUND', 'Tenant not found')
+
+/**
+ * Admits a request to a tenant, or throws. A tenant the caller may not see answers exactly
+ * like one that does not exist (404 `TENANT_NOT_FOUND`); only an admitted caller learns that
+ * a tenant is suspended (409 `TENANT_NOT_READY`).
+ */
+export async function admitTenant(tenantry: Tenantry, request: FastifyRequest, source: TenantSource): Promise<AdmittedTenant> {
+  const principal = request.principal
+  if (!principal) throw new HttpError(401, 'UNAUTHENTICATED')
+
+  let tenant: TenantRecord | undefined
+  if (source === 'path') {
+    const slug = (request.params as { slug?: unknown }).slug
+    if (typeof slug !== 'string' || !SLUG_PATTERN.test(slug)) throw notFound()
+    tenant = await tenantry.catalog.findTenantBySlug(slug)
+  } else {
+    const id = principal.kind === 'token' ? principal.tenantId : principal.activeTenantId
+    tenant = id ? await tenantry.catalog.findTenantById(id) : undefined
+  }
+  if (!tenant || tenant.purgedAt || tenant.status === 'deleted') throw notFound()
+
+  let admitted: AdmittedTenant
+  if (principal.kind === 'token') {
+    if (principal.tenantId !== tenant.id) throw notFound()
+    admitted = { id: tenant.id, slug: tenant.slug, role: 'token', readOnly: principal.readOnly }
+  } else {
+    const membership = await membershipIn(tenantry.catalog.db as unknown as Kysely<any>, principal.userId, tenant.id)
+    if (membership) admitted = { id: tenant.id, slug: tenant.slug, role: membership.role, readOnly: false }
+    else if (principal.platformAdmin) admitted = { id: tenant.id, slug: tenant.slug, role: 'admin', readOnly: false }
+    else throw notFound()
+  }
+  if (tenant.status !== 'ready') {
+    throw new HttpError(409, 'TENANT_NOT_READY', `Tenant "${tenant.slug}" is ${tenant.status}`)
+  }
+  return admitted
+}
+
+/** A Fastify `preHandler` that admits the request to its tenant and tags its log lines with the tenant id. */
+export function tenantPreHandler(tenantry: Tenantry, source: TenantSource) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    request.tenant = await admitTenant(tenantry, request, source)
+    request.log = request.log.child({ tenantId: request.tenant.id })
+    reply.log = request.log
+  }
+}
+
+/** Runs `fn` inside the admitted tenant's context. */
+export function inTenant<T>(tenantry: Tenantry, request: FastifyRequest, fn: () => Promise<T>): Promise<T> {
+  if (!request.tenant) throw new HttpError(404, 'TENANT_NOT_FOUND', 'Tenant not found')
+  return tenantry.withTenant({ id: request.tenant.id }, fn)
+}
+
+/** Throws `READ_ONLY` (403) for read-only tokens. */
+export function assertWritable(request: FastifyRequest): void {
+  if (request.tenant?.readOnly) throw new HttpError(403, 'READ_ONLY')
+}
