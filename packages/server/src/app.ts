@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Tenantry } from 'tenantry'
@@ -72,7 +72,8 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
       : options.logger && typeof options.logger === 'object'
         ? { ...defaults, ...options.logger }
         : options.logger
-  const app = Fastify({ bodyLimit: options.bodyLimit ?? 1024 * 1024, logger, disableRequestLogging: true })
+  // Fastify's own request lines are off: the app logs one line per request itself, with the tenant on it.
+  const app = Fastify({ bodyLimit: options.bodyLimit ?? 1024 * 1024, logger, logController: new LogController({ disableRequestLogging: true }) })
 
   const auth = createTenantryAuth({
     tenantry,

@@ -95,6 +95,10 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
     appName: 'Tenantry',
     baseURL: options.baseURL,
     basePath: '/api/auth',
+    trustedOrigins: trustedOrigins(options.baseURL, env),
+    // Better Auth turns origin (CSRF) checks off when it thinks it runs under test (NODE_ENV=test,
+    // vitest). A server must not change its defences with an environment variable: always on.
+    advanced: { disableOriginCheck: false, disableCSRFCheck: false },
     secret: loadAuthSecret(tenantry.config.home, env),
     database: { db, type: tenantry.catalog.engine === 'postgres' ? 'postgres' : 'sqlite' },
     emailAndPassword: { enabled: true, autoSignIn: true, minPasswordLength: 8 },
@@ -167,3 +171,17 @@ export async function migrateAuthSchema(auth: TenantryAuth): Promise<void> {
   await runMigrations()
 }
 
+/**
+ * The origins allowed to call the auth routes from a browser: the server's own, under both
+ * loopback spellings when it runs locally (a browser at `localhost` sends that origin even
+ * when the server calls itself 127.0.0.1), and any listed in `TENANTRY_TRUSTED_ORIGINS`.
+ */
+export function trustedOrigins(baseURL: string, env: NodeJS.ProcessEnv): string[] {
+  const own = new URL(baseURL)
+  const origins = new Set([own.origin])
+  if (own.hostname === '127.0.0.1' || own.hostname === 'localhost') {
+    for (const host of ['127.0.0.1', 'localhost']) origins.add(`${own.protocol}//${host}${own.port ? `:${own.port}` : ''}`)
+  }
+  for (const origin of (env.TENANTRY_TRUSTED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean)) origins.add(origin)
+  return [...origins]
+}
