@@ -5,6 +5,7 @@ import { tempDir } from '../packages/core/src/testing/services.js'
 import {
   ALL_MIGRATIONS,
   FAN_OUT_CHILD,
+  fanOutArgs,
   childResult,
   copyExampleMigrations,
   createHome,
@@ -55,7 +56,7 @@ describe('fan-out killed with SIGKILL at random moments', () => {
     const home = join(root.path, 'calibration')
     cpSync(pristine, home, { recursive: true })
     const spawned = performance.now()
-    const outcome = await runChild(FAN_OUT_CHILD, [home, migrations, '4'])
+    const outcome = await runChild(FAN_OUT_CHILD, fanOutArgs(home, migrations, 4))
     expect(outcome.code, outcome.stderr).toBe(0)
     expect(childResult(outcome)?.report).toMatchObject({ succeeded: TENANTS, failed: 0 })
     expectConverged(readHome(home), 'uninterrupted run')
@@ -80,11 +81,11 @@ describe('fan-out killed with SIGKILL at random moments', () => {
           ? { killAfterSpawnMs: between(startupMs + workMs) }
           : { killAfterStartedMs: between(workMs * 1.25) }
       const context = `seed ${seed}, trial ${trial}, ${JSON.stringify(kill)}`
-      const first = await runChild(FAN_OUT_CHILD, [home, migrations, '4'], kill)
+      const first = await runChild(FAN_OUT_CHILD, fanOutArgs(home, migrations, 4), kill)
       if (first.signal !== 'SIGKILL') expect(first.code, `${context}: ${first.stderr}`).toBe(0)
       if (trial % 3 === 1) {
         // Killed again: this runner must first take over the dead runner's lock.
-        const second = await runChild(FAN_OUT_CHILD, [home, migrations, '4'], { killAfterStartedMs: between(workMs) })
+        const second = await runChild(FAN_OUT_CHILD, fanOutArgs(home, migrations, 4), { killAfterStartedMs: between(workMs) })
         if (second.signal !== 'SIGKILL') expect(second.code, `${context}, second run: ${second.stderr}`).toBe(0)
         stats.doubleKills++
       }

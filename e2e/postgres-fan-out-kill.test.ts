@@ -1,15 +1,13 @@
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, type TenantryConfig } from 'tenantry'
 import { createTestDatabase, findPostgres, tempDir } from 'tenantry/testing'
-import { ALL_MIGRATIONS, childResult, copyExampleMigrations, runChild, writeNewMigrations } from './fixtures/homes.js'
+import { ALL_MIGRATIONS, FAN_OUT_CHILD, childResult, copyExampleMigrations, runChild, writeNewMigrations } from './fixtures/homes.js'
 
 // The fan-out over Postgres schemas, with the catalog on Postgres too: SIGKILLed at random
 // moments it converges on re-run, and a second runner against the same catalog is refused.
-const CHILD = fileURLToPath(new URL('./fixtures/configured-fan-out-child.ts', import.meta.url))
 const TENANTS = 12
 const TRIALS = 8
 const postgres = await findPostgres()
@@ -86,7 +84,7 @@ describe.skipIf('skip' in postgres)(`fan-out over Postgres schemas${'skip' in po
     const args = [JSON.stringify(config), '4']
     let interrupted = 0
     for (let trial = 0; trial < TRIALS; trial++) {
-      const outcome = await runChild(CHILD, args, { killAfterStartedMs: Math.floor(Math.random() * 400) })
+      const outcome = await runChild(FAN_OUT_CHILD, args, { killAfterStartedMs: Math.floor(Math.random() * 400) })
       if (outcome.signal === 'SIGKILL') interrupted++
       // Between kills: every tenant has all or none of a run's migrations, and the ledger never claims more than the schema holds.
       for (const tenant of (await state()).rows) {
@@ -95,7 +93,7 @@ describe.skipIf('skip' in postgres)(`fan-out over Postgres schemas${'skip' in po
       }
     }
     expect(interrupted).toBeGreaterThan(0)
-    const final = await runChild(CHILD, args)
+    const final = await runChild(FAN_OUT_CHILD, args)
     expect(childResult(final)?.report?.failed, final.stderr).toBe(0)
     const { rows, lock } = await state()
     expect(lock).toBeUndefined()
@@ -124,7 +122,7 @@ export async function up() {
 `,
     )
     const gate = join(dir.path, 'gate')
-    const first = runChild(CHILD, [JSON.stringify(config), '1'], { env: { TENANTRY_TEST_GATE: gate } })
+    const first = runChild(FAN_OUT_CHILD, [JSON.stringify(config), '1'], { env: { TENANTRY_TEST_GATE: gate } })
     const deadline = Date.now() + 30_000
     while (!existsSync(`${gate}.entered`)) {
       if (Date.now() > deadline) throw new Error('the first runner never reached the gate')

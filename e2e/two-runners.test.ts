@@ -7,6 +7,7 @@ import { tempDir } from '../packages/core/src/testing/services.js'
 import {
   ALL_MIGRATIONS,
   FAN_OUT_CHILD,
+  fanOutArgs,
   OLD_MIGRATIONS,
   childResult,
   copyExampleMigrations,
@@ -66,13 +67,13 @@ describe('two migration runners against one catalog', () => {
   it('refuses a second runner with MIGRATION_LOCKED naming the holder, then runs once the first is done', async () => {
     const { home, gate, env } = scenario()
     let firstPid: number | undefined
-    const first = runChild(FAN_OUT_CHILD, [home, migrations, '2'], { env, onStarted: (pid) => (firstPid = pid) })
+    const first = runChild(FAN_OUT_CHILD, fanOutArgs(home, migrations, 2), { env, onStarted: (pid) => (firstPid = pid) })
     await until(() => existsSync(`${gate}.entered`), 'the first runner to enter a migration')
     const holder = readHome(home).lock
     expect(holder).toMatchObject({ pid: firstPid, host: hostname() })
 
     // A second process…
-    const second = await runChild(FAN_OUT_CHILD, [home, migrations, '2'])
+    const second = await runChild(FAN_OUT_CHILD, fanOutArgs(home, migrations, 2))
     expect(second.code).toBe(1)
     const refused = childResult(second)?.error
     expect(refused?.code).toBe('MIGRATION_LOCKED')
@@ -114,7 +115,7 @@ describe('two migration runners against one catalog', () => {
 
   it('takes over the lock of a runner that was SIGKILLed mid-migration', async () => {
     const { home, gate, env } = scenario()
-    const killed = await runChild(FAN_OUT_CHILD, [home, migrations, '2'], {
+    const killed = await runChild(FAN_OUT_CHILD, fanOutArgs(home, migrations, 2), {
       env,
       onStarted: (pid) => void until(() => existsSync(`${gate}.entered`), 'the runner to enter a migration').then(() => process.kill(pid, 'SIGKILL')),
     })

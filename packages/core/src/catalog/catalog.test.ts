@@ -35,7 +35,7 @@ for (const engine of engines) {
     beforeAll(async () => {
       catalog = Catalog.open({ url: await engine.url() })
       await catalog.migrate()
-      await catalog.upsertDataSource({ id: 'local', engine: 'sqlite', mode: 'shared', config: { directory: '/d' }, capacity: null, region: null })
+      await catalog.upsertDataSource({ id: 'local', engine: 'sqlite', mode: 'shared', config: { directory: '/d' }, capacity: null, region: null, secret: null })
     })
     afterAll(() => catalog.close())
 

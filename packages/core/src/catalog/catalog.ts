@@ -154,29 +154,13 @@ export class Catalog {
 
   // --- data sources -------------------------------------------------------
 
-  /** Records a data source, or updates the non-secret facts of the one with the same id. */
+  /** Records a data source, or updates the facts (and sealed credentials) of the one with the same id. */
   async upsertDataSource(source: Omit<DataSourceRecord, 'createdAt'>): Promise<void> {
+    const { id: _id, engine: _engine, created_at: _created, ...changes } = dataSourceRow(source)
     await this.db
       .insertInto('data_sources')
-      .values({
-        id: source.id,
-        engine: source.engine,
-        mode: source.mode,
-        config: JSON.stringify(source.config),
-        capacity: source.capacity,
-        region: source.region,
-        secret: source.secret,
-        created_at: now(),
-      })
-      .onConflict((oc) =>
-        oc.column('id').doUpdateSet({
-          mode: source.mode,
-          config: JSON.stringify(source.config),
-          capacity: source.capacity,
-          region: source.region,
-          secret: source.secret,
-        }),
-      )
+      .values(dataSourceRow(source))
+      .onConflict((oc) => oc.column('id').doUpdateSet(changes))
       .execute()
   }
 
@@ -184,16 +168,7 @@ export class Catalog {
   async insertDataSource(source: Omit<DataSourceRecord, 'createdAt'>): Promise<void> {
     const result = await this.db
       .insertInto('data_sources')
-      .values({
-        id: source.id,
-        engine: source.engine,
-        mode: source.mode,
-        config: JSON.stringify(source.config),
-        capacity: source.capacity,
-        region: source.region,
-        secret: source.secret,
-        created_at: now(),
-      })
+      .values(dataSourceRow(source))
       .onConflict((oc) => oc.column('id').doNothing())
       .executeTakeFirst()
     if (Number(result.numInsertedOrUpdatedRows ?? 0) !== 1) {
@@ -522,6 +497,19 @@ function toTenant(row: TenantRow): TenantRecord {
     updatedAt: row.updated_at,
     purgedAt: row.purged_at,
     placement: { isolation: row.isolation, dataSourceId: row.data_source_id, locator: row.locator },
+  }
+}
+
+function dataSourceRow(source: Omit<DataSourceRecord, 'createdAt'>): Selectable<DataSourcesTable> {
+  return {
+    id: source.id,
+    engine: source.engine,
+    mode: source.mode,
+    config: JSON.stringify(source.config),
+    capacity: source.capacity,
+    region: source.region,
+    secret: source.secret,
+    created_at: now(),
   }
 }
 

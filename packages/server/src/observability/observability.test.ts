@@ -22,7 +22,7 @@ afterAll(async () => server?.stop())
 
 describe('observability', () => {
   it('serves an OpenAPI document and a docs page', async ({ expect }) => {
-    const doc = await (await fetch(`${server.url}/openapi.json`)).json()
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> }
     expect(doc.openapi).toMatch(/^3\./)
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/t/{slug}/data/jobs', '/api/tenant/data/highlights/{id}', '/api/admin/tenants', '/api/me']))
     expect(Object.keys(doc.paths).some((p) => p.startsWith('/api/auth'))).toBe(false)
