@@ -72,6 +72,14 @@ describe('integration tokens over HTTP', () => {
     expect((await owner.get('/api/t/acme/tokens')).body.items.find((t: { id: string }) => t.id === body.record.id).revokedAt).toBeNull()
   })
 
+  it('offer Postgres read-only URLs only where privileges confine them', async () => {
+    // Acme lives in a SQLite file: SQL-over-HTTP with a read-only token is its read-only path.
+    const reply = await owner.post('/api/t/acme/postgres-readonly', {})
+    expect(reply.status).toBe(400)
+    expect(reply.body.error.code).toBe('UNSUPPORTED_PLACEMENT')
+    expect((await member.post('/api/t/acme/postgres-readonly', {})).status).toBe(403)
+  })
+
   it('refuse malformed input with 400 and create nothing', async () => {
     const before = (await owner.get('/api/t/acme/tokens')).body.items.length
     for (const body of [{ readOnly: 'yes' }, { expiresIn: 'forever' }, { expiresIn: 30 }, { name: 42 }, { name: 'x'.repeat(500) }]) {

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { withTenant as runWithTenant, currentTenant, type TenantRef } from './context.js'
 import { TenantryError } from './errors.js'
+import { PostgresEngine } from './engines/postgres/postgres-engine.js'
 import { Catalog, type TenantRecord } from './catalog/catalog.js'
 import { resolveConfig, type ResolvedConfig, type TenantryConfig } from './config.js'
 import { DataSources } from './data-sources/data-sources.js'
@@ -124,6 +125,24 @@ export class Tenantry {
       })),
       ...(lock ? { lock: { pid: lock.pid, host: lock.host, since: lock.acquiredAt } } : {}),
     }
+  }
+
+  /**
+   * A Postgres URL that reads this tenant and nothing else (a per-tenant role with SELECT
+   * only), for `psql`, BI tools or integrations. Schema and database isolation on Postgres;
+   * anything else is refused with `UNSUPPORTED_PLACEMENT` (SQLite tenants get SQL-over-HTTP).
+   */
+  async postgresReadOnlyAccess(slug: string, options: { revoke?: boolean; actor?: string } = {}): Promise<{ role: string; url: string } | undefined> {
+    const tenant = await this.router.resolve(slug)
+    const engine = await this.dataSources.engine(tenant.placement.dataSourceId)
+    if (!(engine instanceof PostgresEngine)) {
+      throw new TenantryError('UNSUPPORTED_PLACEMENT', `Tenant "${slug}" is not on Postgres; use SQL-over-HTTP with a read-only token`)
+    }
+    const placement = { tenantId: tenant.id, ...tenant.placement }
+    const action = options.revoke ? 'postgres.readonly.revoked' : 'postgres.readonly.granted'
+    const result = options.revoke ? (await engine.revokeReadOnly(placement), undefined) : await engine.grantReadOnly(placement)
+    await this.catalog.audit({ tenantId: tenant.id, action, actor: options.actor ?? 'system' })
+    return result
   }
 
   async close(): Promise<void> {

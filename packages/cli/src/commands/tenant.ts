@@ -168,4 +168,21 @@ export function registerTenantCommands(program: Command, out: Output): void {
         )
       })
     })
+
+  tenant
+    .command('readonly-url')
+    .description('a Postgres URL that reads this tenant and nothing else (schema and database isolation), for psql or BI tools')
+    .argument('<slug>', 'the tenant slug')
+    .option('--revoke', 'drop the read-only role instead')
+    .option('--json', 'print JSON')
+    .action(async (slug: string, options: { revoke?: boolean } & JsonOption, command: Command) => {
+      requireSlug(slug)
+      await withTenantry(command, async (tenantry) => {
+        const access = await tenantry.postgresReadOnlyAccess(slug, { revoke: options.revoke ?? false, actor: cliActor() })
+        if (options.json) return out.json(access ?? { revoked: true })
+        if (!access) return out.line(`Read-only access to ${slug} revoked.`)
+        out.note(`Read-only role ${access.role}: SELECT on ${slug}'s tables only. Keep this URL secret.`)
+        out.line(access.url)
+      })
+    })
 }

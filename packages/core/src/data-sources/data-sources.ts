@@ -90,6 +90,7 @@ export function createEngine(source: DataSourceRecord, box: SecretBox): Database
         id: source.id,
         url: box.open(source.secret, secretPurpose(source.id)),
         appRole: { name: `tenantry_app_${source.id}`, password: box.derive(`postgres-app-role:${source.id}`) },
+        deriveSecret: (purpose) => box.derive(`data-source:${source.id}:${purpose}`),
         ...(isolations ? { isolations } : {}),
         ...(poolSize ? { poolSize } : {}),
         ...(tenantPoolSize ? { tenantPoolSize } : {}),

@@ -117,8 +117,10 @@ export class Provisioner {
         )
       }
       const source = (await this.#catalog.findDataSource(id))!
+      // Counting scans every placement: only a source with a capacity needs it.
+      if (source.capacity === null) return id
       const placed = (await this.#catalog.placementCounts()).get(id) ?? 0
-      if (source.capacity !== null && placed >= source.capacity) {
+      if (placed >= source.capacity) {
         throw new TenantryError('UNSUPPORTED_PLACEMENT', `Data source "${id}" is full (${placed} of ${source.capacity} tenants)`)
       }
       return id

@@ -50,6 +50,15 @@ export function registerTokenRoutes(scope: FastifyInstance, tenantry: Tenantry, 
     return reply.status(201).send({ token, record, sqlUrl: baseURL })
   })
 
+  scope.post(
+    '/postgres-readonly',
+    { schema: { tags, summary: 'A Postgres URL that reads this tenant and nothing else (schema and database isolation)' } },
+    async (request) => {
+      const { slug, actor } = requireManager(request)
+      return (await tenantry.postgresReadOnlyAccess(slug, { actor }))!
+    },
+  )
+
   scope.delete('/tokens/:id', { schema: { tags, summary: 'Revoke an integration token' } }, async (request) => {
     const { slug, actor } = requireManager(request)
     const id = (request.params as { id: string }).id

@@ -27,6 +27,8 @@ export interface PostgresEngineOptions {
    * and kept in step by Tenantry (`CREATE ROLE … LOGIN NOBYPASSRLS`).
    */
   appRole: { name: string; password: string }
+  /** Derives a stable secret for a purpose (the passwords of per-tenant read-only roles). */
+  deriveSecret: (purpose: string) => string
   /** @default ['schema', 'database', 'row'] */
   isolations?: Isolation[]
   /** Connections in each shared pool (admin and app, for schema tenants). @default 10 */
@@ -154,12 +156,87 @@ export class PostgresEngine implements DatabaseEngine {
   async drop(placement: EnginePlacement): Promise<void> {
     const name = this.#locator(placement)
     if (placement.isolation === 'row') return this.#deleteRows(placement.tenantId)
+    await this.revokeReadOnly(placement)
     if (placement.isolation === 'schema') await this.#adminPool.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)
     else await this.#dropDatabase(placement.locator)
   }
 
   async close(): Promise<void> {
     await Promise.all([this.#adminPool.end(), this.#appPool.end()])
+  }
+
+  /**
+   * A login role that can read one tenant and nothing else (seed 003's limited user), and its
+   * connection URL for `psql` or a BI tool: `SELECT` on the tenant's tables (now and after
+   * later migrations), no write, no DDL, no other schema or database. Offered for schema and
+   * database isolation only, where privileges confine it; row isolation would rest on a
+   * setting the SQL itself could change. Calling it again returns the same URL.
+   */
+  async grantReadOnly(placement: EnginePlacement): Promise<{ role: string; url: string }> {
+    const name = this.#locator(placement)
+    if (placement.isolation === 'row') {
+      throw new TenantryError('UNSUPPORTED_PLACEMENT', 'Row-isolated tenants get no raw database access: their boundary is a setting SQL could change')
+    }
+    const role = `${placement.locator}_ro`
+    const password = this.#options.deriveSecret(`postgres-readonly:${placement.tenantId}`)
+    const quotedRole = quoteIdentifier(role)
+    await this.#adminTransaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tenantry-role:${role}`])
+      const exists = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount
+      const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD '${password}'`
+      await client.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quotedRole} WITH ${attributes}`)
+      // Seatbelt, not the boundary (the user can unset it): the boundary is having SELECT only.
+      await client.query(`ALTER ROLE ${quotedRole} SET default_transaction_read_only = on`)
+      if (placement.isolation === 'schema') {
+        await client.query(`ALTER ROLE ${quotedRole} SET search_path = ${name}`)
+        await client.query(`GRANT USAGE ON SCHEMA ${name} TO ${quotedRole}`)
+        await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA ${name} TO ${quotedRole}`)
+        await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${name} GRANT SELECT ON TABLES TO ${quotedRole}`)
+      }
+    })
+    const url = new URL(this.#options.url)
+    url.username = role
+    url.password = password
+    if (placement.isolation === 'database') {
+      await this.#adminPool.query(`GRANT CONNECT ON DATABASE ${name} TO ${quotedRole}`)
+      // Temporary tables are writes too, and cost the server: not for a read-only role.
+      await this.#adminPool.query(`REVOKE TEMPORARY ON DATABASE ${name} FROM PUBLIC`)
+      await this.#inDatabase(placement.locator, async (client) => {
+        await client.query(`GRANT USAGE ON SCHEMA public TO ${quotedRole}`)
+        await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${quotedRole}`)
+        await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO ${quotedRole}`)
+      })
+      url.pathname = `/${placement.locator}`
+    }
+    return { role, url: url.toString() }
+  }
+
+  /** Removes the tenant's read-only role and everything granted to it. Idempotent. */
+  async revokeReadOnly(placement: EnginePlacement): Promise<void> {
+    const name = this.#locator(placement)
+    const role = `${placement.locator}_ro`
+    if (!(await this.#adminPool.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount) return
+    const quotedRole = quoteIdentifier(role)
+    // Privileges live per database: drop them where they were granted, then the role.
+    if (placement.isolation === 'database') {
+      if (await this.exists(placement)) await this.#inDatabase(placement.locator, (client) => client.query(`DROP OWNED BY ${quotedRole}`).then(() => {}))
+      await this.#adminPool.query(`REVOKE ALL ON DATABASE ${name} FROM ${quotedRole}`).catch(() => {})
+    } else {
+      await this.#adminPool.query(`DROP OWNED BY ${quotedRole}`)
+    }
+    await this.#adminPool.query(`DROP ROLE ${quotedRole}`)
+  }
+
+  async #inDatabase(database: string, fn: (client: pg.Client) => Promise<void>): Promise<void> {
+    const url = new URL(this.#options.url)
+    url.pathname = `/${quoteIdentifier(database).slice(1, -1)}`
+    const client = new pg.Client({ connectionString: url.toString() })
+    await client.connect()
+    try {
+      await fn(client)
+    } finally {
+      await client.end()
+    }
   }
 
   /** Checks the admin connection; returns the server version. */
