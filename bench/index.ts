@@ -1,0 +1,82 @@
+// `npm run bench [-- --only <group>] [-- --quick]`: runs the benchmark groups in sequence,
+// prints a table per comparison and writes everything to .bench/results.json.
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { coldGroup } from './groups/cold.js'
+import { fanoutGroup } from './groups/fanout.js'
+import { provisionGroup } from './groups/provision.js'
+import { queryGroup } from './groups/query.js'
+import { BenchContext, loadAverage, machine, repoRoot, writeResults, type GroupReport } from './harness.js'
+
+const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
+  query: queryGroup,
+  provision: provisionGroup,
+  fanout: fanoutGroup,
+  cold: coldGroup,
+}
+
+const { values } = parseArgs({
+  options: { only: { type: 'string', multiple: true }, quick: { type: 'boolean', default: false } },
+})
+const only = values.only?.flatMap((o) => o.split(',')) ?? Object.keys(GROUPS)
+const unknown = only.filter((name) => !(name in GROUPS))
+if (unknown.length) {
+  console.error(`Unknown group ${unknown.join(', ')}; groups are ${Object.keys(GROUPS).join(', ')}`)
+  process.exit(2)
+}
+
+const quick = values.quick ?? false
+const git = (...args: string[]) => {
+  try {
+    return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim()
+  } catch {
+    return undefined
+  }
+}
+const resultsPath = join(repoRoot, '.bench/results.json')
+const results = {
+  startedAt: new Date().toISOString(),
+  quick,
+  groupsRun: only,
+  machine: machine(),
+  revision: { commit: git('rev-parse', '--short', 'HEAD'), changedFiles: git('status', '--porcelain')?.split('\n').filter(Boolean).length },
+  groups: [] as Array<GroupReport & { error?: string }>,
+  durationSec: 0,
+}
+const started = performance.now()
+const m = results.machine
+const { commit, changedFiles } = results.revision
+console.log(
+  `tenantry bench${quick ? ' (--quick)' : ''}: node ${m.node}, ${m.cpus} × ${m.cpuModel}, ${m.totalMemGiB} GiB, ${m.platform}, load average ${m.loadAverage.join(' ')}`,
+)
+console.log(`revision ${commit ?? 'unknown'}${changedFiles ? ` with ${changedFiles} uncommitted changes` : ''}`)
+
+let failed = false
+for (const name of only) {
+  const ctx = new BenchContext(name, quick)
+  console.log(`\n== ${name} ${'='.repeat(Math.max(0, 70 - name.length))}`)
+  const groupStarted = performance.now()
+  let error: string | undefined
+  try {
+    await GROUPS[name]!(ctx)
+  } catch (e) {
+    failed = true
+    error = e instanceof Error ? (e.stack ?? e.message) : String(e)
+    console.error(`  group ${name} failed: ${error}`)
+  } finally {
+    await ctx.cleanup()
+  }
+  ctx.report.durationSec = Math.round((performance.now() - groupStarted) / 100) / 10
+  ctx.report.loadAverage.end = loadAverage()
+  console.log(`  (${name}: ${ctx.report.durationSec} s; load average ${ctx.report.loadAverage.start.join(' ')} → ${ctx.report.loadAverage.end.join(' ')})`)
+  results.groups.push({ ...ctx.report, ...(error ? { error } : {}) })
+  results.durationSec = Math.round((performance.now() - started) / 100) / 10
+  await writeResults(resultsPath, results)
+}
+
+const goals = results.groups.flatMap((g) => g.goals.map((goal) => ({ group: g.name, ...goal })))
+console.log(`\n== goals ${'='.repeat(65)}`)
+for (const goal of goals) console.log(`  ${goal.met ? 'MET    ' : 'NOT MET'}  [${goal.group}] ${goal.name}: ${goal.measured} (target ${goal.target})`)
+console.log(`\ntotal ${results.durationSec} s; results in ${resultsPath}`)
+if (failed) process.exitCode = 1
