@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { describe, it } from 'vitest'
 import { Catalog, type Isolation } from 'tenantry'
-import { createTestDatabase, findPostgres, runConformance } from 'tenantry/testing'
+import { createTestDatabase, dropAppRoles, findPostgres, runConformance } from 'tenantry/testing'
 
 // Postgres under schema, database and row isolation: the same suite, the same example migrations.
 const migrations = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
@@ -34,23 +34,21 @@ for (const isolation of ['schema', 'database', 'row'] as const satisfies readonl
           defaults: { isolation, dataSource },
         },
         teardown: async () => {
-          // Database-isolated tenants and templates live outside the test database: drop them by name.
+          // Database-isolated tenants live outside the test database: drop them by the names the catalog holds.
           const catalog = Catalog.open({ url: catalogUrl })
           const tenants = await catalog.listTenants({ includePurged: true })
           await catalog.close()
           const admin = new pg.Client({ connectionString: postgres.url })
           await admin.connect()
           try {
-            const templates = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`tpl_${dataSource}_%`])
-            for (const name of [...tenants.map((t) => t.placement.locator), ...templates.rows.map((r) => r.datname)]) {
-              await admin.query(`ALTER DATABASE "${name}" WITH IS_TEMPLATE false`).catch(() => {})
+            for (const name of tenants.filter((t) => t.placement.isolation === 'database').map((t) => t.placement.locator)) {
               await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
             }
-            await data.drop()
-            await admin.query(`DROP ROLE IF EXISTS "tenantry_app_${dataSource}"`)
           } finally {
             await admin.end()
           }
+          await data.drop()
+          await dropAppRoles(postgres.url, [dataSource])
         },
       }
     },

@@ -1,10 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, type Tenantry, type TenantryConfig } from 'tenantry'
-import { createTestDatabase, findPostgres, tempDir } from 'tenantry/testing'
+import { createTestDatabase, dropAppRoles, findPostgres, tempDir } from 'tenantry/testing'
 
 const migrations = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
 const postgres = await findPostgres()
@@ -44,12 +43,7 @@ describe.skipIf('skip' in postgres)(`several data sources, placement and BYOD${'
   afterAll(async () => {
     await tenantry?.close()
     for (const db of databases) await db.drop()
-    const admin = new pg.Client({ connectionString: 'skip' in postgres ? '' : postgres.url })
-    if (!('skip' in postgres)) {
-      await admin.connect()
-      for (const id of Object.values(ids)) await admin.query(`DROP ROLE IF EXISTS "tenantry_app_${id}"`)
-      await admin.end()
-    }
+    if (!('skip' in postgres)) await dropAppRoles(postgres.url, Object.values(ids))
     dir.cleanup()
   })
 

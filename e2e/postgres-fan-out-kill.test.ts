@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, type TenantryConfig } from 'tenantry'
-import { createTestDatabase, findPostgres, tempDir } from 'tenantry/testing'
+import { createTestDatabase, dropAppRoles, findPostgres, tempDir } from 'tenantry/testing'
 import { ALL_MIGRATIONS, FAN_OUT_CHILD, childResult, copyExampleMigrations, runChild, writeNewMigrations } from './fixtures/homes.js'
 
 // The fan-out over Postgres schemas, with the catalog on Postgres too: SIGKILLed at random
@@ -48,12 +48,7 @@ describe.skipIf('skip' in postgres)(`fan-out over Postgres schemas${'skip' in po
     await admin?.end()
     await dataDb?.drop()
     await catalogDb?.drop()
-    if (!('skip' in postgres)) {
-      const root = new pg.Client({ connectionString: postgres.url })
-      await root.connect()
-      await root.query(`DROP ROLE IF EXISTS "tenantry_app_${dataSource}"`)
-      await root.end()
-    }
+    if (!('skip' in postgres)) await dropAppRoles(postgres.url, [dataSource])
     dir.cleanup()
   })
 

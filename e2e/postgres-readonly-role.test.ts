@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, type Tenantry, type TenantryConfig } from 'tenantry'
-import { createTestDatabase, findPostgres, tempDir } from 'tenantry/testing'
+import { createTestDatabase, dropAppRoles, findPostgres, tempDir } from 'tenantry/testing'
 
 // Seed 003's limited user: a per-tenant read-only Postgres role and URL that psql can use.
 const postgres = await findPostgres()
@@ -44,12 +44,7 @@ describe.skipIf('skip' in postgres)(`per-tenant read-only Postgres access${'skip
     if (tenantry) for (const t of tenants) await tenantry.deleteTenant(t.slug, { purge: true }).catch(() => {})
     await tenantry?.close()
     await database?.drop()
-    if (!('skip' in postgres)) {
-      const admin = new pg.Client({ connectionString: postgres.url })
-      await admin.connect()
-      await admin.query(`DROP ROLE IF EXISTS "tenantry_app_${dataSource}"`)
-      await admin.end()
-    }
+    if (!('skip' in postgres)) await dropAppRoles(postgres.url, [dataSource])
     dir.cleanup()
   })
 

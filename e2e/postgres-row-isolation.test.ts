@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, type Tenantry } from 'tenantry'
-import { createTestDatabase, findPostgres, tempDir } from 'tenantry/testing'
+import { createTestDatabase, dropAppRoles, findPostgres, tempDir } from 'tenantry/testing'
 
 const migrations = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
 const postgres = await findPostgres()
@@ -50,12 +50,7 @@ describe.skipIf('skip' in postgres)(`row isolation on Postgres${'skip' in postgr
     await asApp?.end()
     await tenantry?.close()
     await database?.drop()
-    if (!('skip' in postgres)) {
-      const admin = new pg.Client({ connectionString: postgres.url })
-      await admin.connect()
-      await admin.query(`DROP ROLE IF EXISTS "${appRole}"`)
-      await admin.end()
-    }
+    if (!('skip' in postgres)) await dropAppRoles(postgres.url, [dataSource])
     dir.cleanup()
   })
 

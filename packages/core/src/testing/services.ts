@@ -80,3 +80,26 @@ export async function createTestDatabase(serverUrl: string, prefix = 'tenantry_t
     },
   }
 }
+
+/**
+ * Removes what Tenantry made on the test server for these Postgres data sources outside their
+ * own databases: template databases (`tpl_<id>_…`) and the app role. Database-isolated tenants'
+ * databases are named in the catalog: purge those tenants first.
+ */
+export async function dropAppRoles(serverUrl: string, dataSourceIds: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl })
+  await client.connect()
+  try {
+    for (const id of dataSourceIds) {
+      if (!/^[a-z][a-z0-9_]{0,48}$/.test(id)) throw new Error(`Invalid data source id ${id}`)
+      const templates = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`tpl\\_${id}\\_%`])
+      for (const { datname } of templates.rows) {
+        await client.query(`ALTER DATABASE "${datname}" WITH IS_TEMPLATE false`)
+        await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`)
+      }
+      await client.query(`DROP ROLE IF EXISTS "tenantry_app_${id}"`)
+    }
+  } finally {
+    await client.end()
+  }
+}
