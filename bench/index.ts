@@ -5,8 +5,10 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { coldGroup } from './groups/cold.js'
 import { fanoutGroup } from './groups/fanout.js'
+import { postgresGroup } from './groups/postgres.js'
 import { provisionGroup } from './groups/provision.js'
 import { queryGroup } from './groups/query.js'
+import { serverGroup } from './groups/server.js'
 import { BenchContext, loadAverage, machine, repoRoot, writeResults, type GroupReport } from './harness.js'
 
 const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
@@ -14,6 +16,8 @@ const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   provision: provisionGroup,
   fanout: fanoutGroup,
   cold: coldGroup,
+  postgres: postgresGroup,
+  server: serverGroup,
 }
 
 const { values } = parseArgs({

@@ -1,0 +1,549 @@
+import { join } from 'node:path'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import type { FanOutReport, Isolation, Tenantry } from 'tenantry'
+import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
+import { findPostgres } from '../../packages/core/src/testing/services.js'
+import { migrationsWithNewOne, slugFor } from '../fixtures.js'
+import { compareLatency, compareThroughput, fmt, type BenchContext, type ThroughputResult, type ThroughputVariant } from '../harness.js'
+import { openPgScratch, type PgScratch } from '../pg-scratch.js'
+
+const ISOLATIONS = ['schema', 'row', 'database'] as const satisfies readonly Isolation[]
+const FANOUT_GOAL_TENANTS = 1000
+/** Kysely's Migrator introspects every table in the database per tenant: cost per tenant grows with the schema count, so the suite runs fewer than 1,000. */
+const FANOUT_TENANTS = 300
+
+interface SeededTenant {
+  slug: string
+  id: string
+  isolation: Isolation
+  /** The tenant's job ids. */
+  jobIds: number[]
+  /** The point read exactly as Tenantry compiles it (plugins applied), with its parameters but the id. */
+  sql: string
+  /** The statement's parameters for a job id (row isolation adds the tenant id). */
+  values(jobId: number): unknown[]
+}
+
+export async function postgresGroup(ctx: BenchContext): Promise<void> {
+  const found = await findPostgres()
+  if ('skip' in found) {
+    ctx.note(`skipped: ${found.skip}`)
+    return
+  }
+  await pointReads(ctx, found.url)
+  await provisioning(ctx, found.url)
+  await fanOut(ctx, found.url)
+}
+
+// --- 1 and 2: point reads per isolation, and RLS vs an explicit WHERE -----------------------
+
+async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
+  const tenantCount = ctx.size(50, 10)
+  const rowsPerTenant = ctx.size(1000, 100)
+  const opsPerRound = ctx.size(2000, 400)
+  const rounds = ctx.size(8, 3)
+  const warmupRounds = 1
+  const dsid = `bench_q_${process.pid}`
+  const scratch = await openPgScratch(serverUrl, await ctx.workDir('pg-query'), dsid, ['schema', 'row', 'database'])
+  const pools: pg.Pool[] = []
+  const kyselys: Array<Kysely<any>> = []
+  try {
+    const tenantry = scratch.tenantry
+    const tenants: Record<Isolation, SeededTenant[]> = { schema: [], row: [], database: [] }
+    const started = performance.now()
+    for (const isolation of ISOLATIONS) {
+      for (let i = 0; i < tenantCount; i++) {
+        const record = await tenantry.createTenant({ slug: slugFor(isolation.slice(0, 1), i), isolation })
+        const seeded = await tenantry.withTenant(record.slug, async () => {
+          const db = tenantry.db<CvBuilderDatabase>()
+          const values = Array.from({ length: rowsPerTenant }, (_, j) => ({
+            company: `${record.slug} company ${j}`,
+            title: 'Engineer',
+            location: 'Remote',
+            start_date: '2020-01-01',
+            description: 'x'.repeat(60),
+          }))
+          await db.insertInto('jobs').values(values).execute()
+          const jobIds = (await db.selectFrom('jobs').select('id').orderBy('id').execute()).map((r) => r.id)
+          const compiled = db.selectFrom('jobs').selectAll().where('id', '=', -1).compile()
+          return { jobIds, compiled }
+        })
+        const params = [...seeded.compiled.parameters]
+        const idAt = params.indexOf(-1)
+        if (idAt < 0) throw new Error(`unexpected parameters ${JSON.stringify(params)}`)
+        const values = (jobId: number) => params.map((p, i) => (i === idAt ? jobId : p))
+        tenants[isolation].push({ slug: record.slug, id: record.id, isolation, jobIds: seeded.jobIds, sql: seeded.compiled.sql, values })
+      }
+    }
+    const admin = new pg.Pool({ connectionString: scratch.adminUrl, max: 2 })
+    pools.push(admin)
+    await admin.query('ANALYZE')
+    ctx.log(
+      `setup: ${tenantCount} tenants × 3 isolations, ${rowsPerTenant} jobs each, in ${fmt((performance.now() - started) / 1000)} s; ` +
+        `point reads as Tenantry compiles them: ${ISOLATIONS.map((i) => `${i}: ${tenants[i][0]!.sql}`).join(' | ')}`,
+    )
+
+    // The same pseudo-random order of tenants in every variant and round.
+    const order = Array.from({ length: 4096 }, (_, i) => (Math.imul(i + 1, 2654435761) >>> 0) % tenantCount)
+    const picker = () => {
+      let n = 0
+      return () => {
+        const k = order[n % order.length]!
+        const id = n++
+        return { k, id }
+      }
+    }
+    const pickFor = (list: SeededTenant[]) => {
+      const next = picker()
+      return () => {
+        const { k: n, id } = next()
+        const k = n % list.length
+        const t = list[k]!
+        return { t, k, jobId: t.jobIds[(id * 7919) % t.jobIds.length]! }
+      }
+    }
+    const expectRow = (row: unknown) => {
+      if (!row) throw new Error('row missing')
+    }
+    const tenantryVariant = (isolation: Isolation, list = tenants[isolation]): ThroughputVariant => {
+      const next = pickFor(list)
+      return {
+        name: `tenantry: withTenant + db(), random of ${list.length}`,
+        async run(ops) {
+          for (let i = 0; i < ops; i++) {
+            const { t, jobId } = next()
+            expectRow(await tenantry.withTenant(t.slug, () => tenantry.db<CvBuilderDatabase>().selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst()))
+          }
+        },
+      }
+    }
+    // The app role's pool for the data source's own database, as Tenantry's (10 connections).
+    const appPool = new pg.Pool({ connectionString: scratch.appUrl, max: 10 })
+    pools.push(appPool)
+    const results: Record<string, ThroughputResult> = {}
+
+    // Schema: one shared pool, schema-qualified statements, no transaction.
+    {
+      const next = pickFor(tenants.schema)
+      const nextK = pickFor(tenants.schema)
+      const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: scratch.appUrl, max: 10 }) }) })
+      kyselys.push(kysely)
+      results.schema = await compareThroughput({
+        title: `Postgres schema isolation: point read by primary key, random tenant of ${tenantCount}`,
+        baseline: 'raw pg',
+        unit: 'queries',
+        opsPerRound,
+        rounds,
+        warmupRounds,
+        variants: [
+          {
+            name: 'raw pg',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = next()
+                expectRow((await appPool.query(t.sql, t.values(jobId))).rows[0])
+              }
+            },
+            note: 'pg.Pool (10) as the app role, the statement Tenantry sends: select * from "t_<id>"."jobs" where "id" = $1',
+          },
+          {
+            name: 'plain Kysely (withSchema)',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = nextK()
+                expectRow(await kysely.withSchema(`t_${t.id}`).selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst())
+              }
+            },
+            note: 'PostgresDialect over its own pg.Pool (10) as the app role',
+          },
+          tenantryVariant('schema'),
+        ],
+      })
+      ctx.table(results.schema)
+    }
+
+    // Row: shared tables, RLS, and a transaction per query.
+    const rowTenants = tenants.row
+    const plainTable = 'bench_jobs_plain'
+    {
+      // The same rows in a table of the same shape without RLS, for 2 (RLS vs explicit WHERE).
+      await admin.query(`CREATE TABLE public.${plainTable} (LIKE tenant_rows.jobs INCLUDING ALL)`)
+      await admin.query(`INSERT INTO public.${plainTable} SELECT * FROM tenant_rows.jobs`)
+      await admin.query(`GRANT SELECT ON public.${plainTable} TO "tenantry_app_${dsid}"`)
+      await admin.query(`ANALYZE public.${plainTable}; ANALYZE tenant_rows.jobs`)
+      const count = (await admin.query<{ n: string }>(`SELECT count(*) AS n FROM public.${plainTable}`)).rows[0]!.n
+      ctx.log(`row isolation: tenant_rows.jobs (RLS, forced) and public.${plainTable} (no RLS, same columns, keys and indexes) hold ${count} rows each`)
+
+      const scope = (t: SeededTenant) => `begin; select set_config('tenantry.tenant_id', '${t.id}', true)`
+      const inTransaction = async (client: pg.PoolClient, t: SeededTenant, text: string, values: unknown[]) => {
+        await client.query(scope(t))
+        const result = await client.query(text, values)
+        await client.query('commit')
+        return result
+      }
+      const sharedClient = async <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+        const client = await appPool.connect()
+        try {
+          return await fn(client)
+        } finally {
+          client.release()
+        }
+      }
+      const nextA = pickFor(rowTenants)
+      const nextB = pickFor(rowTenants)
+      const nextC = pickFor(rowTenants)
+      const nextD = pickFor(rowTenants)
+      const literal = (s: string) => `'${s.replace(/'/g, "''")}'`
+      results.row = await compareThroughput({
+        title: `Postgres row isolation: point read by primary key, random tenant of ${tenantCount}`,
+        baseline: 'raw pg, same 3 round trips',
+        unit: 'queries',
+        opsPerRound,
+        rounds,
+        warmupRounds,
+        variants: [
+          {
+            name: 'raw pg, same 3 round trips',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = nextA()
+                await sharedClient(async (c) => expectRow((await inTransaction(c, t, t.sql, t.values(jobId))).rows[0]))
+              }
+            },
+            note: "app role: `begin; select set_config('tenantry.tenant_id', …, true)`, Tenantry's statement on the RLS table, `commit`",
+          },
+          tenantryVariant('row'),
+          {
+            name: 'raw pg, 1 round trip, explicit WHERE, no RLS',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = nextB()
+                expectRow((await appPool.query(`select * from public.${plainTable} where tenant_id = $1 and id = $2`, [t.id, jobId])).rows[0])
+              }
+            },
+            note: 'what an app without RLS pays: no transaction, the tenant in the WHERE, same rows and keys',
+          },
+          {
+            name: 'raw pg, 1 round trip: the 3 statements as one simple query',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = nextC()
+                const text =
+                  `${scope(t)}; select * from tenant_rows.jobs where id = ${Number(jobId)} and tenant_id = ${literal(t.id)}; commit`
+                const results = (await appPool.query(text)) as unknown as pg.QueryResult[]
+                expectRow(results[2]!.rows[0])
+              }
+            },
+            note: 'what-if: begin + set_config + select + commit in one simple-protocol message (literals, no parameters)',
+          },
+          {
+            name: 'raw pg, 1 round trip: select only, as admin',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = nextD()
+                expectRow((await admin.query(t.sql, t.values(jobId))).rows[0])
+              }
+            },
+            note: 'superuser (bypasses RLS): the bare statement, for the cost of one round trip',
+          },
+        ],
+      })
+      ctx.table(results.row)
+
+      // 2: the cost of RLS alone: both tables, the same transaction and tenant setting, as the app role.
+      const nextE = pickFor(rowTenants)
+      const nextF = pickFor(rowTenants)
+      const nextG = pickFor(rowTenants)
+      results.rls = await compareThroughput({
+        title: `RLS vs an explicit WHERE: same rows (${tenantCount} tenants × ${rowsPerTenant}), same transaction, app role`,
+        baseline: 'no RLS: where tenant_id = $1 and id = $2',
+        unit: 'queries',
+        opsPerRound,
+        rounds,
+        warmupRounds,
+        variants: [
+          {
+            name: 'no RLS: where tenant_id = $1 and id = $2',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = nextE()
+                await sharedClient(async (c) =>
+                  expectRow((await inTransaction(c, t, `select * from public.${plainTable} where tenant_id = $1 and id = $2`, [t.id, jobId])).rows[0]),
+                )
+              }
+            },
+          },
+          {
+            name: 'RLS + where id = $1 and tenant_id = $2',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = nextF()
+                await sharedClient(async (c) =>
+                  expectRow((await inTransaction(c, t, 'select * from tenant_rows.jobs where id = $1 and tenant_id = $2', [jobId, t.id])).rows[0]),
+                )
+              }
+            },
+            note: "what Tenantry sends: its plugin's predicate, and the policy's",
+          },
+          {
+            name: 'RLS alone: where id = $1',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, jobId } = nextG()
+                await sharedClient(async (c) => expectRow((await inTransaction(c, t, 'select * from tenant_rows.jobs where id = $1', [jobId])).rows[0]))
+              }
+            },
+            note: 'the policy is the only tenant predicate',
+          },
+        ],
+      })
+      ctx.table(results.rls)
+      const plans: string[] = []
+      await sharedClient(async (c) => {
+        const t = rowTenants[0]!
+        for (const q of ['select * from tenant_rows.jobs where id = $1', `select * from public.${plainTable} where tenant_id = $2 and id = $1`]) {
+          await c.query(scope(t))
+          const plan = await c.query(`explain ${q.replace('$2', literal(t.id)).replace('$1', String(t.jobIds[0]))}`)
+          await c.query('commit')
+          plans.push(`${q}: ${plan.rows.map((r: Record<string, string>) => Object.values(r)[0]!.trim()).join(' / ')}`)
+        }
+      })
+      for (const p of plans) ctx.log(`plan (app role): ${p}`)
+    }
+
+    // Database: a database and a small pool per tenant. Each tenant costs a connection on each
+    // side here, so the tenant count is capped by what the server has free (max_connections).
+    {
+      const free = await admin.query<{ free: number }>(
+        `select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int as free from pg_stat_activity`,
+      )
+      const dbCount = Math.max(2, Math.min(tenantCount, Math.floor((free.rows[0]!.free - 10) / 2)))
+      const dbTenants = tenants.database.slice(0, dbCount)
+      if (dbCount < tenantCount) ctx.log(`database isolation: ${dbCount} of ${tenantCount} tenants measured (${free.rows[0]!.free} connections free on the server)`)
+      const tenantPools = dbTenants.map((t) => {
+        const pool = new pg.Pool({ connectionString: scratch.inDatabase(scratch.appUrl, `t_${t.id}`), max: 2 })
+        pools.push(pool)
+        return pool
+      })
+      const next = pickFor(dbTenants)
+      results.database = await compareThroughput({
+        title: `Postgres database isolation: point read by primary key, random tenant of ${dbCount}`,
+        baseline: 'raw pg',
+        unit: 'queries',
+        opsPerRound,
+        rounds,
+        warmupRounds,
+        variants: [
+          {
+            name: 'raw pg',
+            async run(ops) {
+              for (let i = 0; i < ops; i++) {
+                const { t, k, jobId } = next()
+                expectRow((await tenantPools[k]!.query(t.sql, t.values(jobId))).rows[0])
+              }
+            },
+            note: `${dbCount} pg.Pools (2 each, as Tenantry's tenantPoolSize) as the app role, one per tenant database`,
+          },
+          tenantryVariant('database', dbTenants),
+        ],
+      })
+      ctx.table(results.database)
+    }
+
+    const row = (r: ThroughputResult, name: string) => r.rows.find((x) => x.name === name) ?? r.rows.find((x) => x.name.startsWith(name))!
+    for (const isolation of ['schema', 'row', 'database'] as const) {
+      const r = results[isolation]!
+      const t = row(r, 'tenantry:')
+      const base = row(r, r.baseline)
+      const measured = `${t.timeVsBaseline.toFixed(2)}× (${fmt(t.medianUsPerOp)} vs ${fmt(base.medianUsPerOp)} µs/query)`
+      if (isolation === 'database') ctx.log(`database isolation, tenantry vs raw pg: ${measured} (no goal)`)
+      else
+        ctx.goal({
+          name: `${isolation} isolation: withTenant + db() point read vs raw pg, same statement${isolation === 'row' ? ' and round trips' : ''}`,
+          target: '≤ 1.10×',
+          measured,
+          met: t.timeVsBaseline <= 1.1,
+        })
+    }
+    {
+      const t = row(results.row!, 'tenantry:')
+      const plain = row(results.row!, 'raw pg, 1 round trip, explicit WHERE')
+      const ratio = plain.medianOpsPerSec / t.medianOpsPerSec
+      ctx.goal({
+        name: 'row isolation end to end: Tenantry vs raw pg with an explicit WHERE (1 round trip, no RLS)',
+        target: '≤ 1.10×',
+        measured: `${ratio.toFixed(2)}× (${fmt(t.medianUsPerOp)} vs ${fmt(plain.medianUsPerOp)} µs/query)`,
+        met: ratio <= 1.1,
+      })
+      const rls = row(results.rls!, 'RLS + where')
+      const rlsAlone = row(results.rls!, 'RLS alone')
+      ctx.goal({
+        name: 'RLS vs explicit WHERE tenant_id = $1, same transaction',
+        target: '≤ 1.10×',
+        measured: `${rls.timeVsBaseline.toFixed(2)}× with both predicates, ${rlsAlone.timeVsBaseline.toFixed(2)}× with the policy alone`,
+        met: rls.timeVsBaseline <= 1.1 && rlsAlone.timeVsBaseline <= 1.1,
+      })
+    }
+  } finally {
+    await Promise.all(kyselys.map((k) => k.destroy()))
+    await Promise.all(pools.map((p) => p.end()))
+    await scratch.drop()
+  }
+}
+
+// --- 3: provisioning rate per isolation ----------------------------------------------------
+
+async function provisioning(ctx: BenchContext, serverUrl: string): Promise<void> {
+  const rounds = ctx.size(5, 2)
+  const scratch = await openPgScratch(serverUrl, await ctx.workDir('pg-provision'), `bench_p_${process.pid}`, ['schema', 'row', 'database'])
+  try {
+    const tenantry = scratch.tenantry
+    // The first create of each isolation sets up what later ones reuse (the app role, the
+    // template database, the shared row schema and its tables): timed apart.
+    const first: Record<string, number> = {}
+    for (const isolation of ISOLATIONS) {
+      const started = performance.now()
+      await tenantry.createTenant({ slug: `first_${isolation}`, isolation })
+      first[isolation] = performance.now() - started
+    }
+    ctx.log(`first create (builds what later ones reuse): ${ISOLATIONS.map((i) => `${i} ${fmt(first[i]!)} ms`).join(', ')}`)
+    ctx.metric('postgresFirstCreateMs', first)
+    const creator = (isolation: Isolation, prefix: string) => {
+      let next = 0
+      return async (count: number) => {
+        for (let i = 0; i < count; i++) await tenantry.createTenant({ slug: slugFor(prefix, next++), isolation })
+      }
+    }
+    const result = await compareThroughput({
+      title: 'Postgres provisioning, one createTenant() after another',
+      baseline: 'schema (replays migrations)',
+      unit: 'tenants',
+      rounds,
+      warmupRounds: 1,
+      opsPerRound: ctx.size(20, 5),
+      variants: [
+        { name: 'schema (replays migrations)', run: creator('schema', 's'), note: 'CREATE SCHEMA + grants, then the Migrator runs 0001 and 0002 in it' },
+        {
+          name: 'database (from template)',
+          run: creator('database', 'd'),
+          opsPerRound: ctx.size(10, 3),
+          note: 'CREATE DATABASE … TEMPLATE tpl_…, REVOKE/GRANT CONNECT; the ledger is copied, the copy is not opened',
+        },
+        { name: 'row (shared tables)', run: creator('row', 'r'), opsPerRound: ctx.size(40, 10), note: 'nothing to create but catalog rows; the Migrator checks the shared schema' },
+      ],
+    })
+    ctx.table(result)
+    ctx.note('schema isolation has no template (Postgres cannot clone a schema): provisioning.useTemplates true and false run the same code, so only one is measured')
+  } finally {
+    await scratch.drop()
+  }
+}
+
+// --- 4: the migration fan-out over 1,000 schemas -------------------------------------------
+
+async function fanOut(ctx: BenchContext, serverUrl: string): Promise<void> {
+  const tenantCount = ctx.size(FANOUT_TENANTS, 60)
+  const scale = FANOUT_GOAL_TENANTS / tenantCount
+  const projected = scale === 1 ? '' : ` (projected linearly ×${fmt(scale)} from ${tenantCount} tenants)`
+  const dir = await ctx.workDir('pg-fanout')
+  const scratch: PgScratch = await openPgScratch(serverUrl, join(dir, 'home'), `bench_f_${process.pid}`, ['schema'])
+  try {
+    let tenantry: Tenantry = scratch.tenantry
+    ctx.log(`provisioning ${tenantCount} schema tenants by migrations (setup)…`)
+    const started = performance.now()
+    let lap = started
+    const laps: string[] = []
+    const lapMs: Array<[number, number]> = []
+    for (let i = 0; i < tenantCount; i++) {
+      await tenantry.createTenant({ slug: slugFor('f', i) })
+      if ((i + 1) % Math.max(1, tenantCount / 5) === 0) {
+        const now = performance.now()
+        const ms = (now - lap) / Math.max(1, tenantCount / 5)
+        lapMs.push([i + 1 - tenantCount / 10, ms])
+        laps.push(`${i + 1}: ${fmt(ms)} ms/tenant`)
+        lap = now
+      }
+    }
+    const setupSec = (performance.now() - started) / 1000
+    ctx.log(`setup: ${tenantCount} schemas in ${fmt(setupSec)} s = ${fmt(tenantCount / setupSec)} tenants/s; per fifth: ${laps.join(', ')}`)
+    const [[n0, ms0], [n1, ms1]] = [lapMs[0]!, lapMs.at(-1)!]
+    const slope = (ms1 - ms0) / (n1 - n0)
+    const createAt = (n: number) => ms0 + slope * (n - n0)
+    const projectedCreateSec = Array.from({ length: FANOUT_GOAL_TENANTS }, (_, n) => createAt(n)).reduce((a, b) => a + b, 0) / 1000
+    ctx.log(
+      `createTenant (schema) slows by ${fmt(slope)} ms per existing schema; a straight-line projection puts creating ${FANOUT_GOAL_TENANTS} at ` +
+        `~${fmt(projectedCreateSec)} s (${fmt(createAt(FANOUT_GOAL_TENANTS))} ms for the last one)`,
+    )
+    ctx.metric('postgresFanoutSetup', { tenants: tenantCount, seconds: setupSec, laps, slopeMsPerSchema: slope, projectedCreateSec })
+
+    const migrate = async (t: Tenantry, concurrency: number, tenantIds?: readonly string[]): Promise<FanOutReport> => {
+      const report = await t.migrate({ concurrency, ...(tenantIds ? { tenantIds } : {}) })
+      if (report.failed > 0) throw new Error(`fan-out failed for ${report.failed} tenants: ${report.results.find((r) => r.error)?.error}`)
+      return report
+    }
+    const idle = await compareLatency({
+      title: `migrate() with nothing to apply, ${tenantCount} schemas up to date`,
+      baseline: 'concurrency 1',
+      samplesPerRound: 1,
+      rounds: 3,
+      warmupRounds: 1,
+      variants: [1, 4].map((c) => ({
+        name: `concurrency ${c}`,
+        op: async () => {
+          const report = await migrate(tenantry, c)
+          if (report.results.length !== 0) throw new Error(`expected nothing to apply, ${report.results.length} tenants behind`)
+        },
+      })),
+    })
+    ctx.table(idle)
+    const worstIdleSec = (Math.max(...idle.rows.map((r) => r.p50Ms)) / 1000) * scale
+    ctx.goal({ name: `nothing to apply, ${FANOUT_GOAL_TENANTS} schemas`, target: '< 30 s', measured: `${fmt(worstIdleSec)} s${projected}`, met: worstIdleSec < 30 })
+
+    tenantry = await scratch.reopen({ migrations: { tenant: await migrationsWithNewOne(dir) } })
+    const status = await tenantry.migrationStatus()
+    if (status.behind.length !== tenantCount) throw new Error(`expected ${tenantCount} tenants behind, got ${status.behind.length}`)
+    const ids = status.behind.map((b) => b.tenantId)
+    const applyRounds = 2
+    const chunk = Math.floor(ids.length / (2 * applyRounds))
+    let next = 0
+    let applySeconds = 0
+    const applySlice = async (concurrency: number, count: number) => {
+      const slice = ids.slice(next, next + count)
+      next += slice.length
+      const t0 = performance.now()
+      const report = await migrate(tenantry, concurrency, slice)
+      applySeconds += (performance.now() - t0) / 1000
+      if (report.succeeded !== slice.length) throw new Error(`expected ${slice.length} migrated, got ${report.succeeded}`)
+    }
+    const apply = await compareThroughput({
+      title: `migrate() applying 0003_job_tags (ALTER TABLE … ADD COLUMN) over ${tenantCount} schemas, slices of ${chunk}`,
+      baseline: 'concurrency 1',
+      unit: 'tenants',
+      opsPerRound: chunk,
+      rounds: applyRounds,
+      warmupRounds: 0,
+      variants: [1, 4].map((c) => ({ name: `concurrency ${c}`, run: (count: number) => applySlice(c, count) })),
+    })
+    if (next < ids.length) await applySlice(4, ids.length - next)
+    ctx.table(apply)
+    ctx.table({
+      kind: 'table',
+      title: `Applying one migration to ${FANOUT_GOAL_TENANTS} schemas${projected}`,
+      headers: ['run', 'tenants/s', 'ms/tenant', `s for ${FANOUT_GOAL_TENANTS}`],
+      rows: [
+        ...apply.rows.map((r) => [r.name, fmt(r.medianOpsPerSec), fmt(r.medianUsPerOp / 1000), fmt(FANOUT_GOAL_TENANTS / r.medianOpsPerSec)]),
+        [`all ${tenantCount}, as run (mixed concurrency)`, fmt(tenantCount / applySeconds), fmt((applySeconds * 1000) / tenantCount), fmt(applySeconds * scale)],
+      ],
+    })
+    if (scale !== 1) {
+      ctx.note(
+        `linear projection understates ${FANOUT_GOAL_TENANTS}: per-tenant cost grows with the number of schemas (introspection). If it grows in ` +
+          `proportion, applying to ${FANOUT_GOAL_TENANTS} takes ~${fmt(applySeconds * scale * scale)} s as run`,
+      )
+    }
+    ctx.metric('postgresApply', { tenants: tenantCount, seconds: applySeconds })
+  } finally {
+    await scratch.drop()
+  }
+}

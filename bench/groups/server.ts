@@ -1,0 +1,158 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import Fastify from 'fastify'
+import { Kysely, SqliteDialect } from 'kysely'
+import { createTenantry, loadConfig, type Tenantry } from 'tenantry'
+import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
+import { startServer, type RunningServer } from '../../packages/server/src/start.js'
+import { compareThroughput, fmt, repoRoot, type BenchContext, type ThroughputVariant } from '../harness.js'
+import type { LoadReply, LoadRequest } from '../http-load-child.js'
+
+const CONNECTIONS = 8
+
+export async function serverGroup(ctx: BenchContext): Promise<void> {
+  const jobsPerTenant = 100
+  const opsPerRound = ctx.size(5000, 1000)
+  const rounds = ctx.size(8, 3)
+  const warmupRounds = 1
+
+  const home = join(await ctx.workDir('home'), 'home')
+  const env: NodeJS.ProcessEnv = { ...process.env, TENANTRY_HOME: home }
+  delete env.TENANTRY_CATALOG_URL
+  delete env.BETTER_AUTH_SECRET
+  delete env.BETTER_AUTH_URL
+  // The repo's config: SQLite catalog, a SQLite file per tenant, the cv-builder collections.
+  const config = await loadConfig(join(repoRoot, 'tenantry.config.ts'), env)
+  const tenantry: Tenantry = await createTenantry(config)
+  let server: RunningServer | undefined
+  const bare = Fastify({ logger: false })
+  let child: ChildProcess | undefined
+  const closers: Array<() => unknown> = []
+  try {
+    const tenant = await tenantry.createTenant({ slug: 'bench' })
+    await tenantry.createTenant({ slug: 'other' })
+    const ids = await tenantry.withTenant('bench', async () => {
+      const db = tenantry.db<CvBuilderDatabase>()
+      const values = Array.from({ length: jobsPerTenant }, (_, j) => ({
+        company: `Company ${j}`,
+        title: 'Engineer',
+        location: 'Remote',
+        start_date: '2020-01-01',
+        description: 'x'.repeat(60),
+      }))
+      await db.insertInto('jobs').values(values).execute()
+      return (await db.selectFrom('jobs').select('id').orderBy('id').execute()).map((r) => r.id)
+    })
+    const id = ids[ids.length >> 1]!
+    const { token } = await tenantry.tokens.create('bench', { readOnly: true, name: 'bench' })
+
+    // The real app; pino at 'warn', so the per-request info line is not written (logging is not what is measured).
+    server = await startServer({ tenantry, port: 0, host: '127.0.0.1', handleSignals: false, app: { logger: { level: 'warn' }, env } })
+
+    // The baseline: a bare Fastify route, no tenancy, no auth, the same row from the same file.
+    const file = join(home, 'tenants', tenant.placement.locator)
+    const database = new Database(file, { fileMustExist: true })
+    const statement = database.prepare('select * from jobs where id = ?')
+    const kysely = new Kysely<CvBuilderDatabase>({ dialect: new SqliteDialect({ database: new Database(file, { fileMustExist: true }) }) })
+    closers.push(() => database.close(), () => kysely.destroy())
+    bare.get('/jobs/:id', async (request, reply) => {
+      const row = statement.get(Number((request.params as { id: string }).id))
+      if (!row) return reply.status(404).send({ error: 'not found' })
+      return row
+    })
+    bare.get('/kysely/jobs/:id', async (request, reply) => {
+      const row = await kysely.selectFrom('jobs').selectAll().where('id', '=', Number((request.params as { id: string }).id)).executeTakeFirst()
+      if (!row) return reply.status(404).send({ error: 'not found' })
+      return row
+    })
+    await bare.listen({ port: 0, host: '127.0.0.1' })
+    const address = bare.server.address()
+    if (!address || typeof address === 'string') throw new Error('no address')
+    const bareUrl = `http://127.0.0.1:${address.port}`
+
+    child = fork(join(repoRoot, 'bench/http-load-child.ts'), [], { cwd: repoRoot, execArgv: ['--import', 'tsx'] })
+    const worker = child
+    let pending: { resolve(reply: LoadReply): void; reject(error: Error): void } | undefined
+    worker.on('message', (reply: LoadReply) => pending?.resolve(reply))
+    worker.on('exit', (code) => pending?.reject(new Error(`load child exited with ${String(code)}`)))
+    const ask = (message?: LoadRequest) =>
+      new Promise<LoadReply>((resolve, reject) => {
+        pending = { resolve, reject }
+        if (message) worker.send(message)
+      })
+    await ask()
+
+    const auth = { authorization: `Bearer ${token}` }
+    const pipeline = JSON.stringify({
+      requests: [
+        { type: 'execute', stmt: { sql: 'select * from jobs where id = ?', args: [{ type: 'integer', value: String(id) }] } },
+        { type: 'close' },
+      ],
+    })
+    const targets: Array<{ name: string; req: Omit<LoadRequest, 'requests' | 'connections'>; note: string }> = [
+      { name: 'bare Fastify + better-sqlite3 statement', req: { url: `${bareUrl}/jobs/${id}`, method: 'GET', headers: {} }, note: 'no tenancy, no auth: a prepared statement on the tenant file' },
+      { name: 'bare Fastify + plain Kysely', req: { url: `${bareUrl}/kysely/jobs/${id}`, method: 'GET', headers: {} }, note: 'no tenancy, no auth: Kysely over the same file' },
+      {
+        name: 'data API: GET /api/t/bench/data/jobs/:id',
+        req: { url: `${server.url}/api/t/bench/data/jobs/${id}`, method: 'GET', headers: auth },
+        note: 'read-only token; token check + tenant admission + withTenant + Kysely read + response mapping',
+      },
+      {
+        name: 'SQL-over-HTTP: POST /v2/pipeline (execute + close)',
+        req: { url: `${server.url}/v2/pipeline`, method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: pipeline },
+        note: 'read-only token; opens the tenant file read-only, guards and runs the statement, closes the file',
+      },
+    ]
+    // Each target answers once before timing starts, with the row expected.
+    for (const target of targets) {
+      const response = await fetch(target.req.url, { method: target.req.method, headers: target.req.headers, body: target.req.body })
+      const text = await response.text()
+      if (response.status !== 200 || !text.includes('Company')) throw new Error(`${target.name}: ${response.status} ${text.slice(0, 200)}`)
+    }
+    const variants: ThroughputVariant[] = targets.map((target) => ({
+      name: target.name,
+      note: target.note,
+      async run(requests) {
+        const reply = await ask({ ...target.req, requests, connections: CONNECTIONS })
+        if ('error' in reply) throw new Error(`${target.name}: ${reply.error}`)
+        if (!('ms' in reply)) throw new Error('load child: unexpected reply')
+        return reply.ms
+      },
+    }))
+    const result = await compareThroughput({
+      title: `HTTP point read by id, ${CONNECTIONS} keep-alive connections, no pipelining, load from a separate process`,
+      baseline: targets[0]!.name,
+      unit: 'requests',
+      opsPerRound,
+      rounds,
+      warmupRounds,
+      variants,
+    })
+    ctx.table(result)
+    const byName = (name: string) => result.rows.find((r) => r.name === name)!
+    const base = byName(targets[0]!.name)
+    const kyselyRow = byName(targets[1]!.name)
+    const dataApi = byName(targets[2]!.name)
+    const sqlHttp = byName(targets[3]!.name)
+    const ratio = dataApi.medianOpsPerSec / base.medianOpsPerSec
+    ctx.goal({
+      name: 'data API read by id vs bare Fastify + prepared statement (requests/s)',
+      target: '≥ 0.8×',
+      measured: `${ratio.toFixed(2)}× (${fmt(dataApi.medianOpsPerSec)} vs ${fmt(base.medianOpsPerSec)} requests/s); ${fmt(dataApi.medianOpsPerSec / kyselyRow.medianOpsPerSec)}× of bare Fastify + Kysely`,
+      met: ratio >= 0.8,
+    })
+    ctx.log(`SQL-over-HTTP point query: ${fmt(sqlHttp.medianOpsPerSec)} requests/s, ${(sqlHttp.medianOpsPerSec / dataApi.medianOpsPerSec).toFixed(2)}× the data API's rate`)
+    ctx.note('the server and the bare Fastify app share the bench process; the load generator has the other core')
+  } finally {
+    if (child?.connected) {
+      child.send({ close: true })
+      await once(child, 'exit')
+    }
+    await bare.close()
+    await server?.close()
+    for (const close of closers) await close()
+    await tenantry.close()
+  }
+}

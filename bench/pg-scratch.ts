@@ -1,0 +1,85 @@
+import { join } from 'node:path'
+import pg from 'pg'
+import { Catalog, type Isolation, type Tenantry, type TenantryConfig } from 'tenantry'
+import { createTestDatabase } from '../packages/core/src/testing/services.js'
+import { openTenantry } from './fixtures.js'
+
+/** A Tenantry home over a scratch Postgres database, and everything needed to remove it again. */
+export interface PgScratch {
+  tenantry: Tenantry
+  dataSource: string
+  /** The scratch database, as the admin (superuser). */
+  adminUrl: string
+  /** The same database as the app role `tenantry_app_<dataSource>` (trust auth: no password needed). */
+  appUrl: string
+  /** `url` with another database name (a database-isolated tenant's). */
+  inDatabase(url: string, database: string): string
+  reopen(config?: Omit<TenantryConfig, 'home'>): Promise<Tenantry>
+  /** Closes Tenantry and drops the tenant databases, templates, the scratch database and the app role. */
+  drop(): Promise<void>
+}
+
+export async function openPgScratch(
+  serverUrl: string,
+  home: string,
+  dataSource: string,
+  isolations: Isolation[],
+  config: Omit<TenantryConfig, 'home'> = {},
+): Promise<PgScratch> {
+  const data = await createTestDatabase(serverUrl, 'tenantry_bench')
+  const catalogUrl = join(home, 'catalog.db')
+  const base: Omit<TenantryConfig, 'home'> = {
+    catalogUrl,
+    dataSources: [{ id: dataSource, engine: 'postgres', url: data.url, isolations }],
+    defaults: { isolation: isolations[0]!, dataSource },
+  }
+  const inDatabase = (url: string, database: string) => {
+    const u = new URL(url)
+    u.pathname = `/${database}`
+    return u.toString()
+  }
+  const app = new URL(data.url)
+  app.username = `tenantry_app_${dataSource}`
+  let tenantry: Tenantry
+  try {
+    tenantry = await openTenantry(home, { ...base, ...config })
+  } catch (error) {
+    await data.drop()
+    throw error
+  }
+  const scratch: PgScratch = {
+    get tenantry() {
+      return tenantry
+    },
+    dataSource,
+    adminUrl: data.url,
+    appUrl: app.toString(),
+    inDatabase,
+    async reopen(more = {}) {
+      await tenantry.close()
+      tenantry = await openTenantry(home, { ...base, ...more })
+      return tenantry
+    },
+    async drop() {
+      await tenantry.close().catch(() => {})
+      const catalog = Catalog.open({ url: catalogUrl })
+      const tenants = await catalog.listTenants({ includePurged: true })
+      await catalog.close()
+      const admin = new pg.Client({ connectionString: serverUrl })
+      await admin.connect()
+      try {
+        const templates = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`tpl_${dataSource}_%`])
+        const databases = tenants.filter((t) => t.placement.isolation === 'database').map((t) => t.placement.locator)
+        for (const name of [...databases, ...templates.rows.map((r) => r.datname)]) {
+          await admin.query(`ALTER DATABASE "${name}" WITH IS_TEMPLATE false`).catch(() => {})
+          await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+        }
+        await data.drop()
+        await admin.query(`DROP ROLE IF EXISTS "tenantry_app_${dataSource}"`)
+      } finally {
+        await admin.end()
+      }
+    },
+  }
+  return scratch
+}
