@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
-import { SLUG_PATTERN, type TenantRecord, type Tenantry } from 'tenantry'
+import { SLUG_PATTERN, isTenantryError, type TenantRecord, type Tenantry } from 'tenantry'
 import { HttpError } from '../errors.js'
 import type { AdmittedTenant } from '../principal.js'
 import { membershipIn } from './memberships.js'
@@ -23,10 +23,10 @@ export async function admitTenant(tenantry: Tenantry, request: FastifyRequest, s
   if (source === 'path') {
     const slug = (request.params as { slug?: unknown }).slug
     if (typeof slug !== 'string' || !SLUG_PATTERN.test(slug)) throw notFound()
-    tenant = await tenantry.catalog.findTenantBySlug(slug)
+    tenant = await lookUp(tenantry, slug)
   } else {
     const id = principal.kind === 'token' ? principal.tenantId : principal.activeTenantId
-    tenant = id ? await tenantry.catalog.findTenantById(id) : undefined
+    tenant = id ? await lookUp(tenantry, { id }) : undefined
   }
   if (!tenant || tenant.purgedAt || tenant.status === 'deleted') throw notFound()
 
@@ -44,6 +44,17 @@ export async function admitTenant(tenantry: Tenantry, request: FastifyRequest, s
     throw new HttpError(409, 'TENANT_NOT_READY', `Tenant "${tenant.slug}" is ${tenant.status}`)
   }
   return admitted
+}
+
+/**
+ * The tenant through the router's placement cache, as `withTenant` sees it, so a request does
+ * not read the catalog twice; `undefined` when there is no such tenant.
+ */
+function lookUp(tenantry: Tenantry, tenant: string | { id: string }): Promise<TenantRecord | undefined> {
+  return tenantry.router.resolve(tenant).catch((error: unknown) => {
+    if (isTenantryError(error, 'TENANT_NOT_FOUND')) return undefined
+    throw error
+  })
 }
 
 /** A Fastify `preHandler` that admits the request to its tenant and tags its log lines with the tenant id. */

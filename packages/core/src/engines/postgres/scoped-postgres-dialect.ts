@@ -1,5 +1,7 @@
 import {
   CompiledQuery,
+  type DatabaseIntrospector,
+  type Kysely,
   PostgresDialect,
   type DatabaseConnection,
   type Driver,
@@ -7,6 +9,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { SchemaIntrospector } from './schema-introspector.js'
 
 export interface ScopedPostgresDialectConfig extends PostgresDialectConfig {
   /** The tenant's schema, put first on `search_path` for the length of each transaction. */
@@ -33,6 +36,11 @@ export class ScopedPostgresDialect extends PostgresDialect {
   constructor(config: ScopedPostgresDialectConfig) {
     super(config)
     this.#config = config
+  }
+
+  /** Introspects the scoped schema only (see `SchemaIntrospector`); the whole database otherwise. */
+  override createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return this.#config.schema ? new SchemaIntrospector(db, this.#config.schema) : super.createIntrospector(db)
   }
 
   override createDriver(): Driver {
