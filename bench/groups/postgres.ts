@@ -106,18 +106,19 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
     const expectRow = (row: unknown) => {
       if (!row) throw new Error('row missing')
     }
-    const tenantryVariant = (isolation: Isolation, list = tenants[isolation]): ThroughputVariant => {
-      const next = pickFor(list)
-      return {
-        name: `tenantry: withTenant + db(), random of ${list.length}`,
-        async run(ops) {
-          for (let i = 0; i < ops; i++) {
-            const { t, jobId } = next()
-            expectRow(await tenantry.withTenant(t.slug, () => tenantry.db<CvBuilderDatabase>().selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst()))
-          }
-        },
+    /** A variant's `run`: `ops` point reads of random tenants of `list`, each expected to find its row. */
+    const pointReads = (list: SeededTenant[], read: (pick: ReturnType<ReturnType<typeof pickFor>>) => Promise<unknown>) => {
+      const next = pickFor(list) // one sequence per variant, carried across rounds
+      return async (ops: number) => {
+        for (let i = 0; i < ops; i++) expectRow(await read(next()))
       }
     }
+    const tenantryVariant = (isolation: Isolation, list = tenants[isolation]): ThroughputVariant => ({
+      name: `tenantry: withTenant + db(), random of ${list.length}`,
+      run: pointReads(list, ({ t, jobId }) =>
+        tenantry.withTenant(t.slug, () => tenantry.db<CvBuilderDatabase>().selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst()),
+      ),
+    })
     // The app role's pool for the data source's own database, as Tenantry's (10 connections).
     const appPool = new pg.Pool({ connectionString: scratch.appUrl, max: 10 })
     pools.push(appPool)
@@ -125,8 +126,6 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
 
     // Schema: one shared pool, schema-qualified statements, no transaction.
     {
-      const next = pickFor(tenants.schema)
-      const nextK = pickFor(tenants.schema)
       const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: scratch.appUrl, max: 10 }) }) })
       kyselys.push(kysely)
       results.schema = await compareThroughput({
@@ -139,22 +138,14 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         variants: [
           {
             name: 'raw pg',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = next()
-                expectRow((await appPool.query(t.sql, t.values(jobId))).rows[0])
-              }
-            },
+            run: pointReads(tenants.schema, async ({ t, jobId }) => (await appPool.query(t.sql, t.values(jobId))).rows[0]),
             note: 'pg.Pool (10) as the app role, the statement Tenantry sends: select * from "t_<id>"."jobs" where "id" = $1',
           },
           {
             name: 'plain Kysely (withSchema)',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = nextK()
-                expectRow(await kysely.withSchema(`t_${t.id}`).selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst())
-              }
-            },
+            run: pointReads(tenants.schema, ({ t, jobId }) =>
+              kysely.withSchema(`t_${t.id}`).selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst(),
+            ),
             note: 'PostgresDialect over its own pg.Pool (10) as the app role',
           },
           tenantryVariant('schema'),
@@ -190,10 +181,6 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
           client.release()
         }
       }
-      const nextA = pickFor(rowTenants)
-      const nextB = pickFor(rowTenants)
-      const nextC = pickFor(rowTenants)
-      const nextD = pickFor(rowTenants)
       const literal = (s: string) => `'${s.replace(/'/g, "''")}'`
       results.row = await compareThroughput({
         title: `Postgres row isolation: point read by primary key, random tenant of ${tenantCount}`,
@@ -205,46 +192,30 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         variants: [
           {
             name: 'raw pg, same 3 round trips',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = nextA()
-                await sharedClient(async (c) => expectRow((await inTransaction(c, t, t.sql, t.values(jobId))).rows[0]))
-              }
-            },
+            run: pointReads(rowTenants, ({ t, jobId }) => sharedClient(async (c) => (await inTransaction(c, t, t.sql, t.values(jobId))).rows[0])),
             note: "app role: `begin; select set_config('tenantry.tenant_id', …, true)`, Tenantry's statement on the RLS table, `commit`",
           },
           tenantryVariant('row'),
           {
             name: 'raw pg, 1 round trip, explicit WHERE, no RLS',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = nextB()
-                expectRow((await appPool.query(`select * from public.${plainTable} where tenant_id = $1 and id = $2`, [t.id, jobId])).rows[0])
-              }
-            },
+            run: pointReads(
+              rowTenants,
+              async ({ t, jobId }) => (await appPool.query(`select * from public.${plainTable} where tenant_id = $1 and id = $2`, [t.id, jobId])).rows[0],
+            ),
             note: 'what an app without RLS pays: no transaction, the tenant in the WHERE, same rows and keys',
           },
           {
             name: 'raw pg, 1 round trip: the 3 statements as one simple query',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = nextC()
-                const text =
-                  `${scope(t)}; select * from tenant_rows.jobs where id = ${Number(jobId)} and tenant_id = ${literal(t.id)}; commit`
-                const results = (await appPool.query(text)) as unknown as pg.QueryResult[]
-                expectRow(results[2]!.rows[0])
-              }
-            },
+            run: pointReads(rowTenants, async ({ t, jobId }) => {
+              const text = `${scope(t)}; select * from tenant_rows.jobs where id = ${Number(jobId)} and tenant_id = ${literal(t.id)}; commit`
+              const results = (await appPool.query(text)) as unknown as pg.QueryResult[]
+              return results[2]!.rows[0]
+            }),
             note: 'what-if: begin + set_config + select + commit in one simple-protocol message (literals, no parameters)',
           },
           {
             name: 'raw pg, 1 round trip: select only, as admin',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = nextD()
-                expectRow((await admin.query(t.sql, t.values(jobId))).rows[0])
-              }
-            },
+            run: pointReads(rowTenants, async ({ t, jobId }) => (await admin.query(t.sql, t.values(jobId))).rows[0]),
             note: 'superuser (bypasses RLS): the bare statement, for the cost of one round trip',
           },
         ],
@@ -252,9 +223,8 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
       ctx.table(results.row)
 
       // 2: the cost of RLS alone: both tables, the same transaction and tenant setting, as the app role.
-      const nextE = pickFor(rowTenants)
-      const nextF = pickFor(rowTenants)
-      const nextG = pickFor(rowTenants)
+      const inRowTransaction = (text: string, values: (p: { t: SeededTenant; jobId: number }) => unknown[]) =>
+        pointReads(rowTenants, (p) => sharedClient(async (c) => (await inTransaction(c, p.t, text, values(p))).rows[0]))
       results.rls = await compareThroughput({
         title: `RLS vs an explicit WHERE: same rows (${tenantCount} tenants × ${rowsPerTenant}), same transaction, app role`,
         baseline: 'no RLS: where tenant_id = $1 and id = $2',
@@ -265,35 +235,16 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         variants: [
           {
             name: 'no RLS: where tenant_id = $1 and id = $2',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = nextE()
-                await sharedClient(async (c) =>
-                  expectRow((await inTransaction(c, t, `select * from public.${plainTable} where tenant_id = $1 and id = $2`, [t.id, jobId])).rows[0]),
-                )
-              }
-            },
+            run: inRowTransaction(`select * from public.${plainTable} where tenant_id = $1 and id = $2`, ({ t, jobId }) => [t.id, jobId]),
           },
           {
             name: 'RLS + where id = $1 and tenant_id = $2',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = nextF()
-                await sharedClient(async (c) =>
-                  expectRow((await inTransaction(c, t, 'select * from tenant_rows.jobs where id = $1 and tenant_id = $2', [jobId, t.id])).rows[0]),
-                )
-              }
-            },
+            run: inRowTransaction('select * from tenant_rows.jobs where id = $1 and tenant_id = $2', ({ t, jobId }) => [jobId, t.id]),
             note: "what Tenantry sends: its plugin's predicate, and the policy's",
           },
           {
             name: 'RLS alone: where id = $1',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, jobId } = nextG()
-                await sharedClient(async (c) => expectRow((await inTransaction(c, t, 'select * from tenant_rows.jobs where id = $1', [jobId])).rows[0]))
-              }
-            },
+            run: inRowTransaction('select * from tenant_rows.jobs where id = $1', ({ jobId }) => [jobId]),
             note: 'the policy is the only tenant predicate',
           },
         ],
@@ -326,7 +277,6 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         pools.push(pool)
         return pool
       })
-      const next = pickFor(dbTenants)
       results.database = await compareThroughput({
         title: `Postgres database isolation: point read by primary key, random tenant of ${dbCount}`,
         baseline: 'raw pg',
@@ -337,12 +287,7 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         variants: [
           {
             name: 'raw pg',
-            async run(ops) {
-              for (let i = 0; i < ops; i++) {
-                const { t, k, jobId } = next()
-                expectRow((await tenantPools[k]!.query(t.sql, t.values(jobId))).rows[0])
-              }
-            },
+            run: pointReads(dbTenants, async ({ t, k, jobId }) => (await tenantPools[k]!.query(t.sql, t.values(jobId))).rows[0]),
             note: `${dbCount} pg.Pools (2 each, as Tenantry's tenantPoolSize) as the app role, one per tenant database`,
           },
           tenantryVariant('database', dbTenants),
