@@ -18,30 +18,33 @@ export function strongestRole(roles: string): Membership['role'] {
   return best
 }
 
-/** The user's membership in the tenant with this id, if any. */
-export async function membershipIn(db: Kysely<any>, userId: string, tenantId: string): Promise<Membership | undefined> {
-  const row = await db
+/** The user's memberships with their tenant, before any narrowing. */
+function membershipQuery(db: Kysely<any>, userId: string) {
+  return db
     .selectFrom('member')
     .innerJoin('organization', 'organization.id', 'member.organizationId')
     .select(['member.organizationId as organizationId', 'organization.tenantId as tenantId', 'member.role as role'])
     .where('member.userId', '=', userId)
-    .where('organization.tenantId', '=', tenantId)
-    .executeTakeFirst()
-  return row ? { organizationId: row.organizationId, tenantId: row.tenantId, role: strongestRole(String(row.role)) } : undefined
+}
+
+function toMembership(row: { organizationId: string; tenantId: string; role: unknown }): Membership {
+  return { organizationId: row.organizationId, tenantId: row.tenantId, role: strongestRole(String(row.role)) }
+}
+
+/** The user's membership in the tenant with this id, if any. */
+export async function membershipIn(db: Kysely<any>, userId: string, tenantId: string): Promise<Membership | undefined> {
+  const row = await membershipQuery(db, userId).where('organization.tenantId', '=', tenantId).executeTakeFirst()
+  return row ? toMembership(row) : undefined
 }
 
 /** Every tenant the user belongs to, oldest membership first. */
 export async function membershipsOf(db: Kysely<any>, userId: string): Promise<Membership[]> {
-  const rows = await db
-    .selectFrom('member')
-    .innerJoin('organization', 'organization.id', 'member.organizationId')
-    .select(['member.organizationId as organizationId', 'organization.tenantId as tenantId', 'member.role as role'])
-    .where('member.userId', '=', userId)
+  const rows = await membershipQuery(db, userId)
     .where('organization.tenantId', 'is not', null)
     .orderBy('member.createdAt')
     .orderBy('member.id')
     .execute()
-  return rows.map((row) => ({ organizationId: row.organizationId, tenantId: row.tenantId, role: strongestRole(String(row.role)) }))
+  return rows.map(toMembership)
 }
 
 /** The user's first membership (their personal tenant, for a user who joined no other first). */
