@@ -1,7 +1,7 @@
 import { cp, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createTenantry, type Tenantry, type TenantryConfig } from 'tenantry'
-import { repoRoot } from './harness.js'
+import { createTenantry, type FanOutReport, type Tenantry, type TenantryConfig } from 'tenantry'
+import { compareThroughput, repoRoot, type ThroughputResult } from './harness.js'
 
 export const exampleMigrations = join(repoRoot, 'examples/cv-builder/migrations')
 
@@ -65,4 +65,46 @@ export async function migrationsWithNewOne(dir: string): Promise<string> {
     ].join('\n'),
   )
   return migrations
+}
+
+/** `tenantry.migrate()` that throws when any tenant failed: a benchmark of a broken run measures nothing. */
+export async function migrateOrThrow(tenantry: Tenantry, concurrency: number, tenantIds?: readonly string[]): Promise<FanOutReport> {
+  const report = await tenantry.migrate({ concurrency, ...(tenantIds ? { tenantIds } : {}) })
+  if (report.failed > 0) throw new Error(`fan-out failed for ${report.failed} tenants: ${report.results.find((r) => r.error)?.error}`)
+  return report
+}
+
+/**
+ * Applies the pending migration to each tenant of `ids` exactly once, comparing concurrencies:
+ * the variants take turns on consecutive slices, so they are interleaved like any other, and
+ * whatever the rounds leave over is applied at the end. Returns the comparison and the wall time
+ * of every slice together.
+ */
+export async function applyInSlices(
+  tenantry: Tenantry,
+  ids: readonly string[],
+  options: { title: string; concurrencies: readonly number[]; rounds: number; leftoverConcurrency: number },
+): Promise<{ apply: ThroughputResult; chunk: number; seconds: number }> {
+  const chunk = Math.floor(ids.length / (options.concurrencies.length * options.rounds))
+  let next = 0
+  let seconds = 0
+  const applySlice = async (concurrency: number, count: number) => {
+    const slice = ids.slice(next, next + count)
+    next += slice.length
+    const started = performance.now()
+    const report = await migrateOrThrow(tenantry, concurrency, slice)
+    seconds += (performance.now() - started) / 1000
+    if (report.succeeded !== slice.length) throw new Error(`expected ${slice.length} migrated, got ${report.succeeded}`)
+  }
+  const apply = await compareThroughput({
+    title: `${options.title}, slices of ${chunk}`,
+    baseline: `concurrency ${options.concurrencies[0]}`,
+    unit: 'tenants',
+    opsPerRound: chunk,
+    rounds: options.rounds,
+    warmupRounds: 0,
+    variants: options.concurrencies.map((c) => ({ name: `concurrency ${c}`, run: (count: number) => applySlice(c, count) })),
+  })
+  if (next < ids.length) await applySlice(options.leftoverConcurrency, ids.length - next)
+  return { apply, chunk, seconds }
 }

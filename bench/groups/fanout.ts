@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { FanOutReport, Tenantry } from 'tenantry'
-import { migrationsWithNewOne, openTenantry, provisionTenants } from '../fixtures.js'
-import { compareLatency, compareThroughput, fmt, type BenchContext } from '../harness.js'
+import { applyInSlices, migrateOrThrow, migrationsWithNewOne, openTenantry, provisionTenants } from '../fixtures.js'
+import { compareLatency, fmt, type BenchContext } from '../harness.js'
 
 const GOAL_TENANTS = 10_000
 const CONCURRENCY = [1, 4, 8]
@@ -21,11 +21,6 @@ export async function fanoutGroup(ctx: BenchContext): Promise<void> {
     ctx.metric('setupProvisioning', { tenants: tenantCount, seconds: setup.seconds, tenantsPerSec: setup.tenantsPerSec })
     ctx.log(`setup: ${tenantCount} tenants in ${fmt(setup.seconds)} s = ${fmt(setup.tenantsPerSec)} tenants/s (sequential createTenant)`)
 
-    const migrate = async (t: Tenantry, concurrency: number, tenantIds?: readonly string[]): Promise<FanOutReport> => {
-      const report = await t.migrate({ concurrency, ...(tenantIds ? { tenantIds } : {}) })
-      if (report.failed > 0) throw new Error(`fan-out failed for ${report.failed} tenants: ${report.results.find((r) => r.error)?.error}`)
-      return report
-    }
     const expectNothing = (report: FanOutReport) => {
       if (report.results.length !== 0 || report.upToDate !== tenantCount) {
         throw new Error(`expected nothing to apply, got ${report.results.length} tenants behind`)
@@ -40,7 +35,7 @@ export async function fanoutGroup(ctx: BenchContext): Promise<void> {
       warmupRounds: 1,
       variants: CONCURRENCY.map((c) => ({
         name: `concurrency ${c}`,
-        op: async () => expectNothing(await migrate(tenantry, c)),
+        op: async () => expectNothing(await migrateOrThrow(tenantry, c)),
       })),
     })
     ctx.table(idle)
@@ -60,27 +55,12 @@ export async function fanoutGroup(ctx: BenchContext): Promise<void> {
 
     // Every tenant gets the migration once: the variants take turns on consecutive slices of them.
     const ids = status.behind.map((b) => b.tenantId)
-    const chunk = Math.floor(ids.length / (CONCURRENCY.length * applyRounds))
-    let next = 0
-    let applySeconds = 0
-    const applySlice = async (concurrency: number, count: number) => {
-      const slice = ids.slice(next, next + count)
-      next += slice.length
-      const started = performance.now()
-      const report = await migrate(tenantry, concurrency, slice)
-      applySeconds += (performance.now() - started) / 1000
-      if (report.succeeded !== slice.length) throw new Error(`expected ${slice.length} migrated, got ${report.succeeded}`)
-    }
-    const apply = await compareThroughput({
-      title: `migrate() applying 0003_job_tags (ALTER TABLE … ADD COLUMN), slices of ${chunk} tenants`,
-      baseline: 'concurrency 1',
-      unit: 'tenants',
-      opsPerRound: chunk,
+    const { apply, seconds: applySeconds } = await applyInSlices(tenantry, ids, {
+      title: 'migrate() applying 0003_job_tags (ALTER TABLE … ADD COLUMN)',
+      concurrencies: CONCURRENCY,
       rounds: applyRounds,
-      warmupRounds: 0,
-      variants: CONCURRENCY.map((c) => ({ name: `concurrency ${c}`, run: (count: number) => applySlice(c, count) })),
+      leftoverConcurrency: 4,
     })
-    if (next < ids.length) await applySlice(4, ids.length - next)
     ctx.table(apply)
 
     const rows = apply.rows.map((r) => [r.name, fmt(r.medianOpsPerSec), fmt(GOAL_TENANTS / r.medianOpsPerSec)])
@@ -105,7 +85,7 @@ export async function fanoutGroup(ctx: BenchContext): Promise<void> {
       samplesPerRound: 1,
       rounds: 1,
       warmupRounds: 0,
-      variants: [{ name: 'concurrency 4', op: async () => expectNothing(await migrate(tenantry, 4)) }],
+      variants: [{ name: 'concurrency 4', op: async () => expectNothing(await migrateOrThrow(tenantry, 4)) }],
     })
     ctx.table(after)
     ctx.note(

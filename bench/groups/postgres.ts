@@ -1,10 +1,10 @@
 import { join } from 'node:path'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import type { FanOutReport, Isolation, Tenantry } from 'tenantry'
+import type { Isolation, Tenantry } from 'tenantry'
 import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { findPostgres } from '../../packages/core/src/testing/services.js'
-import { migrationsWithNewOne, slugFor } from '../fixtures.js'
+import { applyInSlices, migrateOrThrow, migrationsWithNewOne, slugFor } from '../fixtures.js'
 import { compareLatency, compareThroughput, fmt, type BenchContext, type ThroughputResult, type ThroughputVariant } from '../harness.js'
 import { openPgScratch, type PgScratch } from '../pg-scratch.js'
 
@@ -422,11 +422,6 @@ async function fanOut(ctx: BenchContext, serverUrl: string): Promise<void> {
     )
     ctx.metric('postgresFanoutSetup', { tenants: tenantCount, seconds: setupSec, laps, slopeMsPerSchema: slope, projectedCreateSec })
 
-    const migrate = async (t: Tenantry, concurrency: number, tenantIds?: readonly string[]): Promise<FanOutReport> => {
-      const report = await t.migrate({ concurrency, ...(tenantIds ? { tenantIds } : {}) })
-      if (report.failed > 0) throw new Error(`fan-out failed for ${report.failed} tenants: ${report.results.find((r) => r.error)?.error}`)
-      return report
-    }
     const idle = await compareLatency({
       title: `migrate() with nothing to apply, ${tenantCount} schemas up to date`,
       baseline: 'concurrency 1',
@@ -436,7 +431,7 @@ async function fanOut(ctx: BenchContext, serverUrl: string): Promise<void> {
       variants: [1, 4].map((c) => ({
         name: `concurrency ${c}`,
         op: async () => {
-          const report = await migrate(tenantry, c)
+          const report = await migrateOrThrow(tenantry, c)
           if (report.results.length !== 0) throw new Error(`expected nothing to apply, ${report.results.length} tenants behind`)
         },
       })),
@@ -449,28 +444,12 @@ async function fanOut(ctx: BenchContext, serverUrl: string): Promise<void> {
     const status = await tenantry.migrationStatus()
     if (status.behind.length !== tenantCount) throw new Error(`expected ${tenantCount} tenants behind, got ${status.behind.length}`)
     const ids = status.behind.map((b) => b.tenantId)
-    const applyRounds = 2
-    const chunk = Math.floor(ids.length / (2 * applyRounds))
-    let next = 0
-    let applySeconds = 0
-    const applySlice = async (concurrency: number, count: number) => {
-      const slice = ids.slice(next, next + count)
-      next += slice.length
-      const t0 = performance.now()
-      const report = await migrate(tenantry, concurrency, slice)
-      applySeconds += (performance.now() - t0) / 1000
-      if (report.succeeded !== slice.length) throw new Error(`expected ${slice.length} migrated, got ${report.succeeded}`)
-    }
-    const apply = await compareThroughput({
-      title: `migrate() applying 0003_job_tags (ALTER TABLE … ADD COLUMN) over ${tenantCount} schemas, slices of ${chunk}`,
-      baseline: 'concurrency 1',
-      unit: 'tenants',
-      opsPerRound: chunk,
-      rounds: applyRounds,
-      warmupRounds: 0,
-      variants: [1, 4].map((c) => ({ name: `concurrency ${c}`, run: (count: number) => applySlice(c, count) })),
+    const { apply, seconds: applySeconds } = await applyInSlices(tenantry, ids, {
+      title: `migrate() applying 0003_job_tags (ALTER TABLE … ADD COLUMN) over ${tenantCount} schemas`,
+      concurrencies: [1, 4],
+      rounds: 2,
+      leftoverConcurrency: 4,
     })
-    if (next < ids.length) await applySlice(4, ids.length - next)
     ctx.table(apply)
     ctx.table({
       kind: 'table',
