@@ -9,6 +9,10 @@ export default defineConfig({
     alias: [
       { find: /^tenantry\/testing$/, replacement: at('./packages/core/src/testing/index.ts') },
       { find: /^tenantry$/, replacement: at('./packages/core/src/index.ts') },
+      { find: /^@tenantry\/server\/testing$/, replacement: at('./packages/server/src/testing/index.ts') },
+      { find: /^@tenantry\/server$/, replacement: at('./packages/server/src/index.ts') },
+      { find: /^@tenantry\/cli\/testing$/, replacement: at('./packages/cli/src/testing/index.ts') },
+      { find: /^@tenantry\/cli$/, replacement: at('./packages/cli/src/index.ts') },
     ],
   },
   test: {

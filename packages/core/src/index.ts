@@ -30,3 +30,5 @@ export type { PostgresEngineOptions } from './engines/postgres/postgres-engine.j
 export { TokenStore, TOKEN_PREFIX, TOKEN_PATTERN, parseDuration } from './tokens/token-store.js'
 export type { TokenRecord, CreateTokenOptions } from './tokens/token-store.js'
 export { runDoctor, type DoctorCheck } from './doctor/doctor.js'
+export type { Logger } from './logger.js'
+export { SILENT_LOGGER } from './logger.js'
