@@ -1,7 +1,6 @@
 import { join } from 'node:path'
-import pg from 'pg'
 import { Catalog, type Isolation, type Tenantry, type TenantryConfig } from 'tenantry'
-import { createTestDatabase } from '../packages/core/src/testing/services.js'
+import { createTestDatabase, dropAppRoles, dropDatabases } from 'tenantry/testing'
 import { openTenantry } from './fixtures.js'
 
 /** A Tenantry home over a scratch Postgres database, and everything needed to remove it again. */
@@ -62,23 +61,13 @@ export async function openPgScratch(
     },
     async drop() {
       await tenantry.close().catch(() => {})
+      // Database-isolated tenants live outside the scratch database: drop them by the names the catalog holds.
       const catalog = Catalog.open({ url: catalogUrl })
       const tenants = await catalog.listTenants({ includePurged: true })
       await catalog.close()
-      const admin = new pg.Client({ connectionString: serverUrl })
-      await admin.connect()
-      try {
-        const templates = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`tpl_${dataSource}_%`])
-        const databases = tenants.filter((t) => t.placement.isolation === 'database').map((t) => t.placement.locator)
-        for (const name of [...databases, ...templates.rows.map((r) => r.datname)]) {
-          await admin.query(`ALTER DATABASE "${name}" WITH IS_TEMPLATE false`).catch(() => {})
-          await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-        }
-        await data.drop()
-        await admin.query(`DROP ROLE IF EXISTS "tenantry_app_${dataSource}"`)
-      } finally {
-        await admin.end()
-      }
+      await dropDatabases(serverUrl, tenants.filter((t) => t.placement.isolation === 'database').map((t) => t.placement.locator))
+      await data.drop()
+      await dropAppRoles(serverUrl, [dataSource])
     },
   }
   return scratch

@@ -1,11 +1,8 @@
-import { fileURLToPath } from 'node:url'
-import pg from 'pg'
 import { describe, it } from 'vitest'
 import { Catalog, type Isolation } from 'tenantry'
-import { createTestDatabase, dropAppRoles, findPostgres, runConformance } from 'tenantry/testing'
+import { createTestDatabase, dropAppRoles, dropDatabases, findPostgres, runConformance } from 'tenantry/testing'
 
-// Postgres under schema, database and row isolation: the same suite, the same example migrations.
-const migrations = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
+// Postgres under schema, database and row isolation: the same suite, the same fixture migrations.
 const postgres = await findPostgres()
 
 for (const isolation of ['schema', 'database', 'row'] as const satisfies readonly Isolation[]) {
@@ -17,7 +14,6 @@ for (const isolation of ['schema', 'database', 'row'] as const satisfies readonl
   runConformance({
     engine: 'postgres',
     isolation,
-    migrations,
     skip:
       isolation === 'row'
         ? [{ reason: 'row tenants share one schema: a migration applies to all of them at once or to none', tests: ['one tenant failing a migration does not stop or corrupt another'] }]
@@ -38,15 +34,7 @@ for (const isolation of ['schema', 'database', 'row'] as const satisfies readonl
           const catalog = Catalog.open({ url: catalogUrl })
           const tenants = await catalog.listTenants({ includePurged: true })
           await catalog.close()
-          const admin = new pg.Client({ connectionString: postgres.url })
-          await admin.connect()
-          try {
-            for (const name of tenants.filter((t) => t.placement.isolation === 'database').map((t) => t.placement.locator)) {
-              await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-            }
-          } finally {
-            await admin.end()
-          }
+          await dropDatabases(postgres.url, tenants.filter((t) => t.placement.isolation === 'database').map((t) => t.placement.locator))
           await data.drop()
           await dropAppRoles(postgres.url, [dataSource])
         },

@@ -1,10 +1,8 @@
-import { fileURLToPath } from 'node:url'
 import { describe, it } from 'vitest'
 import { createTestDatabase, findPostgres, runConformance } from 'tenantry/testing'
 
 // The same suite with the catalog on Postgres and tenant data in SQLite files: the
 // control plane must behave the same on both engines.
-const migrations = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
 const postgres = await findPostgres()
 
 if ('skip' in postgres) {
@@ -13,7 +11,6 @@ if ('skip' in postgres) {
   runConformance({
     engine: 'sqlite',
     isolation: 'database',
-    migrations,
     setup: async ({ home, migrations }) => {
       const catalog = await createTestDatabase(postgres.url, 'tenantry_catalog')
       return {

@@ -1,12 +1,9 @@
-import { fileURLToPath } from 'node:url'
 import { runConformance } from 'tenantry/testing'
 
-const migrations = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
-
+// SQLite files (the embedded default), on the suite's own fixture migrations.
 runConformance({
   engine: 'sqlite',
   isolation: 'database',
-  migrations,
   setup: async ({ home, migrations }) => ({
     config: { home, migrations: { tenant: migrations }, dataSources: [{ id: 'local', engine: 'sqlite' }] },
   }),

@@ -5,7 +5,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, runDoctor, type DoctorCheck, type Tenantry, type TenantRecord } from 'tenantry'
 import { createTestDatabase, findPostgres, tempDir } from 'tenantry/testing'
-import { runCli } from '../packages/cli/src/program.js'
+import { runCliCaptured } from '@tenantry/cli/testing'
 
 // `tenantry doctor` passes a healthy setup and reports each way the isolation guarantees can
 // be broken behind Tenantry's back (by hand, by a migration, by a careless grant) as `fail`.
@@ -86,9 +86,8 @@ describe.skipIf('skip' in postgres)('tenantry doctor', () => {
     expect(byName(checks, 'row isolation')?.detail).toBe('no row-isolated tables')
     expect(fileCheck(checks, 'tenant files')?.detail).toMatch(/1 tenant file/)
 
-    const out = { stdout: '', stderr: '' }
-    const streams = { stdout: { write: (t: string) => (out.stdout += t) }, stderr: { write: (t: string) => (out.stderr += t) } }
-    expect(await runCli(['--config', join(home.path, 'tenantry.config.mjs'), 'doctor', '--json'], { streams })).toBe(0)
+    const out = await runCliCaptured(['--config', join(home.path, 'tenantry.config.mjs'), 'doctor', '--json'])
+    expect(out.code, out.stderr).toBe(0)
     expect(JSON.parse(out.stdout)).toMatchObject({ ok: true })
   })
 
@@ -160,9 +159,8 @@ describe.skipIf('skip' in postgres)('tenantry doctor', () => {
   it('`tenantry doctor` exits 1 and prints the failing check', async () => {
     await admin.query(`ALTER ROLE "${role}" BYPASSRLS`)
     try {
-      const out = { stdout: '', stderr: '' }
-      const streams = { stdout: { write: (t: string) => (out.stdout += t) }, stderr: { write: (t: string) => (out.stderr += t) } }
-      expect(await runCli(['--config', join(home.path, 'tenantry.config.mjs'), 'doctor'], { streams })).toBe(1)
+      const out = await runCliCaptured(['--config', join(home.path, 'tenantry.config.mjs'), 'doctor'])
+      expect(out.code).toBe(1)
       expect(out.stdout).toMatch(new RegExp(`FAIL\\s+${source}: app role attributes\\s+${role} has BYPASSRLS`))
       expect(out.stderr).toMatch(/1 check failed/)
     } finally {

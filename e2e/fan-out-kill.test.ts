@@ -1,7 +1,7 @@
 import { cpSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { tempDir } from '../packages/core/src/testing/services.js'
+import { tempDir } from 'tenantry/testing'
 import {
   ALL_MIGRATIONS,
   FAN_OUT_CHILD,

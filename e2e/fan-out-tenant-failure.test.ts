@@ -1,7 +1,7 @@
 import { copyFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { tempDir } from '../packages/core/src/testing/services.js'
+import { tempDir } from 'tenantry/testing'
 import { ALL_MIGRATIONS, OLD_MIGRATIONS, copyExampleMigrations, createHome, openTenantry, readHome, writeNewMigrations } from './fixtures/homes.js'
 
 const TENANTS = 8

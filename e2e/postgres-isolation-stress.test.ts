@@ -2,9 +2,8 @@ import { fileURLToPath } from 'node:url'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Catalog, createTenantry, isTenantryError, type Tenantry, type TenantRecord } from 'tenantry'
-import { createTestDatabase, findPostgres, tempDir } from 'tenantry/testing'
-import type { PostgresEngine } from '../packages/core/src/engines/postgres/postgres-engine.js'
+import { Catalog, createTenantry, isTenantryError, type PostgresEngine, type Tenantry, type TenantRecord } from 'tenantry'
+import { createTestDatabase, dropAppRoles, dropDatabases, findPostgres, tempDir } from 'tenantry/testing'
 
 // Isolation under load: many tenants interleaved on one shared pool (schema isolation) and on
 // per-tenant pools (database isolation), with cancels and timeouts landing mid-transaction.
@@ -94,20 +93,11 @@ describe.skipIf('skip' in postgres)('postgres isolation under stress', () => {
     const catalog = Catalog.open({ url: `${home.path}/catalog.db` })
     const tenants = await catalog.listTenants({ includePurged: true }).catch(() => [])
     await catalog.close()
-    const server = new pg.Client({ connectionString: serverUrl })
-    await server.connect()
     try {
-      const templates = await server.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`tpl_${databaseSource}_%`])
-      const databases = tenants.filter((t) => t.placement.isolation === 'database').map((t) => t.placement.locator)
-      for (const name of [...databases, ...templates.rows.map((r) => r.datname)]) {
-        if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) continue
-        await server.query(`ALTER DATABASE "${name}" WITH IS_TEMPLATE false`).catch(() => {})
-        await server.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-      }
+      await dropDatabases(serverUrl, tenants.filter((t) => t.placement.isolation === 'database').map((t) => t.placement.locator))
       await data?.drop()
-      for (const source of [schemaSource, databaseSource]) await server.query(`DROP ROLE IF EXISTS "tenantry_app_${source}"`)
+      await dropAppRoles(serverUrl, [schemaSource, databaseSource])
     } finally {
-      await server.end()
       home.cleanup()
     }
   })

@@ -65,7 +65,7 @@ describe.skipIf('skip' in postgres)(`per-tenant read-only Postgres access${'skip
   }
 
   it('reads its own schema tenant with psql, and cannot write, change schema or read another tenant', async () => {
-    const access = (await tenantry.postgresReadOnlyAccess('ro_schema'))!
+    const access = (await tenantry.readOnlyAccess('ro_schema'))!
     expect(access.url).toMatch(/^postgres:\/\/t_t[a-z2-7]{19}_ro:/)
     expect(psql(access.url, 'select company from jobs')).toBe('ro_schema')
     const other = (await tenantry.catalog.findTenantBySlug('ro_other'))!.placement.locator
@@ -82,7 +82,7 @@ describe.skipIf('skip' in postgres)(`per-tenant read-only Postgres access${'skip
     ]) {
       expect(await refused(access.url, statement), statement).toBe(true)
     }
-    expect(await tenantry.postgresReadOnlyAccess('ro_schema')).toEqual(access) // the same URL again
+    expect(await tenantry.readOnlyAccess('ro_schema')).toEqual(access) // the same URL again
   })
 
   it('follows later migrations: a table added by the fan-out is readable too', async () => {
@@ -90,12 +90,12 @@ describe.skipIf('skip' in postgres)(`per-tenant read-only Postgres access${'skip
     await tenantry.close()
     tenantry = await createTenantry(config)
     expect((await tenantry.migrate()).failed).toBe(0)
-    const access = (await tenantry.postgresReadOnlyAccess('ro_schema'))!
+    const access = (await tenantry.readOnlyAccess('ro_schema'))!
     expect(psql(access.url, 'select count(*) from notes')).toBe('0')
   })
 
   it('reads its own database tenant, with no temporary tables', async () => {
-    const access = (await tenantry.postgresReadOnlyAccess('ro_db'))!
+    const access = (await tenantry.readOnlyAccess('ro_db'))!
     expect(new URL(access.url).pathname).toMatch(/^\/t_t[a-z2-7]{19}$/)
     expect(psql(access.url, 'select company from jobs')).toBe('ro_db')
     expect(await refused(access.url, 'create temp table scratch (id int)')).toBe(true)
@@ -110,10 +110,10 @@ describe.skipIf('skip' in postgres)(`per-tenant read-only Postgres access${'skip
   })
 
   it('is refused for row and SQLite tenants, and can be revoked', async () => {
-    await expect(tenantry.postgresReadOnlyAccess('ro_rows')).rejects.toMatchObject({ code: 'UNSUPPORTED_PLACEMENT' })
-    await expect(tenantry.postgresReadOnlyAccess('ro_file')).rejects.toMatchObject({ code: 'UNSUPPORTED_PLACEMENT' })
-    const access = (await tenantry.postgresReadOnlyAccess('ro_schema'))!
-    await tenantry.postgresReadOnlyAccess('ro_schema', { revoke: true })
+    await expect(tenantry.readOnlyAccess('ro_rows')).rejects.toMatchObject({ code: 'UNSUPPORTED_PLACEMENT' })
+    await expect(tenantry.readOnlyAccess('ro_file')).rejects.toMatchObject({ code: 'UNSUPPORTED_PLACEMENT' })
+    const access = (await tenantry.readOnlyAccess('ro_schema'))!
+    await tenantry.readOnlyAccess('ro_schema', { revoke: true })
     await expect(new pg.Client({ connectionString: access.url }).connect()).rejects.toThrow(/role .* does not exist/)
   })
 })

@@ -1,8 +1,8 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { PROVISIONING_STEPS, type Tenantry } from '../packages/core/src/index.js'
-import { tempDir } from '../packages/core/src/testing/services.js'
+import { PROVISIONING_STEPS, type Tenantry } from 'tenantry'
+import { tempDir } from 'tenantry/testing'
 import { CREATE_TENANT_CHILD, OLD_MIGRATIONS, copyExampleMigrations, openTenantry, readHome, runChild } from './fixtures/homes.js'
 
 /** Every file in the tenants directory, and what it belongs to: each must be a live catalog tenant's file. */

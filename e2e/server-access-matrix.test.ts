@@ -1,6 +1,9 @@
-import type { Kysely } from 'kysely'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { Client, signUp, startTestServer, type TestServer } from './fixtures/server.js'
+import { Client, signUp, startTestServer, verifyEmail, type TestServer } from '@tenantry/server/testing'
+
+/** The repository's own config (the CV builder's collections). */
+const REPO_CONFIG = fileURLToPath(new URL('../tenantry.config.ts', import.meta.url))
 
 /**
  * Every route × every kind of caller → the expected status, over two tenants whose rows
@@ -21,7 +24,7 @@ async function invite(owner: Client, orgId: string, email: string, role: 'member
 }
 
 beforeAll(async () => {
-  server = await startTestServer({ env: { TENANTRY_PLATFORM_ADMINS: 'root@example.com, fake-root@example.com' } })
+  server = await startTestServer({ config: REPO_CONFIG, env: { TENANTRY_PLATFORM_ADMINS: 'root@example.com, fake-root@example.com' } })
   const ownerA = await signUp(server, 'owner-a@example.com')
   const alpha = await ownerA.post('/api/auth/organization/create', { name: 'Alpha', slug: 'alpha' })
   const ownerB = await signUp(server, 'owner-b@example.com')
@@ -36,13 +39,13 @@ beforeAll(async () => {
   actors.platform = await signUp(server, 'root@example.com')
   actors.unverifiedPlatform = await signUp(server, 'fake-root@example.com')
   // The operator verified root's address; fake-root's never was.
-  await (server.tenantry.catalog.db as unknown as Kysely<any>).updateTable('user').set({ emailVerified: 1 }).where('email', '=', 'root@example.com').execute()
+  await verifyEmail(server, 'root@example.com')
 
   const bearer = (token: string) => new Client(server.url, { authorization: `Bearer ${token}` })
   actors.token = bearer((await server.tenantry.tokens.create('alpha', { readOnly: false })).token)
   actors.readOnlyToken = bearer((await server.tenantry.tokens.create('alpha', { readOnly: true })).token)
   actors.otherToken = bearer((await server.tenantry.tokens.create('beta', { readOnly: false })).token)
-  actors.expiredToken = bearer((await server.tenantry.tokens.create('alpha', { readOnly: false, expiresInMs: 1 })).token)
+  actors.expiredToken = bearer((await server.tenantry.tokens.create('alpha', { readOnly: false, expiresIn: 1 })).token)
   const revoked = await server.tenantry.tokens.create('alpha', { readOnly: false })
   await server.tenantry.tokens.revoke(revoked.record.id)
   actors.revokedToken = bearer(revoked.token)

@@ -1,11 +1,15 @@
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { signUp, startTestServer, type Client, type TestServer } from './fixtures/server.js'
+import { signUp, startTestServer, type Client, type TestServer } from '@tenantry/server/testing'
+
+/** The repository's own config (the CV builder's collections). */
+const REPO_CONFIG = fileURLToPath(new URL('../tenantry.config.ts', import.meta.url))
 
 let server: TestServer
 let user: Client
 let base: string
 beforeAll(async () => {
-  server = await startTestServer()
+  server = await startTestServer({ config: REPO_CONFIG })
   user = await signUp(server, 'data@example.com')
   const slug = (await user.get('/api/me')).body.activeTenant.slug
   base = `/api/t/${slug}/data`
@@ -29,7 +33,8 @@ describe('data API', () => {
     expect((await user.delete(`${base}/jobs/1`)).status).toBe(204)
     expect((await user.get(`${base}/jobs/1`)).status).toBe(404)
     expect((await user.delete(`${base}/jobs/1`)).status).toBe(404)
-    expect((await user.get(`${base}/jobs/abc`)).body.error.code).toBe('NOT_FOUND')
+    // jobs' primary key is an integer: a malformed id is a bad request, not a missing row.
+    expect((await user.get(`${base}/jobs/abc`)).body.error.code).toBe('VALIDATION_FAILED')
   })
 
   it('lists with filters, ranges, order, cursor pages, search and count; bulk create and delete', async ({ expect }) => {
@@ -98,6 +103,10 @@ describe('data API', () => {
       expect(reply.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(400)
       expect(reply.body.error.code).toBe('VALIDATION_FAILED')
     }
+    // Regression: a row the database refuses (a highlight of a job that does not exist) answered 500.
+    const orphan = await user.post(`${base}/highlights`, { job_id: 999_999, content: 'x' })
+    expect(orphan.status).toBe(409)
+    expect(orphan.body.error.code).toBe('CONSTRAINT_VIOLATION')
     const malformed = await user.request('POST', `${base}/jobs`, '{"company": ')
     expect(malformed.status).toBe(400)
     expect((await user.get(`${base}/jobs/count`)).body.count).toBe(before)

@@ -1,6 +1,10 @@
+import { fileURLToPath } from 'node:url'
 import { OAuth2Server } from 'oauth2-mock-server'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { Client, startTestServer, type TestServer } from './fixtures/server.js'
+import { Client, startTestServer, type TestServer } from '@tenantry/server/testing'
+
+/** The repository's own config (the CV builder's collections). */
+const REPO_CONFIG = fileURLToPath(new URL('../tenantry.config.ts', import.meta.url))
 
 let idp: OAuth2Server
 let server: TestServer
@@ -15,6 +19,7 @@ beforeAll(async () => {
     userInfo.body = profile
   })
   server = await startTestServer({
+    config: REPO_CONFIG,
     env: {
       TENANTRY_OIDC_ISSUER: idp.issuer.url!,
       TENANTRY_OIDC_CLIENT_ID: 'tenantry-test',

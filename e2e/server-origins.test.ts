@@ -1,11 +1,15 @@
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { Client, signUp, startTestServer, type TestServer } from './fixtures/server.js'
+import { Client, signUp, startTestServer, type TestServer } from '@tenantry/server/testing'
+
+/** The repository's own config (the CV builder's collections). */
+const REPO_CONFIG = fileURLToPath(new URL('../tenantry.config.ts', import.meta.url))
 
 // Regression: the README sends people to http://localhost:3000 while the server calls itself
 // 127.0.0.1, and Better Auth refused the signed-in browser's `localhost` origin as foreign.
 let server: TestServer
 beforeAll(async () => {
-  server = await startTestServer()
+  server = await startTestServer({ config: REPO_CONFIG })
 })
 afterAll(async () => server?.stop())
 

@@ -1,7 +1,10 @@
+import { fileURLToPath } from 'node:url'
 import { createClient } from '@libsql/client'
-import type { Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Client, signUp, startTestServer, type TestServer } from './fixtures/server.js'
+import { Client, signUp, startTestServer, type TestServer } from '@tenantry/server/testing'
+
+/** The repository's own config (the CV builder's collections). */
+const REPO_CONFIG = fileURLToPath(new URL('../tenantry.config.ts', import.meta.url))
 
 // Integration tokens managed over HTTP (seed 000's settings page: copy a URL and a read-only
 // token into n8n), and used with the official libSQL client.
@@ -11,15 +14,14 @@ let member: Client
 let stranger: Client
 
 beforeAll(async () => {
-  server = await startTestServer()
+  server = await startTestServer({ config: REPO_CONFIG })
   owner = await signUp(server, 'owner@tokens.test')
   member = await signUp(server, 'member@tokens.test')
   stranger = await signUp(server, 'stranger@tokens.test')
-  expect((await owner.post('/api/auth/organization/create', { name: 'Acme', slug: 'acme' })).status).toBe(200)
+  const acme = await owner.post('/api/auth/organization/create', { name: 'Acme', slug: 'acme' })
+  expect(acme.status).toBe(200)
   expect((await stranger.post('/api/auth/organization/create', { name: 'Globex', slug: 'globex' })).status).toBe(200)
-  const catalog = server.tenantry.catalog.db as unknown as Kysely<any>
-  const org = await catalog.selectFrom('organization').select('id').where('slug', '=', 'acme').executeTakeFirstOrThrow()
-  const invite = await owner.post('/api/auth/organization/invite-member', { email: 'member@tokens.test', role: 'member', organizationId: org.id })
+  const invite = await owner.post('/api/auth/organization/invite-member', { email: 'member@tokens.test', role: 'member', organizationId: acme.body.id })
   expect((await member.post('/api/auth/organization/accept-invitation', { invitationId: invite.body.id })).status).toBe(200)
 })
 afterAll(async () => server?.stop())
@@ -72,20 +74,43 @@ describe('integration tokens over HTTP', () => {
     expect((await owner.get('/api/t/acme/tokens')).body.items.find((t: { id: string }) => t.id === body.record.id).revokedAt).toBeNull()
   })
 
-  it('offer Postgres read-only URLs only where privileges confine them', async () => {
+  it('read-only access is granted and revoked by owners and admins, only where the database confines it', async () => {
     // Acme lives in a SQLite file: SQL-over-HTTP with a read-only token is its read-only path.
-    const reply = await owner.post('/api/t/acme/postgres-readonly', {})
-    expect(reply.status).toBe(400)
-    expect(reply.body.error.code).toBe('UNSUPPORTED_PLACEMENT')
-    expect((await member.post('/api/t/acme/postgres-readonly', {})).status).toBe(403)
+    for (const [method, path] of [['POST', '/api/t/acme/read-only-access'], ['DELETE', '/api/t/acme/read-only-access']] as const) {
+      const reply = await owner.request(method, path, method === 'POST' ? {} : undefined)
+      expect(reply.status, `${method} ${path}`).toBe(400)
+      expect(reply.body.error.code).toBe('UNSUPPORTED_PLACEMENT')
+      expect((await member.request(method, path, method === 'POST' ? {} : undefined)).status).toBe(403)
+      expect((await stranger.request(method, path, method === 'POST' ? {} : undefined)).status).toBe(404)
+    }
+    expect((await owner.post('/api/tenant/read-only-access', {})).body.error.code).toBe('UNSUPPORTED_PLACEMENT')
+    // The old name is gone: one name per concept.
+    expect((await owner.post('/api/t/acme/postgres-readonly', {})).status).toBe(404)
   })
 
   it('refuse malformed input with 400 and create nothing', async () => {
     const before = (await owner.get('/api/t/acme/tokens')).body.items.length
-    for (const body of [{ readOnly: 'yes' }, { expiresIn: 'forever' }, { expiresIn: 30 }, { name: 42 }, { name: 'x'.repeat(500) }]) {
+    for (const body of [{ readOnly: 'yes' }, { expiresIn: 'forever' }, { expiresIn: 30 }, { expiresIn: '0d' }, { name: 42 }, { name: 'x'.repeat(500) }]) {
       const reply = await owner.post('/api/t/acme/tokens', body)
       expect(reply.status, JSON.stringify(body)).toBe(400)
       expect(reply.body.error.code).toMatch(/VALIDATION_FAILED|INVALID_OPTION/)
+    }
+    expect((await owner.get('/api/t/acme/tokens')).body.items.length).toBe(before)
+  })
+
+  it('regression: a misspelled field ({"access":"read-only"}) created a read-write token that never expires', async () => {
+    const before = (await owner.get('/api/t/acme/tokens')).body.items.length
+    for (const body of [{ access: 'read-only' }, { read_only: true }, { readonly: true }, { name: 'n8n', expires: '30d' }, { expiresInMs: 1000 }]) {
+      const reply = await owner.post('/api/tenant/tokens', body)
+      expect(reply.status, JSON.stringify(body)).toBe(400)
+      expect(reply.body.error.code).toBe('VALIDATION_FAILED')
+      // The message names the field the server did not expect.
+      expect(reply.body.error.message).toContain(`"${Object.keys(body).at(-1)}"`)
+    }
+    for (const text of ['read-only', '["readOnly"]', '"readOnly"']) {
+      const reply = await owner.post('/api/tenant/tokens', text)
+      expect(reply.status, text).toBe(400)
+      expect(reply.body.error.code).toBe('VALIDATION_FAILED')
     }
     expect((await owner.get('/api/t/acme/tokens')).body.items.length).toBe(before)
   })

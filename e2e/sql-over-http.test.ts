@@ -7,8 +7,8 @@ import Database from 'better-sqlite3'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, type Tenantry, type TenantRecord } from 'tenantry'
-import { createApp } from '../packages/server/src/app.js'
-import { tempDir } from '../packages/core/src/testing/services.js'
+import { createApp } from '@tenantry/server'
+import { tempDir } from 'tenantry/testing'
 
 const MIGRATIONS = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
 const ALPHA_SECRET = 'ALPHA-ONLY-7f3a'
@@ -90,7 +90,7 @@ beforeAll(async () => {
   tokens.alphaRw = (await tenantry.tokens.create('alpha', { readOnly: false, name: 'rw' })).token
   tokens.alphaRo = (await tenantry.tokens.create('alpha', { readOnly: true, name: 'n8n' })).token
   tokens.betaRo = (await tenantry.tokens.create('beta', { readOnly: true })).token
-  tokens.expired = (await tenantry.tokens.create('alpha', { readOnly: true, expiresInMs: 1 })).token
+  tokens.expired = (await tenantry.tokens.create('alpha', { readOnly: true, expiresIn: 1 })).token
   const revoked = await tenantry.tokens.create('alpha', { readOnly: false })
   await tenantry.tokens.revoke(revoked.record.id)
   tokens.revoked = revoked.token

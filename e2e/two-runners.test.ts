@@ -2,8 +2,8 @@ import { cpSync, existsSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { isTenantryError, type TenantryError } from '../packages/core/src/index.js'
-import { tempDir } from '../packages/core/src/testing/services.js'
+import { isTenantryError, type TenantryError } from 'tenantry'
+import { tempDir } from 'tenantry/testing'
 import {
   ALL_MIGRATIONS,
   FAN_OUT_CHILD,

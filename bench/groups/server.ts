@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import { Kysely, SqliteDialect } from 'kysely'
 import { createTenantry, loadConfig, type Tenantry } from 'tenantry'
 import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
-import { startServer, type RunningServer } from '../../packages/server/src/start.js'
+import { startServer, type RunningServer } from '@tenantry/server'
 import { compareThroughput, fmt, repoRoot, type BenchContext, type ThroughputVariant } from '../harness.js'
 import type { LoadReply, LoadRequest } from '../http-load-child.js'
 

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
@@ -6,17 +6,11 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, it } from 'vitest'
 import type { FanOutReport, MigrationStatus, TenantRecord } from 'tenantry'
-import { tempDir } from '../../core/src/testing/services.js'
+import { tempDir } from 'tenantry/testing'
+import { runCliCaptured, type CliRun } from '@tenantry/cli/testing'
 
 // The real built CLI, run from the repo root so that the repo's own tenantry.config.ts is used.
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-const BIN = join(REPO, 'packages/cli/bin/tenantry.js')
-
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
 
 const dirs: Array<ReturnType<typeof tempDir>> = []
 afterAll(() => dirs.forEach((dir) => dir.cleanup()))
@@ -32,15 +26,8 @@ function newHome(): string {
   return dir.path
 }
 
-function cli(home: string, ...args: string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, TENANTRY_HOME: home }
-  delete env.TENANTRY_CATALOG_URL
-  delete env.TENANTRY_DEBUG
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: REPO, env, encoding: 'utf8' }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr })
-    })
-  })
+function cli(home: string, ...args: string[]): Promise<CliRun> {
+  return runCliCaptured(args, { cwd: REPO, env: { TENANTRY_HOME: home, TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined } })
 }
 
 /** Runs a command that must succeed and parses its JSON output. */
@@ -63,7 +50,11 @@ export default { migrations: { tenant: { '0001_jobs_and_highlights': done, '0002
   return path
 }
 
-describe.concurrent('tenantry CLI', () => {
+// Each test runs the real command twenty-odd times, a node process each: on a busy two-core
+// machine that alone takes a minute, so the budget is per test, not per command.
+const SUITE = { timeout: 180_000 }
+
+describe.concurrent('tenantry CLI', SUITE, () => {
   it('creates, lists, shows, suspends, resumes, deletes and purges a tenant', async ({ expect }) => {
     const home = newHome()
     const created = await json<TenantRecord>(home, 'tenant', 'create', 'acme', '--name', 'Acme Inc')
@@ -210,9 +201,9 @@ describe.concurrent('tenantry CLI', () => {
     expect((await cli(home, 'migrate', 'status')).stdout).toContain(`A migration run is active: pid ${process.pid}`)
   })
 
-  it('start sets up a seeded demo tenant once; a second start changes nothing', async ({ expect }) => {
+  it('start --demo sets up a seeded demo tenant once; a second start changes nothing', async ({ expect }) => {
     const home = newHome()
-    const first = await cli(home, 'start', '--no-server')
+    const first = await cli(home, 'start', '--demo', '--no-server')
     expect(first.code).toBe(0)
     expect(first.stdout).toContain("Created tenant demo and seeded it with the CV builder example's data.")
     expect(first.stdout).toContain(`catalog    ${join(home, 'catalog.db')}`)
@@ -222,7 +213,7 @@ describe.concurrent('tenantry CLI', () => {
     const jobs = await json(home, 'sql', 'demo', 'select company from jobs order by id')
     expect(jobs).toEqual({ rows: [{ company: 'Ada Labs' }, { company: 'Ledgerly' }] })
 
-    const second = await cli(home, 'start', '--no-server')
+    const second = await cli(home, 'start', '--demo', '--no-server')
     expect(second.code).toBe(0)
     expect(second.stdout).not.toContain('Created tenant')
     expect(await json(home, 'tenant', 'list')).toEqual(tenants)
@@ -252,5 +243,75 @@ describe.concurrent('tenantry CLI', () => {
     const missingConfig = await cli(home, 'tenant', 'list', '--config', join(home, 'nope.config.ts'))
     expect(missingConfig.code).toBe(1)
     expect(missingConfig.stderr).toMatch(/^tenantry: Config file not found: [^\n]+\n$/)
+  })
+})
+
+// Run one after another, after the suite above: more CLI processes at once only slow them all.
+describe('tenantry CLI: one word per concept, start without a demo, warnings', SUITE, () => {
+  it('start without --demo creates no tenant: an app never gets one unasked', async ({ expect }) => {
+    const home = newHome()
+    const run = await cli(home, 'start', '--no-server')
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('0 tenants:')
+    expect(run.stdout).not.toContain('demo')
+    expect(run.stdout).toMatch(/Try:\n {2}node packages\/cli\/bin\/tenantry\.js tenant create acme/)
+    expect(await json(home, 'tenant', 'list')).toEqual([])
+    expect(tenantFiles(home)).toEqual([])
+  })
+
+  it('data-source is the command; datasource, its old spelling, still works', async ({ expect }) => {
+    const home = newHome()
+    const directory = join(home, 'extra')
+    const added = await json<{ id: string; engine: string }>(home, 'data-source', 'add', 'extra', '--engine', 'sqlite', '--directory', directory)
+    expect(added).toMatchObject({ id: 'extra', engine: 'sqlite' })
+    const listed = await json<Array<{ id: string }>>(home, 'datasource', 'list')
+    expect(listed.map((s) => s.id).sort()).toEqual(['extra', 'local'])
+    const help = await cli(home, '--help')
+    expect(help.stdout).toMatch(/^\s+data-source\b/m)
+    expect(help.stdout).not.toMatch(/^\s+datasource\b/m)
+    expect((await cli(home, 'data-source', 'test', 'extra')).stdout).toMatch(/^Data source extra answered/)
+  })
+
+  it('tenant read-only-access (alias readonly-url) refuses a SQLite tenant with one line', async ({ expect }) => {
+    const home = newHome()
+    await json(home, 'tenant', 'create', 'acme')
+    for (const name of ['read-only-access', 'readonly-url']) {
+      const run = await cli(home, 'tenant', name, 'acme')
+      expect(run.code).toBe(1)
+      expect(run.stderr).toMatch(/^tenantry: Tenant "acme" has database isolation on sqlite, which offers no read-only access[^\n]*\n$/)
+    }
+    expect((await cli(home, 'tenant', '--help')).stdout).toMatch(/read-only-access\|readonly-url/)
+  })
+
+  it('prints what Tenantry handled without failing as one warning line on stderr, as JSON under --json', async ({ expect }) => {
+    const home = newHome()
+    const failing = writeConfig(home, 'boom', `'0003_boom': { up: async () => { throw new Error('boom') } }`)
+    expect((await cli(home, 'migrate', '--catalog-only')).code).toBe(0)
+    // Recording the failed create fails too: before, that error vanished without a word.
+    const catalog = new Database(join(home, 'catalog.db'))
+    catalog.exec(`CREATE TRIGGER refuse_failed BEFORE UPDATE OF status ON tenants WHEN NEW.status = 'failed'
+      BEGIN SELECT RAISE(ABORT, 'failed status refused'); END`)
+    catalog.close()
+
+    const text = await cli(home, 'tenant', 'create', 'acme', '--config', failing)
+    expect(text.code).toBe(1)
+    expect(text.stdout).toBe('')
+    const [warning, error, ...rest] = text.stderr.split('\n')
+    expect(warning).toMatch(/^tenantry: warning: Recording a failed create failed; [^\n]*: failed status refused \(tenantId=t[a-z0-9]{19} reason=boom\)$/)
+    expect(error).toBe('tenantry: Creating tenant "acme" failed: boom')
+    expect(rest).toEqual([''])
+
+    const json = await cli(home, 'tenant', 'create', 'beta', '--config', failing, '--json')
+    expect(json.code).toBe(1)
+    expect(json.stdout).toBe('')
+    const [line, last] = json.stderr.split('\n')
+    expect(JSON.parse(line!)).toEqual({
+      level: 'warn',
+      message: expect.stringMatching(/^Recording a failed create failed/),
+      tenantId: expect.stringMatching(/^t[a-z0-9]{19}$/),
+      reason: 'boom',
+      err: { type: 'SqliteError', message: 'failed status refused', code: 'SQLITE_CONSTRAINT_TRIGGER' },
+    })
+    expect(last).toBe('tenantry: Creating tenant "beta" failed: boom')
   })
 })

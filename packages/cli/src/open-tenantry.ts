@@ -5,9 +5,11 @@ import {
   findConfigFile,
   loadConfig,
   type CreateTenantryOptions,
+  type Logger,
   type ResolvedConfig,
   type Tenantry,
 } from 'tenantry'
+import { createCliLogger } from './logger.js'
 
 /** Options every command accepts. */
 export interface GlobalOptions {
@@ -27,6 +29,17 @@ export function loadCommandConfig(command: Command): Promise<ResolvedConfig> {
 }
 
 /**
+ * The logger for Tenantry under `command`: one line per warning on the program's stderr,
+ * as JSON when the command was given `--json`.
+ */
+export function commandLogger(command: Command): Logger {
+  // Every subcommand inherits the program's output configuration (see createProgram).
+  const { writeErr } = command.configureOutput()
+  const write = writeErr ?? ((text: string) => void process.stderr.write(text))
+  return createCliLogger(write, { json: Boolean(command.optsWithGlobals<{ json?: boolean }>().json) })
+}
+
+/**
  * Opens Tenantry for one command, runs `fn`, and always closes it, so the process exits
  * as soon as the command is done.
  */
@@ -37,7 +50,7 @@ export async function withTenantry<T>(
 ): Promise<T> {
   const { config: loaded, ...createOptions } = options
   const config = loaded ?? (await loadCommandConfig(command))
-  const tenantry = await createTenantry(config, createOptions)
+  const tenantry = await createTenantry(config, { logger: commandLogger(command), ...createOptions })
   try {
     return await fn(tenantry, config)
   } finally {

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import { Command, CommanderError } from 'commander'
-import { registerDataSourceCommands } from './commands/datasource.js'
+import { registerDataSourceCommands } from './commands/data-source.js'
 import { registerDoctorCommand } from './commands/doctor.js'
 import { registerMigrateCommands } from './commands/migrate.js'
 import { registerSqlCommand } from './commands/sql.js'

@@ -1,14 +1,14 @@
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TokenRecord } from 'tenantry'
-import { tempDir } from '../../core/src/testing/services.js'
+import { tempDir } from 'tenantry/testing'
+import { runCliCaptured, type CliRun } from '@tenantry/cli/testing'
 
 // The real built CLI, run from the repo root so that the repo's own tenantry.config.ts is used.
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-const BIN = join(REPO, 'packages/cli/bin/tenantry.js')
 const dir = tempDir('tenantry-cli-token-')
 const home = dir.path
 afterAll(() => dir.cleanup())
@@ -17,14 +17,10 @@ beforeAll(() => {
   if (!existsSync(join(REPO, 'packages/cli/dist/commands/token.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
 })
 
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, TENANTRY_HOME: home, BETTER_AUTH_URL: 'https://tenantry.example' }
-  delete env.TENANTRY_CATALOG_URL
-  delete env.TENANTRY_DEBUG
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: REPO, env, encoding: 'utf8' }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr })
-    })
+function cli(...args: string[]): Promise<CliRun> {
+  return runCliCaptured(args, {
+    cwd: REPO,
+    env: { TENANTRY_HOME: home, BETTER_AUTH_URL: 'https://tenantry.example', TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined },
   })
 }
 
@@ -32,7 +28,7 @@ describe('tenantry token', () => {
   it('creates (shown once), lists (never the secret), and revokes tokens', async () => {
     expect((await cli('tenant', 'create', 'acme')).code).toBe(0)
 
-    const created = await cli('token', 'create', 'acme', '--read-only', '--expires', '30d', '--name', 'n8n', '--json')
+    const created = await cli('token', 'create', 'acme', '--read-only', '--expires-in', '30d', '--name', 'n8n', '--json')
     expect(created.code, created.stderr).toBe(0)
     const { token, record, url } = JSON.parse(created.stdout) as { token: string; record: TokenRecord; url: string }
     expect(token).toMatch(/^tnt_[a-z2-7]{16}_[A-Za-z0-9_-]{43}$/)
@@ -75,9 +71,12 @@ describe('tenantry token', () => {
     expect(unknownTenant.code).toBe(1)
     expect(unknownTenant.stderr.trim().split('\n')).toEqual(['tenantry: Tenant "nobody" not found'])
 
-    const badExpiry = await cli('token', 'create', 'acme', '--expires', '30 days')
+    const badExpiry = await cli('token', 'create', 'acme', '--expires-in', '30 days')
     expect(badExpiry.code).toBe(2)
-    expect(badExpiry.stderr).toMatch(/^tenantry: Invalid --expires "30 days"/)
+    expect(badExpiry.stderr).toMatch(/^tenantry: Invalid --expires-in "30 days"/)
+    const both = await cli('token', 'create', 'acme', '--expires-in', '1d', '--expires', '2d')
+    expect(both.code).toBe(2)
+    expect(both.stderr).toMatch(/^tenantry: Give --expires-in only/)
 
     const badId = await cli('token', 'revoke', '../../x')
     expect(badId.code).toBe(2)
@@ -85,5 +84,19 @@ describe('tenantry token', () => {
     expect(unknownId.code).toBe(1)
     expect(unknownId.stderr).toMatch(/^tenantry: Token "aaaaaaaaaaaaaaaa" not found\n$/)
     expect((await cli('token', 'list', 'Bad-Slug')).code).toBe(2)
+  })
+
+  it('--expires-in is the option; --expires, its old spelling, still works and is not in the help', async () => {
+    const lifetime = async (...args: string[]) => {
+      const run = await cli('token', 'create', 'acme', ...args, '--json')
+      expect(run.code, run.stderr).toBe(0)
+      const { record } = JSON.parse(run.stdout) as { record: TokenRecord }
+      return Date.parse(record.expiresAt!) - Date.parse(record.createdAt)
+    }
+    expect(await lifetime('--expires-in', '12h')).toBe(12 * 3_600_000)
+    expect(await lifetime('--expires', '90m')).toBe(90 * 60_000)
+    const help = await cli('token', 'create', '--help')
+    expect(help.stdout).toContain('--expires-in <duration>')
+    expect(help.stdout).not.toMatch(/--expires </)
   })
 })

@@ -3,9 +3,8 @@ import { dirname, extname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createJiti } from 'jiti'
 import { TenantryError } from './errors.js'
-import { assertValidIdentifier } from './identifiers.js'
-import type { DataSourceConfig, PostgresDataSourceConfig, SqliteDataSourceConfig } from './data-sources/data-sources.js'
 import type { Isolation } from './engines/engine.js'
+import { parseDataSourceConfig, type DataSourceConfig, type DataSourceConfigInput } from './engines/registry.js'
 import { KYSELY_ENTRY, type TenantMigration } from './migrations/migration-set.js'
 import type { PlacementPolicy } from './provisioning/provisioner.js'
 import type { RouterOptions } from './router/router.js'
@@ -29,8 +28,12 @@ export interface TenantryConfig {
     /** The app's tenant migrations: a directory of `.ts`/`.js`/`.sql` files, or migrations in code. */
     tenant?: string | Record<string, TenantMigration>
   }
-  /** @default [{ id: 'local', engine: 'sqlite', directory: `${home}/tenants` }] */
-  dataSources?: Array<(Omit<SqliteDataSourceConfig, 'directory'> & { directory?: string }) | PostgresDataSourceConfig>
+  /**
+   * Where tenants' data lives. Each entry is checked by its engine's schema (see
+   * `registerEngine`): an unknown engine or field is an `INVALID_CONFIG` that names it.
+   * @default [{ id: 'local', engine: 'sqlite', directory: `${home}/tenants` }]
+   */
+  dataSources?: DataSourceConfigInput[]
   defaults?: {
     /** @default 'database' */
     isolation?: Isolation
@@ -81,19 +84,8 @@ export function resolveConfig(
   const home = config.home ? at(config.home) : env.TENANTRY_HOME ? resolve(env.TENANTRY_HOME) : join(root, '.tenantry')
   const catalogUrl = config.catalogUrl ?? env.TENANTRY_CATALOG_URL ?? join(home, 'catalog.db')
 
-  const dataSources: DataSourceConfig[] = (config.dataSources ?? [{ id: 'local', engine: 'sqlite' as const }]).map(
-    (source): DataSourceConfig => {
-      assertValidIdentifier('data source id', source.id)
-      if (source.engine === 'postgres') {
-        if (typeof source.url !== 'string') throw new TenantryError('INVALID_CONFIG', `Data source ${source.id} needs a url`)
-        return source
-      }
-      if (source.engine !== 'sqlite') {
-        const { id, engine } = source as { id: string; engine: unknown }
-        throw new TenantryError('INVALID_CONFIG', `Data source ${id}: unknown engine ${String(engine)}`)
-      }
-      return { ...source, directory: source.directory ? at(source.directory) : join(home, source.id === 'local' ? 'tenants' : source.id) }
-    },
+  const dataSources: DataSourceConfig[] = (config.dataSources ?? [{ id: 'local', engine: 'sqlite' as const }]).map((source) =>
+    parseDataSourceConfig(source, { home, resolvePath: at }),
   )
   const dataSource = config.defaults?.dataSource ?? dataSources[0]?.id
   if (!dataSource || !dataSources.some((s) => s.id === dataSource)) {

@@ -7,6 +7,9 @@ import {
   assertValidIdentifier,
   assertValidSlug,
   newTenantId,
+  quoteIdentifier,
+  quoteLiteral,
+  quoteReportedName,
   slugProblem,
   TENANT_ID_PATTERN,
 } from './identifiers.js'
@@ -125,5 +128,19 @@ describe('hostile slugs through createTenant', () => {
     const created = await tenantry.createTenant({ slug })
     expect(created).toMatchObject({ slug, status: 'ready' })
     expect(await tenantry.withTenant(slug, () => tenantry.db().selectFrom('jobs').selectAll().execute())).toEqual([])
+  })
+})
+
+describe('SQL quoting', () => {
+  it('quotes only names Tenantry builds, and refuses anything else', () => {
+    expect(quoteIdentifier('t_tabcdefghijklmnopqrs')).toBe('"t_tabcdefghijklmnopqrs"')
+    for (const hostile of ['a"; drop table x; --', 'A', '1a', 'a'.repeat(64), '', 'a b', 'a-b', '\u0430']) {
+      expect(() => quoteIdentifier(hostile), hostile).toThrowError(expect.objectContaining({ code: 'INVALID_IDENTIFIER' }))
+    }
+  })
+
+  it('doubles the quotes of names and literals it is given as text', () => {
+    expect(quoteReportedName('my "odd" table')).toBe('"my ""odd"" table"')
+    expect(quoteLiteral("it's")).toBe("'it''s'")
   })
 })

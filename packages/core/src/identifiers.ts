@@ -48,7 +48,11 @@ export function assertValidSlug(slug: unknown): asserts slug is string {
   }
 }
 
-/** Identifiers of data sources and other catalog objects: like slugs, but 1-63 characters and no reserved list. */
+/**
+ * Identifiers of data sources and other catalog objects, and every SQL name Tenantry builds
+ * itself (schemas, databases, roles): like slugs, but 1-63 characters and no reserved list.
+ * 63 is Postgres's limit: a longer name would be cut short, silently.
+ */
 export const IDENTIFIER_PATTERN = /^[a-z][a-z0-9_]{0,62}$/
 
 export function assertValidIdentifier(kind: string, value: unknown): asserts value is string {
@@ -79,4 +83,46 @@ export function assertTenantId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || !TENANT_ID_PATTERN.test(id)) {
     throw new TenantryError('INVALID_IDENTIFIER', `Invalid tenant id ${JSON.stringify(id)}`)
   }
+}
+
+/** Whether `id` is a tenant id (see `TENANT_ID_PATTERN`). */
+export function isTenantId(id: unknown): id is string {
+  return typeof id === 'string' && TENANT_ID_PATTERN.test(id)
+}
+
+/** Template keys: the hex content hash of a migration set (see `TenantMigrationSet.key`). */
+export const TEMPLATE_KEY_PATTERN = /^[a-f0-9]{16,64}$/
+
+export function assertTemplateKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || !TEMPLATE_KEY_PATTERN.test(key)) {
+    throw new TenantryError('INVALID_IDENTIFIER', `Invalid template key ${JSON.stringify(key)}`)
+  }
+}
+
+/**
+ * Quotes an SQL identifier Tenantry built itself (a schema, database or role name derived from
+ * an id), after checking it against `IDENTIFIER_PATTERN` again: whatever got into the catalog,
+ * nothing but such a name reaches SQL through here.
+ */
+export function quoteIdentifier(name: string): string {
+  if (!IDENTIFIER_PATTERN.test(name)) {
+    throw new TenantryError('INVALID_IDENTIFIER', `Invalid SQL identifier ${JSON.stringify(name)}`)
+  }
+  return `"${name}"`
+}
+
+/**
+ * Quotes a name the database itself reported (a table, column, index or constraint the app's
+ * migrations made): any text, with embedded quotes doubled as SQL requires.
+ */
+export function quoteReportedName(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`
+}
+
+/**
+ * A string literal for the few statements that take no parameters (`CREATE ROLE … PASSWORD`),
+ * with quotes doubled. Tenantry passes only secrets it derived itself.
+ */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`
 }

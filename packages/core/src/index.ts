@@ -1,5 +1,5 @@
 export { createTenantry, Tenantry } from './tenantry.js'
-export type { CreateTenantryOptions, MigrationStatus } from './tenantry.js'
+export type { CreateTenantryOptions, MigrationStatus, ReadOnlyAccessOptions } from './tenantry.js'
 export { defineConfig, loadConfig, resolveConfig, findConfigFile } from './config.js'
 export type { TenantryConfig, ResolvedConfig } from './config.js'
 export { currentTenant, requireTenant } from './context.js'
@@ -7,28 +7,58 @@ export type { TenantRef } from './context.js'
 export { TenantryError, NoTenantError, isTenantryError } from './errors.js'
 export { TENANTRY_ERROR_CODES } from './error-codes.js'
 export type { TenantryErrorCode } from './error-codes.js'
-export { assertValidSlug, slugProblem, SLUG_PATTERN, RESERVED_SLUGS } from './identifiers.js'
+export { assertValidSlug, slugProblem, SLUG_PATTERN, RESERVED_SLUGS, IDENTIFIER_PATTERN, TENANT_ID_PATTERN, assertValidIdentifier } from './identifiers.js'
 export { Catalog, isPostgresUrl } from './catalog/catalog.js'
 export type { TenantRecord, Placement, DataSourceRecord, LockInfo } from './catalog/catalog.js'
 export type { TenantStatus, TenantOperation, DataSourceMode } from './catalog/catalog-schema.js'
 export { Router } from './router/router.js'
 export type { TenantDb, RouterOptions, RouterStats } from './router/router.js'
 export { TenantMigrationSet, migrateHandle, TENANT_MIGRATION_TABLE } from './migrations/migration-set.js'
-export type { TenantMigration, TenantMigrationContext } from './migrations/migration-set.js'
+export type { TenantMigration, TenantMigrationContext, MigrateHandleOptions } from './migrations/migration-set.js'
 export { runFanOut } from './migrations/fan-out.js'
-export type { FanOutOptions, FanOutReport, TenantMigrationResult } from './migrations/fan-out.js'
+export type { FanOutDeps, FanOutOptions, FanOutReport, TenantMigrationResult } from './migrations/fan-out.js'
 export { Provisioner, PROVISIONING_STEPS } from './provisioning/provisioner.js'
 export type { CreateTenantOptions, DeleteTenantOptions, PlacementPolicy, ProvisioningStep } from './provisioning/provisioner.js'
 export { SqliteEngine } from './engines/sqlite/sqlite-engine.js'
 export type { SqliteEngineOptions, SqliteSynchronous } from './engines/sqlite/sqlite-engine.js'
-export type { DatabaseEngine, EngineHandle, EnginePlacement, EngineName, Isolation } from './engines/engine.js'
+export type {
+  BuiltInEngineName,
+  DatabaseEngine,
+  DoctorTenant,
+  EngineCheck,
+  EngineDoctorContext,
+  EngineHandle,
+  EngineName,
+  EnginePlacement,
+  EngineRole,
+  EngineTemplate,
+  Isolation,
+  RawSession,
+  RawSessionOptions,
+  RawSessions,
+  ReadOnlyAccess,
+  ReadOnlyCredentials,
+  SqliteRawSession,
+  TenantRows,
+} from './engines/engine.js'
+export { registerEngine, registeredEngines, engineDefinition, parseDataSourceConfig, describeDataSource } from './engines/registry.js'
+export type { DataSourceConfigs, DataSourceConfig, DataSourceConfigInput } from './engines/registry.js'
+export type {
+  EngineDefinition,
+  DataSourceBase,
+  DataSourceInput,
+  DataSourceRecordParts,
+  DataSourceResolveContext,
+  EngineFactoryContext,
+} from './engines/engine-definition.js'
+export type { SqliteDataSourceConfig, SqliteDataSourceInput } from './engines/sqlite/sqlite-definition.js'
+export type { PostgresDataSourceConfig } from './engines/postgres/postgres-definition.js'
 export { DataSources } from './data-sources/data-sources.js'
-export type { DataSourceConfig, SqliteDataSourceConfig, PostgresDataSourceConfig } from './data-sources/data-sources.js'
 export { SecretBox } from './secrets/secret-box.js'
 export { PostgresEngine } from './engines/postgres/postgres-engine.js'
 export type { PostgresEngineOptions } from './engines/postgres/postgres-engine.js'
 export { TokenStore, TOKEN_PREFIX, TOKEN_PATTERN, parseDuration } from './tokens/token-store.js'
-export type { TokenRecord, CreateTokenOptions } from './tokens/token-store.js'
+export type { TokenRecord, CreateTokenOptions, TokenStoreOptions } from './tokens/token-store.js'
 export { runDoctor, type DoctorCheck } from './doctor/doctor.js'
 export type { Logger } from './logger.js'
 export { SILENT_LOGGER } from './logger.js'

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { withTenant as runWithTenant, currentTenant, type TenantRef } from './context.js'
 import { TenantryError } from './errors.js'
-import { PostgresEngine } from './engines/postgres/postgres-engine.js'
+import type { ReadOnlyCredentials } from './engines/engine.js'
 import { Catalog, type TenantRecord } from './catalog/catalog.js'
 import { resolveConfig, type ResolvedConfig, type TenantryConfig } from './config.js'
 import { DataSources } from './data-sources/data-sources.js'
@@ -16,12 +16,28 @@ import {
 } from './provisioning/provisioner.js'
 import { Router, type RouteState, type TenantDb } from './router/router.js'
 import { TokenStore } from './tokens/token-store.js'
+import { SILENT_LOGGER, type Logger } from './logger.js'
 
 export interface CreateTenantryOptions {
   /** Bring the catalog's own tables up to date on start. @default true */
   migrateCatalog?: boolean
+  /**
+   * Where Tenantry reports errors it handles without throwing (a handle that failed to
+   * close, a missed lock heartbeat, a token's last-use write), each once with the tenant id.
+   * Any pino-compatible logger, e.g. `pino()` or Fastify's `app.log`.
+   * @default SILENT_LOGGER
+   */
+  logger?: Logger
   /** @internal fault injection for provisioning tests */
   beforeProvisioningStep?: ProvisionerOptions['beforeStep']
+}
+
+/** Options of `tenantry.readOnlyAccess`. */
+export interface ReadOnlyAccessOptions {
+  /** Remove the tenant's read-only login instead of granting it. @default false */
+  revoke?: boolean
+  /** Who asked, for the audit log. @default 'system' */
+  actor?: string
 }
 
 /** Per-migration counts across all live tenants, as `tenantry migrate status` shows them. */
@@ -49,6 +65,8 @@ export class Tenantry {
   readonly migrations: TenantMigrationSet
   /** Integration tokens: create, list, revoke, verify. */
   readonly tokens: TokenStore
+  /** The logger passed to `createTenantry` (silent by default), for code built on this instance. */
+  readonly logger: Logger
 
   constructor(parts: {
     config: ResolvedConfig
@@ -57,14 +75,17 @@ export class Tenantry {
     router: Router
     tenants: Provisioner
     migrations: TenantMigrationSet
+    /** @default SILENT_LOGGER */
+    logger?: Logger
   }) {
+    this.logger = parts.logger ?? SILENT_LOGGER
     this.config = parts.config
     this.catalog = parts.catalog
     this.dataSources = parts.dataSources
     this.router = parts.router
     this.tenants = parts.tenants
     this.migrations = parts.migrations
-    this.tokens = new TokenStore(parts.catalog)
+    this.tokens = new TokenStore(parts.catalog, { logger: this.logger })
   }
 
   /**
@@ -100,7 +121,7 @@ export class Tenantry {
 
   /** Fans the tenant migrations out to every tenant that is behind. See `runFanOut`. */
   migrate(options: FanOutOptions = {}): Promise<FanOutReport> {
-    return runFanOut({ catalog: this.catalog, dataSources: this.dataSources, migrations: this.migrations }, options)
+    return runFanOut({ catalog: this.catalog, dataSources: this.dataSources, migrations: this.migrations, logger: this.logger }, options)
   }
 
   async migrationStatus(): Promise<MigrationStatus> {
@@ -127,20 +148,31 @@ export class Tenantry {
   }
 
   /**
-   * A Postgres URL that reads this tenant and nothing else (a per-tenant role with SELECT
-   * only), for `psql`, BI tools or integrations. Schema and database isolation on Postgres;
-   * anything else is refused with `UNSUPPORTED_PLACEMENT` (SQLite tenants get SQL-over-HTTP).
+   * Read-only access: a database login that reads this tenant and nothing else (on Postgres,
+   * a per-tenant role with SELECT only), and its connection URL for `psql`, BI tools or
+   * integrations. Calling it again returns the same URL; `{ revoke: true }` removes the login.
+   * Refused with `UNSUPPORTED_PLACEMENT` where the tenant's engine offers no read-only access
+   * or its isolation cannot confine one (row isolation; SQLite tenants get SQL-over-HTTP with
+   * a read-only token instead).
    */
-  async postgresReadOnlyAccess(slug: string, options: { revoke?: boolean; actor?: string } = {}): Promise<{ role: string; url: string } | undefined> {
+  async readOnlyAccess(slug: string, options: ReadOnlyAccessOptions = {}): Promise<ReadOnlyCredentials | undefined> {
     const tenant = await this.router.resolve(slug)
     const engine = await this.dataSources.engine(tenant.placement.dataSourceId)
-    if (!(engine instanceof PostgresEngine)) {
-      throw new TenantryError('UNSUPPORTED_PLACEMENT', `Tenant "${slug}" is not on Postgres; use SQL-over-HTTP with a read-only token`)
+    const access = engine.readOnlyAccess
+    if (!access?.isolations.includes(tenant.placement.isolation)) {
+      const offered = access ? `only for ${access.isolations.join(' and ')} isolation` : 'no read-only access'
+      throw new TenantryError(
+        'UNSUPPORTED_PLACEMENT',
+        `Tenant "${slug}" has ${tenant.placement.isolation} isolation on ${engine.name}, which offers ${offered}; use SQL-over-HTTP with a read-only token`,
+      )
     }
-    const placement = { tenantId: tenant.id, ...tenant.placement }
-    const action = options.revoke ? 'postgres.readonly.revoked' : 'postgres.readonly.granted'
-    const result = options.revoke ? (await engine.revokeReadOnly(placement), undefined) : await engine.grantReadOnly(placement)
-    await this.catalog.audit({ tenantId: tenant.id, action, actor: options.actor ?? 'system' })
+    const placement = { tenantId: tenant.id, isolation: tenant.placement.isolation, locator: tenant.placement.locator }
+    const result = options.revoke ? (await access.revoke(placement), undefined) : await access.grant(placement)
+    await this.catalog.audit({
+      tenantId: tenant.id,
+      action: options.revoke ? 'read_only_access.revoked' : 'read_only_access.granted',
+      actor: options.actor ?? 'system',
+    })
     return result
   }
 
@@ -167,12 +199,13 @@ export async function createTenantry(
   options: CreateTenantryOptions = {},
 ): Promise<Tenantry> {
   const resolved = isResolved(config) ? config : resolveConfig(config)
+  const logger = options.logger ?? SILENT_LOGGER
   const migrations =
     typeof resolved.tenantMigrations === 'string'
       ? await TenantMigrationSet.fromDirectory(resolved.tenantMigrations)
       : TenantMigrationSet.fromRecord(resolved.tenantMigrations)
   const catalog = Catalog.open({ url: resolved.catalogUrl })
-  const dataSources = new DataSources(catalog, SecretBox.fromEnvironment(join(resolved.home, 'secret.key')))
+  const dataSources = new DataSources(catalog, SecretBox.fromEnvironment(join(resolved.home, 'secret.key')), logger)
   try {
     if (options.migrateCatalog ?? true) await catalog.migrate()
     await dataSources.sync(resolved.dataSources)
@@ -180,9 +213,9 @@ export async function createTenantry(
     await catalog.close()
     throw error
   }
-  const router = new Router(catalog, dataSources, resolved.router)
+  const router = new Router(catalog, dataSources, resolved.router, logger)
   const tenants = new Provisioner(
-    { catalog, dataSources, router, migrations },
+    { catalog, dataSources, router, migrations, logger },
     {
       defaultIsolation: resolved.defaults.isolation,
       defaultDataSource: resolved.defaults.dataSource,
@@ -191,7 +224,7 @@ export async function createTenantry(
       ...(options.beforeProvisioningStep ? { beforeStep: options.beforeProvisioningStep } : {}),
     },
   )
-  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations })
+  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations, logger })
 }
 
 function isResolved(config: TenantryConfig | ResolvedConfig): config is ResolvedConfig {

@@ -1,28 +1,19 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import swagger from '@fastify/swagger'
-import swaggerUi from '@fastify/swagger-ui'
+import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Tenantry } from 'tenantry'
-import { registerAdminRoutes } from './admin/routes.js'
-import { authenticate, platformAdminSet } from './auth/authenticate.js'
-import { createTenantryAuth, migrateAuthSchema, type TenantryAuth } from './auth/index.js'
-import { registerAuthRoutes } from './auth/routes.js'
-import { registerDataRoutes } from './data/routes.js'
+import { admin } from './admin/index.js'
+import { authentication, createTenantryAuth, migrateAuthSchema, platformAdminSet, type TenantryAuth } from './auth/index.js'
+import { dataApi } from './data/index.js'
 import { toHttpError } from './errors.js'
-import { registerMetrics } from './observability/metrics.js'
-import { parseServerConfig, type ServerConfig } from './server-config.js'
-import { tenantPreHandler, type TenantSource } from './tenants/resolve-tenant.js'
-import { registerMeRoutes } from './tenants/routes.js'
+import type { FeatureOptions, ServerFeature, ServerInstance, TenantFeature } from './feature.js'
+import { observability } from './observability/index.js'
+import { openapi } from './openapi/index.js'
 import './principal.js'
+import { readOnlyAccess } from './read-only-access/index.js'
+import { parseServerConfig } from './server-config.js'
 import { sqlOverHttp } from './sql-over-http/index.js'
-import { registerTokenRoutes } from './tokens/routes.js'
-
-/** What a feature gets to add routes under a tenant (`/api/t/:slug/...` and `/api/tenant/...`). */
-export interface TenantRouteContext {
-  tenantry: Tenantry
-  config: ServerConfig
-  /** `path` under `/api/t/:slug`, `active` under `/api/tenant`. */
-  source: TenantSource
-}
+import { Organizations, tenants } from './tenants/index.js'
+import { tokens } from './tokens/index.js'
 
 export interface CreateAppOptions {
   tenantry: Tenantry
@@ -35,16 +26,26 @@ export interface CreateAppOptions {
   /** @default process.env */
   env?: NodeJS.ProcessEnv
   /**
-   * Extra routes registered under both tenant prefixes, after tenant admission: they run with
-   * `request.tenant` set and must call `inTenant` (or `tenantry.withTenant`) for tenant data.
+   * More features served under every tenant (`/api/t/:slug/…` and `/api/tenant/…`), after the
+   * built-in ones. Their routes run with `request.tenant` admitted, reach tenant data inside
+   * `inTenant`, and declare their schemas in zod like every route (see `TenantFeature`).
    */
-  tenantRoutes?: Array<(scope: FastifyInstance, context: TenantRouteContext) => void | Promise<void>>
-  /** Extra routes outside any tenant (they see `request.principal`). */
-  routes?: Array<(app: FastifyInstance) => void | Promise<void>>
+  tenantFeatures?: readonly TenantFeature[]
+  /** More features outside any tenant (they see `request.principal`). */
+  features?: readonly ServerFeature[]
 }
 
-/** Paths under which requests never carry a principal: Better Auth judges its own, the rest are public. */
-const UNAUTHENTICATED_PREFIXES = ['/api/auth/', '/healthz', '/metrics', '/docs', '/openapi.json']
+/** The app `createApp` builds: Fastify with zod schemas, and the Better Auth instance it signs in with. */
+export type TenantryApp = ServerInstance & { auth: TenantryAuth }
+
+/**
+ * Paths the authentication feature leaves alone: Better Auth judges its own credentials,
+ * SQL-over-HTTP verifies its token itself (once per pipeline), the rest are public.
+ */
+const PUBLIC_PATHS = ['/api/auth/', '/v2', '/healthz', '/metrics', '/docs', '/openapi.json']
+
+/** The features served under every tenant prefix, in order, before `CreateAppOptions.tenantFeatures`. */
+const TENANT_FEATURES: readonly TenantFeature[] = [dataApi, tokens, readOnlyAccess]
 
 /** Never in a log line: credentials in headers, and secrets anywhere in a logged object. */
 export const LOG_REDACT_PATHS = [
@@ -59,8 +60,13 @@ export const LOG_REDACT_PATHS = [
   '*.clientSecret',
 ]
 
-/** The Tenantry HTTP app: a thin face over `core` (see ARCHITECTURE.md, One request, walked). */
-export async function createApp(options: CreateAppOptions): Promise<FastifyInstance & { auth: TenantryAuth }> {
+/**
+ * The Tenantry HTTP app: a thin face over `core` (see docs/architecture.md, One request,
+ * walked), made of one Fastify plugin per feature. Every route declares its params, query,
+ * body and answers in zod: they validate the request (unknown fields are refused by name),
+ * serialize the answer and are the OpenAPI document.
+ */
+export async function createApp(options: CreateAppOptions): Promise<TenantryApp> {
   const { tenantry } = options
   const env = options.env ?? process.env
   const config = parseServerConfig(tenantry.config.server)
@@ -72,20 +78,18 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
       : options.logger && typeof options.logger === 'object'
         ? { ...defaults, ...options.logger }
         : options.logger
-  // Fastify's own request lines are off: the app logs one line per request itself, with the tenant on it.
-  const app = Fastify({ bodyLimit: options.bodyLimit ?? 1024 * 1024, logger, logController: new LogController({ disableRequestLogging: true }) })
+  // Fastify's own request lines are off: the observability feature logs one per request, with the tenant on it.
+  const app = Fastify({
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    logger,
+    logController: new LogController({ disableRequestLogging: true }),
+  }).withTypeProvider<ZodTypeProvider>()
 
-  const auth = createTenantryAuth({
-    tenantry,
-    baseURL,
-    env,
-    log: (level, message) => app.log[level]({ component: 'better-auth' }, message),
-  })
-  await migrateAuthSchema(auth)
-  const platformAdmins = platformAdminSet(config.platformAdmins, env)
-
-  // Route schemas document the API; input is validated by zod from the declarations, one way for every route.
-  app.setValidatorCompiler(() => () => true)
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  // Bodies are JSON. Fastify also parses text/plain by default, which would reach a JSON route
+  // as a string; without a parser, any other content type is a 415.
+  app.removeContentTypeParser('text/plain')
 
   app.setErrorHandler((error, request, reply) => {
     const http = toHttpError(error)
@@ -96,73 +100,32 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     void reply.status(404).send({ error: { code: 'NOT_FOUND', message: 'Not found' } })
   })
 
-  // One line per request, after tenant resolution, so it carries the tenant id; no headers, no query string.
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? null,
-        path: request.url.split('?')[0],
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime),
-        tenantId: request.tenant?.id ?? null,
-        principal: request.principal?.kind ?? null,
-      },
-      'request completed',
-    )
+  const auth = createTenantryAuth({
+    tenantry,
+    baseURL,
+    env,
+    log: (level, message) => app.log[level]({ component: 'better-auth' }, message),
+    logger: app.log,
   })
+  await migrateAuthSchema(auth)
+  const organizations = new Organizations(auth, tenantry, app.log)
+  const base: FeatureOptions = { tenantry, config, baseURL }
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Tenantry', version: '0.1.0', description: 'Tenants, memberships, the data API and administration' },
-      components: {
-        securitySchemes: {
-          session: { type: 'apiKey', in: 'cookie', name: 'better-auth.session_token' },
-          token: { type: 'http', scheme: 'bearer', description: 'an integration token, tnt_…' },
-        },
-      },
-      security: [{ session: [] }, { token: [] }],
-    },
+  // First: it documents the routes registered after it.
+  await app.register(openapi, { version: '0.1.0' })
+  await app.register(observability, base)
+  await app.register(authentication, {
+    tenantry,
+    auth,
+    organizations,
+    baseURL,
+    platformAdmins: platformAdminSet(config.platformAdmins, env),
+    publicPaths: PUBLIC_PATHS,
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
-  registerMetrics(app, { topTenants: config.metrics.topTenants })
+  await app.register(tenants, { ...base, organizations, features: [...TENANT_FEATURES, ...(options.tenantFeatures ?? [])] })
+  await app.register(admin, { ...base, organizations })
+  for (const feature of options.features ?? []) await app.register(feature, base)
+  await app.register(sqlOverHttp, { tenantry })
 
-  app.addHook('onRequest', async (request) => {
-    const path = request.url.split('?')[0]!
-    if (UNAUTHENTICATED_PREFIXES.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p || path.startsWith(`${p}/`)))) return
-    const principal = await authenticate(request, { tenantry, auth, platformAdmins })
-    if (principal) request.principal = principal
-  })
-
-  await registerAuthRoutes(app, auth, baseURL)
-
-  app.get('/healthz', { schema: { hide: true } }, async () => {
-    await tenantry.catalog.countTenants(['ready'])
-    return { status: 'ok' }
-  })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-
-  registerMeRoutes(app, tenantry, auth)
-  registerAdminRoutes(app, tenantry)
-
-  const scopes: Array<[string, TenantSource, string]> = [
-    ['/api/t/:slug', 'path', 'data (tenant by slug)'],
-    ['/api/tenant', 'active', 'data (active tenant)'],
-  ]
-  for (const [prefix, source, tag] of scopes) {
-    await app.register(
-      async (scope) => {
-        // onRequest: a caller the tenant does not admit is turned away before its body is even read.
-        scope.addHook('onRequest', tenantPreHandler(tenantry, source))
-        registerDataRoutes(scope, tenantry, config, tag)
-        registerTokenRoutes(scope, tenantry, baseURL)
-        for (const add of options.tenantRoutes ?? []) await add(scope, { tenantry, config, source })
-      },
-      { prefix },
-    )
-  }
-  for (const add of options.routes ?? []) await add(app)
-  await app.register(sqlOverHttp, { tenantry: options.tenantry })
-
-  return Object.assign(app, { auth }) as FastifyInstance & { auth: TenantryAuth }
+  return Object.assign(app, { auth })
 }

@@ -1,69 +1,134 @@
-import { isTenantryError, type TenantryErrorCode } from 'tenantry'
+import { isTenantryError, TENANTRY_ERROR_CODES, type TenantryErrorCode } from 'tenantry'
+import { AUTH_ERROR_CODES, type AuthErrorCode } from './auth/error-codes.js'
+import { DATA_ERROR_CODES, type DataErrorCode } from './data/error-codes.js'
+import { SERVER_ERROR_CODES, type ServerErrorCode } from './error-codes.js'
+import { SQL_OVER_HTTP_ERROR_CODES, type SqlOverHttpErrorCode } from './sql-over-http/error-codes.js'
 
-/** Server-side codes on top of the core's. */
-export const SERVER_ERROR_CODES = {
-  UNAUTHENTICATED: 'Sign in or present a valid token',
-  FORBIDDEN: 'Not allowed',
-  NOT_FOUND: 'Not found',
-  READ_ONLY: 'This token is read-only',
-  VALIDATION_FAILED: 'The request is invalid',
-  PAYLOAD_TOO_LARGE: 'The request body is too large',
-  RATE_LIMITED: 'Too many requests',
-  SQL_UNAVAILABLE: 'SQL-over-HTTP is not offered for this tenant',
-  INVALID_BATON: 'Unknown or expired stream baton',
-} as const
+/** Every code the server answers with: its own, its features' and core's. */
+export type ErrorCode = ServerErrorCode | AuthErrorCode | DataErrorCode | SqlOverHttpErrorCode | TenantryErrorCode
 
-export type ServerErrorCode = keyof typeof SERVER_ERROR_CODES
-export type ErrorCode = ServerErrorCode | TenantryErrorCode
-
-/** An error with an HTTP status, answered as `{ error: { code, message } }`. */
-export class HttpError extends Error {
-  override readonly name = 'HttpError'
-  constructor(
-    readonly status: number,
-    readonly code: ErrorCode,
-    message?: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message ?? (SERVER_ERROR_CODES as Record<string, string>)[code] ?? code)
-  }
+/** Default messages, by code. */
+const MESSAGES: Record<ErrorCode, string> = {
+  ...TENANTRY_ERROR_CODES,
+  ...SERVER_ERROR_CODES,
+  ...AUTH_ERROR_CODES,
+  ...DATA_ERROR_CODES,
+  ...SQL_OVER_HTTP_ERROR_CODES,
 }
 
 /**
- * The one place core error codes become HTTP statuses. A tenant that exists but is not
- * yours answers exactly like one that does not exist, so ids cannot be probed.
+ * The one place an error code becomes an HTTP status: every route, hook and Better Auth
+ * hook answers a code with this status and no other. A tenant that exists but is not yours
+ * answers exactly like one that does not exist (404), so ids cannot be probed.
  */
-const STATUS_BY_CODE: Partial<Record<TenantryErrorCode, number>> = {
+export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
+  // the server's
+  VALIDATION_FAILED: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  READ_ONLY: 403,
+  NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  // auth (raised inside Better Auth's organization hooks)
+  SLUG_IMMUTABLE: 400,
+  TENANT_PROVISIONING_FAILED: 500,
+  // data API
+  CONSTRAINT_VIOLATION: 409,
+  // SQL-over-HTTP
+  INVALID_BATON: 400,
+  SQL_UNAVAILABLE: 403,
+  // core
+  INVALID_SLUG: 400,
+  INVALID_IDENTIFIER: 400,
+  INVALID_OPTION: 400,
+  INVALID_MIGRATION: 400,
+  DATA_SOURCE_NOT_FOUND: 400,
+  UNSUPPORTED_PLACEMENT: 400,
   NO_TENANT: 404,
   TENANT_MISMATCH: 404,
   TENANT_NOT_FOUND: 404,
-  TENANT_NOT_READY: 409,
-  INVALID_SLUG: 400,
-  INVALID_IDENTIFIER: 400,
+  TOKEN_NOT_FOUND: 404,
   SLUG_TAKEN: 409,
+  TENANT_NOT_READY: 409,
   INVALID_TRANSITION: 409,
-  DATA_SOURCE_NOT_FOUND: 400,
-  UNSUPPORTED_PLACEMENT: 400,
   MIGRATION_LOCKED: 409,
-  INVALID_MIGRATION: 400,
   INVALID_CONFIG: 500,
   PROVISIONING_FAILED: 500,
   MIGRATION_FAILED: 500,
-  CLOSED: 503,
-  TOKEN_NOT_FOUND: 404,
-  INVALID_OPTION: 400,
   INTERNAL: 500,
+  CLOSED: 503,
 }
 
-/** Turns any thrown value into an `HttpError`; unknown errors become a 500 that reveals nothing. */
+/** The status `code` is answered with (500 for a code the table does not know, which the types prevent). */
+export function statusOf(code: string): number {
+  return (STATUS_BY_CODE as Record<string, number>)[code] ?? 500
+}
+
+/**
+ * An error answered as `status` + `{ error: { code, message } }`. The status comes from
+ * `STATUS_BY_CODE`, never from the caller, so one code cannot mean two statuses.
+ *
+ * @example throw new HttpError('FORBIDDEN', 'Only owners manage tokens', { cause })
+ */
+export class HttpError extends Error {
+  override readonly name = 'HttpError'
+  readonly status: number
+
+  constructor(
+    readonly code: ErrorCode,
+    /** @default the code's default message */
+    message?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message ?? MESSAGES[code] ?? code, options)
+    this.status = statusOf(code)
+  }
+}
+
+/** What Fastify (and fastify-type-provider-zod) put on an error: a status, an `FST_` code, validation issues. */
+interface FastifyErrorLike {
+  statusCode?: number
+  code?: string
+  message?: string
+  validation?: Array<{ instancePath?: string; message?: string; keyword?: string; params?: { keys?: unknown } }>
+  validationContext?: string
+}
+
+/**
+ * Turns any thrown value into an `HttpError`. Core errors keep their code; a request Fastify
+ * refused (bad JSON, wrong content type, too large, failed schema) keeps its 4xx meaning;
+ * anything else is a 500 that reveals nothing.
+ */
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error
-  if (isTenantryError(error)) return new HttpError(STATUS_BY_CODE[error.code] ?? 500, error.code, error.message)
-  const fastify = error as { statusCode?: number; code?: string; message?: string; validation?: unknown }
-  if (fastify?.statusCode === 413 || fastify?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new HttpError(413, 'PAYLOAD_TOO_LARGE')
-  if (fastify?.validation || (fastify?.statusCode === 400 && fastify.code?.startsWith('FST_'))) {
-    return new HttpError(400, 'VALIDATION_FAILED', fastify.message)
+  if (isTenantryError(error)) return new HttpError(error.code, error.message, { cause: error })
+  const fastify = (error ?? {}) as FastifyErrorLike
+  if (Array.isArray(fastify.validation)) {
+    return new HttpError('VALIDATION_FAILED', validationMessage(fastify.validation, fastify.validationContext), { cause: error })
   }
-  if (fastify?.statusCode === 404) return new HttpError(404, 'NOT_FOUND')
-  return new HttpError(500, 'INTERNAL', 'Internal error')
+  const status = fastify.statusCode
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    if (status === 413) return new HttpError('PAYLOAD_TOO_LARGE', undefined, { cause: error })
+    if (status === 415) return new HttpError('UNSUPPORTED_MEDIA_TYPE', undefined, { cause: error })
+    if (status === 404) return new HttpError('NOT_FOUND', undefined, { cause: error })
+    // Malformed JSON, an empty JSON body, a bad Content-Length…: the client's request is invalid.
+    return new HttpError('VALIDATION_FAILED', fastify.message || undefined, { cause: error })
+  }
+  return new HttpError('INTERNAL', 'Internal error', { cause: error })
+}
+
+/** `body: unknown field "access"; body.expiresIn: Invalid input: expected string, received number` */
+function validationMessage(issues: NonNullable<FastifyErrorLike['validation']>, context = 'request'): string {
+  const parts = issues.map((issue) => {
+    const path = (issue.instancePath ?? '').split('/').filter(Boolean)
+    const where = [context, ...path].join('.')
+    const keys = issue.params?.keys
+    if (issue.keyword === 'unrecognized_keys' && Array.isArray(keys)) {
+      return `${where}: unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(String(k))).join(', ')}`
+    }
+    return `${where}: ${issue.message ?? 'invalid'}`
+  })
+  return parts.length ? parts.join('; ') : SERVER_ERROR_CODES.VALIDATION_FAILED
 }

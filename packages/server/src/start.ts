@@ -1,7 +1,6 @@
 import { createServer } from 'node:net'
-import type { FastifyInstance } from 'fastify'
-import { createTenantry, loadConfig, type ResolvedConfig, type Tenantry } from 'tenantry'
-import { createApp, type CreateAppOptions } from './app.js'
+import { createTenantry, loadConfig, type Logger, type ResolvedConfig, type Tenantry } from 'tenantry'
+import { createApp, type CreateAppOptions, type TenantryApp } from './app.js'
 
 export interface StartServerOptions {
   /** @default loadConfig() (tenantry.config.ts, honouring TENANTRY_HOME and TENANTRY_CATALOG_URL) */
@@ -19,7 +18,7 @@ export interface StartServerOptions {
 }
 
 export interface RunningServer {
-  app: FastifyInstance
+  app: TenantryApp
   tenantry: Tenantry
   /** e.g. `http://127.0.0.1:3000` */
   url: string
@@ -33,11 +32,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const requested = options.port ?? Number(process.env.PORT ?? 3000)
   // The auth base URL needs the real port before the app is built.
   const port = requested === 0 ? await freePort(host) : requested
-  const tenantry = options.tenantry ?? (await createTenantry(options.config ?? (await loadConfig())))
+  // Tenantry opens before the app (and its logger) exists: it logs through the app's logger once there is one.
+  let app: TenantryApp | undefined
+  const tenantry = options.tenantry ?? (await createTenantry(options.config ?? (await loadConfig()), { logger: appLogger(() => app) }))
   const ownsTenantry = !options.tenantry
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host
   const url = `http://${urlHost}:${port}`
-  let app: FastifyInstance
   try {
     app = await createApp({ baseURL: url, ...options.app, tenantry })
     await app.listen({ port, host })
@@ -51,15 +51,15 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     (closing ??= (async () => {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
-      await app.close()
+      await app!.close()
       if (ownsTenantry) await tenantry.close()
     })())
   const onSignal = (signal: NodeJS.Signals) => {
-    app.log.info({ signal }, 'shutting down')
+    app!.log.info({ signal }, 'shutting down')
     close().then(
       () => process.exit(0),
       (error: unknown) => {
-        app.log.error({ err: error }, 'shutdown failed')
+        app!.log.error({ err: error }, 'shutdown failed')
         process.exit(1)
       },
     )
@@ -68,7 +68,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
   }
-  return { app, tenantry, url, close }
+  return { app: app!, tenantry, url, close }
+}
+
+/** Core's logger, writing to the app's pino logger (tagged `component: tenantry`) once the app exists. */
+function appLogger(app: () => TenantryApp | undefined): Logger {
+  const at = (level: keyof Logger) => (facts: Record<string, unknown>, message: string) =>
+    app()?.log[level]({ component: 'tenantry', ...facts }, message)
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
 }
 
 function freePort(host: string): Promise<number> {

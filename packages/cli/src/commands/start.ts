@@ -3,12 +3,12 @@ import { basename, dirname, isAbsolute, join, relative } from 'node:path'
 import type { Command } from 'commander'
 import { createJiti } from 'jiti'
 import type { Kysely } from 'kysely'
-import { loadConfig, type Tenantry } from 'tenantry'
+import { describeDataSource, loadConfig, type Tenantry } from 'tenantry'
 import { configFileOf, withTenantry } from '../open-tenantry.js'
 import { progressLine } from './migrate.js'
 import { redactUrl, type Output } from '../output.js'
 
-/** The tenant `start` creates when there is none. */
+/** The tenant `start --demo` creates when there is none by that slug. */
 export const DEMO_SLUG = 'demo'
 
 /** Where the example app's seed lives, relative to the repo's own config file. */
@@ -17,18 +17,20 @@ const EXAMPLE_SEED = join('examples', 'cv-builder', 'seed.ts')
 type Seed = (db: Kysely<any>) => Promise<void>
 
 /**
- * `tenantry start` (what `npm start` runs): brings the catalog and every tenant up to date,
- * creates a `demo` tenant on first run (seeded with the example app's data when the config
- * is this repo's own), shows where things are, then serves the HTTP API (`--no-server`
- * stops after preparing). A second run changes nothing.
+ * `tenantry start`: brings the catalog and every tenant up to date, shows where things are,
+ * then serves the HTTP API (`--no-server` stops after preparing). With `--demo` (as the
+ * repo's `npm start` asks) it also creates a `demo` tenant if there is none, seeded with the
+ * example app's data when the config is this repo's own; an app never gets one unasked. A
+ * second run changes nothing.
  */
 export function registerStartCommand(program: Command, out: Output): void {
   program
     .command('start')
-    .description('migrate the catalog and tenants, create a demo tenant on first run, show where the data lives, then start the HTTP server')
+    .description('migrate the catalog and tenants, show where the data lives, then start the HTTP server')
+    .option('--demo', `create a "${DEMO_SLUG}" tenant if there is none (seeded with the example app's data in this repo)`)
     .option('--no-server', 'prepare only; do not start the HTTP server')
     .option('--port <port>', 'port of the HTTP server (default $PORT or 3000)')
-    .action(async (options: { server: boolean; port?: string }, command: Command) => {
+    .action(async (options: { demo?: boolean; server: boolean; port?: string }, command: Command) => {
       const configFile = configFileOf(command)
       const config = await loadConfig(configFile)
       await withTenantry(
@@ -36,7 +38,8 @@ export function registerStartCommand(program: Command, out: Output): void {
         async (tenantry) => {
           const report = await tenantry.migrate({ onResult: (result) => out.note(progressLine(result)) })
           let seeded: boolean | undefined
-          if ((await tenantry.catalog.countTenants()) === 0) {
+          // Any record of the slug counts, even a deleted one: its data and slug are kept.
+          if (options.demo && !(await tenantry.catalog.findTenantBySlug(DEMO_SLUG))) {
             await tenantry.tenants.create({ slug: DEMO_SLUG, name: 'Demo', actor: 'cli:start' })
             seeded = await seedDemo(tenantry, configFile)
           }
@@ -48,9 +51,8 @@ export function registerStartCommand(program: Command, out: Output): void {
           out.line(`  home       ${displayPath(config.home)}`)
           const catalog = isAbsolute(config.catalogUrl) ? displayPath(config.catalogUrl) : redactUrl(config.catalogUrl)
           out.line(`  catalog    ${catalog}`)
-          for (const source of config.dataSources) {
-            const where = source.engine === 'sqlite' ? `sqlite files in ${displayPath(source.directory)}` : `postgres at ${redactUrl(source.url)}`
-            out.line(`  data       ${source.id}: ${where}`)
+          for (const source of await tenantry.catalog.listDataSources()) {
+            out.line(`  data       ${source.id}: ${describeDataSource(source)}`)
           }
           out.line()
           if (report.results.length > 0) {
@@ -72,14 +74,16 @@ export function registerStartCommand(program: Command, out: Output): void {
           ], '  ')
 
           const cli = invocation()
-          const slug = tenants.find((t) => t.status === 'ready')?.slug ?? DEMO_SLUG
-          const query = (await hasTable(tenantry, slug, 'jobs'))
-            ? 'select company, title from jobs'
-            : "select name from sqlite_master where type = 'table'"
+          const slug = tenants.find((t) => t.status === 'ready')?.slug
           out.line()
           out.line('Try:')
-          out.line(`  ${cli} tenant show ${slug}`)
-          out.line(`  ${cli} sql ${slug} "${query}"`)
+          if (slug) {
+            const query = (await hasTable(tenantry, slug, 'jobs'))
+              ? 'select company, title from jobs'
+              : "select name from sqlite_master where type = 'table'"
+            out.line(`  ${cli} tenant show ${slug}`)
+            out.line(`  ${cli} sql ${slug} "${query}"`)
+          }
           out.line(`  ${cli} tenant create acme --name "Acme Inc"`)
           out.line(`  ${cli} migrate status`)
           if (report.failed > 0) throw new Error(`${report.failed} tenants failed to migrate; run \`tenantry migrate\` to retry`)

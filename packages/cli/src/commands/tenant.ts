@@ -28,7 +28,7 @@ interface CreateOptions extends JsonOption {
   dryRun?: boolean
 }
 
-/** `tenantry tenant …`: create, list, show, suspend, resume, delete. */
+/** `tenantry tenant …`: create, list, show, suspend, resume, delete, read-only-access. */
 export function registerTenantCommands(program: Command, out: Output): void {
   const tenant = program.command('tenant').description('create, list, inspect and change tenants')
 
@@ -170,15 +170,16 @@ export function registerTenantCommands(program: Command, out: Output): void {
     })
 
   tenant
-    .command('readonly-url')
-    .description('a Postgres URL that reads this tenant and nothing else (schema and database isolation), for psql or BI tools')
+    .command('read-only-access')
+    .alias('readonly-url')
+    .description('read-only access: a Postgres URL that reads this tenant and nothing else (schema and database isolation), for psql or BI tools')
     .argument('<slug>', 'the tenant slug')
-    .option('--revoke', 'drop the read-only role instead')
-    .option('--json', 'print JSON')
+    .option('--revoke', 'revoke the read-only access instead')
+    .option('--json', 'print JSON: { role, url }, or { revoked: true }')
     .action(async (slug: string, options: { revoke?: boolean } & JsonOption, command: Command) => {
       requireSlug(slug)
       await withTenantry(command, async (tenantry) => {
-        const access = await tenantry.postgresReadOnlyAccess(slug, { revoke: options.revoke ?? false, actor: cliActor() })
+        const access = await tenantry.readOnlyAccess(slug, { revoke: options.revoke ?? false, actor: cliActor() })
         if (options.json) return out.json(access ?? { revoked: true })
         if (!access) return out.line(`Read-only access to ${slug} revoked.`)
         out.note(`Read-only role ${access.role}: SELECT on ${slug}'s tables only. Keep this URL secret.`)

@@ -1,4 +1,4 @@
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { parseDuration, type ResolvedConfig, type TokenRecord } from 'tenantry'
 import { UsageError } from '../errors.js'
 import { cliActor, requireSlug } from '../input.js'
@@ -7,6 +7,8 @@ import { cell, quoteInput, type Column, type Output } from '../output.js'
 
 interface CreateOptions {
   readOnly?: boolean
+  expiresIn?: string
+  /** The old spelling of `--expires-in`, still accepted. */
   expires?: string
   name?: string
   json?: boolean
@@ -44,22 +46,24 @@ export function registerTokenCommands(program: Command, out: Output): void {
     .description('create a token for a tenant; it is shown once, never again')
     .argument('<slug>', 'the tenant slug')
     .option('--read-only', 'the token can read but never change data or schema')
-    .option('--expires <duration>', 'lifetime, e.g. 30d, 12h, 45m, 2w (default: until revoked)')
+    .option('--expires-in <duration>', 'lifetime, e.g. 30d, 12h, 45m, 2w (default: until revoked)')
+    .addOption(new Option('--expires <duration>').hideHelp())
     .option('--name <name>', 'a label for listings', 'token')
     .option('--json', 'print { token, record, url } as JSON')
     .action(async (slug: string, options: CreateOptions, command: Command) => {
       requireSlug(slug)
-      let expiresInMs: number | undefined
-      if (options.expires !== undefined) {
-        expiresInMs = parseDuration(options.expires)
-        if (expiresInMs === undefined) {
-          throw new UsageError(`Invalid --expires ${quoteInput(options.expires)}: use a number and s, m, h, d or w, e.g. 30d`)
-        }
+      if (options.expiresIn !== undefined && options.expires !== undefined) {
+        throw new UsageError('Give --expires-in only (--expires is its old spelling)')
+      }
+      const expiresIn = options.expiresIn ?? options.expires
+      // Checked here too, so that a typo is a usage error (exit 2) and nothing is opened.
+      if (expiresIn !== undefined && parseDuration(expiresIn) === undefined) {
+        throw new UsageError(`Invalid --expires-in ${quoteInput(expiresIn)}: use a number and s, m, h, d or w, e.g. 30d`)
       }
       await withTenantry(command, async (tenantry, config) => {
         const created = await tenantry.tokens.create(slug, {
           readOnly: options.readOnly ?? false,
-          ...(expiresInMs !== undefined ? { expiresInMs } : {}),
+          ...(expiresIn !== undefined ? { expiresIn } : {}),
           ...(options.name !== undefined ? { name: options.name } : {}),
           createdBy: cliActor(),
         })

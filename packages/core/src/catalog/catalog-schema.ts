@@ -1,7 +1,7 @@
 import type { Generated } from 'kysely'
 import type { EngineName, Isolation } from '../engines/engine.js'
 
-/** Lifecycle states. `failed` is visible and retryable; see ARCHITECTURE.md. */
+/** Lifecycle states. `failed` is visible and retryable; see docs/architecture.md. */
 export type TenantStatus = 'provisioning' | 'ready' | 'suspended' | 'moving' | 'deleting' | 'deleted' | 'failed'
 
 /** The lifecycle operation that put a tenant in its current status; a `failed` tenant retries it. */

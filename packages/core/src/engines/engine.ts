@@ -1,10 +1,17 @@
+import type BetterSqlite3 from 'better-sqlite3'
 import type { Kysely } from 'kysely'
 
-/** How a tenant's rows are kept apart. See ARCHITECTURE.md. */
+/** How a tenant's rows are kept apart. See docs/architecture.md. */
 export type Isolation = 'row' | 'schema' | 'database'
 
-/** The database software behind a data source. */
-export type EngineName = 'sqlite' | 'postgres'
+/** The engines Tenantry ships with. */
+export type BuiltInEngineName = 'sqlite' | 'postgres'
+
+/**
+ * The database software behind a data source: a built-in, or any name given to
+ * `registerEngine`. (`string & {}` keeps the built-ins in editors' completions.)
+ */
+export type EngineName = BuiltInEngineName | (string & {})
 
 /** Where one tenant lives inside a data source: its isolation and the engine-specific locator. */
 export interface EnginePlacement {
@@ -28,6 +35,7 @@ export interface EngineHandle {
   /**
    * The tenant's tables are shared with other tenants (row isolation): a migration applied
    * through one tenant's handle is applied for all of them.
+   * @default false
    */
   readonly shared?: boolean
   /**
@@ -50,28 +58,129 @@ export interface EngineTemplate {
   readonly key: string
 }
 
+/** One finding of an engine's `doctor`. `fail` means an isolation guarantee does not hold (or cannot be checked). */
+export interface EngineCheck {
+  /** Short and stable, e.g. `app role attributes`: tools and tests match on it. */
+  name: string
+  status: 'ok' | 'warn' | 'fail'
+  /** What was found, in a sentence; never a secret. */
+  detail: string
+}
+
+/** A tenant placed on the data source being checked, as `tenantry doctor` sees it in the catalog. */
+export interface DoctorTenant {
+  readonly id: string
+  readonly slug: string
+  readonly placement: EnginePlacement
+  /** The tenant's storage must exist: it is ready, suspended, moving, or deleted with its data kept. */
+  readonly stored: boolean
+  /** Purged: nothing of it may remain, and storage found for it is stray. */
+  readonly purged: boolean
+}
+
+/** What `tenantry doctor` hands an engine. */
+export interface EngineDoctorContext {
+  /** Every tenant ever placed on this data source, purged ones included. */
+  readonly tenants: readonly DoctorTenant[]
+}
+
+/** A login that reads one tenant and nothing else, for `psql`, BI tools and integrations. */
+export interface ReadOnlyCredentials {
+  /** The database role (or user) the URL logs in as. */
+  role: string
+  /** A connection URL, with the password, that the engine's own clients accept. */
+  url: string
+}
+
 /**
- * One engine serving one data source. Every engine has the same few operations, so a
- * reader who knows one knows all.
+ * Read-only access: a database login per tenant that can read that tenant's data and
+ * nothing else, confined by the database's own privileges.
+ */
+export interface ReadOnlyAccess {
+  /**
+   * The isolations whose boundary privileges can enforce. Others are refused with
+   * `UNSUPPORTED_PLACEMENT` (row isolation, for one, rests on a setting the SQL could change).
+   */
+  readonly isolations: readonly Isolation[]
+  /** Creates (or brings up to date) the tenant's read-only login. Calling it again returns the same credentials. */
+  grant(placement: EnginePlacement): Promise<ReadOnlyCredentials>
+  /** Removes the tenant's read-only login and everything granted to it. Idempotent. */
+  revoke(placement: EnginePlacement): Promise<void>
+}
+
+/** Options of `RawSessions.open`. */
+export interface RawSessionOptions {
+  /** The session may read only, enforced by the database connection itself, not by parsing SQL. */
+  readOnly: boolean
+}
+
+/**
+ * A SQLite connection of its own on one tenant's database: a better-sqlite3 `Database`
+ * opened for this session alone. Whoever opened it closes it; closing rolls back an open
+ * transaction.
+ */
+export interface SqliteRawSession {
+  readonly dialect: 'sqlite'
+  readonly database: BetterSqlite3.Database
+}
+
+/** A raw session, tagged by the SQL dialect its statements are written in. */
+export type RawSession = SqliteRawSession
+
+/**
+ * Raw sessions: a connection on exactly one tenant's data for SQL a client sends as text
+ * (SQL-over-HTTP), where the database itself confines what the SQL can reach.
+ */
+export interface RawSessions {
+  /** The isolations where a connection confines raw SQL to the tenant; others are refused with `UNSUPPORTED_PLACEMENT`. */
+  readonly isolations: readonly Isolation[]
+  /** Opens a session on the tenant's storage, which must exist. */
+  open(placement: EnginePlacement, options: RawSessionOptions): Promise<RawSession>
+}
+
+/** One table's rows, as `exportRows` yields and `importRows` takes them: engine-neutral values. */
+export interface TenantRows {
+  readonly table: string
+  readonly rows: ReadonlyArray<Record<string, unknown>>
+}
+
+/**
+ * One engine serving one data source. Every engine has the same few required operations,
+ * so a reader who knows one knows all; everything else is an optional capability that
+ * callers ask for by name (`engine.readOnlyAccess?.…`), never by the engine's class.
+ *
+ * Engines are found through the registry (`registerEngine`), which builds them from the
+ * catalog's data source records.
  */
 export interface DatabaseEngine {
   readonly name: EngineName
   /** The isolation kinds this engine offers on this data source. */
   readonly isolations: readonly Isolation[]
-  /** The locator for a new tenant's data, derived from its id alone. */
+  /**
+   * The locator for a new tenant's data, derived from its id alone. Throws
+   * `UNSUPPORTED_PLACEMENT` for an isolation not in `isolations`.
+   */
   locatorFor(tenantId: string, isolation: Isolation): string
-  /** Creates the tenant's empty storage. Fails if it exists. */
+  /**
+   * Creates the tenant's empty storage. Fails if it exists. Every method taking a placement
+   * refuses (`INVALID_IDENTIFIER`) a locator that `locatorFor` would not have derived.
+   */
   create(placement: EnginePlacement): Promise<void>
   /**
    * Returns the template for `key`, building it with `migrate` when missing, or `undefined`
    * where this engine cannot clone for `isolation`: tenants are then created by replaying migrations.
+   * @default undefined: no templates; every tenant replays the migrations.
    */
   ensureTemplate?(
     key: string,
     isolation: Isolation,
     migrate: (handle: EngineHandle) => Promise<void>,
   ): Promise<EngineTemplate | undefined>
-  /** Creates the tenant's storage as a consistent copy of `template`. Fails if it exists. */
+  /**
+   * Creates the tenant's storage as a consistent copy of `template`. Fails if it exists.
+   * Offered together with `ensureTemplate`.
+   * @default undefined
+   */
   createFromTemplate?(placement: EnginePlacement, template: EngineTemplate): Promise<void>
   /** Whether the tenant's storage exists. */
   exists(placement: EnginePlacement): Promise<boolean>
@@ -85,4 +194,60 @@ export interface DatabaseEngine {
   drop(placement: EnginePlacement): Promise<void>
   /** Releases engine-wide resources. */
   close(): Promise<void>
+
+  /**
+   * Checks that the data source answers, before it is recorded (`tenantry data-source add`)
+   * and on demand (`tenantry data-source test`). Resolves to what answered, e.g.
+   * `PostgreSQL 16.4`; rejects with the reason it cannot connect.
+   * @default undefined: nothing to connect to; the data source is taken as it is.
+   */
+  test?(): Promise<string>
+  /**
+   * What the data source's credentials must be allowed to do, one line each, for the
+   * operator setting it up (e.g. `CREATEDB: a database per tenant (database isolation)`).
+   * @default []
+   */
+  readonly requiredPrivileges?: readonly string[]
+  /**
+   * `tenantry doctor`'s checks of this data source: that what the catalog promises holds in
+   * the database itself. Read-only. Rejects only when the data source cannot be inspected,
+   * which doctor reports as a failure.
+   * @default undefined: doctor warns that it has no checks for the engine.
+   */
+  doctor?(context: EngineDoctorContext): Promise<EngineCheck[]>
+  /**
+   * Per-tenant read-only logins (`tenantry.readOnlyAccess`).
+   * @default undefined: refused with `UNSUPPORTED_PLACEMENT`.
+   */
+  readonly readOnlyAccess?: ReadOnlyAccess
+  /**
+   * Raw sessions for SQL-over-HTTP.
+   * @default undefined: SQL-over-HTTP is not offered for this engine's tenants.
+   */
+  readonly rawSession?: RawSessions
+  /**
+   * Writes a consistent copy of the tenant's storage (schema, rows and migration records) to
+   * the file `destination`, which must not exist, while the tenant keeps serving. The copy
+   * is in the engine's own format: `copyIn` of the same engine reads it back.
+   * @default undefined: copies are not offered.
+   */
+  copyOut?(placement: EnginePlacement, destination: string): Promise<void>
+  /**
+   * Creates the tenant's storage from a file `copyOut` of this engine wrote. Fails if the
+   * tenant's storage exists; a failed copy-in leaves nothing behind.
+   * @default undefined: copies are not offered.
+   */
+  copyIn?(placement: EnginePlacement, source: string): Promise<void>
+  /**
+   * The tenant's rows, table by table and in batches, as engine-neutral values, without the
+   * migration tables: for moving a tenant between engines or isolations.
+   * @default undefined: row export is not offered.
+   */
+  exportRows?(placement: EnginePlacement): AsyncIterable<TenantRows>
+  /**
+   * Inserts rows that any engine's `exportRows` yielded into the tenant's tables, which its
+   * migrations made, in one transaction.
+   * @default undefined: row import is not offered.
+   */
+  importRows?(placement: EnginePlacement, rows: AsyncIterable<TenantRows>): Promise<void>
 }

@@ -1,6 +1,7 @@
 import type { Catalog, TenantRecord } from '../catalog/catalog.js'
 import type { TenantStatus } from '../catalog/catalog-schema.js'
 import type { DataSources } from '../data-sources/data-sources.js'
+import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { migrateHandle, type TenantMigrationSet } from './migration-set.js'
 
 /** Tenants whose data exists and must follow the schema. Provisioning migrates its own tenants. */
@@ -41,6 +42,15 @@ export interface FanOutReport {
   durationMs: number
 }
 
+/** What the runner works with. */
+export interface FanOutDeps {
+  catalog: Catalog
+  dataSources: DataSources
+  migrations: TenantMigrationSet
+  /** Hears of errors the run survives (a missed lock heartbeat). @default SILENT_LOGGER */
+  logger?: Logger
+}
+
 const LOCK_NAME = 'tenant-migrations'
 const HEARTBEAT_MS = 10_000
 
@@ -50,14 +60,18 @@ const HEARTBEAT_MS = 10_000
  * are written. A crash between the two is healed by the next run, which reads what the
  * database holds and writes the ledger to match. Only one runner may run at a time.
  */
-export async function runFanOut(
-  deps: { catalog: Catalog; dataSources: DataSources; migrations: TenantMigrationSet },
-  options: FanOutOptions = {},
-): Promise<FanOutReport> {
+export async function runFanOut(deps: FanOutDeps, options: FanOutOptions = {}): Promise<FanOutReport> {
   const started = performance.now()
-  const { catalog, dataSources, migrations } = deps
+  const { catalog, migrations } = deps
+  const logger = deps.logger ?? SILENT_LOGGER
+  /** Tenants being migrated right now: a missed heartbeat concerns them. */
+  const running = new Set<string>()
   const lock = options.dryRun ? undefined : await catalog.acquireLock(LOCK_NAME)
-  const heartbeat = lock && setInterval(() => void lock.heartbeat().catch(() => {}), HEARTBEAT_MS).unref()
+  // A missed beat is not fatal (the lock is only taken over after 60 s without one), but
+  // repeated misses let a second runner in: say so, with the tenants that are in flight.
+  const beat = (held: NonNullable<typeof lock>) =>
+    held.heartbeat().catch((err: unknown) => logger.warn({ err, lock: LOCK_NAME, tenantIds: [...running] }, 'Migration lock heartbeat failed'))
+  const heartbeat = lock && setInterval(() => void beat(lock), HEARTBEAT_MS).unref()
   try {
     const scope = options.tenantIds ? { tenantIds: options.tenantIds } : {}
     const behind = await catalog.tenantsBehind(migrations.names, { statuses: MIGRATABLE_STATUSES, ...scope })
@@ -65,9 +79,14 @@ export async function runFanOut(
 
     const results: TenantMigrationResult[] = []
     const migrateOne = async ({ tenant, applied }: { tenant: TenantRecord; applied: string[] }) => {
-      const result = options.dryRun
-        ? dryRunResult(tenant, applied, migrations.names)
-        : await migrateTenant(tenant, applied, deps)
+      let result: TenantMigrationResult
+      if (options.dryRun) {
+        result = dryRunResult(tenant, applied, migrations.names)
+      } else {
+        running.add(tenant.id)
+        result = await migrateTenant(tenant, applied, deps)
+        running.delete(tenant.id)
+      }
       results.push(result)
       options.onResult?.(result)
     }
@@ -92,14 +111,14 @@ export async function runFanOut(
 async function migrateTenant(
   tenant: TenantRecord,
   ledger: readonly string[],
-  { catalog, dataSources, migrations }: { catalog: Catalog; dataSources: DataSources; migrations: TenantMigrationSet },
+  { catalog, dataSources, migrations, logger }: FanOutDeps,
 ): Promise<TenantMigrationResult> {
   const base = { tenantId: tenant.id, slug: tenant.slug }
   try {
     const engine = await dataSources.engine(tenant.placement.dataSourceId)
     const handle = engine.open({ tenantId: tenant.id, ...tenant.placement }, 'admin')
     try {
-      const outcome = await migrateHandle(handle, migrations)
+      const outcome = await migrateHandle(handle, migrations, { tenantId: tenant.id, logger })
       await catalog.recordMigrations(tenant.id, outcome.executed)
       if (outcome.error !== undefined) {
         const error = errorMessage(outcome.error)

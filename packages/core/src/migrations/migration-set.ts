@@ -6,6 +6,7 @@ import { createJiti } from 'jiti'
 import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
 import { TenantryError } from '../errors.js'
 import type { EngineHandle, EngineName } from '../engines/engine.js'
+import { SILENT_LOGGER, type Logger } from '../logger.js'
 
 /** What a migration is told besides its Kysely: enough to write one migration for every engine. */
 export interface TenantMigrationContext {
@@ -136,12 +137,23 @@ export interface HandleMigrationOutcome {
   error?: unknown
 }
 
+export interface MigrateHandleOptions {
+  /** The tenant whose database the handle opens, for the log. Absent for a template. */
+  tenantId?: string
+  /** Hears of errors the migrate survives. @default SILENT_LOGGER */
+  logger?: Logger
+}
+
 /**
  * Brings one tenant database to the latest migration with Kysely's Migrator. All pending
  * migrations and their records commit in one transaction where the engine has
  * transactional DDL (SQLite and Postgres both do), so a crash applies all or none.
  */
-export async function migrateHandle(handle: EngineHandle, set: TenantMigrationSet): Promise<HandleMigrationOutcome> {
+export async function migrateHandle(
+  handle: EngineHandle,
+  set: TenantMigrationSet,
+  options: MigrateHandleOptions = {},
+): Promise<HandleMigrationOutcome> {
   const migrations = set.forHandle(handle)
   const migrator = new Migrator({
     db: handle.db,
@@ -155,9 +167,13 @@ export async function migrateHandle(handle: EngineHandle, set: TenantMigrationSe
   const { error, results = [] } = await migrator.migrateToLatest()
   const applied = results.filter((r: MigrationResult) => r.status === 'Success').map((r) => r.migrationName)
   // A failed run rolled back; read what the database really holds so the ledger matches it.
-  const executed = (await migrator.getMigrations().catch(() => []))
-    .filter((m) => m.executedAt)
-    .map((m) => ({ name: m.name, appliedAt: m.executedAt!.toISOString() }))
+  // If even that read fails, the ledger gains nothing now and the next run brings it level.
+  const logger = options.logger ?? SILENT_LOGGER
+  const held = await migrator.getMigrations().catch((err: unknown) => {
+    logger.warn({ err, tenantId: options.tenantId }, 'Reading the migrations a tenant database holds failed; the next run brings its ledger level')
+    return []
+  })
+  const executed = held.filter((m) => m.executedAt).map((m) => ({ name: m.name, appliedAt: m.executedAt!.toISOString() }))
   return error === undefined ? { applied, executed } : { applied: [], executed, error }
 }
 

@@ -1,7 +1,9 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { isTenantryError } from '../errors.js'
+import type { Logger } from '../logger.js'
 import { tempDir } from '../testing/services.js'
 import { createTenantry, type Tenantry } from '../tenantry.js'
 import { PROVISIONING_STEPS, type ProvisioningStep } from './provisioner.js'
@@ -43,7 +45,7 @@ function migrationsDir(name: string, files: Record<string, string>): string {
 
 async function openTenantry(
   migrations: string,
-  options: { useTemplates?: boolean; beforeStep?: (step: ProvisioningStep) => void | Promise<void> } = {},
+  options: { useTemplates?: boolean; beforeStep?: (step: ProvisioningStep) => void | Promise<void>; logger?: Logger } = {},
 ): Promise<Tenantry> {
   const tenantry = await createTenantry(
     {
@@ -52,7 +54,10 @@ async function openTenantry(
       dataSources: [{ id: 'local', engine: 'sqlite' }],
       provisioning: { useTemplates: options.useTemplates ?? true },
     },
-    options.beforeStep ? { beforeProvisioningStep: options.beforeStep } : {},
+    {
+      ...(options.beforeStep ? { beforeProvisioningStep: options.beforeStep } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    },
   )
   open.push(tenantry)
   return tenantry
@@ -254,5 +259,39 @@ describe('concurrent creates of one slug', () => {
     await expectWorkingData(slow, 'acme')
     await Promise.all([close(slow), close(other)])
     expect(tenantFiles()).toEqual([`${inFlight.id}.db`])
+  })
+})
+
+describe('cleanup after a failed create', () => {
+  // Regression: when recording the failure failed too, that error was dropped without a word
+  // (`.catch(() => {})`), and the tenant sat in `provisioning` with nothing to say why.
+  it('logs a cleanup step that fails once, with the tenant id, and still throws the create error', async () => {
+    const lines: Array<{ level: string; facts: Record<string, unknown>; message: string }> = []
+    const record = (level: string) => (facts: Record<string, unknown>, message: string) => void lines.push({ level, facts, message })
+    const logger: Logger = { error: record('error'), warn: record('warn'), info: record('info'), debug: record('debug') }
+    const migrations = migrationsDir('migrations', { '0001_jobs.sql': JOBS_SQL })
+    const tenantry = await openTenantry(migrations, {
+      logger,
+      beforeStep: (s) => {
+        if (s === 'migrate') throw new Error('injected before migrate')
+      },
+    })
+    await sql`CREATE TRIGGER refuse_failed BEFORE UPDATE OF status ON tenants WHEN NEW.status = 'failed'
+      BEGIN SELECT RAISE(ABORT, 'failed status refused'); END`.execute(tenantry.catalog.db)
+
+    const error = await tenantry.createTenant({ slug: 'acme' }).then(() => undefined, (e: unknown) => e)
+    expect(error).toMatchObject({ code: 'PROVISIONING_FAILED', message: 'Creating tenant "acme" failed: injected before migrate' })
+    const stuck = await tenantry.catalog.findTenantBySlug('acme')
+    expect(stuck).toMatchObject({ status: 'provisioning' })
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        facts: { err: expect.objectContaining({ message: 'failed status refused' }), tenantId: stuck!.id, reason: 'injected before migrate' },
+        message: 'Recording a failed create failed; the tenant stays in provisioning until it is created again or purged',
+      },
+    ])
+    // The storage was still removed, and the audit log still has the failure.
+    expect(tenantFiles()).toEqual([])
+    expect((await tenantry.catalog.auditLog(stuck!.id)).map((e) => e.action)).toContain('tenant.create.failed')
   })
 })

@@ -4,6 +4,7 @@ import type { Catalog, TenantRecord } from '../catalog/catalog.js'
 import type { TenantOperation, TenantStatus } from '../catalog/catalog-schema.js'
 import type { DataSources } from '../data-sources/data-sources.js'
 import type { DatabaseEngine, EnginePlacement, EngineTemplate, Isolation } from '../engines/engine.js'
+import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { migrateHandle, type HandleMigrationOutcome, type TenantMigrationSet } from '../migrations/migration-set.js'
 import type { Router } from '../router/router.js'
 
@@ -57,22 +58,25 @@ export interface ProvisionerOptions {
 /** Tenants whose lifecycle operation can be resumed by asking for it again. */
 const RESUMABLE_CREATE: readonly TenantStatus[] = ['provisioning', 'failed']
 
-/** Creates, suspends, resumes and deletes tenants. Every step is undoable; see ARCHITECTURE.md, Provisioning. */
+/** Creates, suspends, resumes and deletes tenants. Every step is undoable; see docs/architecture.md, Provisioning. */
 export class Provisioner {
   readonly #catalog: Catalog
   readonly #dataSources: DataSources
   readonly #router: Router
   readonly #migrations: TenantMigrationSet
   readonly #options: ProvisionerOptions
+  readonly #logger: Logger
   readonly #templates = new Map<string, Promise<EngineTemplate | undefined>>()
   /** What the migrator found in the first tenant copied from each template: nothing to apply, these executed. */
   readonly #templateLedgers = new WeakMap<EngineTemplate, HandleMigrationOutcome['executed']>()
 
+  /** `deps.logger` hears of cleanup that failed after a failed create. @default SILENT_LOGGER */
   constructor(
-    deps: { catalog: Catalog; dataSources: DataSources; router: Router; migrations: TenantMigrationSet },
+    deps: { catalog: Catalog; dataSources: DataSources; router: Router; migrations: TenantMigrationSet; logger?: Logger },
     options: ProvisionerOptions,
   ) {
     this.#catalog = deps.catalog
+    this.#logger = deps.logger ?? SILENT_LOGGER
     this.#dataSources = deps.dataSources
     this.#router = deps.router
     this.#migrations = deps.migrations
@@ -209,7 +213,7 @@ export class Provisioner {
       } else {
         const handle = engine.open(placement, 'admin')
         try {
-          const outcome = await migrateHandle(handle, this.#migrations)
+          const outcome = await migrateHandle(handle, this.#migrations, { tenantId: id, logger: this.#logger })
           if (outcome.error !== undefined) throw outcome.error
           await this.#catalog.recordMigrations(id, outcome.executed)
           if (template && outcome.applied.length === 0) this.#templateLedgers.set(template, outcome.executed)
@@ -304,11 +308,22 @@ export class Provisioner {
 
   async #undoCreate(id: string, placement: EnginePlacement, engine: DatabaseEngine, cause: unknown): Promise<void> {
     const errors: unknown[] = []
-    await engine.drop(placement).catch((e: unknown) => errors.push(e))
-    await this.#catalog.clearLedger(id).catch((e: unknown) => errors.push(e))
+    // Storage left behind is found by `tenantry doctor` and removed by `delete --purge`;
+    // the reason recorded below says so, and the log says it now.
+    const removal = (what: string) => (err: unknown) => {
+      errors.push(err)
+      this.#logger.warn({ err, tenantId: id }, `Removing the ${what} of a failed create failed`)
+    }
+    await engine.drop(placement).catch(removal('storage'))
+    await this.#catalog.clearLedger(id).catch(removal('ledger'))
     const reason = message(cause) + (errors.length ? ` (cleanup also failed: ${errors.map(message).join('; ')})` : '')
-    await this.#catalog.transition(id, ['provisioning'], 'failed', { reason }).catch(() => {})
-    await this.#catalog.audit({ tenantId: id, action: 'tenant.create.failed', details: { error: reason } }).catch(() => {})
+    // The caller gets the create's own error; these two only record it, so they must not replace it.
+    await this.#catalog
+      .transition(id, ['provisioning'], 'failed', { reason })
+      .catch((err: unknown) => this.#logger.warn({ err, tenantId: id, reason }, 'Recording a failed create failed; the tenant stays in provisioning until it is created again or purged'))
+    await this.#catalog
+      .audit({ tenantId: id, action: 'tenant.create.failed', details: { error: reason } })
+      .catch((err: unknown) => this.#logger.warn({ err, tenantId: id, reason }, 'Auditing a failed create failed'))
   }
 
   /**
@@ -323,7 +338,7 @@ export class Provisioner {
     let template = this.#templates.get(key)
     if (!template) {
       template = engine.ensureTemplate(this.#migrations.key, isolation, async (handle) => {
-        const outcome = await migrateHandle(handle, this.#migrations)
+        const outcome = await migrateHandle(handle, this.#migrations, { logger: this.#logger })
         if (outcome.error !== undefined) throw outcome.error
       })
       template.catch(() => this.#templates.delete(key))

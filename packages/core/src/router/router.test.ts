@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createTenantry, type Tenantry } from '../tenantry.js'
 import type { TenantryConfig } from '../config.js'
+import type { Logger } from '../logger.js'
 import { tempDir } from '../testing/services.js'
 
 const migrations = fileURLToPath(new URL('../../../../examples/cv-builder/migrations', import.meta.url))
@@ -136,5 +137,33 @@ describe('router', () => {
       return tenantry.db().selectFrom('jobs').selectAll().execute()
     })
     expect(rows).toEqual([])
+  })
+
+  // Regression: a handle that failed to close was dropped without a word (`.catch(() => {})`).
+  it('logs a handle that fails to close once, with the tenant id', async () => {
+    const lines: Array<{ level: string; facts: Record<string, unknown>; message: string }> = []
+    const record = (level: string) => (facts: Record<string, unknown>, message: string) => void lines.push({ level, facts, message })
+    const logger: Logger = { error: record('error'), warn: record('warn'), info: record('info'), debug: record('debug') }
+    tenantry = await createTenantry(config, { logger })
+    expect(tenantry.logger).toBe(logger)
+    const tenant = await tenantry.router.resolve('t_a')
+    let rows!: AsyncIterator<unknown>
+    await tenantry.withTenant('t_a', async () => {
+      const db = tenantry.db()
+      await db.insertInto('jobs').values([1, 2].map((n) => ({ company: `c${n}`, title: 'x', start_date: '2020-01-01' }))).execute()
+      // A stream left unfinished keeps its statement open, and SQLite refuses to close under it.
+      rows = db.selectFrom('jobs').selectAll().stream()[Symbol.asyncIterator]()
+      await rows.next()
+    })
+    try {
+      tenantry.router.invalidate(tenant.id)
+      await tenantry.router.close() // waits for the background close to settle
+      expect(lines).toEqual([
+        { level: 'warn', facts: { err: expect.any(Error), tenantId: tenant.id }, message: 'Closing a tenant database handle failed' },
+      ])
+      expect((lines[0]!.facts.err as Error).message).toMatch(/busy/)
+    } finally {
+      await rows.return?.()
+    }
   })
 })

@@ -4,6 +4,7 @@ import { NoTenantError, TenantryError } from '../errors.js'
 import type { Catalog, TenantRecord } from '../catalog/catalog.js'
 import type { DataSources } from '../data-sources/data-sources.js'
 import type { DatabaseEngine, EngineHandle } from '../engines/engine.js'
+import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { TenantGuardPlugin } from './tenant-guard-plugin.js'
 
 /** The handle app code uses: a Kysely instance confined to one tenant (raw SQL via `sql`, transactions via `transaction()`). */
@@ -75,12 +76,15 @@ export class Router {
   /** Insertion order is recency order: a hit moves the entry to the end. */
   readonly #handles = new Map<string, HandleEntry>()
   readonly #closing = new Set<Promise<void>>()
+  readonly #logger: Logger
   #closed = false
   readonly #stats = { placementHits: 0, placementMisses: 0, handleHits: 0, opens: 0, evictions: 0 }
 
-  constructor(catalog: Catalog, dataSources: DataSources, options: RouterOptions = {}) {
+  /** `logger` hears of handles that failed to close: nobody waits on those closes to throw to. */
+  constructor(catalog: Catalog, dataSources: DataSources, options: RouterOptions = {}, logger: Logger = SILENT_LOGGER) {
     this.#catalog = catalog
     this.#dataSources = dataSources
+    this.#logger = logger
     this.#ttl = options.placementTtlMs ?? 30_000
     this.#budget = Math.max(1, options.maxOpenHandles ?? 256)
   }
@@ -217,7 +221,11 @@ export class Router {
   }
 
   #close(entry: HandleEntry): void {
-    const closing = entry.handle.close().catch(() => {}).finally(() => this.#closing.delete(closing))
+    // An eviction or a release closes in the background: no caller is left to throw to.
+    const closing = entry.handle
+      .close()
+      .catch((err: unknown) => this.#logger.warn({ err, tenantId: entry.tenantId }, 'Closing a tenant database handle failed'))
+      .finally(() => this.#closing.delete(closing))
     this.#closing.add(closing)
   }
 }

@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { quoteIdentifier } from '../identifiers.js'
+import { appRoleName, assertPostgresDataSourceId, templateDatabasePrefix } from '../engines/postgres/postgres-names.js'
 
 /** The server tests use. Override with TENANTRY_TEST_POSTGRES_URL. */
 export const TEST_POSTGRES_URL = process.env.TENANTRY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -55,13 +57,34 @@ export async function findPostgres(url = TEST_POSTGRES_URL): Promise<{ url: stri
   return { skip: reason }
 }
 
-/** Creates a scratch database on the test server; `drop()` removes it (terminating its connections). */
-export async function createTestDatabase(serverUrl: string, prefix = 'tenantry_test'): Promise<{ url: string; drop(): Promise<void> }> {
+/** A scratch database of `createTestDatabase`. */
+export interface TestDatabase {
+  /** Its URL: the server's, with the scratch database's name as the path. */
+  url: string
+  /** Its name. */
+  name: string
+  /** Drops it, terminating its connections. Idempotent. */
+  drop(): Promise<void>
+}
+
+/**
+ * Creates a scratch database on the test server (`serverUrl`, e.g. `findPostgres().url`),
+ * named `<prefix>_<pid>_<random>` so that parallel test files never share one.
+ *
+ * @example
+ * const postgres = await findPostgres()
+ * if ('url' in postgres) {
+ *   const data = await createTestDatabase(postgres.url, 'my_feature')
+ *   afterAll(() => data.drop())
+ * }
+ */
+export async function createTestDatabase(serverUrl: string, prefix = 'tenantry_test'): Promise<TestDatabase> {
   const name = `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 10)}`
+  const quoted = quoteIdentifier(name)
   const admin = new pg.Client({ connectionString: serverUrl })
   await admin.connect()
   try {
-    await admin.query(`CREATE DATABASE "${name}"`)
+    await admin.query(`CREATE DATABASE ${quoted}`)
   } finally {
     await admin.end()
   }
@@ -69,11 +92,12 @@ export async function createTestDatabase(serverUrl: string, prefix = 'tenantry_t
   url.pathname = `/${name}`
   return {
     url: url.toString(),
+    name,
     async drop() {
       const client = new pg.Client({ connectionString: serverUrl })
       await client.connect()
       try {
-        await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+        await client.query(`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`)
       } finally {
         await client.end()
       }
@@ -83,23 +107,38 @@ export async function createTestDatabase(serverUrl: string, prefix = 'tenantry_t
 
 /**
  * Removes what Tenantry made on the test server for these Postgres data sources outside their
- * own databases: template databases (`tpl_<id>_…`) and the app role. Database-isolated tenants'
- * databases are named in the catalog: purge those tenants first.
+ * own databases: template databases and the app role. Database-isolated tenants' databases
+ * are named in the catalog: purge those tenants first (or `dropDatabases` them).
  */
 export async function dropAppRoles(serverUrl: string, dataSourceIds: readonly string[]): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl })
   await client.connect()
   try {
     for (const id of dataSourceIds) {
-      if (!/^[a-z][a-z0-9_]{0,48}$/.test(id)) throw new Error(`Invalid data source id ${id}`)
-      const templates = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`tpl\\_${id}\\_%`])
-      for (const { datname } of templates.rows) {
-        await client.query(`ALTER DATABASE "${datname}" WITH IS_TEMPLATE false`)
-        await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`)
-      }
-      await client.query(`DROP ROLE IF EXISTS "tenantry_app_${id}"`)
+      assertPostgresDataSourceId(id)
+      const pattern = `${templateDatabasePrefix(id).replace(/_/g, '\\_')}%`
+      const templates = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [pattern])
+      await dropDatabases(client, templates.rows.map((r) => r.datname))
+      await client.query(`DROP ROLE IF EXISTS ${quoteIdentifier(appRoleName(id))}`)
     }
   } finally {
     await client.end()
+  }
+}
+
+/** Drops databases by name (template databases too), terminating their connections. Missing ones are skipped. */
+export async function dropDatabases(server: string | pg.ClientBase, names: readonly string[]): Promise<void> {
+  const client = typeof server === 'string' ? new pg.Client({ connectionString: server }) : server
+  if (typeof server === 'string') await (client as pg.Client).connect()
+  try {
+    for (const name of names) {
+      const quoted = quoteIdentifier(name)
+      const [row] = (await client.query<{ datistemplate: boolean }>('SELECT datistemplate FROM pg_database WHERE datname = $1', [name])).rows
+      if (!row) continue
+      if (row.datistemplate) await client.query(`ALTER DATABASE ${quoted} WITH IS_TEMPLATE false`)
+      await client.query(`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`)
+    }
+  } finally {
+    if (typeof server === 'string') await (client as pg.Client).end()
   }
 }

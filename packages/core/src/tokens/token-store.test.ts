@@ -1,9 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { Logger } from '../logger.js'
 import { createTenantry, type Tenantry } from '../tenantry.js'
 import { tempDir } from '../testing/services.js'
-import { LAST_USED_GRANULARITY_MS, parseDuration, TOKEN_PATTERN } from './token-store.js'
+import { LAST_USED_GRANULARITY_MS, parseDuration, TOKEN_PATTERN, TokenStore } from './token-store.js'
 
 const { timingSafeEqual } = vi.hoisted(() => ({ timingSafeEqual: vi.fn() }))
 vi.mock('node:crypto', async (importOriginal) => {
@@ -111,14 +113,33 @@ describe('TokenStore', () => {
   })
 
   it('expires tokens', async () => {
-    const { token, record } = await tenantry.tokens.create('acme', { readOnly: true, expiresInMs: 50 })
+    const { token, record } = await tenantry.tokens.create('acme', { readOnly: true, expiresIn: 50 })
     expect(Date.parse(record.expiresAt!) - Date.parse(record.createdAt)).toBe(50)
     expect(await tenantry.tokens.verify(token)).toBeDefined()
     await new Promise((r) => setTimeout(r, 80))
     expect(await tenantry.tokens.verify(token)).toBeUndefined()
-    await expect(tenantry.tokens.create('acme', { readOnly: true, expiresInMs: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTION' })
-    await expect(tenantry.tokens.create('acme', { readOnly: true, expiresInMs: -1 })).rejects.toMatchObject({ code: 'INVALID_OPTION' })
     await expect(tenantry.tokens.create('acme', { readOnly: true, name: 'a\nb' })).rejects.toMatchObject({ code: 'INVALID_OPTION' })
+  })
+
+  it('takes expiresIn as duration text or milliseconds, and refuses anything else', async () => {
+    const lifetime = async (expiresIn: string | number) => {
+      const { record } = await tenantry.tokens.create('acme', { readOnly: true, expiresIn })
+      return Date.parse(record.expiresAt!) - Date.parse(record.createdAt)
+    }
+    expect(await lifetime('30d')).toBe(30 * 86_400_000)
+    expect(await lifetime('12h')).toBe(12 * 3_600_000)
+    expect(await lifetime('90m')).toBe(90 * 60_000)
+    expect(await lifetime(60_000)).toBe(60_000)
+    expect((await tenantry.tokens.create('acme', { readOnly: true })).record.expiresAt).toBeNull()
+    const before = (await tenantry.tokens.list('acme')).length
+    for (const bad of [0, -1, Number.NaN, Infinity, 101 * 365 * 86_400_000, '', '30', '30 days', '1y', '0d', '999999w']) {
+      await expect(tenantry.tokens.create('acme', { readOnly: true, expiresIn: bad }), String(bad)).rejects.toMatchObject({
+        code: 'INVALID_OPTION',
+        message: expect.stringMatching(/^Invalid expiresIn /),
+      })
+    }
+    // Refused before anything was written.
+    expect(await tenantry.tokens.list('acme')).toHaveLength(before)
   })
 
   it('refuses tokens of a tenant that is not ready', async () => {
@@ -152,5 +173,28 @@ describe('TokenStore', () => {
     expect(parseDuration('12h')).toBe(12 * 3_600_000)
     expect(parseDuration('2w')).toBe(14 * 86_400_000)
     for (const bad of ['', '0d', '30', 'd', '1.5h', '-1d', '30 days', '1y']) expect(parseDuration(bad), bad).toBeUndefined()
+  })
+
+  // Regression: a failed last-use write was dropped without a word (`.catch(() => {})`).
+  it('logs a failed last-use write once, with the tenant id, and still verifies the token', async () => {
+    const lines: Array<{ level: string; facts: Record<string, unknown>; message: string }> = []
+    const record = (level: string) => (facts: Record<string, unknown>, message: string) => void lines.push({ level, facts, message })
+    const logger: Logger = { error: record('error'), warn: record('warn'), info: record('info'), debug: record('debug') }
+    const tokens = new TokenStore(tenantry.catalog, { logger })
+    const { token, record: created } = await tokens.create('globex', { readOnly: true })
+    await sql`CREATE TRIGGER refuse_last_use BEFORE UPDATE OF last_used_at ON tokens
+      BEGIN SELECT RAISE(ABORT, 'last use refused'); END`.execute(tenantry.catalog.db)
+    try {
+      expect(await tokens.verify(token)).toMatchObject({ id: created.id })
+    } finally {
+      await sql`DROP TRIGGER refuse_last_use`.execute(tenantry.catalog.db)
+    }
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        facts: { err: expect.objectContaining({ message: 'last use refused' }), tenantId: created.tenantId, tokenId: created.id },
+        message: "Recording a token's last use failed; the request goes on",
+      },
+    ])
   })
 })

@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely'
 import { TenantryError } from '../errors.js'
 import type { Catalog } from '../catalog/catalog.js'
 import type { TokensTable } from '../catalog/catalog-schema.js'
+import { SILENT_LOGGER, type Logger } from '../logger.js'
 
 /** Every integration token starts with this, so scanners and humans recognise it. */
 export const TOKEN_PREFIX = 'tnt_'
@@ -40,8 +41,12 @@ export interface TokenRecord {
 export interface CreateTokenOptions {
   /** Read-only tokens can never change data or schema. */
   readOnly: boolean
-  /** Lifetime from now; none means the token lives until revoked. */
-  expiresInMs?: number
+  /**
+   * Lifetime from now: duration text (`30d`, `12h`, `90m`, `45s`, `2w`; see `parseDuration`)
+   * or milliseconds. None means the token lives until revoked. At most 100 years.
+   * @example { readOnly: true, expiresIn: '30d' }
+   */
+  expiresIn?: string | number
   /** A label for listings. @default 'token' */
   name?: string
   /** Who asked, for the audit log. @default 'system' */
@@ -56,11 +61,18 @@ export interface CreateTokenOptions {
  * from the OS CSPRNG, so there is no dictionary to guess from and a slow hash would
  * add nothing but latency to every request. A stolen catalog still yields no usable token.
  */
+export interface TokenStoreOptions {
+  /** Hears of errors a verify survives (the last-use write). @default SILENT_LOGGER */
+  logger?: Logger
+}
+
 export class TokenStore {
   readonly #catalog: Catalog
+  readonly #logger: Logger
 
-  constructor(catalog: Catalog) {
+  constructor(catalog: Catalog, options: TokenStoreOptions = {}) {
     this.#catalog = catalog
+    this.#logger = options.logger ?? SILENT_LOGGER
   }
 
   /**
@@ -72,10 +84,7 @@ export class TokenStore {
     if (typeof name !== 'string' || name.trim() === '' || name.length > MAX_NAME_LENGTH || /[\u0000-\u001f\u007f]/.test(name)) {
       throw new TenantryError('INVALID_OPTION', `Token name must be 1-${MAX_NAME_LENGTH} printable characters`)
     }
-    const { expiresInMs } = options
-    if (expiresInMs !== undefined && (!Number.isFinite(expiresInMs) || expiresInMs <= 0 || expiresInMs > 100 * 365 * 86_400_000)) {
-      throw new TenantryError('INVALID_OPTION', 'Token expiry must be a positive duration of at most 100 years')
-    }
+    const expiresInMs = lifetimeMs(options.expiresIn)
     const tenant = await this.#catalog.findTenantBySlug(slug)
     if (!tenant || tenant.status === 'deleting' || tenant.status === 'deleted') {
       throw new TenantryError('TENANT_NOT_FOUND', `Tenant "${slug}" not found`)
@@ -194,7 +203,9 @@ export class TokenStore {
           ]),
         )
         .execute()
-        .catch(() => {})
+        .catch((err: unknown) =>
+          this.#logger.warn({ err, tenantId: row.tenant_id, tokenId: id }, "Recording a token's last use failed; the request goes on"),
+        )
       record.lastUsedAt = at
     }
     return record
@@ -211,6 +222,21 @@ export function parseDuration(text: string): number | undefined {
   const n = Number(match[1])
   const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[match[2] as 's' | 'm' | 'h' | 'd' | 'w']
   return n > 0 ? n * unit : undefined
+}
+
+const MAX_LIFETIME_MS = 100 * 365 * 86_400_000
+
+/** `expiresIn` in milliseconds, or undefined for no expiry. Throws `INVALID_OPTION`. */
+function lifetimeMs(expiresIn: string | number | undefined): number | undefined {
+  if (expiresIn === undefined) return undefined
+  const ms = typeof expiresIn === 'string' ? parseDuration(expiresIn) : expiresIn
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0 || ms > MAX_LIFETIME_MS) {
+    throw new TenantryError(
+      'INVALID_OPTION',
+      `Invalid expiresIn ${JSON.stringify(expiresIn)}: use a duration like 30d, 12h or 90m, or milliseconds, of at most 100 years`,
+    )
+  }
+  return ms
 }
 
 function newTokenId(): string {

@@ -1,13 +1,16 @@
-import type { Kysely } from 'kysely'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { signUp, startTestServer, type Client, type TestServer } from '../../../../e2e/fixtures/server.js'
+import { signUp, startTestServer, verifyEmail, type Client, type TestServer } from '@tenantry/server/testing'
+
+/** The repository's own config (the CV builder's collections). */
+const REPO_CONFIG = fileURLToPath(new URL('../../../../tenantry.config.ts', import.meta.url))
 
 let server: TestServer
 let root: Client
 beforeAll(async () => {
-  server = await startTestServer({ env: { TENANTRY_PLATFORM_ADMINS: 'root@example.com' } })
+  server = await startTestServer({ config: REPO_CONFIG, env: { TENANTRY_PLATFORM_ADMINS: 'root@example.com' } })
   root = await signUp(server, 'root@example.com')
-  await (server.tenantry.catalog.db as unknown as Kysely<any>).updateTable('user').set({ emailVerified: 1 }).where('email', '=', 'root@example.com').execute()
+  await verifyEmail(server, 'root@example.com')
 })
 afterAll(async () => server?.stop())
 

@@ -1,9 +1,13 @@
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { Client, signUp, startTestServer, type TestServer } from '../../../../e2e/fixtures/server.js'
+import { Client, signUp, startTestServer, type TestServer } from '@tenantry/server/testing'
+
+/** The repository's own config (the CV builder's collections). */
+const REPO_CONFIG = fileURLToPath(new URL('../../../../tenantry.config.ts', import.meta.url))
 
 let server: TestServer
 beforeAll(async () => {
-  server = await startTestServer()
+  server = await startTestServer({ config: REPO_CONFIG })
 })
 afterAll(async () => server?.stop())
 

@@ -1,14 +1,14 @@
 import type { FastifyRequest } from 'fastify'
-import type { Kysely } from 'kysely'
 import type { Tenantry } from 'tenantry'
-import { authenticateToken } from '../tokens/token-auth.js'
 import type { Principal } from '../principal.js'
-import { tenantIdOfOrganization } from '../tenants/memberships.js'
-import type { TenantryAuth } from './index.js'
+import type { Organizations } from '../tenants/organizations.js'
+import { authenticateToken } from '../tokens/token-auth.js'
+import type { TenantryAuth } from './better-auth.js'
 
 export interface AuthenticateOptions {
   tenantry: Tenantry
   auth: TenantryAuth
+  organizations: Organizations
   /** Lower-cased emails of platform admins (config + `TENANTRY_PLATFORM_ADMINS`). */
   platformAdmins: ReadonlySet<string>
 }
@@ -41,13 +41,12 @@ export async function authenticate(request: FastifyRequest, options: Authenticat
   if (!session) return undefined
   const { user } = session
   const activeOrganizationId = (session.session as { activeOrganizationId?: string | null }).activeOrganizationId
-  const db = options.tenantry.catalog.db as unknown as Kysely<any>
   return {
     kind: 'user',
     userId: user.id,
     email: user.email,
     // A platform admin's email must be verified: anyone can sign up claiming an unverified address.
     platformAdmin: user.emailVerified && options.platformAdmins.has(user.email.toLowerCase()),
-    activeTenantId: activeOrganizationId ? ((await tenantIdOfOrganization(db, activeOrganizationId)) ?? null) : null,
+    activeTenantId: activeOrganizationId ? ((await options.organizations.tenantIdOf(activeOrganizationId)) ?? null) : null,
   }
 }

@@ -1,16 +1,17 @@
 import type { FastifyInstance } from 'fastify'
 import { toFetchHeaders } from './authenticate.js'
-import type { TenantryAuth } from './index.js'
+import type { TenantryAuth } from './better-auth.js'
 
 /** Response headers Fastify computes itself for the body it sends. */
 const SKIPPED_HEADERS = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'set-cookie'])
 
 /**
  * Mounts Better Auth's handler at `/api/auth/*`. Bodies reach it as the raw bytes the
- * client sent (JSON or form posts from OAuth providers alike), and its error bodies are
- * answered in the house shape `{ error: { code, message } }`.
+ * client sent (JSON or form posts from OAuth providers alike): Better Auth validates them
+ * against its own zod schemas, so these routes declare none and stay out of our OpenAPI
+ * document. Its error bodies are answered in the house shape `{ error: { code, message } }`.
  */
-export async function registerAuthRoutes(app: FastifyInstance, auth: TenantryAuth, baseURL: string): Promise<void> {
+export async function betterAuthRoutes(app: FastifyInstance, auth: TenantryAuth, baseURL: string): Promise<void> {
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))

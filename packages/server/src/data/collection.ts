@@ -1,15 +1,12 @@
 import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder } from 'kysely'
-import { z } from 'zod'
 import { HttpError } from '../errors.js'
-import type { CollectionConfig, ColumnConfig } from '../server-config.js'
-
-/** Comparison operators of `?column[op]=value`. */
-export const FILTER_OPERATORS = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const
-type FilterOperator = keyof typeof FILTER_OPERATORS
+import type { CollectionConfig } from '../server-config.js'
+import { collectionSchemas, FILTER_OPERATORS, type CollectionSchemas, type FilterOperator } from './schemas.js'
 
 /** Query parameters that are not filters. */
 const RESERVED_PARAMS = new Set(['limit', 'cursor', 'order', 'q'])
 
+/** A list or count query, read from its validated parameters. */
 export interface ListQuery {
   filters: Array<{ column: string; op: FilterOperator; value: unknown }>
   q?: string
@@ -18,50 +15,22 @@ export interface ListQuery {
   cursor?: { value: unknown; key: unknown }
 }
 
-const invalid = (message: string) => new HttpError(400, 'VALIDATION_FAILED', message)
-
-function valueSchema(column: ColumnConfig): z.ZodType {
-  let schema: z.ZodType
-  switch (column.type) {
-    case 'text':
-      schema = z.string().max(column.maxLength ?? 10_000)
-      break
-    case 'integer':
-      schema = z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)
-      break
-    case 'number':
-      schema = z.number().finite()
-      break
-    case 'boolean':
-      schema = z.boolean()
-      break
-    case 'date':
-      schema = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date as YYYY-MM-DD')
-      break
-  }
-  return column.nullable ? schema.nullable() : schema
-}
-
 /**
- * A collection declared in the config, with its validators. Every table and column name
- * used in SQL comes from the declaration (validated at start), never from the request.
+ * A collection declared in the config: its schemas (schemas.ts) and the SQL it runs. Every
+ * table and column name used in SQL comes from the declaration (validated at start), never
+ * from the request.
  */
 export class Collection {
   readonly name: string
   readonly config: CollectionConfig
-  readonly createSchema: z.ZodObject
-  readonly updateSchema: z.ZodObject
+  readonly schemas: CollectionSchemas
   readonly #columns: string[]
 
   constructor(name: string, config: CollectionConfig) {
     this.name = name
     this.config = config
+    this.schemas = collectionSchemas(name, config)
     this.#columns = Object.keys(config.columns)
-    const writable = Object.entries(config.columns).filter(([, c]) => !c.generated)
-    this.createSchema = z.strictObject(
-      Object.fromEntries(writable.map(([n, c]) => [n, c.required ? valueSchema(c) : valueSchema(c).optional()])),
-    )
-    this.updateSchema = z.strictObject(Object.fromEntries(writable.map(([n, c]) => [n, valueSchema(c).optional()])))
   }
 
   get table(): string {
@@ -77,62 +46,35 @@ export class Collection {
     return this.#columns
   }
 
-  parseCreate(body: unknown): Record<string, unknown> {
-    return this.#toDb(parse(this.createSchema, body))
-  }
-
-  parseUpdate(body: unknown): Record<string, unknown> {
-    const values = parse(this.updateSchema, body)
-    if (Object.keys(values).length === 0) throw invalid('Give at least one field to change')
-    return this.#toDb(values)
-  }
-
-  /** A primary key from a path segment. */
-  parseId(raw: string): string | number {
-    const column = this.config.columns[this.primaryKey]!
-    if (column.type === 'integer') {
-      if (!/^-?\d{1,15}$/.test(raw)) throw new HttpError(404, 'NOT_FOUND', `No ${this.name} with id ${JSON.stringify(raw)}`)
-      return Number(raw)
-    }
-    return raw
-  }
-
-  /** Reads list parameters; anything undeclared is a 400. */
-  parseListQuery(query: Record<string, unknown>): ListQuery {
+  /**
+   * A list (or count) query from parameters `schemas.listQuery` (or `countQuery`) already
+   * validated and parsed: every key is a declared filter or a reserved parameter.
+   */
+  listQuery(query: Record<string, unknown>): ListQuery {
     const filters: ListQuery['filters'] = []
-    for (const [key, raw] of Object.entries(query)) {
-      if (RESERVED_PARAMS.has(key)) continue
-      const match = /^([a-z_][a-z0-9_]*)(?:\[([a-z]+)\])?$/.exec(key)
-      const column = match && Object.hasOwn(this.config.columns, match[1]!) ? this.config.columns[match[1]!] : undefined
-      if (!match || !column?.filterable) throw invalid(`Unknown filter "${key}"`)
-      const op = (match[2] ?? 'eq') as FilterOperator
-      if (!Object.hasOwn(FILTER_OPERATORS, op)) throw invalid(`Unknown operator "${match[2]}" in "${key}"`)
-      if (typeof raw !== 'string') throw invalid(`Give "${key}" once`)
-      filters.push({ column: match[1]!, op, value: this.#fromQuery(match[1]!, column, raw) })
+    for (const [key, value] of Object.entries(query)) {
+      if (RESERVED_PARAMS.has(key) || value === undefined) continue
+      const [, column, op = 'eq'] = /^([a-z_][a-z0-9_]*)(?:\[([a-z]+)\])?$/.exec(key)!
+      filters.push({ column: column!, op: op as FilterOperator, value: this.#toDbValue(column!, value) })
     }
-    const q = one(query, 'q')
-    if (q !== undefined && !Object.values(this.config.columns).some((c) => c.searchable)) {
-      throw invalid(`${this.name} has no searchable fields`)
-    }
-    const orderParam = one(query, 'order') ?? this.config.defaultOrder ?? this.primaryKey
-    const orderColumn = orderParam.replace(/^-/, '')
-    if (orderColumn !== this.primaryKey && !this.config.columns[orderColumn]?.sortable) {
-      throw invalid(`Cannot order by "${orderColumn}"`)
-    }
-    const limitParam = one(query, 'limit')
-    const limit = limitParam === undefined ? Math.min(50, this.config.maxLimit) : Number(limitParam)
-    if (!Number.isInteger(limit) || limit < 1 || limit > this.config.maxLimit) {
-      throw invalid(`limit must be an integer from 1 to ${this.config.maxLimit}`)
-    }
-    const order = { column: orderColumn, direction: orderParam.startsWith('-') ? 'desc' : 'asc' } as const
-    const cursorParam = one(query, 'cursor')
+    const orderParam = (query.order as string | undefined) ?? this.config.defaultOrder ?? this.primaryKey
+    const order = { column: orderParam.replace(/^-/, ''), direction: orderParam.startsWith('-') ? 'desc' : 'asc' } as const
+    const q = query.q as string | undefined
+    const cursor = query.cursor as string | undefined
     return {
       filters,
       ...(q !== undefined ? { q } : {}),
       order,
-      limit,
-      ...(cursorParam !== undefined ? { cursor: decodeCursor(cursorParam, order) } : {}),
+      limit: (query.limit as number | undefined) ?? Math.min(50, this.config.maxLimit),
+      ...(cursor !== undefined ? { cursor: decodeCursor(cursor, order) } : {}),
     }
+  }
+
+  /** Validated body values as the database stores them (booleans as 0/1). */
+  toDb(values: Record<string, unknown>): Record<string, unknown> {
+    const out: Record<string, unknown> = {}
+    for (const [name, value] of Object.entries(values)) if (value !== undefined) out[name] = this.#toDbValue(name, value)
+    return out
   }
 
   /** `where` for filters and search (shared by list and count). */
@@ -187,12 +129,18 @@ export class Collection {
     return Buffer.from(JSON.stringify(payload)).toString('base64url')
   }
 
-  /** A row as the API shows it: declared columns only, booleans as booleans. */
+  /**
+   * A row as the API answers it: declared columns only, each as its declared type (booleans
+   * stored as 0/1, big integers and numeric text from some drivers, dates as ISO text).
+   */
   fromDb(row: Record<string, unknown>): Record<string, unknown> {
     const out: Record<string, unknown> = {}
     for (const [name, column] of Object.entries(this.config.columns)) {
       const value = row[name]
-      out[name] = column.type === 'boolean' && value !== null && value !== undefined ? Boolean(value) : value
+      if (value === null || value === undefined) out[name] = null
+      else if (column.type === 'boolean') out[name] = Boolean(value)
+      else if (column.type === 'integer' || column.type === 'number') out[name] = typeof value === 'number' ? value : Number(value)
+      else out[name] = typeof value === 'string' ? value : value instanceof Date ? value.toISOString() : String(value)
     }
     return out
   }
@@ -201,41 +149,31 @@ export class Collection {
     return db.selectFrom(this.table).select(this.columns)
   }
 
-  #toDb(values: Record<string, unknown>): Record<string, unknown> {
-    const out: Record<string, unknown> = {}
-    for (const [name, value] of Object.entries(values)) {
-      if (value === undefined) continue
-      out[name] = this.config.columns[name]!.type === 'boolean' && typeof value === 'boolean' ? (value ? 1 : 0) : value
-    }
-    return out
-  }
-
-  #fromQuery(name: string, column: ColumnConfig, raw: string): unknown {
-    if (raw === 'null' && column.nullable) return null
-    let value: unknown = raw
-    if (column.type === 'integer' || column.type === 'number') value = raw.trim() === '' ? Number.NaN : Number(raw)
-    if (column.type === 'boolean') value = raw === 'true' ? true : raw === 'false' ? false : raw
-    const result = valueSchema({ ...column, nullable: false }).safeParse(value)
-    if (!result.success) throw invalid(`Filter "${name}": ${result.error.issues[0]?.message ?? 'invalid value'}`)
-    return column.type === 'boolean' ? (value ? 1 : 0) : result.data
+  #toDbValue(column: string, value: unknown): unknown {
+    return this.config.columns[column]!.type === 'boolean' && typeof value === 'boolean' ? (value ? 1 : 0) : value
   }
 }
 
-function parse(schema: z.ZodObject, body: unknown): Record<string, unknown> {
-  const result = schema.safeParse(body ?? undefined)
-  if (!result.success) {
-    const issue = result.error.issues[0]!
-    const where = issue.path.length ? `${issue.path.join('.')}: ` : ''
-    throw invalid(`${where}${issue.message}`)
-  }
-  return result.data as Record<string, unknown>
-}
+/** What each kind of constraint violation means, by SQLite extended code and Postgres SQLSTATE. */
+const CONSTRAINT_KINDS: ReadonlyArray<[RegExp, string]> = [
+  [/^(SQLITE_CONSTRAINT_FOREIGNKEY|23503)$/, 'a referenced row does not exist, or rows still refer to this one'],
+  [/^(SQLITE_CONSTRAINT_(UNIQUE|PRIMARYKEY)|23505)$/, 'a value that must be unique is already taken'],
+  [/^(SQLITE_CONSTRAINT_NOTNULL|23502)$/, 'a required value is missing'],
+  [/^(SQLITE_CONSTRAINT_CHECK|23514)$/, 'a check of the table failed'],
+]
 
-function one(query: Record<string, unknown>, key: string): string | undefined {
-  const value = query[key]
-  if (value === undefined) return undefined
-  if (typeof value !== 'string') throw invalid(`Give "${key}" once`)
-  return value
+/**
+ * A write the database refused because of the table's own rules (foreign key, unique, not
+ * null, check), as `409 CONSTRAINT_VIOLATION`: what the client sent, not a server failure.
+ * Anything else is rethrown as it is.
+ */
+export function constraintViolation(error: unknown): never {
+  const code = String((error as { code?: unknown })?.code ?? '')
+  if (code.startsWith('SQLITE_CONSTRAINT') || /^23\d{3}$/.test(code)) {
+    const kind = CONSTRAINT_KINDS.find(([pattern]) => pattern.test(code))?.[1]
+    throw new HttpError('CONSTRAINT_VIOLATION', kind ? `The database refused the change: ${kind}` : undefined, { cause: error })
+  }
+  throw error
 }
 
 function decodeCursor(raw: string, order: ListQuery['order']): ListQuery['cursor'] {
@@ -246,6 +184,6 @@ function decodeCursor(raw: string, order: ListQuery['order']): ListQuery['cursor
     if (payload.o !== expected || !scalar(payload.v) || payload.k === null || !scalar(payload.k)) throw new Error('mismatch')
     return { value: payload.v, key: payload.k }
   } catch {
-    throw invalid('Invalid cursor for this order')
+    throw new HttpError('VALIDATION_FAILED', 'querystring.cursor: not a cursor of this order')
   }
 }

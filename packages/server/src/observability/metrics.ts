@@ -49,7 +49,7 @@ export class TenantLabels {
 }
 
 /** `/metrics` in Prometheus text format, with per-tenant request counts and latency histograms. */
-export function registerMetrics(app: FastifyInstance, options: MetricsOptions = {}): Registry {
+export function metricsRoutes(app: FastifyInstance, options: MetricsOptions = {}): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const requests = new Counter({

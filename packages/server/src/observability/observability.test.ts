@@ -1,9 +1,13 @@
+import { fileURLToPath } from 'node:url'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { signUp, startTestServer, type TestServer } from '../../../../e2e/fixtures/server.js'
+import { signUp, startTestServer, type TestServer } from '@tenantry/server/testing'
 import { TenantLabels } from './metrics.js'
+
+/** The repository's own config (the CV builder's collections). */
+const REPO_CONFIG = fileURLToPath(new URL('../../../../tenantry.config.ts', import.meta.url))
 
 const lines: Array<Record<string, any>> = []
 const raw: string[] = []
@@ -16,7 +20,7 @@ beforeAll(async () => {
       done()
     },
   })
-  server = await startTestServer({ logger: { level: 'info', stream } })
+  server = await startTestServer({ config: REPO_CONFIG, logger: { level: 'info', stream } })
 })
 afterAll(async () => server?.stop())
 

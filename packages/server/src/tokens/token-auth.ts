@@ -10,7 +10,7 @@ const TOKEN_PREFIX = 'tnt_'
  *
  * - header absent, or not `Bearer tnt_…` → `undefined` (another scheme, e.g. a session, may apply)
  * - `Bearer tnt_…` that is malformed, unknown, expired, revoked, or whose tenant is not ready
- *   → `HttpError(401, 'UNAUTHENTICATED')`, with one message for all cases so tokens cannot be probed
+ *   → `HttpError('UNAUTHENTICATED')` (401), with one message for all cases so tokens cannot be probed
  * - valid → `{ kind: 'token', tokenId, tenantId, readOnly }`
  *
  * The tenant comes only from the token itself, never from the request.
@@ -24,6 +24,6 @@ export async function authenticateToken(
   const credential = match?.[1]
   if (!credential || !credential.startsWith(TOKEN_PREFIX)) return undefined
   const record = await tenantry.tokens.verify(credential)
-  if (!record) throw new HttpError(401, 'UNAUTHENTICATED', 'Invalid, expired or revoked token')
+  if (!record) throw new HttpError('UNAUTHENTICATED', 'Invalid, expired or revoked token')
   return { kind: 'token', tokenId: record.id, tenantId: record.tenantId, readOnly: record.readOnly }
 }

@@ -9,6 +9,9 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { IDENTIFIER_PATTERN, TENANT_ID_PATTERN } from '../../identifiers.js'
+import { SILENT_LOGGER, type Logger } from '../../logger.js'
+import { TENANT_SETTING } from './postgres-names.js'
 import { SchemaIntrospector } from './schema-introspector.js'
 
 export interface ScopedPostgresDialectConfig extends PostgresDialectConfig {
@@ -21,6 +24,8 @@ export interface ScopedPostgresDialectConfig extends PostgresDialectConfig {
   tenantId?: string
   /** Whether destroying the Kysely instance ends the pool. `false` for a pool shared by many tenants. @default true */
   ownsPool?: boolean
+  /** Hears of rollbacks that failed while another error was on its way to the caller. @default SILENT_LOGGER */
+  logger?: Logger
 }
 
 /**
@@ -45,12 +50,15 @@ export class ScopedPostgresDialect extends PostgresDialect {
 
   override createDriver(): Driver {
     const { schema, tenantId } = this.#config
-    return new ScopedPostgresDriver(super.createDriver(), scopeStatement(schema, tenantId), !!tenantId, this.#config.ownsPool ?? true)
+    return new ScopedPostgresDriver(
+      super.createDriver(),
+      scopeStatement(schema, tenantId),
+      !!tenantId,
+      this.#config.ownsPool ?? true,
+      this.#config.logger ?? SILENT_LOGGER,
+    )
   }
 }
-
-const SCHEMA_PATTERN = /^[a-z][a-z0-9_]{0,62}$/
-const TENANT_PATTERN = /^t[a-z2-7]{19}$/
 
 /**
  * The statement that scopes a transaction, as literals so that `begin` and the scope travel
@@ -58,11 +66,11 @@ const TENANT_PATTERN = /^t[a-z2-7]{19}$/
  * ever comes from input.
  */
 function scopeStatement(schema: string | undefined, tenantId: string | undefined): string | undefined {
-  if (schema !== undefined && !SCHEMA_PATTERN.test(schema)) throw new Error(`Invalid schema ${JSON.stringify(schema)}`)
-  if (tenantId !== undefined && !TENANT_PATTERN.test(tenantId)) throw new Error(`Invalid tenant id ${JSON.stringify(tenantId)}`)
+  if (schema !== undefined && !IDENTIFIER_PATTERN.test(schema)) throw new Error(`Invalid schema ${JSON.stringify(schema)}`)
+  if (tenantId !== undefined && !TENANT_ID_PATTERN.test(tenantId)) throw new Error(`Invalid tenant id ${JSON.stringify(tenantId)}`)
   const settings = [
     ...(schema ? [`set_config('search_path', '${schema}', true)`] : []),
-    ...(tenantId ? [`set_config('tenantry.tenant_id', '${tenantId}', true)`] : []),
+    ...(tenantId ? [`set_config('${TENANT_SETTING}', '${tenantId}', true)`] : []),
   ]
   return settings.length ? `select ${settings.join(', ')}` : undefined
 }
@@ -74,6 +82,7 @@ class ScopedPostgresDriver implements Driver {
     /** Wrap every statement outside a transaction, not only raw SQL (row isolation's RLS needs the setting). */
     readonly everyStatement: boolean,
     readonly ownsPool: boolean,
+    readonly logger: Logger,
   ) {}
 
   init(): Promise<void> {
@@ -81,7 +90,7 @@ class ScopedPostgresDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new ScopedConnection(await this.inner.acquireConnection(), this.scope, this.everyStatement)
+    return new ScopedConnection(await this.inner.acquireConnection(), this.scope, this.everyStatement, this.logger)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -93,7 +102,7 @@ class ScopedPostgresDriver implements Driver {
       // Kysely rolls back only a transaction whose begin returned: if the scope fails (a
       // cancel, a timeout), end the transaction here, or the connection goes back to the pool
       // inside an aborted transaction and fails whoever borrows it next.
-      await this.inner.rollbackTransaction(scoped.inner).catch(() => {})
+      await this.inner.rollbackTransaction(scoped.inner).catch((err: unknown) => this.logger.warn({ err }, 'Rolling back a transaction whose scope failed also failed'))
       throw error
     }
     scoped.inTransaction = true
@@ -139,6 +148,7 @@ class ScopedConnection implements DatabaseConnection {
     readonly inner: DatabaseConnection,
     readonly statement: string | undefined,
     readonly everyStatement: boolean,
+    readonly logger: Logger,
   ) {}
 
   /** Transaction-local settings, so COMMIT or ROLLBACK clears them. */
@@ -157,7 +167,8 @@ class ScopedConnection implements DatabaseConnection {
       await this.inner.executeQuery(CompiledQuery.raw('commit'))
       return result
     } catch (error) {
-      await this.inner.executeQuery(CompiledQuery.raw('rollback')).catch(() => {})
+      // The caller gets the statement's own error; a failed rollback is only logged.
+      await this.inner.executeQuery(CompiledQuery.raw('rollback')).catch((err: unknown) => this.logger.warn({ err }, 'Rolling back a scoped statement failed'))
       throw error
     }
   }

@@ -1,14 +1,27 @@
-import { constants as fsConstants } from 'node:fs'
+import { constants as fsConstants, existsSync } from 'node:fs'
 import { chmod, copyFile, link, mkdir, readdir, rm, unlink } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { Kysely } from 'kysely'
 import { TenantryError } from '../../errors.js'
-import { assertTenantId } from '../../identifiers.js'
+import { assertTenantId, assertTemplateKey } from '../../identifiers.js'
+import { SILENT_LOGGER, type Logger } from '../../logger.js'
 import { isProcessAlive } from '../../processes.js'
-import type { DatabaseEngine, EngineHandle, EnginePlacement, EngineTemplate, Isolation } from '../engine.js'
+import type {
+  DatabaseEngine,
+  EngineCheck,
+  EngineDoctorContext,
+  EngineHandle,
+  EnginePlacement,
+  EngineTemplate,
+  Isolation,
+  RawSessionOptions,
+  RawSessions,
+  SqliteRawSession,
+} from '../engine.js'
 import { TransactionalSqliteDialect } from './sqlite-dialect.js'
+import { checkSqlite } from './sqlite-doctor.js'
+import { BUILD_FILE_PATTERN, SIDE_FILE_SUFFIXES, TEMPLATES_DIRECTORY, templateFileName, tenantFileName } from './sqlite-names.js'
 
 /** SQLite `synchronous` levels. See https://sqlite.org/pragma.html#pragma_synchronous */
 export type SqliteSynchronous = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA'
@@ -26,13 +39,9 @@ export interface SqliteEngineOptions {
   synchronous?: SqliteSynchronous
   /** How long a writer waits for another connection's lock before SQLITE_BUSY. @default 5000 */
   busyTimeoutMs?: number
+  /** @default SILENT_LOGGER */
+  logger?: Logger
 }
-
-const LOCATOR_PATTERN = /^t[a-z2-7]{19}\.db$/
-const TEMPLATE_KEY_PATTERN = /^[a-f0-9]{16,64}$/
-const SIDE_FILES = ['-wal', '-shm', '-journal', '.creating']
-/** Scratch files of a template build: `<key>.<pid>-<time>.build` (with its -wal/-shm) and `.sealed`. */
-const BUILD_FILE_PATTERN = /^[a-f0-9]{16,64}\.(\d+)-[a-z0-9]+\.(?:build|sealed)/
 
 interface SqliteTemplate extends EngineTemplate {
   readonly path: string
@@ -43,26 +52,34 @@ export class SqliteEngine implements DatabaseEngine {
   readonly name = 'sqlite' as const
   readonly isolations: readonly Isolation[] = ['database']
   readonly directory: string
+  readonly requiredPrivileges: readonly string[]
+  /** Every tenant's own file is a boundary SQL cannot cross (no ATTACH on these connections is the server's part). */
+  readonly rawSession: RawSessions = {
+    isolations: ['database'],
+    open: async (placement, options) => this.#openRawSession(placement, options),
+  }
   readonly #synchronous: SqliteSynchronous
   readonly #busyTimeoutMs: number
+  readonly #logger: Logger
   #directoryReady = false
 
   constructor(options: SqliteEngineOptions) {
     this.directory = resolve(options.directory)
     this.#synchronous = options.synchronous ?? 'NORMAL'
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000
+    this.#logger = options.logger ?? SILENT_LOGGER
+    this.requiredPrivileges = [`read, write and create files in ${this.directory} (created when missing)`]
   }
 
   locatorFor(tenantId: string, isolation: Isolation): string {
     this.#assertIsolation(isolation)
     assertTenantId(tenantId)
-    return `${tenantId}.db`
+    return tenantFileName(tenantId)
   }
 
   /** The tenant's file. Checked again here so that no locator, however it got into the catalog, escapes the directory. */
   pathOf(placement: EnginePlacement): string {
-    this.#assertIsolation(placement.isolation)
-    if (!LOCATOR_PATTERN.test(placement.locator) || placement.locator !== `${placement.tenantId}.db`) {
+    if (placement.locator !== this.locatorFor(placement.tenantId, placement.isolation)) {
       throw new TenantryError('INVALID_IDENTIFIER', `Invalid SQLite locator ${JSON.stringify(placement.locator)}`)
     }
     return join(this.directory, placement.locator)
@@ -79,9 +96,9 @@ export class SqliteEngine implements DatabaseEngine {
 
   async ensureTemplate(key: string, isolation: Isolation, migrate: (handle: EngineHandle) => Promise<void>): Promise<SqliteTemplate> {
     this.#assertIsolation(isolation)
-    if (!TEMPLATE_KEY_PATTERN.test(key)) throw new TenantryError('INVALID_IDENTIFIER', `Invalid template key ${key}`)
-    const templates = join(this.directory, '.templates')
-    const path = join(templates, `${key}.db`)
+    assertTemplateKey(key)
+    const templates = join(this.directory, TEMPLATES_DIRECTORY)
+    const path = join(templates, templateFileName(key))
     await this.#removeAbandonedBuilds(templates)
     if (existsSync(path)) return { key, path }
     await mkdir(templates, { recursive: true })
@@ -98,20 +115,8 @@ export class SqliteEngine implements DatabaseEngine {
       }
       // VACUUM INTO writes a compact, self-contained copy with no WAL: the template is
       // sealed once and never opened for writing again, so copying it is always consistent.
-      const db = new Database(scratch, { fileMustExist: true })
-      try {
-        db.prepare('VACUUM INTO ?').run(sealed)
-      } finally {
-        db.close()
-      }
-      // Sealed in WAL mode, the journal mode every handle sets: a copy opens without first
-      // converting its journal, which costs a write transaction and several fsyncs per tenant.
-      const seal = new Database(sealed, { fileMustExist: true })
-      try {
-        seal.pragma('journal_mode = WAL')
-      } finally {
-        seal.close()
-      }
+      vacuumInto(scratch, sealed)
+      setWalMode(sealed)
       await chmod(sealed, 0o444)
       await link(sealed, path).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'EEXIST') throw error // another process sealed the same template first
@@ -123,13 +128,7 @@ export class SqliteEngine implements DatabaseEngine {
   }
 
   async createFromTemplate(placement: EnginePlacement, template: EngineTemplate): Promise<void> {
-    const path = this.pathOf(placement)
-    await this.#ensureDirectory()
-    const staging = `${path}.creating`
-    await rm(staging, { force: true })
-    await copyFile((template as SqliteTemplate).path, staging, fsConstants.COPYFILE_FICLONE)
-    await chmod(staging, 0o644)
-    await this.#publish(staging, path)
+    await this.#createFromFile(placement, (template as SqliteTemplate).path)
   }
 
   async exists(placement: EnginePlacement): Promise<boolean> {
@@ -142,10 +141,66 @@ export class SqliteEngine implements DatabaseEngine {
 
   async drop(placement: EnginePlacement): Promise<void> {
     const path = this.pathOf(placement)
-    await Promise.all([path, ...SIDE_FILES.map((suffix) => path + suffix)].map((f) => rm(f, { force: true })))
+    await Promise.all([path, ...SIDE_FILE_SUFFIXES.map((suffix) => path + suffix)].map((f) => rm(f, { force: true })))
   }
 
   async close(): Promise<void> {}
+
+  async test(): Promise<string> {
+    return `SQLite directory ${this.directory}`
+  }
+
+  doctor(context: EngineDoctorContext): Promise<EngineCheck[]> {
+    return checkSqlite(this.directory, context)
+  }
+
+  /** A consistent snapshot, taken while writers go on: VACUUM INTO reads in one read transaction. */
+  async copyOut(placement: EnginePlacement, destination: string): Promise<void> {
+    if (existsSync(destination)) throw new TenantryError('INVALID_OPTION', `${destination} exists: a copy never replaces a file`)
+    vacuumInto(this.pathOf(placement), destination, { readonly: true })
+  }
+
+  async copyIn(placement: EnginePlacement, source: string): Promise<void> {
+    const check = new Database(source, { readonly: true, fileMustExist: true })
+    try {
+      const result = check.pragma('quick_check', { simple: true })
+      if (result !== 'ok') throw new TenantryError('INVALID_OPTION', `${source} is damaged: ${String(result)}`)
+    } catch (error) {
+      throw error instanceof TenantryError ? error : new TenantryError('INVALID_OPTION', `${source} is not a SQLite database: ${(error as Error).message}`, { cause: error })
+    } finally {
+      check.close()
+    }
+    await this.#createFromFile(placement, source, async (staging) => setWalMode(staging))
+  }
+
+  /** Copies `source` to a staging file and publishes it as the tenant's, refusing to replace one. */
+  async #createFromFile(placement: EnginePlacement, source: string, prepare?: (staging: string) => Promise<void>): Promise<void> {
+    const path = this.pathOf(placement)
+    await this.#ensureDirectory()
+    const staging = `${path}.creating`
+    await rm(staging, { force: true })
+    try {
+      await copyFile(source, staging, fsConstants.COPYFILE_FICLONE)
+      await chmod(staging, 0o644)
+      await prepare?.(staging)
+    } catch (error) {
+      await rm(staging, { force: true })
+      throw error
+    }
+    await this.#publish(staging, path)
+  }
+
+  async #openRawSession(placement: EnginePlacement, { readOnly }: RawSessionOptions): Promise<SqliteRawSession> {
+    const database = new Database(this.pathOf(placement), { readonly: readOnly, fileMustExist: true, timeout: this.#busyTimeoutMs })
+    try {
+      // Set before any statement of the client's, as on every handle of this engine.
+      if (!readOnly) database.pragma('foreign_keys = ON')
+    } catch (error) {
+      database.close()
+      throw error
+    }
+    return { dialect: 'sqlite', database }
+  }
 
   /** Makes the fully written staging file visible under its final name, refusing to replace an existing tenant file. */
   async #publish(staging: string, path: string): Promise<void> {
@@ -157,7 +212,8 @@ export class SqliteEngine implements DatabaseEngine {
       }
       throw error
     } finally {
-      await unlink(staging).catch(() => {})
+      // A staging file left behind is harmless (the next create removes it), so its removal only logs.
+      await unlink(staging).catch((err: unknown) => this.#logger.warn({ err, path: staging }, 'Removing a staging file failed'))
     }
   }
 
@@ -186,7 +242,15 @@ export class SqliteEngine implements DatabaseEngine {
 
   /** Removes what template builds left when their process died mid-build; a live process's build is left alone. */
   async #removeAbandonedBuilds(templates: string): Promise<void> {
-    const files = await readdir(templates).catch(() => [])
+    let files: string[]
+    try {
+      files = await readdir(templates)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.#logger.warn({ err: error, path: templates }, 'Listing template builds failed; abandoned ones stay until the next build')
+      }
+      return
+    }
     const abandoned = files.filter((file) => {
       const pid = BUILD_FILE_PATTERN.exec(file)?.[1]
       return pid !== undefined && !isProcessAlive(Number(pid))
@@ -207,3 +271,25 @@ export class SqliteEngine implements DatabaseEngine {
   }
 }
 
+/** Writes a compact, consistent copy of the database at `source` to the new file `destination`. */
+function vacuumInto(source: string, destination: string, options: { readonly?: boolean } = {}): void {
+  const db = new Database(source, { fileMustExist: true, readonly: options.readonly ?? false })
+  try {
+    db.prepare('VACUUM INTO ?').run(destination)
+  } finally {
+    db.close()
+  }
+}
+
+/**
+ * Puts a copy in WAL mode, the journal mode every handle sets: it then opens without first
+ * converting its journal, which costs a write transaction and several fsyncs per tenant.
+ */
+function setWalMode(path: string): void {
+  const db = new Database(path, { fileMustExist: true })
+  try {
+    db.pragma('journal_mode = WAL')
+  } finally {
+    db.close()
+  }
+}

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander'
-import type { DataSourceConfig, DataSourceMode, DataSourceRecord, Isolation } from 'tenantry'
+import { engineDefinition, type DataSourceConfig, type DataSourceMode, type DataSourceRecord, type Isolation } from 'tenantry'
 import { UsageError } from '../errors.js'
 import { positiveInteger, requireDataSourceId } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
@@ -21,10 +21,9 @@ interface AddOptions {
 
 type Listed = DataSourceRecord & { tenants: number }
 
-/** Where a data source is, without credentials: they live sealed in the catalog and are never printed. */
+/** Where a data source is, as its engine describes it, without credentials: they live sealed in the catalog and are never printed. */
 function location(source: DataSourceRecord): string {
-  const c = source.config as { directory?: string; host?: string; port?: number; database?: string; user?: string }
-  return source.engine === 'sqlite' ? String(c.directory) : `${c.user}@${c.host}:${c.port}/${c.database}`
+  return engineDefinition(source.engine, source.id).describe(source.config)
 }
 
 const COLUMNS: ReadonlyArray<Column<Listed>> = [
@@ -41,11 +40,14 @@ function publicView({ secret: _secret, ...source }: Listed | DataSourceRecord) {
   return { ...source, hasCredentials: _secret !== null }
 }
 
-/** `tenantry datasource …`: add, list, test. */
+/** `tenantry data-source …` (alias `datasource`, the old spelling): add, list, test. */
 export function registerDataSourceCommands(program: Command, out: Output): void {
-  const datasource = program.command('datasource').description('the places that hold tenants’ data')
+  const dataSource = program
+    .command('data-source')
+    .alias('datasource')
+    .description('add, list and test data sources: the places that hold tenants’ data')
 
-  datasource
+  dataSource
     .command('add')
     .description('add a data source (a customer’s own Postgres: --mode byod); it is tested before it is recorded')
     .argument('<id>', 'the data source id: 1-63 of a-z, 0-9 and _, starting with a letter')
@@ -68,7 +70,7 @@ export function registerDataSourceCommands(program: Command, out: Output): void 
       })
     })
 
-  datasource
+  dataSource
     .command('list')
     .description('list data sources with the tenants placed on each')
     .option('--json', 'print JSON')
@@ -81,7 +83,7 @@ export function registerDataSourceCommands(program: Command, out: Output): void 
       })
     })
 
-  datasource
+  dataSource
     .command('test')
     .description('connect to a data source and report what answered')
     .argument('<id>', 'the data source id')

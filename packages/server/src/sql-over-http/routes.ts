@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import Database from 'better-sqlite3'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { SqliteEngine, type Tenantry } from 'tenantry'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Tenantry } from 'tenantry'
 import { HttpError, toHttpError } from '../errors.js'
+import type { ServerInstance } from '../feature.js'
 import type { Principal } from '../principal.js'
+import { noQuery } from '../schemas.js'
 import { authenticateToken } from '../tokens/token-auth.js'
 import { runRequest, type HranaRequest, type HranaResult, type StreamState } from './hrana.js'
+import { pipelineBody, pipelineResponse, sqlErrorResponse, versionResponse } from './schemas.js'
 
 export interface SqlOverHttpOptions {
   tenantry: Tenantry
@@ -43,7 +45,7 @@ type TokenPrincipal = Extract<Principal, { kind: 'token' }>
  *
  * Register without `fastify-plugin`: its error handler stays within these routes.
  */
-export async function sqlOverHttp(app: FastifyInstance, options: SqlOverHttpOptions): Promise<void> {
+export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptions): Promise<void> {
   const { tenantry } = options
   const idleMs = options.streamIdleMs ?? 10_000
   const maxStreams = options.maxStreams ?? 128
@@ -74,84 +76,103 @@ export async function sqlOverHttp(app: FastifyInstance, options: SqlOverHttpOpti
     sendError(reply, http)
   })
 
-  app.get('/v2', async () => ({}))
+  const tags = ['SQL-over-HTTP']
+  const errors = { '4xx': sqlErrorResponse, '5xx': sqlErrorResponse }
 
-  app.post('/v2/pipeline', async (request, reply) => {
-    const principal = await requireToken(tenantry, request)
-    const body = request.body as { baton?: unknown; requests?: unknown } | undefined
-    if (!body || typeof body !== 'object' || !Array.isArray(body.requests)) {
-      throw new HttpError(400, 'VALIDATION_FAILED', 'Expected { baton, requests: [...] }')
-    }
-    if (body.requests.length > maxRequests) throw new HttpError(400, 'VALIDATION_FAILED', `At most ${maxRequests} requests per pipeline`)
+  app.get(
+    '/v2',
+    { schema: { tags, summary: 'Hrana version probe', querystring: noQuery, response: { 200: versionResponse, ...errors } } },
+    async () => ({}),
+  )
 
-    let stream: OpenStream
-    if (body.baton !== undefined && body.baton !== null) {
-      const found = typeof body.baton === 'string' ? streams.get(body.baton) : undefined
-      // A baton is bound to the token that opened its stream: another token cannot continue it.
-      if (!found || found.tokenId !== principal.tokenId) {
-        throw new HttpError(400, 'INVALID_BATON', 'Unknown or expired baton: the stream was closed (idle too long, or already used)')
+  app.post(
+    '/v2/pipeline',
+    {
+      // The token is checked before the body is read: a caller without one learns nothing more.
+      onRequest: async (request) => {
+        request.principal = await requireToken(tenantry, request)
+      },
+      schema: {
+        tags,
+        summary: "Run a Hrana pipeline on the token's tenant (libSQL's protocol: use @libsql/client)",
+        security: [{ token: [] }],
+        querystring: noQuery,
+        body: pipelineBody(maxRequests),
+        response: { 200: pipelineResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = request.principal as TokenPrincipal
+      const body = request.body
+
+      let stream: OpenStream
+      if (body.baton !== undefined && body.baton !== null) {
+        const found = streams.get(body.baton)
+        // A baton is bound to the token that opened its stream: another token cannot continue it.
+        if (!found || found.tokenId !== principal.tokenId) {
+          throw new HttpError('INVALID_BATON', 'Unknown or expired baton: the stream was closed (idle too long, or already used)')
+        }
+        // Single use: the answer carries the next baton.
+        streams.delete(body.baton)
+        clearTimeout(found.timer)
+        stream = found
+      } else {
+        const perToken = [...streams.values()].filter((s) => s.tokenId === principal.tokenId).length
+        if (streams.size >= maxStreams || perToken >= maxPerToken) {
+          throw new HttpError('RATE_LIMITED', 'Too many open SQL streams; close transactions you no longer use')
+        }
+        stream = await openStream(tenantry, principal, maxRows)
       }
-      // Single use: the answer carries the next baton.
-      streams.delete(body.baton as string)
-      clearTimeout(found.timer)
-      stream = found
-    } else {
-      const perToken = [...streams.values()].filter((s) => s.tokenId === principal.tokenId).length
-      if (streams.size >= maxStreams || perToken >= maxPerToken) {
-        throw new HttpError(429, 'RATE_LIMITED', 'Too many open SQL streams; close transactions you no longer use')
+
+      const results: HranaResult[] = []
+      try {
+        for (const item of body.requests as HranaRequest[]) results.push(runRequest(stream, item))
+      } catch (error) {
+        stream.db.close()
+        throw error
       }
-      stream = await openStream(tenantry, principal, maxRows)
-    }
 
-    const results: HranaResult[] = []
-    try {
-      for (const item of body.requests as HranaRequest[]) results.push(runRequest(stream, item))
-    } catch (error) {
-      stream.db.close()
-      throw error
-    }
-
-    let baton: string | null = null
-    if (stream.closed) {
-      if (stream.db.open) stream.db.close()
-    } else {
-      baton = randomBytes(24).toString('base64url')
-      stream.timer = setTimeout(() => closeStream(baton!), idleMs)
-      stream.timer.unref()
-      streams.set(baton, stream)
-    }
-    void reply.type('application/json')
-    return { baton, base_url: null, results }
-  })
+      let baton: string | null = null
+      if (stream.closed) {
+        if (stream.db.open) stream.db.close()
+      } else {
+        baton = randomBytes(24).toString('base64url')
+        stream.timer = setTimeout(() => closeStream(baton!), idleMs)
+        stream.timer.unref()
+        streams.set(baton, stream)
+      }
+      void reply.type('application/json')
+      return { baton, base_url: null, results }
+    },
+  )
 }
 
 /** The token principal of the request, or 401: SQL-over-HTTP accepts integration tokens only. */
 async function requireToken(tenantry: Tenantry, request: FastifyRequest): Promise<TokenPrincipal> {
-  // Verified again even when a global hook already did: revocation must stop a stream mid-way.
+  // Verified on every pipeline, a stream's continuations included: revocation must stop a stream mid-way.
   const principal = await authenticateToken(tenantry, request.headers.authorization)
   if (!principal || principal.kind !== 'token') {
-    throw new HttpError(401, 'UNAUTHENTICATED', 'SQL-over-HTTP needs an integration token: Authorization: Bearer tnt_…')
+    throw new HttpError('UNAUTHENTICATED', 'SQL-over-HTTP needs an integration token: Authorization: Bearer tnt_…')
   }
   return principal
 }
 
-/** A connection of its own on the token's tenant file, after checking the placement allows raw SQL. */
+/** A connection of its own on the token's tenant, after checking the engine offers raw sessions for its placement. */
 async function openStream(tenantry: Tenantry, principal: TokenPrincipal, maxRows: number): Promise<OpenStream> {
   const tenant = await tenantry.router.resolve({ id: principal.tenantId })
   const engine = await tenantry.dataSources.engine(tenant.placement.dataSourceId)
-  // Only where the database itself confines raw SQL: the tenant's own SQLite file.
-  if (tenant.placement.isolation !== 'database' || !(engine instanceof SqliteEngine)) {
+  // Only where the database itself confines raw SQL (the tenant's own SQLite file): the engine says where.
+  const sessions = engine.rawSession
+  if (!sessions?.isolations.includes(tenant.placement.isolation)) {
     throw new HttpError(
-      403,
       'SQL_UNAVAILABLE',
-      `SQL-over-HTTP is offered only for tenants with database isolation on SQLite, not ${tenant.placement.isolation} isolation on ${engine.name}`,
+      `SQL-over-HTTP is not offered for tenants with ${tenant.placement.isolation} isolation on ${engine.name}${sessions ? `, only ${sessions.isolations.join(' and ')} isolation` : ''}`,
     )
   }
-  const path = engine.pathOf({ tenantId: tenant.id, isolation: tenant.placement.isolation, locator: tenant.placement.locator })
-  const db = new Database(path, { readonly: principal.readOnly, fileMustExist: true, timeout: 5000 })
+  const placement = { tenantId: tenant.id, isolation: tenant.placement.isolation, locator: tenant.placement.locator }
+  const { database: db } = await sessions.open(placement, { readOnly: principal.readOnly })
   try {
-    // The only PRAGMAs on this connection are ours, set before any statement of the client's.
-    if (!principal.readOnly) db.pragma('foreign_keys = ON')
+    // The engine set its PRAGMAs; this one is the protocol's (Hrana integers are 64-bit), set before any statement of the client's.
     db.defaultSafeIntegers(true)
   } catch (error) {
     db.close()

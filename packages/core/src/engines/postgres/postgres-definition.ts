@@ -1,0 +1,98 @@
+import { z } from 'zod'
+import { TenantryError } from '../../errors.js'
+import type { Isolation } from '../engine.js'
+import type { DataSourceBase, EngineDefinition } from '../engine-definition.js'
+import { PostgresEngine } from './postgres-engine.js'
+import { appRoleName, assertPostgresDataSourceId } from './postgres-names.js'
+
+/** A Postgres server (or a customer's own, `mode: 'byod'`). */
+export interface PostgresDataSourceConfig extends DataSourceBase {
+  engine: 'postgres'
+  /**
+   * The admin connection URL (DDL and migrations). Sealed into the catalog with the secret
+   * key and never shown again: listings show host, port, database and user only.
+   */
+  url: string
+  /** @default ['schema', 'database', 'row'] */
+  isolations?: Isolation[]
+  /** Connections in each shared pool (admin and app). @default 10 */
+  poolSize?: number
+  /** Connections in each database-isolated tenant's own pool. @default 2 */
+  tenantPoolSize?: number
+}
+
+const POSTGRES_CONFIG_SCHEMA = z.object({
+  url: z.string(),
+  isolations: z.array(z.enum(['schema', 'database', 'row'])).min(1).optional(),
+  poolSize: z.number().int().positive().optional(),
+  tenantPoolSize: z.number().int().positive().optional(),
+})
+
+/** The catalog's non-secret record of a Postgres data source. */
+interface PostgresRecordConfig {
+  host: string
+  port: number
+  database: string
+  user: string
+  isolations?: Isolation[]
+  poolSize?: number
+  tenantPoolSize?: number
+}
+
+/** The associated data the URL is sealed with: a sealed URL copied onto another data source does not open. */
+const secretPurpose = (id: string) => `data-source:${id}`
+
+/** Postgres in the engine registry. */
+export const POSTGRES_ENGINE: EngineDefinition<PostgresDataSourceConfig> = {
+  name: 'postgres',
+  label: 'PostgreSQL',
+  configSchema: POSTGRES_CONFIG_SCHEMA,
+
+  toRecord(source, { box }) {
+    assertPostgresDataSourceId(source.id)
+    const url = parsePostgresUrl(source.url, source.id)
+    const config: PostgresRecordConfig = {
+      host: url.hostname,
+      port: Number(url.port || 5432),
+      database: url.pathname.slice(1),
+      user: decodeURIComponent(url.username),
+      ...(source.isolations ? { isolations: source.isolations } : {}),
+      ...(source.poolSize ? { poolSize: source.poolSize } : {}),
+      ...(source.tenantPoolSize ? { tenantPoolSize: source.tenantPoolSize } : {}),
+    }
+    return { config: { ...config }, secret: box.seal(source.url, secretPurpose(source.id)) }
+  },
+
+  createEngine(record, { box, logger }) {
+    if (!record.secret) throw new TenantryError('INVALID_CONFIG', `Data source ${record.id} has no credentials`)
+    const { isolations, poolSize, tenantPoolSize } = record.config as Partial<PostgresRecordConfig>
+    return new PostgresEngine({
+      id: record.id,
+      url: box.open(record.secret, secretPurpose(record.id)),
+      appRole: { name: appRoleName(record.id), password: box.derive(`postgres-app-role:${record.id}`) },
+      deriveSecret: (purpose) => box.derive(`data-source:${record.id}:${purpose}`),
+      logger,
+      ...(isolations ? { isolations } : {}),
+      ...(poolSize ? { poolSize } : {}),
+      ...(tenantPoolSize ? { tenantPoolSize } : {}),
+    })
+  },
+
+  describe(config) {
+    const { user, host, port, database } = config as Partial<PostgresRecordConfig>
+    return `${user}@${host}:${port}/${database}`
+  },
+}
+
+function parsePostgresUrl(text: string, id: string): URL {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new TenantryError('INVALID_CONFIG', `Data source ${id}: url is not a URL`)
+  }
+  if (!/^postgres(ql)?:$/.test(url.protocol) || !url.hostname || url.pathname.length < 2) {
+    throw new TenantryError('INVALID_CONFIG', `Data source ${id}: url must look like postgres://user:password@host:5432/database`)
+  }
+  return url
+}

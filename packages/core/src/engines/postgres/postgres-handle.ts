@@ -1,0 +1,45 @@
+import { Kysely, WithSchemaPlugin, sql } from 'kysely'
+import type pg from 'pg'
+import type { Logger } from '../../logger.js'
+import type { EngineHandle } from '../engine.js'
+import { ScopedPostgresDialect } from './scoped-postgres-dialect.js'
+import { TenantRowsPlugin } from './tenant-rows-plugin.js'
+
+export interface PostgresHandleOptions {
+  pool: pg.Pool
+  /** Whether closing the handle ends the pool: `false` for the data source's shared pools. */
+  ownsPool: boolean
+  /** The schema every query and transaction is confined to; the database's default one when absent. */
+  schema?: string
+  /** Row isolation: the tenant every transaction is set to (for RLS) and every query is filtered by. */
+  tenantId?: string
+  /** The tables are shared with other tenants (row isolation). */
+  shared?: boolean
+  afterEachMigration?: (db: Kysely<any>) => Promise<void>
+  logger: Logger
+}
+
+/** The one way every Postgres isolation kind opens a handle. */
+export function openPostgresHandle(options: PostgresHandleOptions): EngineHandle {
+  const { pool, ownsPool, schema, tenantId, logger } = options
+  let db = new Kysely<any>({
+    dialect: new ScopedPostgresDialect({ pool, ownsPool, logger, ...(schema ? { schema } : {}), ...(tenantId ? { tenantId } : {}) }),
+  })
+  // Filter by tenant first, then qualify with the schema: the tenant predicate names tables as the app wrote them.
+  if (tenantId) db = db.withPlugin(new TenantRowsPlugin(tenantId))
+  if (schema) db = db.withPlugin(new WithSchemaPlugin(schema))
+  return {
+    engine: 'postgres',
+    db,
+    ...(schema ? { schema } : {}),
+    ...(options.shared ? { shared: true } : {}),
+    ...(options.afterEachMigration ? { afterEachMigration: options.afterEachMigration } : {}),
+    execScript,
+    close: () => db.destroy(),
+  }
+}
+
+/** A `.sql` migration runs as one simple-protocol query on the transaction's connection. */
+async function execScript(db: Kysely<any>, script: string): Promise<void> {
+  await sql.raw(script).execute(db)
+}

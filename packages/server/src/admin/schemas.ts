@@ -1,0 +1,99 @@
+import { z } from 'zod'
+import { slugParam } from '../schemas.js'
+
+export const slugParams = z.object({ slug: slugParam })
+
+export const createTenantBody = z.strictObject({
+  slug: z.string().describe('^[a-z][a-z0-9_]{1,62}$, not a reserved word'),
+  name: z.string().min(1).max(200).optional().describe('Default: the slug'),
+  isolation: z.enum(['database', 'schema', 'row']).optional().describe("Default: the config's defaults.isolation"),
+  dataSource: z.string().optional().describe("A data source id; default: the config's defaults.dataSource"),
+  ownerEmail: z.email().optional().describe("An existing user who becomes the tenant's owner (its organization's first member)"),
+})
+
+/** A tenant as the admin API shows it. */
+export const tenantView = z.object({
+  id: z.string(),
+  slug: z.string(),
+  name: z.string(),
+  status: z.string().describe('provisioning, ready, suspended, deleting, deleted or failed'),
+  statusReason: z.string().nullable(),
+  placement: z.object({ isolation: z.string(), dataSourceId: z.string(), locator: z.string() }),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+})
+
+export const tenantList = z.object({ tenants: z.array(tenantView) })
+
+export const tenantWithAuditLog = tenantView.extend({
+  auditLog: z.array(
+    z.object({ at: z.string(), tenantId: z.string().nullable(), action: z.string(), actor: z.string(), details: z.unknown() }),
+  ),
+})
+
+export const deleteTenantQuery = z.strictObject({
+  purge: z
+    .enum(['true', 'false'])
+    .optional()
+    .transform((v) => v === 'true')
+    .describe('true: remove its data and free its slug; default false (the data is kept, the slug stays taken)'),
+})
+
+export const migrationStatus = z.object({
+  migrations: z.array(z.object({ name: z.string(), appliedTenants: z.number().int(), pendingTenants: z.number().int() })),
+  tenants: z.number().int(),
+  behind: z.array(z.object({ tenantId: z.string(), slug: z.string(), status: z.string(), pending: z.array(z.string()) })),
+  lock: z.object({ pid: z.number().int(), host: z.string(), since: z.string() }).optional().describe('The runner holding the migration lock, if any'),
+})
+
+export const runMigrationsBody = z
+  .strictObject({ concurrency: z.number().int().min(1).max(64).optional().describe('Tenants migrated at once') })
+  .optional()
+
+const tenantMigrationResult = z.object({
+  tenantId: z.string(),
+  slug: z.string(),
+  status: z.enum(['success', 'error', 'skipped']),
+  applied: z.array(z.string()),
+  error: z.string().optional(),
+})
+
+export const fanOutReport = z.object({
+  migrations: z.array(z.string()).readonly(),
+  dryRun: z.boolean(),
+  total: z.number().int(),
+  upToDate: z.number().int(),
+  results: z.array(tenantMigrationResult),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  durationMs: z.number(),
+})
+
+export const migrationRun = z.object({
+  run: z
+    .object({
+      id: z.string(),
+      startedAt: z.string(),
+      finishedAt: z.string().nullable(),
+      results: z.array(tenantMigrationResult),
+      report: fanOutReport.nullable(),
+      error: z.string().nullable(),
+      running: z.boolean(),
+      done: z.number().int().describe('Tenants finished so far'),
+    })
+    .nullable()
+    .describe('The current or last run started through this server; null before the first'),
+})
+
+export const dataSourceList = z.object({
+  dataSources: z.array(
+    z.object({
+      id: z.string(),
+      engine: z.string(),
+      mode: z.string(),
+      capacity: z.number().int().nullable(),
+      region: z.string().nullable(),
+      createdAt: z.string(),
+    }),
+  ),
+})

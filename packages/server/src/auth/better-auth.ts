@@ -1,0 +1,122 @@
+import { betterAuth, type BetterAuthOptions } from 'better-auth'
+import { getMigrations } from 'better-auth/db/migration'
+import { genericOAuth } from 'better-auth/plugins'
+import type { Kysely } from 'kysely'
+import type { Logger, Tenantry } from 'tenantry'
+import { Organizations, tenantOrganizations } from '../tenants/organizations.js'
+import { loadAuthSecret } from './secret.js'
+
+export interface TenantryAuthOptions {
+  tenantry: Tenantry
+  /** Public URL of the server, e.g. `http://127.0.0.1:3000`. */
+  baseURL: string
+  /** @default process.env */
+  env?: NodeJS.ProcessEnv
+  /** Where Better Auth's own log lines go. @default console */
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  /** Where failures the organization hooks handle are reported (pino-compatible). @default tenantry.logger */
+  logger?: Logger
+}
+
+/** The generic OpenID provider's id: `POST /api/auth/sign-in/social { provider: 'oidc' }`, callback `/api/auth/callback/oidc`. */
+export const OIDC_PROVIDER_ID = 'oidc'
+
+/**
+ * Better Auth over the catalog database: email + password, GitHub/Google when their
+ * env vars are set, a generic OpenID provider (`TENANTRY_OIDC_ISSUER`, `_CLIENT_ID`,
+ * `_CLIENT_SECRET`), and organizations that are tenants (one organization per tenant,
+ * same slug, linked by `organization.tenantId`).
+ */
+export function createTenantryAuth(options: TenantryAuthOptions) {
+  const { tenantry } = options
+  const env = options.env ?? process.env
+  const db = tenantry.catalog.db as unknown as Kysely<any>
+
+  const socialProviders: BetterAuthOptions['socialProviders'] = {}
+  if (env.GITHUB_CLIENT_ID && env.GITHUB_CLIENT_SECRET) {
+    socialProviders.github = { clientId: env.GITHUB_CLIENT_ID, clientSecret: env.GITHUB_CLIENT_SECRET }
+  }
+  if (env.GOOGLE_CLIENT_ID && env.GOOGLE_CLIENT_SECRET) {
+    socialProviders.google = { clientId: env.GOOGLE_CLIENT_ID, clientSecret: env.GOOGLE_CLIENT_SECRET }
+  }
+  const oidcIssuer = env.TENANTRY_OIDC_ISSUER?.replace(/\/+$/, '')
+  const oidc =
+    oidcIssuer && env.TENANTRY_OIDC_CLIENT_ID
+      ? [
+          genericOAuth({
+            config: [
+              {
+                providerId: OIDC_PROVIDER_ID,
+                name: env.TENANTRY_OIDC_NAME ?? 'OpenID',
+                discoveryUrl: `${oidcIssuer}/.well-known/openid-configuration`,
+                clientId: env.TENANTRY_OIDC_CLIENT_ID,
+                ...(env.TENANTRY_OIDC_CLIENT_SECRET ? { clientSecret: env.TENANTRY_OIDC_CLIENT_SECRET } : {}),
+                scopes: ['openid', 'email', 'profile'],
+                pkce: true,
+              },
+            ],
+          }),
+        ]
+      : []
+
+  // The hooks below run only once `auth` exists: they reach the organization tables through it.
+  const organizations = (): Organizations => new Organizations(auth, tenantry, options.logger ?? tenantry.logger)
+
+  const auth = betterAuth({
+    appName: 'Tenantry',
+    baseURL: options.baseURL,
+    basePath: '/api/auth',
+    trustedOrigins: trustedOrigins(options.baseURL, env),
+    // Better Auth turns origin (CSRF) checks off when it thinks it runs under test (NODE_ENV=test,
+    // vitest). A server must not change its defences with an environment variable: always on.
+    advanced: { disableOriginCheck: false, disableCSRFCheck: false },
+    secret: loadAuthSecret(tenantry.config.home, env),
+    database: { db, type: tenantry.catalog.engine === 'postgres' ? 'postgres' : 'sqlite' },
+    emailAndPassword: { enabled: true, autoSignIn: true, minPasswordLength: 8 },
+    socialProviders,
+    telemetry: { enabled: false },
+    logger: {
+      level: 'warn',
+      ...(options.log ? { log: (level: string, message: string) => options.log!(level === 'success' ? 'info' : (level as 'info'), message) } : {}),
+    },
+    databaseHooks: {
+      session: {
+        create: {
+          // First sign-in (or sign-up) of a user: give them a personal tenant, and start every session on a tenant.
+          before: async (session) => ({
+            data: { ...session, activeOrganizationId: await organizations().startingOrganization(session.userId) },
+          }),
+        },
+      },
+    },
+    plugins: [
+      tenantOrganizations(tenantry, organizations),
+      ...oidc,
+    ],
+  })
+  return auth
+}
+
+/** The Better Auth instance the server runs. */
+export type TenantryAuth = ReturnType<typeof createTenantryAuth>
+
+/** Creates or updates Better Auth's tables in the catalog. Safe to run on every start. */
+export async function migrateAuthSchema(auth: TenantryAuth): Promise<void> {
+  const { runMigrations } = await getMigrations(auth.options)
+  await runMigrations()
+}
+
+/**
+ * The origins allowed to call the auth routes from a browser: the server's own, under both
+ * loopback spellings when it runs locally (a browser at `localhost` sends that origin even
+ * when the server calls itself 127.0.0.1), and any listed in `TENANTRY_TRUSTED_ORIGINS`.
+ */
+export function trustedOrigins(baseURL: string, env: NodeJS.ProcessEnv): string[] {
+  const own = new URL(baseURL)
+  const origins = new Set([own.origin])
+  if (own.hostname === '127.0.0.1' || own.hostname === 'localhost') {
+    for (const host of ['127.0.0.1', 'localhost']) origins.add(`${own.protocol}//${host}${own.port ? `:${own.port}` : ''}`)
+  }
+  for (const origin of (env.TENANTRY_TRUSTED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean)) origins.add(origin)
+  return [...origins]
+}

@@ -1,0 +1,256 @@
+import { randomBytes } from 'node:crypto'
+import { getCurrentAdapter, type Auth } from 'better-auth'
+import { APIError } from 'better-auth/api'
+import { getOrgAdapter, organization } from 'better-auth/plugins'
+import { isTenantryError, slugProblem, type Logger, type TenantRecord, type Tenantry } from 'tenantry'
+import { AUTH_ERROR_CODES } from '../auth/error-codes.js'
+import { statusOf, type ErrorCode } from '../errors.js'
+
+/**
+ * Organizations are tenants: one Better Auth organization per tenant, with the same slug,
+ * linked by `organization.tenantId`. This module is the only code that reads or writes
+ * Better Auth's organization tables (`organization`, `member`, `invitation`), and it does so
+ * only through Better Auth: its endpoints (`auth.api.*`) where one fits a server-side call,
+ * otherwise its organization adapter (`getOrgAdapter`) and database adapter, which follow
+ * Better Auth's own schema, field names and date handling on every catalog engine.
+ */
+
+/** A user's place in one tenant. */
+export interface Membership {
+  organizationId: string
+  tenantId: string
+  role: 'owner' | 'admin' | 'member'
+}
+
+/** The organization schema Tenantry adds to Better Auth's: the tenant an organization stands for. */
+const ORGANIZATION_SCHEMA = {
+  organization: { additionalFields: { tenantId: { type: 'string', required: false, input: false } } },
+} as const
+
+const RANK = { member: 0, admin: 1, owner: 2 } as const
+
+/** Better Auth may store several roles as `admin,member`: the strongest one counts. */
+export function strongestRole(roles: string): Membership['role'] {
+  let best: Membership['role'] = 'member'
+  for (const role of roles.split(',').map((r) => r.trim())) {
+    if (role in RANK && RANK[role as Membership['role']] > RANK[best]) best = role as Membership['role']
+  }
+  return best
+}
+
+/** Personal tenants: `u_` + 16 characters, never derived from a name or an email. */
+export function personalSlug(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789'
+  return `u_${[...randomBytes(16)].map((b) => alphabet[b % alphabet.length]).join('')}`
+}
+
+/** A Better Auth error with one of our codes, at the status `STATUS_BY_CODE` gives that code. */
+function authError(code: ErrorCode, message: string, cause?: unknown): APIError {
+  return APIError.from(statusOf(code) as ConstructorParameters<typeof APIError>[0], { code, message }, cause === undefined ? undefined : { cause })
+}
+
+/**
+ * Better Auth's organization plugin, configured so that organizations are tenants: creating
+ * one provisions its tenant (or creates nothing), its slug is checked as a tenant slug and can
+ * never change, and organizations are never deleted through Better Auth (a tenant is deleted
+ * through the admin API, which removes its organization).
+ */
+export function tenantOrganizations(tenantry: Tenantry, organizations: () => Organizations) {
+  return organization({
+    creatorRole: 'owner',
+    disableOrganizationDeletion: true,
+    // Invitations are returned by the API; delivering them is the app's business.
+    sendInvitationEmail: async () => {},
+    schema: ORGANIZATION_SCHEMA,
+    organizationHooks: {
+      beforeCreateOrganization: async ({ organization: org }) => {
+        const problem = slugProblem(org.slug)
+        if (problem) throw authError('INVALID_SLUG', `Invalid tenant slug: ${problem}`)
+        try {
+          await tenantry.tenants.plan({ slug: org.slug! })
+        } catch (error) {
+          if (isTenantryError(error)) throw authError(error.code, error.message, error)
+          throw error
+        }
+      },
+      afterCreateOrganization: async ({ organization: org, user }) => {
+        await organizations().provision({ id: org.id, slug: org.slug, name: org.name }, `user:${user.id}`)
+      },
+      beforeUpdateOrganization: async ({ organization: org, member }) => {
+        if (org.slug === undefined) return
+        const current = await organizations().slugOf(member.organizationId)
+        if (current !== undefined && current !== org.slug) throw authError('SLUG_IMMUTABLE', AUTH_ERROR_CODES.SLUG_IMMUTABLE)
+      },
+    },
+  })
+}
+
+/**
+ * What this module needs of the Better Auth instance (`TenantryAuth`): its context (adapters)
+ * and the organization endpoints it calls server-side. Declared here, not taken from
+ * `TenantryAuth`, whose type is built from this module's plugin.
+ */
+export interface OrganizationsAuth {
+  /** Better Auth's context; its type depends on the instance's options, so it is read as the generic `AuthContext`. */
+  $context: Promise<object>
+  api: {
+    createOrganization(input: { body: { name: string; slug: string; userId: string; metadata: Record<string, unknown> } }): Promise<unknown>
+    setActiveOrganization(input: { headers: Headers; body: { organizationId: string } }): Promise<unknown>
+    addMember(input: { body: { userId: string; role: 'owner' | 'admin' | 'member'; organizationId: string } }): Promise<unknown>
+  }
+}
+
+type AuthContext = Awaited<Auth['$context']>
+
+interface OrganizationRow {
+  id: string
+  slug: string
+  tenantId?: string | null
+}
+
+/** Organizations and memberships, read and written through Better Auth (see the module comment). */
+export class Organizations {
+  readonly #auth: OrganizationsAuth
+  readonly #tenantry: Tenantry
+  readonly #logger: Logger
+
+  /** @param logger where failures handled here are reported; @default tenantry.logger */
+  constructor(auth: OrganizationsAuth, tenantry: Tenantry, logger: Logger = tenantry.logger) {
+    this.#auth = auth
+    this.#tenantry = tenantry
+    this.#logger = logger
+  }
+
+  /** The user's membership in the tenant with this id, if any. */
+  async membershipIn(userId: string, tenantId: string): Promise<Membership | undefined> {
+    const context = await this.#context()
+    const org = await (await getCurrentAdapter(context.adapter)).findOne<OrganizationRow>({
+      model: 'organization',
+      where: [{ field: 'tenantId', value: tenantId }],
+    })
+    if (!org) return undefined
+    const member = await getOrgAdapter(context, { schema: ORGANIZATION_SCHEMA }).checkMembership({ userId, organizationId: org.id })
+    return member ? { organizationId: org.id, tenantId, role: strongestRole(String(member.role)) } : undefined
+  }
+
+  /** Every tenant the user belongs to, oldest membership first. */
+  async membershipsOf(userId: string): Promise<Membership[]> {
+    const adapter = await getCurrentAdapter((await this.#context()).adapter)
+    const members = await adapter.findMany<{ organizationId: string; role: string }>({
+      model: 'member',
+      where: [{ field: 'userId', value: userId }],
+      sortBy: { field: 'createdAt', direction: 'asc' },
+    })
+    if (members.length === 0) return []
+    const orgs = await adapter.findMany<OrganizationRow>({
+      model: 'organization',
+      where: [{ field: 'id', operator: 'in', value: members.map((m) => m.organizationId) }],
+    })
+    const tenantOf = new Map(orgs.map((o) => [o.id, o.tenantId]))
+    return members.flatMap((m) => {
+      const tenantId = tenantOf.get(m.organizationId)
+      return tenantId ? [{ organizationId: m.organizationId, tenantId, role: strongestRole(String(m.role)) }] : []
+    })
+  }
+
+  /** The tenant id an organization stands for. */
+  async tenantIdOf(organizationId: string): Promise<string | undefined> {
+    return (await this.#findOrganization(organizationId))?.tenantId ?? undefined
+  }
+
+  /** The slug of an organization. */
+  async slugOf(organizationId: string): Promise<string | undefined> {
+    return (await this.#findOrganization(organizationId))?.slug
+  }
+
+  /** The id of the user with this email, if any. */
+  async userIdByEmail(email: string): Promise<string | undefined> {
+    const found = await (await this.#context()).internalAdapter.findUserByEmail(email.toLowerCase())
+    return found?.user.id
+  }
+
+  /**
+   * The organization a new session of this user starts on: their first membership, after
+   * giving a user who has none (a first sign-in) a personal tenant.
+   */
+  async startingOrganization(userId: string): Promise<string | null> {
+    let first = (await this.membershipsOf(userId))[0]
+    if (!first) {
+      const user = await (await this.#context()).internalAdapter.findUserById(userId)
+      if (!user) return null
+      // A server-side call with a userId and no headers: the organization plugin treats it as a system action.
+      await this.#auth.api.createOrganization({
+        body: { name: `${user.name || user.email}'s workspace`, slug: personalSlug(), userId: user.id, metadata: { personal: true } },
+      })
+      first = (await this.membershipsOf(userId))[0]
+    }
+    return first?.organizationId ?? null
+  }
+
+  /** Makes the organization the session's active one (the caller's headers carry the session). */
+  async setActive(headers: Headers, organizationId: string): Promise<void> {
+    await this.#auth.api.setActiveOrganization({ headers, body: { organizationId } })
+  }
+
+  /**
+   * Creates the tenant an organization stands for and links them, or removes the organization
+   * again: never one without the other. Runs inside Better Auth's create-organization call.
+   */
+  async provision(org: { id: string; slug: string; name: string }, actor: string): Promise<void> {
+    const context = await this.#context()
+    try {
+      const tenant = await this.#tenantry.createTenant({ slug: org.slug, name: org.name, actor })
+      await (await getCurrentAdapter(context.adapter)).update({
+        model: 'organization',
+        where: [{ field: 'id', value: org.id }],
+        update: { tenantId: tenant.id },
+      })
+    } catch (error) {
+      await getOrgAdapter(context, { schema: ORGANIZATION_SCHEMA }).deleteOrganization(org.id)
+      if (isTenantryError(error) && (error.code === 'SLUG_TAKEN' || error.code === 'INVALID_SLUG')) throw authError(error.code, error.message, error)
+      // The client is told only that it failed; the cause is logged here, once.
+      this.#logger.error({ err: error, slug: org.slug, organizationId: org.id }, 'Provisioning the tenant of a new organization failed; the organization was removed')
+      throw authError('TENANT_PROVISIONING_FAILED', AUTH_ERROR_CODES.TENANT_PROVISIONING_FAILED, error)
+    }
+  }
+
+  /**
+   * The organization of a tenant created outside Better Auth (the admin API), so members can
+   * be invited, with `ownerUserId` as its owner. Throws if it cannot be written; what was
+   * written is removed first.
+   */
+  async createForTenant(tenant: TenantRecord, ownerUserId?: string): Promise<void> {
+    const context = await this.#context()
+    const orgs = getOrgAdapter(context, { schema: ORGANIZATION_SCHEMA })
+    const org = await orgs.createOrganization({
+      organization: { name: tenant.name, slug: tenant.slug, tenantId: tenant.id, createdAt: new Date() },
+    })
+    if (!ownerUserId) return
+    try {
+      await this.#auth.api.addMember({ body: { userId: ownerUserId, role: 'owner', organizationId: org.id } })
+    } catch (error) {
+      await orgs.deleteOrganization(org.id)
+      throw error
+    }
+  }
+
+  /** Removes the organizations of a purged tenant, with their members and invitations: its slug is free again. */
+  async removeForTenant(tenantId: string): Promise<void> {
+    const context = await this.#context()
+    const orgs = await (await getCurrentAdapter(context.adapter)).findMany<OrganizationRow>({
+      model: 'organization',
+      where: [{ field: 'tenantId', value: tenantId }],
+    })
+    const adapter = getOrgAdapter(context, { schema: ORGANIZATION_SCHEMA })
+    for (const org of orgs) await adapter.deleteOrganization(org.id)
+  }
+
+  async #context(): Promise<AuthContext> {
+    return (await this.#auth.$context) as AuthContext
+  }
+
+  async #findOrganization(organizationId: string): Promise<OrganizationRow | undefined> {
+    const adapter = await getCurrentAdapter((await this.#context()).adapter)
+    return (await adapter.findOne<OrganizationRow>({ model: 'organization', where: [{ field: 'id', value: organizationId }] })) ?? undefined
+  }
+}
