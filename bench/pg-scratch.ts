@@ -11,6 +11,8 @@ export interface PgScratch {
   adminUrl: string
   /** The same database as the app role `tenantry_app_<dataSource>` (trust auth: no password needed). */
   appUrl: string
+  /** The same database as a schema- or database-isolated tenant's own role `t_<id>_app` (trust auth: no password needed). */
+  tenantUrl(tenantId: string): string
   /** `url` with another database name (a database-isolated tenant's). */
   inDatabase(url: string, database: string): string
   reopen(config?: Omit<TenantryConfig, 'home'>): Promise<Tenantry>
@@ -53,6 +55,11 @@ export async function openPgScratch(
     dataSource,
     adminUrl: data.url,
     appUrl: app.toString(),
+    tenantUrl(tenantId) {
+      const u = new URL(data.url)
+      u.username = `t_${tenantId}_app`
+      return u.toString()
+    },
     inDatabase,
     async reopen(more = {}) {
       await tenantry.close()

@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, type Tenantry, type TenantryConfig } from 'tenantry'
-import { createTestDatabase, dropAppRoles, findPostgres, tempDir } from 'tenantry/testing'
+import { createManagedAdmin, createTestDatabase, dropAppRoles, findPostgres, tempDir } from 'tenantry/testing'
 
 const migrations = fileURLToPath(new URL('../examples/cv-builder/migrations', import.meta.url))
 const postgres = await findPostgres()
@@ -100,6 +101,30 @@ describe.skipIf('skip' in postgres)(`several data sources, placement and BYOD${'
     const known = (await tenantry.catalog.listDataSources()).map((s) => s.id)
     expect(known).not.toContain('unreachable')
     expect(known).not.toContain('bad_url')
+  })
+
+  it("refuses a server whose admin lacks Tenantry's privileges, naming each one, and accepts a managed-Postgres admin (issue 9)", async () => {
+    const serverUrl = 'url' in postgres ? postgres.url : ''
+    const loginOnly = `tenantry_login_only_${suffix}`
+    const server = new pg.Client({ connectionString: serverUrl })
+    await server.connect()
+    const managed = await createManagedAdmin(serverUrl)
+    try {
+      await server.query(`CREATE ROLE ${loginOnly} LOGIN`)
+      const url = new URL(databases[2]!.url)
+      url.username = loginOnly
+      const error = await tenantry.dataSources.add({ id: `weak_${suffix}`, engine: 'postgres', url: url.toString() }).catch((e: unknown) => e)
+      expect(error).toMatchObject({ code: 'INVALID_CONFIG' })
+      for (const missing of ['CREATEROLE', 'CREATEDB', 'CREATE on the database']) expect((error as Error).message).toContain(missing)
+      expect((await tenantry.catalog.listDataSources()).map((s) => s.id)).not.toContain(`weak_${suffix}`)
+      // LOGIN CREATEDB CREATEROLE and a database of its own, as RDS, Cloud SQL, Supabase or Neon give: enough.
+      const added = await tenantry.dataSources.add({ id: `managed_${suffix}`, engine: 'postgres', url: managed.url, mode: 'dedicated' })
+      expect(added).toBeDefined()
+    } finally {
+      await server.query(`DROP ROLE IF EXISTS ${loginOnly}`)
+      await server.end()
+      await managed.drop()
+    }
   })
 
   it('cannot use a sealed credential copied onto another data source', async () => {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, runDoctor, type DoctorCheck, type Tenantry, type TenantRecord } from 'tenantry'
-import { createTestDatabase, findPostgres, tempDir } from 'tenantry/testing'
+import { createTestDatabase, dropAppRoles, findPostgres, tempDir } from 'tenantry/testing'
 import { runCliCaptured } from '@tenantry/cli/testing'
 
 // `tenantry doctor` passes a healthy setup and reports each way the isolation guarantees can
@@ -68,12 +68,10 @@ describe.skipIf('skip' in postgres)('tenantry doctor', () => {
     await tenantry?.close()
     await admin?.end().catch(() => {})
     await data?.drop()
-    const server = new pg.Client({ connectionString: serverUrl })
-    await server.connect()
     try {
-      await server.query(`DROP ROLE IF EXISTS "${role}"`)
+      // The app role and the tenants' own roles.
+      await dropAppRoles(serverUrl, [source])
     } finally {
-      await server.end()
       home.cleanup()
     }
   })

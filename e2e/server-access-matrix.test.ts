@@ -18,6 +18,7 @@ type Actor = (typeof ACTORS)[number]
 async function invite(owner: Client, orgId: string, email: string, role: 'member' | 'admin'): Promise<Client> {
   const client = await signUp(server, email)
   const inv = await owner.post('/api/auth/organization/invite-member', { email, role, organizationId: orgId })
+  await verifyEmail(server, email)
   const ok = await client.post('/api/auth/organization/accept-invitation', { invitationId: inv.body.id })
   if (ok.status !== 200) throw new Error(`accept ${email}: ${ok.text}`)
   return client

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import type { Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { Client, signUp, startTestServer, type TestServer } from '@tenantry/server/testing'
+import { Client, signUp, startTestServer, verifyEmail, type TestServer } from '@tenantry/server/testing'
 
 /** The repository's own config (the CV builder's collections). */
 const REPO_CONFIG = fileURLToPath(new URL('../tenantry.config.ts', import.meta.url))
@@ -39,6 +39,7 @@ describe('organizations are tenants', () => {
     const invite = await owner.post('/api/auth/organization/invite-member', { email: 'bob@example.com', role: 'member', organizationId: org.id })
     expect(invite.status).toBe(200)
     expect(invite.body.id).toBeTypeOf('string')
+    await verifyEmail(server, 'bob@example.com')
     const accepted = await bob.post('/api/auth/organization/accept-invitation', { invitationId: invite.body.id })
     expect(accepted.status).toBe(200)
 

@@ -124,12 +124,31 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
     pools.push(appPool)
     const results: Record<string, ThroughputResult> = {}
 
-    // Schema: one shared pool, schema-qualified statements, no transaction.
+    // Connections the server has to spare: every schema and database tenant has pools of its own (its role's).
+    const free = (
+      await admin.query<{ free: number }>(
+        `select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int as free from pg_stat_activity`,
+      )
+    ).rows[0]!.free
+
+    // Schema: a pool per tenant as its own role, schema-qualified statements, no transaction.
     {
-      const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: scratch.appUrl, max: 10 }) }) })
-      kyselys.push(kysely)
+      // Three variants keep a connection per tenant each: measure as many tenants as the server has room for.
+      const schemaCount = Math.max(2, Math.min(tenantCount, Math.floor((free - 10) / 3)))
+      const schemaTenants = tenants.schema.slice(0, schemaCount)
+      if (schemaCount < tenantCount) ctx.log(`schema isolation: ${schemaCount} of ${tenantCount} tenants measured (${free} connections free on the server)`)
+      const tenantPools = schemaTenants.map((t) => {
+        const pool = new pg.Pool({ connectionString: scratch.tenantUrl(t.id), max: 1 })
+        pools.push(pool)
+        return pool
+      })
+      const tenantKyselys = schemaTenants.map((t) => {
+        const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: scratch.tenantUrl(t.id), max: 1 }) }) })
+        kyselys.push(kysely)
+        return kysely
+      })
       results.schema = await compareThroughput({
-        title: `Postgres schema isolation: point read by primary key, random tenant of ${tenantCount}`,
+        title: `Postgres schema isolation: point read by primary key, random tenant of ${schemaCount}`,
         baseline: 'raw pg',
         unit: 'queries',
         opsPerRound,
@@ -138,20 +157,46 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         variants: [
           {
             name: 'raw pg',
-            run: pointReads(tenants.schema, async ({ t, jobId }) => (await appPool.query(t.sql, t.values(jobId))).rows[0]),
-            note: 'pg.Pool (10) as the app role, the statement Tenantry sends: select * from "t_<id>"."jobs" where "id" = $1',
+            run: pointReads(schemaTenants, async ({ t, k, jobId }) => (await tenantPools[k]!.query(t.sql, t.values(jobId))).rows[0]),
+            note: `${schemaCount} pg.Pools (1 each) as the tenants' own roles, the statement Tenantry sends: select * from "t_<id>"."jobs" where "id" = $1`,
           },
           {
             name: 'plain Kysely (withSchema)',
-            run: pointReads(tenants.schema, ({ t, jobId }) =>
-              kysely.withSchema(`t_${t.id}`).selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst(),
+            run: pointReads(schemaTenants, ({ t, k, jobId }) =>
+              tenantKyselys[k]!.withSchema(`t_${t.id}`).selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst(),
             ),
-            note: 'PostgresDialect over its own pg.Pool (10) as the app role',
+            note: 'PostgresDialect per tenant over its own pg.Pool (1) as the tenant role',
           },
-          tenantryVariant('schema'),
+          tenantryVariant('schema', schemaTenants),
         ],
       })
       ctx.table(results.schema)
+    }
+
+    // The price of a pool per tenant: a tenant whose handle the router's LRU closed costs a new
+    // connection (as its own role) when it comes back. Measured on pg alone: the new pool's first query, then its second.
+    {
+      const sample = tenants.schema.slice(0, Math.min(tenants.schema.length, ctx.size(20, 5)))
+      const first: number[] = []
+      const next: number[] = []
+      for (const t of sample) {
+        const pool = new pg.Pool({ connectionString: scratch.tenantUrl(t.id), max: 1 })
+        try {
+          let start = performance.now()
+          await pool.query(t.sql, t.values(t.jobIds[0]!))
+          first.push(performance.now() - start)
+          start = performance.now()
+          await pool.query(t.sql, t.values(t.jobIds[1] ?? t.jobIds[0]!))
+          next.push(performance.now() - start)
+        } finally {
+          await pool.end()
+        }
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+      ctx.log(
+        `schema/database isolation, a tenant whose handle is not open: first point read ${fmt(median(first))} ms (new connection as its role), ` +
+          `next ${fmt(median(next))} ms; median of ${sample.length} tenants`,
+      )
     }
 
     // Row: shared tables, RLS, and a transaction per query.
@@ -266,14 +311,11 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
     // Database: a database and a small pool per tenant. Each tenant costs a connection on each
     // side here, so the tenant count is capped by what the server has free (max_connections).
     {
-      const free = await admin.query<{ free: number }>(
-        `select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int as free from pg_stat_activity`,
-      )
-      const dbCount = Math.max(2, Math.min(tenantCount, Math.floor((free.rows[0]!.free - 10) / 2)))
+      const dbCount = Math.max(2, Math.min(tenantCount, Math.floor((free - 10) / 2)))
       const dbTenants = tenants.database.slice(0, dbCount)
-      if (dbCount < tenantCount) ctx.log(`database isolation: ${dbCount} of ${tenantCount} tenants measured (${free.rows[0]!.free} connections free on the server)`)
+      if (dbCount < tenantCount) ctx.log(`database isolation: ${dbCount} of ${tenantCount} tenants measured (${free} connections free on the server)`)
       const tenantPools = dbTenants.map((t) => {
-        const pool = new pg.Pool({ connectionString: scratch.inDatabase(scratch.appUrl, `t_${t.id}`), max: 2 })
+        const pool = new pg.Pool({ connectionString: scratch.inDatabase(scratch.tenantUrl(t.id), `t_${t.id}`), max: 2 })
         pools.push(pool)
         return pool
       })
@@ -288,7 +330,7 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
           {
             name: 'raw pg',
             run: pointReads(dbTenants, async ({ t, k, jobId }) => (await tenantPools[k]!.query(t.sql, t.values(jobId))).rows[0]),
-            note: `${dbCount} pg.Pools (2 each, as Tenantry's tenantPoolSize) as the app role, one per tenant database`,
+            note: `${dbCount} pg.Pools (2 each, as Tenantry's tenantPoolSize) as the tenants' own roles, one per tenant database`,
           },
           tenantryVariant('database', dbTenants),
         ],

@@ -24,7 +24,13 @@ export async function serverGroup(ctx: BenchContext): Promise<void> {
   delete env.BETTER_AUTH_SECRET
   delete env.BETTER_AUTH_URL
   // The repo's config: SQLite catalog, a SQLite file per tenant, the cv-builder collections.
-  const config = await loadConfig(join(repoRoot, 'tenantry.config.ts'), env)
+  const loaded = await loadConfig(join(repoRoot, 'tenantry.config.ts'), env)
+  // Rate limits stay on, so that their cost is measured, but far above what one run asks for.
+  const unlimited = 1_000_000_000
+  const config = {
+    ...loaded,
+    server: { ...loaded.server, limits: { anonymous: unlimited, user: unlimited, plans: { default: { tenant: unlimited, token: unlimited } } } },
+  }
   const tenantry: Tenantry = await createTenantry(config)
   let server: RunningServer | undefined
   const bare = Fastify({ logger: false })

@@ -21,6 +21,11 @@ export const TENANTRY_ERROR_CODES = {
   CLOSED: 'Tenantry is closed',
   TOKEN_NOT_FOUND: 'Token not found',
   INVALID_OPTION: 'Invalid option',
+  STATEMENT_TIMEOUT: 'The statement ran past its deadline and was stopped',
+  TRANSACTION_TIMEOUT: 'The transaction stayed open past its deadline and was rolled back',
+  RESULT_TOO_LARGE: 'The statement reached a row, size or memory cap',
+  DATABASE_BUSY: 'The database is busy; retry shortly',
+  CONCURRENCY_LIMITED: 'The tenant runs as many statements at once as it may; retry shortly',
   INTERNAL: 'Internal error',
 } as const
 

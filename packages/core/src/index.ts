@@ -20,6 +20,10 @@ export type { FanOutDeps, FanOutOptions, FanOutReport, TenantMigrationResult } f
 export { Provisioner, PROVISIONING_STEPS } from './provisioning/provisioner.js'
 export type { CreateTenantOptions, DeleteTenantOptions, PlacementPolicy, ProvisioningStep } from './provisioning/provisioner.js'
 export { SqliteEngine } from './engines/sqlite/sqlite-engine.js'
+export { SqliteExecutor } from './executor/sqlite-executor.js'
+export type { SqliteExecutorOptions, SqliteExecutorStats, ExecutorSessionOptions } from './executor/sqlite-executor.js'
+export { prepareGuarded, leadingKeyword, StatementRefused, ALLOWED_LEADING_KEYWORDS } from './executor/statement-guard.js'
+export type { Bindings } from './executor/statement-guard.js'
 export type { SqliteEngineOptions, SqliteSynchronous } from './engines/sqlite/sqlite-engine.js'
 export type {
   BuiltInEngineName,
@@ -36,6 +40,10 @@ export type {
   RawSession,
   RawSessionOptions,
   RawSessions,
+  RawSqlValue,
+  RawStatement,
+  RawStatementFailure,
+  RawStatementSuccess,
   ReadOnlyAccess,
   ReadOnlyCredentials,
   SqliteRawSession,
@@ -51,7 +59,7 @@ export type {
   DataSourceResolveContext,
   EngineFactoryContext,
 } from './engines/engine-definition.js'
-export type { SqliteDataSourceConfig, SqliteDataSourceInput } from './engines/sqlite/sqlite-definition.js'
+export type { SqliteDataSourceConfig, SqliteDataSourceInput, SqliteRawSqlConfig } from './engines/sqlite/sqlite-definition.js'
 export type { PostgresDataSourceConfig } from './engines/postgres/postgres-definition.js'
 export { DataSources } from './data-sources/data-sources.js'
 export { SecretBox } from './secrets/secret-box.js'

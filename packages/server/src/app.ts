@@ -1,14 +1,18 @@
-import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
-import type { Tenantry } from 'tenantry'
+import { TenantryError, type Tenantry } from 'tenantry'
 import { admin } from './admin/index.js'
 import { authentication, createTenantryAuth, migrateAuthSchema, platformAdminSet, type TenantryAuth } from './auth/index.js'
 import { dataApi } from './data/index.js'
+import { SERVER_ERROR_CODES } from './error-codes.js'
 import { toHttpError } from './errors.js'
 import type { FeatureOptions, ServerFeature, ServerInstance, TenantFeature } from './feature.js'
 import { observability } from './observability/index.js'
 import { openapi } from './openapi/index.js'
 import './principal.js'
+import { rateLimits } from './rate-limits/index.js'
 import { readOnlyAccess } from './read-only-access/index.js'
 import { parseServerConfig } from './server-config.js'
 import { sqlOverHttp } from './sql-over-http/index.js'
@@ -61,6 +65,29 @@ export const LOG_REDACT_PATHS = [
 ]
 
 /**
+ * A connection Node gave up on before it became a request (headers too slow or malformed):
+ * answered in the API's error shape where the socket still takes it, and logged as one debug
+ * line with no stack trace, since under a slow-client attack there is one per connection.
+ */
+function clientErrorHandler(this: { log: FastifyBaseLogger }, error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  this.log.debug({ code: error.code ?? null }, `client connection dropped: ${error.message}`)
+  if (socket.writable) {
+    const [status, code, message] =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'REQUEST_TIMEOUT', SERVER_ERROR_CODES.REQUEST_TIMEOUT]
+        : error.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'HEADERS_TOO_LARGE', SERVER_ERROR_CODES.HEADERS_TOO_LARGE]
+          : [400, 'VALIDATION_FAILED', 'The request is not valid HTTP']
+    const body = JSON.stringify({ error: { code, message } })
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy()
+}
+
+/**
  * The Tenantry HTTP app: a thin face over `core` (see docs/architecture.md, One request,
  * walked), made of one Fastify plugin per feature. Every route declares its params, query,
  * body and answers in zod: they validate the request (unknown fields are refused by name),
@@ -78,11 +105,21 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
       : options.logger && typeof options.logger === 'object'
         ? { ...defaults, ...options.logger }
         : options.logger
+  const { http } = config
   // Fastify's own request lines are off: the observability feature logs one per request, with the tenant on it.
   const app = Fastify({
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     logger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Node and Fastify wait for slow clients forever (requestTimeout 0) or for minutes (headers):
+    // a client sending a byte a second would hold its socket, and a file descriptor, that long.
+    connectionTimeout: http.idleTimeout,
+    keepAliveTimeout: http.keepAliveTimeout,
+    requestTimeout: http.requestTimeout,
+    maxRequestsPerSocket: http.maxRequestsPerSocket,
+    // Node checks those deadlines every 30 s by default, which would let a slow client stay 30 s past them.
+    http: { headersTimeout: http.headersTimeout, connectionsCheckingInterval: Math.min(1_000, http.headersTimeout) },
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)
@@ -90,6 +127,16 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
   // Bodies are JSON. Fastify also parses text/plain by default, which would reach a JSON route
   // as a string; without a parser, any other content type is a 415.
   app.removeContentTypeParser('text/plain')
+
+  // Answers that finish while the server shuts down close their connection: an idle keep-alive
+  // socket would otherwise hold the shutdown until keepAliveTimeout.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close')
+  })
 
   app.setErrorHandler((error, request, reply) => {
     const http = toHttpError(error)
@@ -113,7 +160,11 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
 
   // First: it documents the routes registered after it.
   await app.register(openapi, { version: '0.1.0' })
-  await app.register(observability, base)
+  const metricsToken = config.metrics.token ?? env.TENANTRY_METRICS_TOKEN
+  if (metricsToken !== undefined && metricsToken.length < 16) {
+    throw new TenantryError('INVALID_CONFIG', 'TENANTRY_METRICS_TOKEN: use at least 16 characters')
+  }
+  await app.register(observability, { ...base, ...(metricsToken ? { metricsToken } : {}) })
   await app.register(authentication, {
     tenantry,
     auth,
@@ -122,6 +173,9 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
     platformAdmins: platformAdminSet(config.platformAdmins, env),
     publicPaths: PUBLIC_PATHS,
   })
+  // After authentication (limits are per tenant, token, user or address), before the routes it limits.
+  const redisUrl = config.redis ?? env.TENANTRY_REDIS_URL
+  await app.register(rateLimits, { limits: config.limits, selfAuthenticatedPaths: ['/v2'], ...(redisUrl ? { redisUrl } : {}) })
   await app.register(tenants, { ...base, organizations, features: [...TENANT_FEATURES, ...(options.tenantFeatures ?? [])] })
   await app.register(admin, { ...base, organizations })
   for (const feature of options.features ?? []) await app.register(feature, base)

@@ -12,6 +12,8 @@ export const SERVER_ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: 'Send the body as application/json',
   PAYLOAD_TOO_LARGE: 'The request body is too large',
   RATE_LIMITED: 'Too many requests',
+  REQUEST_TIMEOUT: 'The request took too long to arrive',
+  HEADERS_TOO_LARGE: 'The request headers are too large',
 } as const
 
 export type ServerErrorCode = keyof typeof SERVER_ERROR_CODES

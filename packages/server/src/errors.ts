@@ -28,11 +28,14 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   FORBIDDEN: 403,
   READ_ONLY: 403,
   NOT_FOUND: 404,
+  REQUEST_TIMEOUT: 408,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  HEADERS_TOO_LARGE: 431,
   RATE_LIMITED: 429,
   // auth (raised inside Better Auth's organization hooks)
   SLUG_IMMUTABLE: 400,
+  INVALID_ORIGIN: 403,
   TENANT_PROVISIONING_FAILED: 500,
   // data API
   CONSTRAINT_VIOLATION: 409,
@@ -59,6 +62,14 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   MIGRATION_FAILED: 500,
   INTERNAL: 500,
   CLOSED: 503,
+  // core, raw SQL (SQL-over-HTTP). A deadline is 408, not 503: the statement's own doing, which
+  // the same request would hit again, and no sign of an unwell server (5xx is what pages people).
+  STATEMENT_TIMEOUT: 408,
+  TRANSACTION_TIMEOUT: 408,
+  RESULT_TOO_LARGE: 422,
+  CONCURRENCY_LIMITED: 429,
+  // A lock held by another connection, or every executor busy: passing, so 503 with Retry-After.
+  DATABASE_BUSY: 503,
 }
 
 /** The status `code` is answered with (500 for a code the table does not know, which the types prevent). */

@@ -43,6 +43,109 @@ export const collectionSchema = z
   })
   .strict()
 
+/**
+ * How long slow or idle clients may hold a connection, and how long a shutdown may take. Every
+ * value is in milliseconds. A client that sends its headers or body slower than this is cut
+ * off (408), so a byte-a-second client cannot hold a socket, and a file descriptor, for long.
+ */
+export const httpConfigSchema = z
+  .object({
+    /** Longest wait for a request's headers, from the connection's first byte (Node's `headersTimeout`). @default 10000 */
+    headersTimeout: z.number().int().positive().default(10_000),
+    /** Longest wait for a whole request, headers and body (Node's `requestTimeout`). The handler's own time is not counted. @default 30000 */
+    requestTimeout: z.number().int().positive().default(30_000),
+    /**
+     * A connection with no bytes either way for this long is closed (Fastify's `connectionTimeout`):
+     * a backstop, which also ends a handler that answers nothing for that long. @default 120000
+     */
+    idleTimeout: z.number().int().positive().default(120_000),
+    /** How long an idle keep-alive connection is kept for the client's next request. @default 5000 */
+    keepAliveTimeout: z.number().int().positive().default(5_000),
+    /** Requests one keep-alive connection may carry before the server closes it. @default 1000 */
+    maxRequestsPerSocket: z.number().int().positive().default(1_000),
+    /**
+     * After SIGTERM or SIGINT: how long requests in flight may take to finish. New connections
+     * are refused at once; at the bound the remaining ones are closed and the process exits.
+     * @default 10000
+     */
+    shutdownTimeout: z.number().int().positive().default(10_000),
+  })
+  .strict()
+  .refine((http) => http.headersTimeout <= http.requestTimeout, {
+    message: 'headersTimeout must not be longer than requestTimeout',
+    path: ['headersTimeout'],
+  })
+
+/** A plan: how many requests per `server.limits.window` a tenant, and each of its tokens, may make. */
+export const planSchema = z
+  .object({
+    /** Requests of all of the tenant's callers together (sessions and tokens). @default 1200 */
+    tenant: z.number().int().positive().default(1_200),
+    /** Requests of one integration token, within the tenant's. @default 600 */
+    token: z.number().int().positive().default(600),
+  })
+  .strict()
+
+/**
+ * Fair shares: request rates per tenant (by plan), per token, per signed-in user outside a
+ * tenant and per IP address for callers with no credentials. Over a limit is `429
+ * RATE_LIMITED` with `Retry-After`. Counted in Redis when `server.redis` (or
+ * `TENANTRY_REDIS_URL`) is set, so the limits hold across server processes; in memory
+ * otherwise.
+ */
+export const limitsConfigSchema = z
+  .object({
+    /** `false` turns rate limits off (benchmarks, a server behind a gateway that limits). @default true */
+    enabled: z.boolean().default(true),
+    /** The window the counts below are per, in milliseconds. @default 60000 */
+    window: z.number().int().positive().default(60_000),
+    /** Requests per window from one IP address without credentials (sign-in, sign-up, health, docs). @default 300 */
+    anonymous: z.number().int().positive().default(300),
+    /** Requests per window of one signed-in user outside any tenant (`/api/me`, the admin API). @default 600 */
+    user: z.number().int().positive().default(600),
+    /** Plans by name. `default` applies to every tenant `tenants` does not name. @default { default: { tenant: 1200, token: 600 } } */
+    plans: z.record(identifier, planSchema).default({}),
+    /** The plan of a tenant, by slug, e.g. `{ acme: 'pro' }`. */
+    tenants: z.record(z.string(), identifier).default({}),
+  })
+  .strict()
+
+/**
+ * SQL-over-HTTP's streams, and settings per tenant. What one statement may do (deadlines, row
+ * and byte caps, executor processes, per-tenant statement shares) is the data source's
+ * `rawSql`; a tenant's deadlines can be set here over it.
+ */
+export const sqlOverHttpConfigSchema = z
+  .object({
+    /** Open streams at most, across all tenants. @default 128 */
+    maxStreams: z.number().int().positive().optional(),
+    /** Open streams at most per tenant, so that one tenant cannot hold them all. @default a quarter of `maxStreams` */
+    maxStreamsPerTenant: z.number().int().positive().optional(),
+    /** Open streams at most per token. @default 8 */
+    maxStreamsPerToken: z.number().int().positive().optional(),
+    /** An idle stream is closed, and rolled back, after this many milliseconds. @default 10000 */
+    streamIdleMs: z.number().int().positive().optional(),
+    /** Per-tenant settings, by slug, over the data source's and the ones above. */
+    tenants: z
+      .record(
+        z.string(),
+        z
+          .object({
+            /** Deadline of one statement, in milliseconds. */
+            statementTimeoutMs: z.number().int().positive().optional(),
+            /** Deadline of a transaction from its `BEGIN`, in milliseconds. */
+            transactionTimeoutMs: z.number().int().positive().optional(),
+            /** Open streams at most for this tenant. */
+            maxStreams: z.number().int().positive().optional(),
+            /** Statements this tenant may run at once (an open transaction counts as one). */
+            maxStatements: z.number().int().positive().optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+  })
+  .strict()
+
 /** The `server` section of `tenantry.config.ts`. */
 export const serverConfigSchema = z
   .object({
@@ -54,15 +157,33 @@ export const serverConfigSchema = z
     platformAdmins: z.array(z.string().email()).default([]),
     metrics: z
       .object({
-        /** Tenants labelled by slug in metrics; the rest are `other`. @default 20 */
+        /** Tenants labelled by id in metrics; the rest are `other`. @default 20 */
         topTenants: z.number().int().min(0).max(1000).default(20),
+        /**
+         * The bearer token `/metrics` asks for (`Authorization: Bearer …`, Prometheus'
+         * `authorization.credentials`). Without one (here or in `TENANTRY_METRICS_TOKEN`),
+         * `/metrics` is not served at all (404): its series tell who the busy tenants are.
+         */
+        token: z.string().min(16, 'use at least 16 characters').optional(),
       })
       .strict()
       .default({ topTenants: 20 }),
+    /** Timeouts and keep-alive limits of the HTTP server, and the shutdown bound. */
+    http: httpConfigSchema.default(httpConfigSchema.parse({})),
+    /** Request rate limits per tenant (plans), token, user and IP address. */
+    limits: limitsConfigSchema.default(limitsConfigSchema.parse({})),
+    /** A Redis URL (`redis://…`) for limits shared by every server process. @default process.env.TENANTRY_REDIS_URL */
+    redis: z.string().url().optional(),
+    /** SQL-over-HTTP streams and per-tenant deadlines. */
+    sqlOverHttp: sqlOverHttpConfigSchema.default(sqlOverHttpConfigSchema.parse({})),
   })
   .strict()
 
 export type ColumnConfig = z.infer<typeof columnSchema>
+export type PlanConfig = z.infer<typeof planSchema>
+export type HttpConfig = z.infer<typeof httpConfigSchema>
+export type LimitsConfig = z.infer<typeof limitsConfigSchema>
+export type SqlOverHttpConfig = z.infer<typeof sqlOverHttpConfigSchema>
 export type CollectionConfig = z.infer<typeof collectionSchema> & { table: string }
 export type ServerConfig = Omit<z.infer<typeof serverConfigSchema>, 'collections'> & {
   collections: Record<string, CollectionConfig>
@@ -90,5 +211,10 @@ export function parseServerConfig(section: Record<string, unknown> = {}): Server
     }
     collections[name] = { ...collection, table }
   }
-  return { ...result.data, collections }
+  const limits = result.data.limits
+  const plans: Record<string, PlanConfig> = { default: planSchema.parse({}), ...limits.plans }
+  for (const [slug, plan] of Object.entries(limits.tenants)) {
+    if (!plans[plan]) throw new TenantryError('INVALID_CONFIG', `server.limits.tenants.${slug}: no plan "${plan}" in server.limits.plans`)
+  }
+  return { ...result.data, collections, limits: { ...limits, plans } }
 }

@@ -1,6 +1,10 @@
 import { createServer } from 'node:net'
 import { createTenantry, loadConfig, type Logger, type ResolvedConfig, type Tenantry } from 'tenantry'
 import { createApp, type CreateAppOptions, type TenantryApp } from './app.js'
+import { parseServerConfig } from './server-config.js'
+
+/** After the shutdown bound, how long closing Tenantry may still take before the process exits anyway. */
+const HARD_EXIT_GRACE_MS = 2_000
 
 export interface StartServerOptions {
   /** @default loadConfig() (tenantry.config.ts, honouring TENANTRY_HOME and TENANTRY_CATALOG_URL) */
@@ -11,7 +15,12 @@ export interface StartServerOptions {
   port?: number
   /** @default process.env.HOST ?? '127.0.0.1' */
   host?: string
-  /** Close on SIGINT/SIGTERM. @default true */
+  /**
+   * Shut down on SIGTERM and SIGINT, then exit: new connections are refused at once, requests
+   * in flight get `server.http.shutdownTimeout` to finish, the ones left are then cut off, and
+   * the process exits (0 when everything finished, 1 otherwise). A second signal exits at once.
+   * @default true
+   */
   handleSignals?: boolean
   /** Passed through to `createApp`. */
   app?: Omit<CreateAppOptions, 'tenantry'>
@@ -22,8 +31,12 @@ export interface RunningServer {
   tenantry: Tenantry
   /** e.g. `http://127.0.0.1:3000` */
   url: string
-  /** Stops accepting requests, waits for those in flight, then closes Tenantry (if opened here). */
-  close(): Promise<void>
+  /**
+   * Stops accepting connections, waits up to `server.http.shutdownTimeout` for requests in
+   * flight, closes the connections left, then closes Tenantry (if opened here). Resolves to
+   * `true` when every request finished in time.
+   */
+  close(): Promise<boolean>
 }
 
 /** Opens Tenantry, builds the app and listens. */
@@ -46,29 +59,60 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     throw error
   }
 
-  let closing: Promise<void> | undefined
+  const running = app
+  const { shutdownTimeout } = parseServerConfig(tenantry.config.server).http
+  let closing: Promise<boolean> | undefined
+  let signalled = false
   const close = () =>
     (closing ??= (async () => {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-      await app!.close()
+      // Closed by its owner rather than a signal: the signals are the process's own again.
+      if (!signalled) {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+      }
+      // app.close() stops listening at once (a new connection is refused), closes idle keep-alive
+      // connections, answers 503 on busy ones, and waits for the requests in flight: up to the bound.
+      let drained = true
+      const bound = setTimeout(() => {
+        drained = false
+        running.log.warn({ shutdownTimeoutMs: shutdownTimeout }, 'shutdown: requests still in flight at the bound are cut off')
+        running.server.closeAllConnections()
+      }, shutdownTimeout)
+      try {
+        await running.close()
+      } finally {
+        clearTimeout(bound)
+      }
       if (ownsTenantry) await tenantry.close()
+      return drained
     })())
+
   const onSignal = (signal: NodeJS.Signals) => {
-    app!.log.info({ signal }, 'shutting down')
+    if (signalled) {
+      running.log.warn({ signal }, 'second signal during shutdown: exiting now')
+      process.exit(1)
+    }
+    signalled = true
+    running.log.info({ signal, shutdownTimeoutMs: shutdownTimeout }, 'shutting down: refusing new connections, finishing requests in flight')
+    // Whatever hangs after the connections are cut (a statement that ignores its cancel, a
+    // pool that never drains) must not keep the process past the bound for long.
+    setTimeout(() => {
+      running.log.error('shutdown did not finish after the bound: exiting')
+      process.exit(1)
+    }, shutdownTimeout + HARD_EXIT_GRACE_MS).unref()
     close().then(
-      () => process.exit(0),
+      (drained) => process.exit(drained ? 0 : 1),
       (error: unknown) => {
-        app!.log.error({ err: error }, 'shutdown failed')
+        running.log.error({ err: error }, 'shutdown failed')
         process.exit(1)
       },
     )
   }
   if (options.handleSignals ?? true) {
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
   }
-  return { app: app!, tenantry, url, close }
+  return { app: running, tenantry, url, close }
 }
 
 /** Core's logger, writing to the app's pino logger (tagged `component: tenantry`) once the app exists. */

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import Database from 'better-sqlite3'
@@ -120,7 +120,13 @@ export class Catalog {
       const pool = new pg.Pool({ connectionString: options.url, max: 10 })
       return new Catalog(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres', options)
     }
-    mkdirSync(dirname(options.url), { recursive: true })
+    // Sessions and password hashes live here: the directory and the file are the owner's alone.
+    // SQLite gives the -wal and -shm files the database file's mode, so they follow.
+    mkdirSync(dirname(options.url), { recursive: true, mode: 0o700 })
+    if (options.url !== ':memory:' && !options.url.startsWith('file:')) {
+      closeSync(openSync(options.url, 'a', 0o600))
+      for (const file of [options.url, `${options.url}-wal`, `${options.url}-shm`]) if (existsSync(file)) chmodSync(file, 0o600)
+    }
     const database = new Database(options.url, { timeout: 10_000 })
     database.pragma('journal_mode = WAL')
     database.pragma('synchronous = NORMAL')

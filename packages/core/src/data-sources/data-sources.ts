@@ -1,4 +1,4 @@
-import { TenantryError } from '../errors.js'
+import { isTenantryError, TenantryError } from '../errors.js'
 import type { Catalog, DataSourceRecord } from '../catalog/catalog.js'
 import type { DatabaseEngine } from '../engines/engine.js'
 import { createEngine, engineLabel, toDataSourceRecord, type DataSourceConfig } from '../engines/registry.js'
@@ -78,6 +78,10 @@ async function testEngine(id: string, engine: DatabaseEngine): Promise<string> {
   try {
     return await engine.test()
   } catch (error) {
+    // Reached, but its credentials lack what Tenantry needs: the engine's message names what is missing.
+    if (isTenantryError(error, 'INVALID_CONFIG')) {
+      throw new TenantryError('INVALID_CONFIG', `The ${engineLabel(engine.name)} data source ${id} answered, but ${error.message}`, { cause: error })
+    }
     throw new TenantryError('DATA_SOURCE_NOT_FOUND', `Cannot reach the ${engineLabel(engine.name)} data source ${id}: ${(error as Error).message}`, {
       cause: error,
     })

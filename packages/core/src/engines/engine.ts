@@ -1,4 +1,3 @@
-import type BetterSqlite3 from 'better-sqlite3'
 import type { Kysely } from 'kysely'
 
 /** How a tenant's rows are kept apart. See docs/architecture.md. */
@@ -112,16 +111,91 @@ export interface ReadOnlyAccess {
 export interface RawSessionOptions {
   /** The session may read only, enforced by the database connection itself, not by parsing SQL. */
   readOnly: boolean
+  /**
+   * Longest one statement may run before it is stopped with `STATEMENT_TIMEOUT`: a per-tenant
+   * override of the data source's setting.
+   * @default the data source's `rawSql.statementTimeoutMs`
+   */
+  statementTimeoutMs?: number
+  /**
+   * Longest a transaction may stay open, from its `BEGIN`, before it is rolled back with
+   * `TRANSACTION_TIMEOUT`: a per-tenant override of the data source's setting.
+   * @default the data source's `rawSql.transactionTimeoutMs`
+   */
+  transactionTimeoutMs?: number
+  /**
+   * Rows one statement may return, at most the data source's own cap.
+   * @default the data source's `rawSql.maxRows`
+   */
+  maxRows?: number
+  /**
+   * Statements (an open transaction counting as one) the tenant may run at once: a per-tenant
+   * override of the data source's share. Give every session of one tenant the same value.
+   * @default the data source's `rawSql.maxStatementsPerTenant`
+   */
+  maxConcurrentStatements?: number
+}
+
+/** A value bound to, or read from, a raw SQL statement. Integers are bigints, so 64-bit values stay exact. */
+export type RawSqlValue = null | bigint | number | string | Uint8Array
+
+/** One statement of a raw session. */
+export interface RawStatement {
+  sql: string
+  /** Positional parameters. */
+  args?: RawSqlValue[]
+  /** Named parameters, by name without their `:`, `@` or `$`. */
+  namedArgs?: Record<string, RawSqlValue>
+  /** Return the rows (or only count them). @default true */
+  wantRows?: boolean
+}
+
+/** What a statement returned. */
+export interface RawStatementSuccess {
+  ok: true
+  columns: Array<{ name: string; type: string | null }>
+  rows: RawSqlValue[][]
+  /** Rows inserted, updated or deleted. */
+  rowsAffected: number
+  /** The rowid of the last insert, when the statement wrote. */
+  lastInsertRowid: bigint | null
 }
 
 /**
- * A SQLite connection of its own on one tenant's database: a better-sqlite3 `Database`
- * opened for this session alone. Whoever opened it closes it; closing rolls back an open
- * transaction.
+ * A statement the SQL's own rules refused (the statement guard, a constraint, a syntax error):
+ * the session goes on. `code` is SQLite's (`SQLITE_CONSTRAINT_…`) or the guard's
+ * (`SQL_FORBIDDEN`, `READ_ONLY`, `SQL_INPUT_ERROR`).
+ */
+export interface RawStatementFailure {
+  ok: false
+  code: string
+  message: string
+}
+
+/**
+ * A session on one tenant's SQLite database, for SQL a client sends as text. Its statements
+ * run off the caller's event loop, each under a deadline, and every statement passes the
+ * statement guard (no schema change, nothing outside the tenant's file). A statement the SQL
+ * refuses resolves to a `RawStatementFailure`; what ends the session rejects with a
+ * `TenantryError`:
+ * - `STATEMENT_TIMEOUT`: the statement ran past its deadline and was stopped;
+ * - `TRANSACTION_TIMEOUT`: the transaction passed its deadline and was rolled back;
+ * - `RESULT_TOO_LARGE`: a row, byte, value or memory cap was reached (nothing was written);
+ * - `DATABASE_BUSY`: another connection holds the lock, or every executor is busy: retry soon;
+ * - `CONCURRENCY_LIMITED`: the tenant runs as many statements at once as it may.
+ *
+ * Whoever opened a session closes it; closing rolls back an open transaction.
  */
 export interface SqliteRawSession {
   readonly dialect: 'sqlite'
-  readonly database: BetterSqlite3.Database
+  /** A transaction is open (after `BEGIN`, until `COMMIT` or `ROLLBACK`). */
+  readonly inTransaction: boolean
+  /** The session ended (closed, timed out, or its executor stopped): every later statement rejects. */
+  readonly closed: boolean
+  /** Runs one statement. One at a time: a session is a single connection. */
+  execute(statement: RawStatement): Promise<RawStatementSuccess | RawStatementFailure>
+  /** Ends the session, rolling back an open transaction. Idempotent. */
+  close(): Promise<void>
 }
 
 /** A raw session, tagged by the SQL dialect its statements are written in. */
@@ -136,6 +210,12 @@ export interface RawSessions {
   readonly isolations: readonly Isolation[]
   /** Opens a session on the tenant's storage, which must exist. */
   open(placement: EnginePlacement, options: RawSessionOptions): Promise<RawSession>
+  /**
+   * Ends every open session and stops what runs them (executor processes). Opening a session
+   * afterwards starts afresh. The engine's `close` does this too.
+   * @default nothing to stop
+   */
+  close?(): Promise<void>
 }
 
 /** One table's rows, as `exportRows` yields and `importRows` takes them: engine-neutral values. */

@@ -43,7 +43,7 @@ export class SecretBox {
     if (fromEnv) return new SecretBox(() => decodeKey(fromEnv, 'TENANTRY_SECRET_KEY'))
     return new SecretBox(() => {
       if (!existsSync(keyFile)) {
-        mkdirSync(dirname(keyFile), { recursive: true })
+        mkdirSync(dirname(keyFile), { recursive: true, mode: 0o700 })
         try {
           writeFileSync(keyFile, randomBytes(KEY_BYTES).toString('base64') + '\n', { mode: 0o600, flag: 'wx' })
         } catch (error) {

@@ -38,6 +38,8 @@ export interface ConformanceOptions {
   setup(input: { home: string; migrations: string }): Promise<{ config: TenantryConfig; teardown?(): Promise<void> }>
   /** Tests this engine × isolation cannot run, each with the reason. */
   skip?: Array<{ reason: string; tests: ConformanceTest[] }>
+  /** Tells apart suites of one engine × isolation run with different setups, e.g. `managed admin`. */
+  variant?: string
 }
 
 /**
@@ -55,7 +57,7 @@ export function runConformance(options: ConformanceOptions): void {
     else it(name, fn)
   }
 
-  describe(`conformance: ${options.engine} × ${options.isolation}`, () => {
+  describe(`conformance: ${options.engine} × ${options.isolation}${options.variant ? ` (${options.variant})` : ''}`, () => {
     const dir = tempDir('tenantry-conformance-')
     const migrations = join(dir.path, 'migrations')
     let teardown: (() => Promise<void>) | undefined

@@ -347,19 +347,25 @@ export function runEngineConformance(options: EngineConformanceOptions): void {
       const reader = await sessions.open(placement, { readOnly: true })
       if (reader.dialect !== 'sqlite') return ctx.skip(`this suite speaks SQLite sessions, not ${String(reader.dialect)}`)
       try {
-        expect(reader.database.prepare('SELECT title FROM notes').all()).toEqual([{ title: 'Raw' }])
-        expect(() => reader.database.prepare("INSERT INTO notes (id, title) VALUES (999999, 'no')").run()).toThrow()
+        expect(await reader.execute({ sql: 'SELECT title FROM notes' })).toMatchObject({ ok: true, columns: [{ name: 'title' }], rows: [['Raw']] })
+        expect(await reader.execute({ sql: "INSERT INTO notes (id, title) VALUES (999999, 'no')" })).toMatchObject({ ok: false, code: 'READ_ONLY' })
       } finally {
-        reader.database.close()
+        await reader.close()
       }
+      await expect(reader.execute({ sql: 'SELECT 1' })).rejects.toThrow() // a closed session runs nothing
       const writer = await sessions.open(placement, { readOnly: false })
       try {
-        writer.database.prepare("INSERT INTO notes (id, title) VALUES (?, 'Written')").run(++lastId)
+        expect(await writer.execute({ sql: "INSERT INTO notes (id, title) VALUES (?, 'Written')", args: [BigInt(++lastId)] })).toMatchObject({ ok: true, rowsAffected: 1 })
         // The engine's rules hold on its sessions as on its handles: foreign keys are enforced.
-        expect(() => writer.database.prepare("INSERT INTO note_tags (note_id, tag) VALUES (-1, 'orphan')").run()).toThrow()
+        expect(await writer.execute({ sql: "INSERT INTO note_tags (note_id, tag) VALUES (-1, 'orphan')" })).toMatchObject({ ok: false, code: expect.stringMatching(/^SQLITE_CONSTRAINT/) })
+        // A transaction spans statements, and closing the session rolls it back.
+        await writer.execute({ sql: 'BEGIN' })
+        expect(writer.inTransaction).toBe(true)
+        await writer.execute({ sql: "INSERT INTO notes (id, title) VALUES (?, 'Rolled back')", args: [BigInt(++lastId)] })
       } finally {
-        writer.database.close()
+        await writer.close()
       }
+      await sessions.close?.()
       expect((await titles(placement)).map((r) => r.title)).toEqual(['Raw', 'Written'])
     })
 

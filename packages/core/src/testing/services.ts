@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { quoteIdentifier } from '../identifiers.js'
-import { appRoleName, assertPostgresDataSourceId, templateDatabasePrefix } from '../engines/postgres/postgres-names.js'
+import { appRoleName, assertPostgresDataSourceId, templateDatabasePrefix, tenantRoleComment } from '../engines/postgres/postgres-names.js'
 
 /** The server tests use. Override with TENANTRY_TEST_POSTGRES_URL. */
 export const TEST_POSTGRES_URL = process.env.TENANTRY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -107,8 +107,9 @@ export async function createTestDatabase(serverUrl: string, prefix = 'tenantry_t
 
 /**
  * Removes what Tenantry made on the test server for these Postgres data sources outside their
- * own databases: template databases and the app role. Database-isolated tenants' databases
- * are named in the catalog: purge those tenants first (or `dropDatabases` them).
+ * own databases: template databases, tenant roles and the app role. Database-isolated
+ * tenants' databases are named in the catalog: purge those tenants first (or `dropDatabases`
+ * them), and drop the data source's database, before this.
  */
 export async function dropAppRoles(serverUrl: string, dataSourceIds: readonly string[]): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl })
@@ -119,6 +120,11 @@ export async function dropAppRoles(serverUrl: string, dataSourceIds: readonly st
       const pattern = `${templateDatabasePrefix(id).replace(/_/g, '\\_')}%`
       const templates = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [pattern])
       await dropDatabases(client, templates.rows.map((r) => r.datname))
+      const tenantRoles = await client.query<{ rolname: string }>(
+        `SELECT r.rolname FROM pg_roles r JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass WHERE d.description = $1`,
+        [tenantRoleComment(id)],
+      )
+      for (const { rolname } of tenantRoles.rows) await client.query(`DROP ROLE IF EXISTS ${quoteIdentifier(rolname)}`)
       await client.query(`DROP ROLE IF EXISTS ${quoteIdentifier(appRoleName(id))}`)
     }
   } finally {
@@ -140,5 +146,59 @@ export async function dropDatabases(server: string | pg.ClientBase, names: reado
     }
   } finally {
     if (typeof server === 'string') await (client as pg.Client).end()
+  }
+}
+
+/** A managed-Postgres-like admin of `createManagedAdmin`. */
+export interface ManagedAdmin {
+  /** The admin's URL: its own database, logged in as it. */
+  url: string
+  /** The role's name (also its database's). */
+  role: string
+  /** Drops the databases the role owns, then the role. Idempotent. Drop the data sources' roles (`dropAppRoles`) too. */
+  drop(): Promise<void>
+}
+
+/**
+ * Creates an admin as managed Postgres services give one (RDS, Cloud SQL, Supabase, Neon):
+ * a role with only `LOGIN CREATEDB CREATEROLE`, not a superuser, and a database it owns.
+ * `serverUrl` must log in as a superuser. Use its `url` as a data source URL.
+ *
+ * @example
+ * const admin = await createManagedAdmin(postgres.url)
+ * afterAll(async () => { await dropAppRoles(postgres.url, [id]); await admin.drop() })
+ */
+export async function createManagedAdmin(serverUrl: string, prefix = 'tenantry_managed'): Promise<ManagedAdmin> {
+  const role = `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 10)}`
+  const password = Math.random().toString(36).slice(2)
+  const client = new pg.Client({ connectionString: serverUrl })
+  await client.connect()
+  try {
+    await client.query(`CREATE ROLE ${quoteIdentifier(role)} LOGIN CREATEDB CREATEROLE PASSWORD '${password}'`)
+    await client.query(`CREATE DATABASE ${quoteIdentifier(role)} OWNER ${quoteIdentifier(role)}`)
+  } finally {
+    await client.end()
+  }
+  const url = new URL(serverUrl)
+  url.username = role
+  url.password = password
+  url.pathname = `/${role}`
+  return {
+    url: url.toString(),
+    role,
+    async drop() {
+      const admin = new pg.Client({ connectionString: serverUrl })
+      await admin.connect()
+      try {
+        const owned = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = $1)', [role])
+        await dropDatabases(admin, owned.rows.map((r) => r.datname))
+        if ((await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount) {
+          await admin.query(`DROP OWNED BY ${quoteIdentifier(role)}`)
+          await admin.query(`DROP ROLE ${quoteIdentifier(role)}`)
+        }
+      } finally {
+        await admin.end()
+      }
+    },
   }
 }

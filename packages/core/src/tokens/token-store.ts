@@ -163,6 +163,43 @@ export class TokenStore {
   }
 
   /**
+   * Revokes every live token of tenant `tenantId` that `createdBy` created (as `create`
+   * recorded it, e.g. `user:<id>`), each with its own audit entry. Used when the creator
+   * loses the right to manage the tenant's tokens: their tokens must not outlive it.
+   * Returns the records it revoked (none is not an error).
+   */
+  async revokeCreatedBy(
+    tenantId: string,
+    createdBy: string,
+    options: { actor?: string; reason?: string } = {},
+  ): Promise<TokenRecord[]> {
+    const live = await this.#catalog.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('created_by', '=', createdBy)
+      .where('revoked_at', 'is', null)
+      .execute()
+    if (live.length === 0) return []
+    const revokedAt = new Date().toISOString()
+    await this.#catalog.db
+      .updateTable('tokens')
+      .set({ revoked_at: revokedAt })
+      .where('id', 'in', live.map((row) => row.id))
+      .where('revoked_at', 'is', null)
+      .execute()
+    for (const row of live) {
+      await this.#catalog.audit({
+        tenantId,
+        action: 'token.revoked',
+        actor: options.actor ?? 'system',
+        details: { tokenId: row.id, name: row.name, ...(options.reason ? { reason: options.reason } : {}) },
+      })
+    }
+    return live.map((row) => ({ ...toRecord(row), revokedAt }))
+  }
+
+  /**
    * The record of a valid token, or undefined: malformed, unknown, wrong secret, expired,
    * revoked, or its tenant is not `ready`. The secret is compared in constant time, and an
    * unknown id costs the same hash-and-compare as a known one.

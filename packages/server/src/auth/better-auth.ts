@@ -1,4 +1,5 @@
 import { betterAuth, type BetterAuthOptions } from 'better-auth'
+import { createAuthMiddleware, getSessionFromCtx } from 'better-auth/api'
 import { getMigrations } from 'better-auth/db/migration'
 import { genericOAuth } from 'better-auth/plugins'
 import type { Kysely } from 'kysely'
@@ -78,6 +79,24 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
     logger: {
       level: 'warn',
       ...(options.log ? { log: (level: string, message: string) => options.log!(level === 'success' ? 'info' : (level as 'info'), message) } : {}),
+    },
+    hooks: {
+      // Better Auth's set-active clears the session's active organization before it refuses one
+      // the user does not belong to: a failed switch would leave the caller on no tenant.
+      before: createAuthMiddleware(async (ctx) => {
+        if (ctx.path !== '/organization/set-active') return
+        const session = await getSessionFromCtx(ctx)
+        if (session) await organizations().assertMayActivate(session.user.id, ctx.body)
+      }),
+      // `/organization/leave` runs no organization hook: a member who leaves loses the tokens
+      // they created there, as one who is removed does (see tenantOrganizations).
+      after: createAuthMiddleware(async (ctx) => {
+        if (ctx.path !== '/organization/leave') return
+        const left = ctx.context.returned as { userId?: unknown; organizationId?: unknown } | undefined
+        if (left && !(left instanceof Error) && typeof left.userId === 'string' && typeof left.organizationId === 'string') {
+          await organizations().revokeTokensOf(left.userId, left.organizationId, 'member left')
+        }
+      }),
     },
     databaseHooks: {
       session: {

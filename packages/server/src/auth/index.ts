@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { Tenantry } from 'tenantry'
 import type { ServerInstance } from '../feature.js'
 import type { Organizations } from '../tenants/organizations.js'
+import { HttpError } from '../errors.js'
 import { authenticate } from './authenticate.js'
 import type { TenantryAuth } from './better-auth.js'
 import { betterAuthRoutes } from './routes.js'
@@ -27,10 +28,20 @@ export interface AuthenticationOptions {
   publicPaths: readonly string[]
 }
 
+/** Methods that change nothing, which a cross-site request may send without harm. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
 /**
  * Sign-in: Better Auth's routes at `/api/auth/*`, and `request.principal` on every other
  * request, from an integration token or a session (see `authenticate`). Wrapped in
  * `fastify-plugin`: the principal must be known to every route of the app.
+ *
+ * A request that changes state on the strength of a session cookie must come from a trusted
+ * origin, as Better Auth demands of its own routes: a browser attaches the cookie to a
+ * cross-site request too (SameSite=Lax stops only some of them), so the cookie alone does not
+ * show the user meant it. `Origin` (or, without one, `Referer`) must be one of Better Auth's
+ * trusted origins, else `403 INVALID_ORIGIN` before anything runs. Integration tokens are
+ * not subject to it: a browser never attaches one by itself.
  */
 export const authentication = fp(
   async (app: ServerInstance, options: AuthenticationOptions) => {
@@ -40,9 +51,29 @@ export const authentication = fp(
       const path = request.url.split('?')[0]!
       if (publicPaths.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p || path.startsWith(`${p}/`)))) return
       const principal = await authenticate(request, options)
-      if (principal) request.principal = principal
+      if (!principal) return
+      if (principal.kind === 'user' && !SAFE_METHODS.has(request.method)) await assertTrustedOrigin(request, options.auth)
+      request.principal = principal
     })
     await betterAuthRoutes(app, options.auth, options.baseURL)
   },
   { name: 'tenantry-authentication', fastify: '5.x' },
 )
+
+/** Throws `INVALID_ORIGIN` unless the request's `Origin` (or `Referer`) is one Better Auth trusts. */
+async function assertTrustedOrigin(request: { headers: Record<string, string | string[] | undefined> }, auth: TenantryAuth): Promise<void> {
+  const header = (name: string) => {
+    const value = request.headers[name]
+    return Array.isArray(value) ? value[0] : value
+  }
+  const claimed = header('origin') || header('referer')
+  if (!claimed || claimed === 'null') throw new HttpError('INVALID_ORIGIN', 'A request signed in by cookie must carry its Origin')
+  let origin: string
+  try {
+    origin = new URL(claimed).origin
+  } catch {
+    throw new HttpError('INVALID_ORIGIN')
+  }
+  const context = await auth.$context
+  if (!context.isTrustedOrigin(origin, { allowRelativePaths: false })) throw new HttpError('INVALID_ORIGIN')
+}

@@ -9,7 +9,8 @@ const SKIPPED_HEADERS = new Set(['content-length', 'content-encoding', 'transfer
  * Mounts Better Auth's handler at `/api/auth/*`. Bodies reach it as the raw bytes the
  * client sent (JSON or form posts from OAuth providers alike): Better Auth validates them
  * against its own zod schemas, so these routes declare none and stay out of our OpenAPI
- * document. Its error bodies are answered in the house shape `{ error: { code, message } }`.
+ * document. Its answers, errors included, are passed on as Better Auth wrote them
+ * (`{ code, message }`), so that its own client (`better-auth/client`) reads them.
  */
 export async function betterAuthRoutes(app: FastifyInstance, auth: TenantryAuth, baseURL: string): Promise<void> {
   await app.register(async (scope) => {
@@ -33,24 +34,8 @@ export async function betterAuthRoutes(app: FastifyInstance, auth: TenantryAuth,
         const cookies = response.headers.getSetCookie()
         if (cookies.length) void reply.header('set-cookie', cookies)
         const payload = Buffer.from(await response.arrayBuffer())
-        if (response.status >= 400 && response.headers.get('content-type')?.includes('json')) {
-          const parsed = safeJson(payload) as { code?: unknown; message?: unknown; error?: unknown } | undefined
-          if (parsed && !(parsed.error && typeof parsed.error === 'object')) {
-            const code = typeof parsed.code === 'string' && parsed.code ? parsed.code : 'AUTH_ERROR'
-            const message = typeof parsed.message === 'string' ? parsed.message : response.statusText
-            return reply.send({ error: { code, message } })
-          }
-        }
         return reply.send(payload.length ? payload : undefined)
       },
     })
   })
-}
-
-function safeJson(buffer: Buffer): unknown {
-  try {
-    return JSON.parse(buffer.toString('utf8'))
-  } catch {
-    return undefined
-  }
 }

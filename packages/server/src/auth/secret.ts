@@ -17,7 +17,7 @@ export function loadAuthSecret(home: string, env: NodeJS.ProcessEnv = process.en
     const secret = readFileSync(path, 'utf8').trim()
     if (secret.length >= 32) return secret
   }
-  mkdirSync(home, { recursive: true })
+  mkdirSync(home, { recursive: true, mode: 0o700 })
   const secret = randomBytes(32).toString('base64url')
   // `wx`: two processes starting at once must not overwrite each other's secret.
   try {

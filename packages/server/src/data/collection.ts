@@ -1,6 +1,7 @@
 import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder } from 'kysely'
 import { HttpError } from '../errors.js'
 import type { CollectionConfig } from '../server-config.js'
+import { searchCondition } from './search.js'
 import { collectionSchemas, FILTER_OPERATORS, type CollectionSchemas, type FilterOperator } from './schemas.js'
 
 /** Query parameters that are not filters. */
@@ -77,8 +78,11 @@ export class Collection {
     return out
   }
 
-  /** `where` for filters and search (shared by list and count). */
-  where(query: Pick<ListQuery, 'filters' | 'q'>) {
+  /**
+   * `where` for filters and search (shared by list and count). `engine` is the name of the
+   * tenant's engine, which decides how `q` is matched (see `searchCondition`).
+   */
+  where(query: Pick<ListQuery, 'filters' | 'q'>, engine: string) {
     return (eb: ExpressionBuilder<any, any>): Expression<SqlBool> => {
       const parts: Expression<SqlBool>[] = query.filters.map((f) =>
         f.value === null
@@ -88,9 +92,8 @@ export class Collection {
           : eb(f.column, FILTER_OPERATORS[f.op], f.value),
       )
       if (query.q !== undefined) {
-        const pattern = `%${query.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
         const searchable = Object.entries(this.config.columns).filter(([, c]) => c.searchable).map(([n]) => n)
-        parts.push(eb.or(searchable.map((c) => sql<SqlBool>`lower(${sql.ref(c)}) like ${pattern} escape '\\'`)))
+        parts.push(searchCondition(engine, searchable, query.q))
       }
       return eb.and(parts)
     }

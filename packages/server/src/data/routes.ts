@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { HttpError } from '../errors.js'
 import type { FeatureOptions, ServerInstance } from '../feature.js'
@@ -12,6 +13,11 @@ import { BULK_MAX, bulkDeleted, countResponse } from './schemas.js'
  */
 export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOptions): void {
   const db = () => tenantry.db<any>() as unknown as Kysely<any>
+  /** The name of the admitted tenant's engine: search is written per engine. Both lookups are cached. */
+  const engineOf = async (request: FastifyRequest): Promise<string> => {
+    const tenant = await tenantry.router.resolve({ id: request.tenant!.id })
+    return (await tenantry.dataSources.engine(tenant.placement.dataSourceId)).name
+  }
 
   for (const [name, declaration] of Object.entries(config.collections)) {
     const collection = new Collection(name, declaration)
@@ -26,10 +32,11 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
       async (request) => {
         const query = collection.listQuery(request.query)
         const [primary, tieBreak] = collection.orderBy(query)
+        const engine = await engineOf(request)
         const rows = await inTenant(tenantry, request, () =>
           collection
             .select(db())
-            .where(collection.where(query))
+            .where(collection.where(query, engine))
             .where(collection.after(query))
             .orderBy(primary!)
             .orderBy(tieBreak!)
@@ -47,11 +54,12 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
       { schema: { tags, summary: `Count ${name} matching filters and search`, querystring: s.countQuery, response: { 200: countResponse } } },
       async (request) => {
         const query = collection.listQuery(request.query)
+        const engine = await engineOf(request)
         const row = await inTenant(tenantry, request, () =>
           db()
             .selectFrom(collection.table)
             .select((eb) => eb.fn.countAll<number | string>().as('n'))
-            .where(collection.where(query))
+            .where(collection.where(query, engine))
             .executeTakeFirstOrThrow(),
         )
         return { count: Number(row.n) }

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import type { CollectionConfig, ColumnConfig } from '../server-config.js'
+import { SEARCH_MAX_LENGTH } from './search.js'
 
 /**
  * The data API's schemas, built at start from `server.collections` in `tenantry.config.ts`:
@@ -133,7 +134,11 @@ export function collectionSchemas(name: string, config: CollectionConfig): Colle
   }
   const searchable = columns.filter(([, c]) => c.searchable).map(([n]) => n)
   if (searchable.length) {
-    filters.q = z.string().max(1000).optional().describe(`Case-insensitive text search over ${searchable.join(', ')}`)
+    filters.q = z
+      .string()
+      .max(SEARCH_MAX_LENGTH)
+      .optional()
+      .describe(`Text search over ${searchable.join(', ')}: rows where one of them contains it, Unicode case-insensitively; at most ${SEARCH_MAX_LENGTH} characters`)
   }
   const sortable = [config.primaryKey, ...columns.filter(([n, c]) => c.sortable && n !== config.primaryKey).map(([n]) => n)]
   const listQuery = z.strictObject({

@@ -6,11 +6,17 @@ export { TenantLabels, type MetricsOptions } from './metrics.js'
 
 /**
  * Operations: one log line per request (after tenant resolution, so it carries the tenant
- * id; no headers, no query string), Prometheus `/metrics` with per-tenant series, and
+ * id; no headers, no query string), Prometheus `/metrics` with per-tenant series (behind a
+ * token), and
  * `/healthz`. Wrapped in `fastify-plugin`: its hooks must see every route of the app.
  */
+export interface ObservabilityOptions extends FeatureOptions {
+  /** The bearer token `/metrics` asks for; without one it is not served (see `MetricsOptions.token`). */
+  metricsToken?: string
+}
+
 export const observability = fp(
-  async (app: ServerInstance, { tenantry, config }: FeatureOptions) => {
+  async (app: ServerInstance, { tenantry, config, metricsToken }: ObservabilityOptions) => {
     app.addHook('onResponse', async (request, reply) => {
       request.log.info(
         {
@@ -25,7 +31,20 @@ export const observability = fp(
         'request completed',
       )
     })
-    metricsRoutes(app, { topTenants: config.metrics.topTenants })
+    // A client that went away mid-request (closed its socket, or was cut off by a timeout) is
+    // routine under load and no server fault: one line, no stack trace, and no error reply.
+    app.addHook('onRequestAbort', async (request) => {
+      request.log.info(
+        {
+          method: request.method,
+          route: request.routeOptions.url ?? null,
+          path: request.url.split('?')[0],
+          tenantId: request.tenant?.id ?? null,
+        },
+        'request aborted by the client',
+      )
+    })
+    metricsRoutes(app, { topTenants: config.metrics.topTenants, ...(metricsToken ? { token: metricsToken } : {}) })
     app.get('/healthz', { schema: { hide: true } }, async () => {
       await tenantry.catalog.countTenants(['ready'])
       return { status: 'ok' }

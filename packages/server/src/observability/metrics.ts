@@ -1,5 +1,7 @@
 import type {} from '@fastify/swagger'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
+import { HttpError } from '../errors.js'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export interface MetricsOptions {
@@ -10,6 +12,12 @@ export interface MetricsOptions {
    * @default 20
    */
   topTenants?: number
+  /**
+   * The bearer token a scraper must present (`Authorization: Bearer <token>`); any other
+   * request is `401 UNAUTHENTICATED`. Without a token `/metrics` is not served (404): it is
+   * not public, since its series tell how busy each tenant is.
+   */
+  token?: string
 }
 
 /**
@@ -22,27 +30,27 @@ export class TenantLabels {
   readonly #counts = new Map<string, number>()
   readonly #labelled = new Set<string>()
 
-  constructor(max: number, private readonly onEvict: (slug: string) => void = () => {}) {
+  constructor(max: number, private readonly onEvict: (id: string) => void = () => {}) {
     this.#max = max
   }
 
-  /** Counts one request for `slug` and returns the label to use. */
-  label(slug: string | undefined): string {
-    if (!slug) return 'none'
-    const count = (this.#counts.get(slug) ?? 0) + 1
-    this.#counts.set(slug, count)
-    if (this.#labelled.has(slug)) return slug
+  /** Counts one request for tenant `id` and returns the label to use. */
+  label(id: string | undefined): string {
+    if (!id) return 'none'
+    const count = (this.#counts.get(id) ?? 0) + 1
+    this.#counts.set(id, count)
+    if (this.#labelled.has(id)) return id
     if (this.#labelled.size < this.#max) {
-      this.#labelled.add(slug)
-      return slug
+      this.#labelled.add(id)
+      return id
     }
     let least: string | undefined
     for (const s of this.#labelled) if (!least || this.#counts.get(s)! < this.#counts.get(least)!) least = s
     if (least && this.#counts.get(least)! < count) {
       this.#labelled.delete(least)
       this.onEvict(least)
-      this.#labelled.add(slug)
-      return slug
+      this.#labelled.add(id)
+      return id
     }
     return 'other'
   }
@@ -54,7 +62,7 @@ export function metricsRoutes(app: FastifyInstance, options: MetricsOptions = {}
   collectDefaultMetrics({ register: registry })
   const requests = new Counter({
     name: 'tenantry_http_requests_total',
-    help: 'HTTP requests by route template, method, status and tenant (top N tenants by slug, others as "other", none as "none")',
+    help: 'HTTP requests by route template, method, status and tenant (top N tenants by id, others as "other", none as "none")',
     labelNames: ['method', 'route', 'status', 'tenant'] as const,
     registers: [registry],
   })
@@ -67,17 +75,18 @@ export function metricsRoutes(app: FastifyInstance, options: MetricsOptions = {}
   })
   // prom-client removes series by their full label set only: remember each labelled tenant's series.
   const series = new Map<string, Map<string, { method: string; route: string; status: string }>>()
-  const labels = new TenantLabels(options.topTenants ?? 20, (slug) => {
-    for (const s of series.get(slug)?.values() ?? []) {
-      requests.remove({ ...s, tenant: slug })
-      latency.remove({ method: s.method, route: s.route, tenant: slug })
+  const labels = new TenantLabels(options.topTenants ?? 20, (id) => {
+    for (const s of series.get(id)?.values() ?? []) {
+      requests.remove({ ...s, tenant: id })
+      latency.remove({ method: s.method, route: s.route, tenant: id })
     }
-    series.delete(slug)
+    series.delete(id)
   })
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
-    const tenant = labels.label(request.tenant?.slug)
+    // Ids, not slugs: a slug names the customer, an id names nothing, and never changes.
+    const tenant = labels.label(request.tenant?.id)
     const key = { method: request.method, route, status: String(reply.statusCode) }
     if (tenant !== 'none' && tenant !== 'other') {
       const known = series.get(tenant) ?? new Map()
@@ -88,8 +97,17 @@ export function metricsRoutes(app: FastifyInstance, options: MetricsOptions = {}
     latency.observe({ method: request.method, route, tenant }, reply.elapsedTime / 1000)
   })
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  if (options.token === undefined) return registry
+  const expected = sha256(options.token)
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    const presented = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(request.headers.authorization ?? '')?.[1]
+    // Hashes of equal length, compared in constant time: the answer's timing tells nothing of the token.
+    if (!presented || !timingSafeEqual(sha256(presented), expected)) throw new HttpError('UNAUTHENTICATED', 'Present the metrics token')
     return reply.type(registry.contentType).send(await registry.metrics())
   })
   return registry
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest()
 }

@@ -9,6 +9,7 @@ import { TenantLabels } from './metrics.js'
 /** The repository's own config (the CV builder's collections). */
 const REPO_CONFIG = fileURLToPath(new URL('../../../../tenantry.config.ts', import.meta.url))
 
+const METRICS_TOKEN = 'metrics-token-for-the-test'
 const lines: Array<Record<string, any>> = []
 const raw: string[] = []
 let server: TestServer
@@ -20,7 +21,7 @@ beforeAll(async () => {
       done()
     },
   })
-  server = await startTestServer({ config: REPO_CONFIG, logger: { level: 'info', stream } })
+  server = await startTestServer({ config: REPO_CONFIG, logger: { level: 'info', stream }, env: { TENANTRY_METRICS_TOKEN: METRICS_TOKEN } })
 })
 afterAll(async () => server?.stop())
 
@@ -54,9 +55,15 @@ describe('observability', () => {
     expect(statSync(join(server.home, 'auth-secret')).mode & 0o777).toBe(0o600)
   })
 
-  it('exports per-tenant request counts and latency', async ({ expect }) => {
-    const text = await (await fetch(`${server.url}/metrics`)).text()
-    expect(text).toMatch(/tenantry_http_requests_total\{method="GET",route="\/api\/t\/:slug\/data\/jobs",status="200",tenant="u_[a-z0-9]+"\} 1/)
+  it('exports per-tenant request counts and latency, labelled by tenant id, to the metrics token only', async ({ expect }) => {
+    // Issue 9 #8: /metrics was public and labelled series with tenant slugs (customer names).
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(401)
+    expect((await fetch(`${server.url}/metrics`, { headers: { authorization: 'Bearer not-the-metrics-token' } })).status).toBe(401)
+    const reply = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+    expect(reply.status).toBe(200)
+    const text = await reply.text()
+    expect(text).toMatch(/tenantry_http_requests_total\{method="GET",route="\/api\/t\/:slug\/data\/jobs",status="200",tenant="t[a-z0-9]{19}"\} 1/)
+    expect(text).not.toMatch(/tenant="u_/)
     expect(text).toContain('tenantry_http_request_duration_seconds_bucket')
     expect(text).toMatch(/tenant="none"/)
   })

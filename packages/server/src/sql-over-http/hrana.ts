@@ -1,5 +1,4 @@
-import type { Database } from 'better-sqlite3'
-import { prepareGuarded, StatementRefused, type Bindings } from './statement-guard.js'
+import { isTenantryError, type RawSqlValue, type SqliteRawSession } from 'tenantry'
 
 /**
  * Hrana 2 over HTTP, JSON encoding: the request and response shapes that
@@ -62,20 +61,32 @@ export class HranaProtocolError extends Error {
   override readonly name = 'HranaProtocolError'
 }
 
-/** The state of one Hrana stream: its connection and its stored SQL texts. */
+/** A statement the SQL's own rules refused: reported as that request's Hrana error, and the stream goes on. */
+class StatementFailed extends Error {
+  override readonly name = 'StatementFailed'
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** The state of one Hrana stream: its raw session (a connection in an executor process) and its stored SQL texts. */
 export interface StreamState {
-  readonly db: Database
-  readonly readOnly: boolean
+  readonly session: SqliteRawSession
   readonly sqls: Map<number, string>
   closed: boolean
-  /** Rows one statement may return at most. */
-  readonly maxRows: number
 }
 
 const MAX_STORED_SQL = 256
 
-/** Runs one request of a pipeline on `stream`. SQL errors become `{ type: 'error' }` results. */
-export function runRequest(stream: StreamState, request: HranaRequest): HranaResult {
+/**
+ * Runs one request of a pipeline on `stream`. SQL errors become `{ type: 'error' }` results;
+ * what ends the stream (a deadline, a cap, a busy database: a `TenantryError`) rejects, and
+ * the whole pipeline is answered with its HTTP status.
+ */
+export async function runRequest(stream: StreamState, request: HranaRequest): Promise<HranaResult> {
   if (stream.closed) return fail('STREAM_CLOSED', 'The stream is closed')
   try {
     switch (request?.type) {
@@ -83,9 +94,9 @@ export function runRequest(stream: StreamState, request: HranaRequest): HranaRes
         stream.closed = true
         return ok({ type: 'close' })
       case 'execute':
-        return ok({ type: 'execute', result: execute(stream, request.stmt) })
+        return ok({ type: 'execute', result: await execute(stream, request.stmt) })
       case 'batch':
-        return ok({ type: 'batch', result: batch(stream, request.batch) })
+        return ok({ type: 'batch', result: await batch(stream, request.batch) })
       case 'store_sql': {
         if (!Number.isInteger(request.sql_id) || typeof request.sql !== 'string') throw new HranaProtocolError('store_sql needs sql_id and sql')
         if (stream.sqls.size >= MAX_STORED_SQL && !stream.sqls.has(request.sql_id)) throw new HranaProtocolError('Too many stored SQL texts')
@@ -96,7 +107,7 @@ export function runRequest(stream: StreamState, request: HranaRequest): HranaRes
         stream.sqls.delete(request.sql_id)
         return ok({ type: 'close_sql' })
       case 'get_autocommit':
-        return ok({ type: 'get_autocommit', is_autocommit: !stream.db.inTransaction })
+        return ok({ type: 'get_autocommit', is_autocommit: !stream.session.inTransaction })
       case 'sequence':
       case 'describe':
         // A sequence would need splitting SQL text into statements, which is exactly what
@@ -106,6 +117,7 @@ export function runRequest(stream: StreamState, request: HranaRequest): HranaRes
         throw new HranaProtocolError(`Unknown request type ${JSON.stringify((request as { type?: unknown })?.type)}`)
     }
   } catch (error) {
+    if (isTenantryError(error)) throw error
     return { type: 'error', error: toHranaError(error) }
   }
 }
@@ -120,14 +132,12 @@ function fail(code: string, message: string): HranaResult {
 
 /** A thrown error as Hrana reports it: refusals and SQLite errors keep their code, nothing else leaks. */
 export function toHranaError(error: unknown): HranaError {
-  if (error instanceof StatementRefused) return { code: error.code, message: error.message }
-  if (error instanceof HranaProtocolError) return { code: 'PROTOCOL_ERROR', message: error.message }
-  const e = error as { code?: unknown; message?: unknown; name?: string }
-  if (e?.name === 'SqliteError' && typeof e.code === 'string') {
-    if (e.code.startsWith('SQLITE_READONLY')) return { code: 'READ_ONLY', message: 'This token is read-only: the statement would write' }
-    return { code: e.code, message: String(e.message) }
+  if (error instanceof StatementFailed) {
+    if (error.code.startsWith('SQLITE_READONLY')) return { code: 'READ_ONLY', message: 'This token is read-only: the statement would write' }
+    if (error.code === 'INTERNAL') return { code: 'INTERNAL', message: 'Internal error' }
+    return { code: error.code, message: error.message }
   }
-  if (e instanceof RangeError || e instanceof TypeError) return { code: 'SQL_INPUT_ERROR', message: String(e.message) }
+  if (error instanceof HranaProtocolError) return { code: 'PROTOCOL_ERROR', message: error.message }
   return { code: 'INTERNAL', message: 'Internal error' }
 }
 
@@ -141,52 +151,33 @@ function sqlOf(stream: StreamState, stmt: { sql?: string; sql_id?: number }): st
   throw new HranaProtocolError('A statement needs sql or sql_id')
 }
 
-function execute(stream: StreamState, stmt: HranaStmt): HranaStmtResult {
+async function execute(stream: StreamState, stmt: HranaStmt): Promise<HranaStmtResult> {
   const sql = sqlOf(stream, stmt)
-  const bindings = bindingsOf(stmt)
-  const statement = prepareGuarded(stream.db, sql, bindings, stream.readOnly)
-  if (!statement.reader) {
-    const info = statement.run(...bindings)
-    return {
-      cols: [],
-      rows: [],
-      affected_row_count: info.changes,
-      last_insert_rowid: info.changes > 0 ? String(info.lastInsertRowid) : null,
-    }
-  }
-  const cols = statement.columns().map((c) => ({ name: c.name, decltype: c.type }))
-  const rows: HranaValue[][] = []
-  for (const row of statement.raw(true).iterate(...bindings) as Iterable<unknown[]>) {
-    if (rows.length >= stream.maxRows) {
-      throw new StatementRefused('SQL_FORBIDDEN', `The statement returned more than ${stream.maxRows} rows; add a LIMIT`)
-    }
-    rows.push(row.map(encodeValue))
-  }
-  // A reader that writes is `INSERT … RETURNING` and friends: one row per changed row.
-  const writes = !statement.readonly
-  const lastInsertRowid = writes ? (stream.db.prepare('SELECT last_insert_rowid()').pluck().get() as bigint) : undefined
+  const outcome = await stream.session.execute({ sql, ...bindingsOf(stmt), wantRows: stmt.want_rows !== false })
+  if (!outcome.ok) throw new StatementFailed(outcome.code, outcome.message)
   return {
-    cols,
-    rows: stmt.want_rows === false ? [] : rows,
-    affected_row_count: writes ? rows.length : 0,
-    last_insert_rowid: lastInsertRowid === undefined ? null : String(lastInsertRowid),
+    cols: outcome.columns.map((c) => ({ name: c.name, decltype: c.type })),
+    rows: outcome.rows.map((row) => row.map(encodeValue)),
+    affected_row_count: outcome.rowsAffected,
+    last_insert_rowid: outcome.lastInsertRowid === null ? null : String(outcome.lastInsertRowid),
   }
 }
 
-function batch(stream: StreamState, input: HranaBatch): { step_results: Array<HranaStmtResult | null>; step_errors: Array<HranaError | null> } {
+async function batch(stream: StreamState, input: HranaBatch): Promise<{ step_results: Array<HranaStmtResult | null>; step_errors: Array<HranaError | null> }> {
   if (!input || !Array.isArray(input.steps)) throw new HranaProtocolError('A batch needs steps')
   const results: Array<HranaStmtResult | null> = []
   const errors: Array<HranaError | null> = []
-  input.steps.forEach((step, i) => {
+  for (const [i, step] of input.steps.entries()) {
     results.push(null)
     errors.push(null)
-    if (step.condition && !holds(step.condition, results, errors, stream, i)) return
+    if (step.condition && !holds(step.condition, results, errors, stream, i)) continue
     try {
-      results[i] = execute(stream, step.stmt)
+      results[i] = await execute(stream, step.stmt)
     } catch (error) {
+      if (isTenantryError(error)) throw error
       errors[i] = toHranaError(error)
     }
-  })
+  }
   return { step_results: results, step_errors: errors }
 }
 
@@ -209,22 +200,22 @@ function holds(
     case 'or':
       return cond.conds.some((c) => holds(c, results, errors, stream, current))
     case 'is_autocommit':
-      return !stream.db.inTransaction
+      return !stream.session.inTransaction
     default:
       throw new HranaProtocolError('Unknown batch condition')
   }
 }
 
-function bindingsOf(stmt: HranaStmt): Bindings {
-  const positional = (stmt.args ?? []).map(decodeValue)
-  if (!stmt.named_args?.length) return positional
-  const named: Record<string, unknown> = {}
+function bindingsOf(stmt: HranaStmt): { args: RawSqlValue[]; namedArgs?: Record<string, RawSqlValue> } {
+  const args = (stmt.args ?? []).map(decodeValue)
+  if (!stmt.named_args?.length) return { args }
+  const namedArgs: Record<string, RawSqlValue> = {}
   // better-sqlite3 names parameters without their `:`, `@` or `$`.
-  for (const { name, value } of stmt.named_args) named[String(name).replace(/^[:@$]/, '')] = decodeValue(value)
-  return [...positional, named]
+  for (const { name, value } of stmt.named_args) namedArgs[String(name).replace(/^[:@$]/, '')] = decodeValue(value)
+  return { args, namedArgs }
 }
 
-function decodeValue(value: HranaValue): unknown {
+function decodeValue(value: HranaValue): RawSqlValue {
   switch (value?.type) {
     case 'null':
       return null

@@ -1,31 +1,41 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Tenantry } from 'tenantry'
+import { isTenantryError, type RawSessionOptions, type RawSessions, type SqliteRawSession, type Tenantry, type TenantRecord } from 'tenantry'
 import { HttpError, toHttpError } from '../errors.js'
 import type { ServerInstance } from '../feature.js'
 import type { Principal } from '../principal.js'
 import { noQuery } from '../schemas.js'
+import { parseServerConfig } from '../server-config.js'
 import { authenticateToken } from '../tokens/token-auth.js'
 import { runRequest, type HranaRequest, type HranaResult, type StreamState } from './hrana.js'
 import { pipelineBody, pipelineResponse, sqlErrorResponse, versionResponse } from './schemas.js'
 
 export interface SqlOverHttpOptions {
   tenantry: Tenantry
-  /** An idle stream (a `client.transaction()` between requests) is closed, and rolled back, after this. @default 10000 */
+  /** An idle stream (a `client.transaction()` between requests) is closed, and rolled back, after this. @default config `server.sqlOverHttp.streamIdleMs` ?? 10000 */
   streamIdleMs?: number
-  /** Open streams at most, across all tokens. @default 128 */
+  /** Open streams at most, across all tokens. @default config `server.sqlOverHttp.maxStreams` ?? 128 */
   maxStreams?: number
-  /** Open streams at most per token. @default 8 */
+  /** Open streams at most per token. @default config `server.sqlOverHttp.maxStreamsPerToken` ?? 8 */
   maxStreamsPerToken?: number
-  /** Rows one statement may return at most. @default 10000 */
+  /** Open streams at most per tenant. @default config `server.sqlOverHttp.maxStreamsPerTenant` ?? a quarter of `maxStreams` */
+  maxStreamsPerTenant?: number
+  /** Rows one statement may return at most, within the data source's `rawSql.maxRows`. @default the data source's */
   maxRows?: number
   /** Requests in one pipeline at most. @default 1000 */
   maxRequests?: number
 }
 
-interface OpenStream extends StreamState {
+/** One open stream's place under the limits, taken before its session opens. */
+interface StreamSlot {
   readonly tokenId: string
-  timer: NodeJS.Timeout
+  readonly tenantId: string
+}
+
+interface OpenStream extends StreamState {
+  readonly slot: StreamSlot
+  readonly tokenId: string
+  timer: NodeJS.Timeout | undefined
 }
 
 type TokenPrincipal = Extract<Principal, { kind: 'token' }>
@@ -36,43 +46,64 @@ type TokenPrincipal = Extract<Principal, { kind: 'token' }>
  *
  * - `GET /v2` answers the version probe; `POST /v2/pipeline` runs a pipeline.
  * - The tenant comes only from the token (`Authorization: Bearer tnt_…`); sessions are not accepted.
- * - Offered only for tenants with `database` isolation on SQLite: their own file, opened on a
- *   connection of its own (never the router's), read-only at the engine level for read-only
- *   tokens. Every statement passes `prepareGuarded` (see statement-guard.ts).
+ * - Offered only where the engine offers raw sessions for the tenant's placement (SQLite,
+ *   `database` isolation): a connection of its own on the tenant's file, never the router's,
+ *   read-only at the engine level for read-only tokens. Statements run in the engine's executor
+ *   processes, never on this event loop, each under a deadline and the statement guard.
  * - Streams: a pipeline without a baton opens a stream; unless it ends with `close`, the
  *   answer carries a new baton that continues it (how `client.transaction()` works). A
  *   baton is single-use, bound to its token, and dropped (rolling back) after `streamIdleMs`.
+ *   Streams are limited overall, per tenant and per token, so one tenant cannot take them all.
+ * - What ends a pipeline is answered with its status: `STATEMENT_TIMEOUT` and
+ *   `TRANSACTION_TIMEOUT` (408), `RESULT_TOO_LARGE` (422), `RATE_LIMITED` (429) and
+ *   `DATABASE_BUSY` (503), the last two with `Retry-After`. The stream is then closed.
  *
  * Register without `fastify-plugin`: its error handler stays within these routes.
  */
 export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptions): Promise<void> {
   const { tenantry } = options
-  const idleMs = options.streamIdleMs ?? 10_000
-  const maxStreams = options.maxStreams ?? 128
-  const maxPerToken = options.maxStreamsPerToken ?? 8
-  const maxRows = options.maxRows ?? 10_000
+  const config = parseServerConfig(tenantry.config.server).sqlOverHttp
+  const idleMs = options.streamIdleMs ?? config.streamIdleMs ?? 10_000
+  const maxStreams = options.maxStreams ?? config.maxStreams ?? 128
+  const maxPerToken = options.maxStreamsPerToken ?? config.maxStreamsPerToken ?? 8
+  const maxPerTenant = options.maxStreamsPerTenant ?? config.maxStreamsPerTenant ?? Math.max(1, Math.floor(maxStreams / 4))
   const maxRequests = options.maxRequests ?? 1000
+  /** Idle streams, by the baton that continues them. */
   const streams = new Map<string, OpenStream>()
+  /** Every open stream, idle or running a pipeline. */
+  const live = new Set<OpenStream>()
+  /** What the limits count: open streams, and streams being opened. */
+  const slots = new Set<StreamSlot>()
+  /** Engines whose raw sessions this server opened: their executors stop with it. */
+  const engines = new Set<RawSessions>()
 
-  const closeStream = (baton: string) => {
+  const closeStream = async (stream: OpenStream) => {
+    live.delete(stream)
+    slots.delete(stream.slot)
+    clearTimeout(stream.timer)
+    stream.closed = true
+    // Closing a session inside a transaction rolls it back.
+    await stream.session.close()
+  }
+  const closeIdle = (baton: string) => {
     const stream = streams.get(baton)
     if (!stream) return
     streams.delete(baton)
-    clearTimeout(stream.timer)
-    stream.closed = true
-    // Closing a connection inside a transaction rolls it back.
-    stream.db.close()
+    void closeStream(stream)
   }
 
   app.addHook('onClose', async () => {
-    for (const baton of [...streams.keys()]) closeStream(baton)
+    for (const baton of [...streams.keys()]) closeIdle(baton)
+    await Promise.all([...live].map(closeStream))
+    // The executor processes stop with the server, whoever owns Tenantry; they start again on demand.
+    await Promise.all([...engines].map((sessions) => sessions.close?.()))
   })
 
   // Errors on these routes are answered so that both our clients ({ error: { code, message } })
   // and libSQL's (a top-level `message`, content type exactly application/json) read them.
   app.setErrorHandler((error, request, reply) => {
     const http = toHttpError(error)
-    if (http.status >= 500) request.log.error({ err: error }, 'SQL-over-HTTP request failed')
+    if (http.status >= 500 && http.code !== 'DATABASE_BUSY') request.log.error({ err: error }, 'SQL-over-HTTP request failed')
     sendError(reply, http)
   })
 
@@ -117,34 +148,61 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
         clearTimeout(found.timer)
         stream = found
       } else {
-        const perToken = [...streams.values()].filter((s) => s.tokenId === principal.tokenId).length
-        if (streams.size >= maxStreams || perToken >= maxPerToken) {
+        const tenant = await tenantry.router.resolve({ id: principal.tenantId })
+        const own = config.tenants[tenant.slug]
+        const count = (key: keyof StreamSlot, value: string) => [...slots].filter((s) => s[key] === value).length
+        if (slots.size >= maxStreams || count('tokenId', principal.tokenId) >= maxPerToken || count('tenantId', tenant.id) >= (own?.maxStreams ?? maxPerTenant)) {
           throw new HttpError('RATE_LIMITED', 'Too many open SQL streams; close transactions you no longer use')
         }
-        stream = await openStream(tenantry, principal, maxRows)
+        // Taken before the first await, so that concurrent opens cannot all pass the check.
+        const slot: StreamSlot = { tokenId: principal.tokenId, tenantId: tenant.id }
+        slots.add(slot)
+        let opened: Awaited<ReturnType<typeof openSession>>
+        try {
+          opened = await openSession(tenantry, tenant, principal, {
+            ...(own?.statementTimeoutMs ? { statementTimeoutMs: own.statementTimeoutMs } : {}),
+            ...(own?.transactionTimeoutMs ? { transactionTimeoutMs: own.transactionTimeoutMs } : {}),
+            ...(own?.maxStatements ? { maxConcurrentStatements: own.maxStatements } : {}),
+            ...(options.maxRows ? { maxRows: options.maxRows } : {}),
+          })
+        } catch (error) {
+          slots.delete(slot)
+          throw error
+        }
+        engines.add(opened.sessions)
+        stream = { session: opened.session, sqls: new Map(), closed: false, slot, tokenId: principal.tokenId, timer: undefined }
+        live.add(stream)
       }
 
       const results: HranaResult[] = []
       try {
-        for (const item of body.requests as HranaRequest[]) results.push(runRequest(stream, item))
+        for (const item of body.requests as HranaRequest[]) results.push(await runRequest(stream, item))
       } catch (error) {
-        stream.db.close()
-        throw error
+        // The client gets no baton back: the stream ends here, rolling back what it left open.
+        await closeStream(stream)
+        throw translate(error)
       }
 
       let baton: string | null = null
       if (stream.closed) {
-        if (stream.db.open) stream.db.close()
+        await closeStream(stream)
       } else {
-        baton = randomBytes(24).toString('base64url')
-        stream.timer = setTimeout(() => closeStream(baton!), idleMs)
+        const next = randomBytes(24).toString('base64url')
+        baton = next
+        stream.timer = setTimeout(() => closeIdle(next), idleMs)
         stream.timer.unref()
-        streams.set(baton, stream)
+        streams.set(next, stream)
       }
       void reply.type('application/json')
       return { baton, base_url: null, results }
     },
   )
+}
+
+/** The executor's per-tenant share answers as every other "too many" does: 429 RATE_LIMITED. */
+function translate(error: unknown): unknown {
+  if (isTenantryError(error, 'CONCURRENCY_LIMITED')) return new HttpError('RATE_LIMITED', error.message, { cause: error })
+  return error
 }
 
 /** The token principal of the request, or 401: SQL-over-HTTP accepts integration tokens only. */
@@ -157,9 +215,13 @@ async function requireToken(tenantry: Tenantry, request: FastifyRequest): Promis
   return principal
 }
 
-/** A connection of its own on the token's tenant, after checking the engine offers raw sessions for its placement. */
-async function openStream(tenantry: Tenantry, principal: TokenPrincipal, maxRows: number): Promise<OpenStream> {
-  const tenant = await tenantry.router.resolve({ id: principal.tenantId })
+/** A raw session on the token's tenant, after checking the engine offers raw sessions for its placement. */
+async function openSession(
+  tenantry: Tenantry,
+  tenant: TenantRecord,
+  principal: TokenPrincipal,
+  limits: Omit<RawSessionOptions, 'readOnly'>,
+): Promise<{ session: SqliteRawSession; sessions: RawSessions }> {
   const engine = await tenantry.dataSources.engine(tenant.placement.dataSourceId)
   // Only where the database itself confines raw SQL (the tenant's own SQLite file): the engine says where.
   const sessions = engine.rawSession
@@ -170,18 +232,21 @@ async function openStream(tenantry: Tenantry, principal: TokenPrincipal, maxRows
     )
   }
   const placement = { tenantId: tenant.id, isolation: tenant.placement.isolation, locator: tenant.placement.locator }
-  const { database: db } = await sessions.open(placement, { readOnly: principal.readOnly })
-  try {
-    // The engine set its PRAGMAs; this one is the protocol's (Hrana integers are 64-bit), set before any statement of the client's.
-    db.defaultSafeIntegers(true)
-  } catch (error) {
-    db.close()
-    throw error
+  const session = await sessions.open(placement, { ...limits, readOnly: principal.readOnly })
+  if (session.dialect !== 'sqlite') {
+    await session.close()
+    throw new HttpError('SQL_UNAVAILABLE', `SQL-over-HTTP speaks SQLite; this tenant's engine speaks ${String(session.dialect)}`)
   }
-  return { db, readOnly: principal.readOnly, sqls: new Map(), closed: false, maxRows, tokenId: principal.tokenId, timer: undefined as unknown as NodeJS.Timeout }
+  return { session, sessions }
 }
 
 function sendError(reply: FastifyReply, error: HttpError): void {
+  // "Try again shortly" answers say when: a busy database or executor, a limit reached.
+  if (error.status === 429 || error.status === 503) {
+    const cause = error.cause as { details?: { retryAfterSeconds?: unknown } } | undefined
+    const seconds = cause?.details?.retryAfterSeconds
+    void reply.header('retry-after', String(typeof seconds === 'number' ? seconds : 1))
+  }
   void reply
     .status(error.status)
     .header('content-type', 'application/json')

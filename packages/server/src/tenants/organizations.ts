@@ -61,6 +61,9 @@ export function tenantOrganizations(tenantry: Tenantry, organizations: () => Org
     disableOrganizationDeletion: true,
     // Invitations are returned by the API; delivering them is the app's business.
     sendInvitationEmail: async () => {},
+    // Knowing an invitation's id is not proof of owning its address: anyone could sign up with
+    // the invited email. Accepting (or rejecting) needs that email verified.
+    requireEmailVerificationOnInvitation: true,
     schema: ORGANIZATION_SCHEMA,
     organizationHooks: {
       beforeCreateOrganization: async ({ organization: org }) => {
@@ -75,6 +78,16 @@ export function tenantOrganizations(tenantry: Tenantry, organizations: () => Org
       },
       afterCreateOrganization: async ({ organization: org, user }) => {
         await organizations().provision({ id: org.id, slug: org.slug, name: org.name }, `user:${user.id}`)
+      },
+      // A member who no longer manages the tenant (removed, or demoted to member) must not keep
+      // managing it through the tokens they created: those are revoked with the membership.
+      afterRemoveMember: async ({ member }) => {
+        await organizations().revokeTokensOf(member.userId, member.organizationId, 'member removed')
+      },
+      afterUpdateMemberRole: async ({ member }) => {
+        if (strongestRole(String(member.role)) === 'member') {
+          await organizations().revokeTokensOf(member.userId, member.organizationId, 'member demoted')
+        }
       },
       beforeUpdateOrganization: async ({ organization: org, member }) => {
         if (org.slug === undefined) return
@@ -185,6 +198,43 @@ export class Organizations {
       first = (await this.membershipsOf(userId))[0]
     }
     return first?.organizationId ?? null
+  }
+
+  /**
+   * Revokes the integration tokens the user created for the organization's tenant: called when
+   * they leave it, are removed, or are demoted below admin (tokens are created by owners and
+   * admins only, and must not outlive that right).
+   */
+  async revokeTokensOf(userId: string, organizationId: string, reason: string): Promise<void> {
+    const tenantId = await this.tenantIdOf(organizationId)
+    if (!tenantId) return
+    const revoked = await this.#tenantry.tokens.revokeCreatedBy(tenantId, `user:${userId}`, { reason })
+    if (revoked.length > 0) {
+      this.#logger.info({ tenantId, userId, tokenIds: revoked.map((t) => t.id), reason }, 'Revoked the tokens of a user who no longer manages the tenant')
+    }
+  }
+
+  /**
+   * Throws Better Auth's own `403 USER_IS_NOT_A_MEMBER_OF_THE_ORGANIZATION` when a
+   * `/organization/set-active` body names an organization (by id or slug) the user is not a
+   * member of, before Better Auth would clear the session's active organization. A body that
+   * names none, or one that does not exist, is left to Better Auth.
+   */
+  async assertMayActivate(userId: string, body: unknown): Promise<void> {
+    const { organizationId, organizationSlug } = (body ?? {}) as { organizationId?: unknown; organizationSlug?: unknown }
+    let target: string | undefined
+    if (typeof organizationId === 'string') target = organizationId
+    else if (organizationId === undefined && typeof organizationSlug === 'string') {
+      const adapter = await getCurrentAdapter((await this.#context()).adapter)
+      target = (await adapter.findOne<OrganizationRow>({ model: 'organization', where: [{ field: 'slug', value: organizationSlug }] }))?.id
+    }
+    if (target === undefined) return
+    const context = await this.#context()
+    if (await getOrgAdapter(context, { schema: ORGANIZATION_SCHEMA }).checkMembership({ userId, organizationId: target })) return
+    throw APIError.from('FORBIDDEN', {
+      code: 'USER_IS_NOT_A_MEMBER_OF_THE_ORGANIZATION',
+      message: 'User is not a member of the organization',
+    })
   }
 
   /** Makes the organization the session's active one (the caller's headers carry the session). */

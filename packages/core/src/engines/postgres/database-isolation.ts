@@ -1,24 +1,55 @@
+import type { Kysely } from 'kysely'
 import { quoteIdentifier } from '../../identifiers.js'
 import type { EngineHandle, EngineRole } from '../engine.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTemplate, PostgresTenant } from './isolation-kind.js'
+import type { PostgresLogin } from './postgres-connection.js'
 import { openPostgresHandle } from './postgres-handle.js'
+import { tenantRoleRepair } from './tenant-role-repair.js'
 import { templateDatabaseName } from './postgres-names.js'
-import { grantAppRoleOnSchema, grantReadOnSchema, roleLock } from './postgres-privileges.js'
+import {
+  dropLoginRole,
+  grantAppAccessOnMigratedSchema,
+  grantAppAccessOnSchema,
+  grantReadOnSchema,
+  protectMigrationTables,
+  revokeAppRoleFromSchema,
+  roleLock,
+  upsertTenantRole,
+} from './postgres-privileges.js'
 
 /**
  * Database isolation: a database `t_<id>` per tenant on the data source's server, created
- * from a pre-migrated template database, each tenant with a small pool of its own.
+ * from a pre-migrated template database, each tenant with a small pool of its own. App code
+ * connects as the tenant's own role (`t_<id>_app`), the only role besides the admin that may
+ * connect to that database, with rights on nothing else.
  */
 export function databaseIsolation(context: PostgresContext): PostgresIsolationKind {
-  const { connection, appRole, logger } = context
-  const app = quoteIdentifier(appRole)
+  const { connection, logger } = context
+  // Tenants created before they had roles of their own get one when first opened.
+  const tenantRoles = tenantRoleRepair(context, (tenant) => exists(tenant.name), async (client, tenant, role) => {
+    await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${quoteIdentifier(tenant.name)} TO ${quoteIdentifier(role)}`)
+    await connection.withClient(tenant.name, async (inside) => {
+      await grantAppAccessOnMigratedSchema(inside, 'public', role)
+      await revokeAppRoleFromSchema(inside, 'public', context.appRole)
+    })
+    if ((await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [context.appRole])).rowCount) {
+      await client.query(`REVOKE ALL ON DATABASE ${quoteIdentifier(tenant.name)} FROM ${quoteIdentifier(context.appRole)}`)
+    }
+  })
 
-  /** An empty database only the admin and the app role may connect to. */
-  async function createDatabase(name: string, template?: string): Promise<void> {
+  /** An empty database only the admin and `role` (if any: not for a template) may connect to. */
+  async function createDatabase(name: string, options: { template?: string; role?: string } = {}): Promise<void> {
     const database = quoteIdentifier(name)
-    await connection.admin.query(`CREATE DATABASE ${database}${template ? ` TEMPLATE ${quoteIdentifier(template)}` : ''}`)
-    await connection.admin.query(`REVOKE CONNECT ON DATABASE ${database} FROM PUBLIC`)
-    await connection.admin.query(`GRANT CONNECT ON DATABASE ${database} TO ${app}`)
+    await connection.admin.query(`CREATE DATABASE ${database}${options.template ? ` TEMPLATE ${quoteIdentifier(options.template)}` : ''}`)
+    await connection.admin.query(`REVOKE CONNECT, TEMPORARY ON DATABASE ${database} FROM PUBLIC`)
+    if (options.role) await connection.admin.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${database} TO ${quoteIdentifier(options.role)}`)
+  }
+
+  /** The tenant's role, committed before anything is granted to it (a grant inside another database sees committed roles only). */
+  async function ensureTenantRole(tenant: PostgresTenant): Promise<string> {
+    const login = context.tenantLogin(tenant)
+    await connection.transaction((client) => upsertTenantRole(client, context.dataSourceId, login), roleLock(login.name))
+    return login.name
   }
 
   async function dropDatabase(name: string): Promise<void> {
@@ -28,8 +59,14 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
     await connection.admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`)
   }
 
-  function openDatabase(name: string, role: EngineRole, max: number): EngineHandle {
-    return openPostgresHandle({ pool: connection.pool(name, role, max), ownsPool: true, logger })
+  /** The admin's handle protects the migration tables after each migration: only the admin keeps the records. */
+  function openDatabase(name: string, login: EngineRole | PostgresLogin, max: number): EngineHandle {
+    return openPostgresHandle({
+      pool: connection.pool(name, login, max),
+      ownsPool: true,
+      ...(login === 'admin' ? { afterEachMigration: (db: Kysely<any>) => protectMigrationTables(db, 'public') } : {}),
+      logger,
+    })
   }
 
   async function exists(name: string): Promise<boolean> {
@@ -40,18 +77,25 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
     isolation: 'database',
 
     async create(tenant: PostgresTenant) {
-      await createDatabase(tenant.name)
-      // Default privileges live in each database: a copy of a template has them already.
-      await connection.withClient(tenant.name, (client) => grantAppRoleOnSchema(client, 'public', appRole))
+      const role = await ensureTenantRole(tenant)
+      await createDatabase(tenant.name, { role })
+      await connection.withClient(tenant.name, (client) => grantAppAccessOnSchema(client, 'public', role))
     },
 
     exists: (tenant: PostgresTenant) => exists(tenant.name),
 
     open(tenant: PostgresTenant, role: EngineRole) {
-      return openDatabase(tenant.name, role, context.tenantPoolSize)
+      if (role === 'admin') return openDatabase(tenant.name, 'admin', context.tenantPoolSize)
+      const pool = connection.pool(tenant.name, context.tenantLogin(tenant), context.tenantPoolSize)
+      return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, logger })
     },
 
-    drop: (tenant: PostgresTenant) => dropDatabase(tenant.name),
+    async drop(tenant: PostgresTenant) {
+      await dropDatabase(tenant.name)
+      // Its privileges went with the database: only the role itself is left.
+      const role = context.tenantLogin(tenant).name
+      await connection.transaction((client) => dropLoginRole(client, role), roleLock(role))
+    },
 
     templates: {
       async ensure(key: string, migrate: (handle: EngineHandle) => Promise<void>): Promise<PostgresTemplate> {
@@ -59,8 +103,8 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
         const [existing] = await connection.query<{ datistemplate: boolean }>('SELECT datistemplate FROM pg_database WHERE datname = $1', [database])
         if (existing?.datistemplate) return { key, database }
         if (existing) await dropDatabase(database) // a build that died half-way
+        // No role but the admin's in a template: each copy grants its own tenant's role.
         await createDatabase(database)
-        await connection.withClient(database, (client) => grantAppRoleOnSchema(client, 'public', appRole))
         const handle = openDatabase(database, 'admin', 1)
         try {
           await migrate(handle)
@@ -71,7 +115,9 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
         return { key, database }
       },
       async createFrom(tenant: PostgresTenant, template: PostgresTemplate) {
-        await createDatabase(tenant.name, template.database)
+        const role = await ensureTenantRole(tenant)
+        await createDatabase(tenant.name, { template: template.database, role })
+        await connection.withClient(tenant.name, (client) => grantAppAccessOnMigratedSchema(client, 'public', role))
       },
     },
 

@@ -1,6 +1,6 @@
 import type { Logger } from '../../logger.js'
 import type { EngineHandle, EngineRole, EngineTemplate, Isolation } from '../engine.js'
-import type { PostgresConnection } from './postgres-connection.js'
+import type { PostgresConnection, PostgresLogin } from './postgres-connection.js'
 
 /** A tenant as an isolation kind sees it: its id, and the storage name derived from it (`t_<id>`). */
 export interface PostgresTenant {
@@ -14,8 +14,13 @@ export interface PostgresContext {
   readonly connection: PostgresConnection
   /** The app role's name: the role app code connects as, granted use of every tenant's tables. */
   readonly appRole: string
-  /** Connections in each database-isolated tenant's own pool. */
+  /** Connections in each tenant's own pool (schema and database isolation). */
   readonly tenantPoolSize: number
+  /**
+   * The tenant's own login role (`t_<id>_app`) with its password, derived from the secret
+   * key so that nothing is stored: schema- and database-isolated app handles connect as it.
+   */
+  tenantLogin(tenant: PostgresTenant): PostgresLogin
   readonly logger: Logger
 }
 

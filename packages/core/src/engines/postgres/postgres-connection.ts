@@ -67,9 +67,16 @@ export class PostgresConnection {
     return url.toString()
   }
 
-  /** A pool of its own on a tenant (or template) database, as `role`. The caller ends it. */
-  pool(database: string, role: EngineRole, max: number): pg.Pool {
-    return new pg.Pool({ connectionString: this.url({ database, login: role }), max })
+  /**
+   * A pool of its own on a tenant (or template) database, or on the data source's own when
+   * `database` is `undefined`, logged in as `login`. The caller ends it.
+   */
+  pool(database: string | undefined, login: EngineRole | PostgresLogin, max: number): pg.Pool {
+    const pool = new pg.Pool({ connectionString: this.url({ ...(database === undefined ? {} : { database }), login }), max })
+    // An idle connection ended by the server (the tenant's database dropped WITH (FORCE), a restart) is an
+    // 'error' event on the pool; unheard, Node would end the process. The pool replaces the connection.
+    pool.on('error', (err) => this.#options.logger.warn({ err, database }, 'An idle Postgres connection was ended by the server'))
+    return pool
   }
 
   /** Runs `fn` on one admin connection to `database`, or to the data source's own database when it is `undefined`. */

@@ -1,5 +1,6 @@
 import type { EngineCheck, EngineDoctorContext } from '../engine.js'
 import type { PostgresContext } from './isolation-kind.js'
+import { tenantRoleName } from './postgres-names.js'
 
 /** Schemas that belong to Postgres itself, not to anything Tenantry or the app created. */
 const SYSTEM_SCHEMAS = `n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname not like 'pg_temp_%' and n.nspname not like 'pg_toast_temp_%'`
@@ -7,7 +8,9 @@ const SYSTEM_SCHEMAS = `n.nspname not in ('pg_catalog', 'information_schema', 'p
 /**
  * `tenantry doctor` on a Postgres data source: the app role is least-privilege and owns
  * nothing, every tenant's storage exists and belongs to the admin, nothing in a tenant's
- * storage runs with another role's rights, and tables with `tenant_id` have RLS forced.
+ * storage runs with another role's rights, tables with `tenant_id` have RLS forced, and each
+ * schema or database tenant has its own login role. Warns while row-isolated tenants exist:
+ * their boundary is a setting raw SQL can change.
  * Read-only, as the admin.
  */
 export async function checkPostgres(context: PostgresContext, { tenants }: EngineDoctorContext): Promise<EngineCheck[]> {
@@ -147,6 +150,49 @@ export async function checkPostgres(context: PostgresContext, { tenants }: Engin
   add('app role owns nothing', owned.length ? 'fail' : 'ok', owned.length ? `${role} owns ${owned.join(', ')}` : `${role} owns no objects in ${databases.length} database(s)`)
   add('app role cannot create', creatable.length ? 'fail' : 'ok', creatable.length ? `${role} has CREATE on ${creatable.join(', ')}` : `${role} has no CREATE on public, tenant schemas or databases`)
   add('views and definer functions', definers.length ? 'fail' : 'ok', definers.length ? definers.join('; ') : `none owned by a role other than ${admin} in tenant storage`)
+  // 7. Each schema and database tenant's own role exists: its app handles log in as it, and it is the raw-SQL boundary.
+  const ownRoles = [...schemaTenants, ...databaseTenants]
+  if (ownRoles.length) {
+    const names = ownRoles.map((t) => tenantRoleName(t.id))
+    const found = new Set((await inspect<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [names])).map((r) => r.rolname))
+    const missing = ownRoles.filter((t) => !found.has(tenantRoleName(t.id)))
+    add(
+      'tenant roles',
+      missing.length ? 'fail' : 'ok',
+      missing.length
+        ? `no login role for ${missing.map((t) => `${t.slug} (${tenantRoleName(t.id)})`).join(', ')}: its app handles cannot connect`
+        : `${ownRoles.length} schema or database tenant(s), each with its own login role`,
+    )
+  }
+
+  // 8. The shared app role reaches no schema or database tenant (it did before tenants had roles of their own;
+  // opening such a tenant takes it back). Row tenants' raw SQL runs as the app role: this is their way across.
+  if (ownRoles.length) {
+    const reached = await inspect<{ name: string }>(
+      `select nspname as name from pg_namespace where nspname = any($2) and has_schema_privilege($1, oid, 'USAGE')
+       union all
+       select datname from pg_database where datname = any($3) and has_database_privilege($1, oid, 'CONNECT')`,
+      [role, schemaTenants.map((t) => t.placement.locator), databaseTenants.map((t) => t.placement.locator)],
+    )
+    add(
+      'app role reaches no tenant storage',
+      reached.length ? 'fail' : 'ok',
+      reached.length
+        ? `${role} can still use ${reached.map((r) => r.name).join(', ')}: open each tenant once (its role is then made and the app role's rights taken back)`
+        : `${role} has no USAGE on tenant schemas and no CONNECT on tenant databases`,
+    )
+  }
+
+  // 9. Raw SQL: schema and database tenants are confined by their own role; row tenants by a setting the SQL can change.
+  const rowTenants = stored.filter((t) => t.placement.isolation === 'row')
+  add(
+    'raw SQL boundary',
+    rowTenants.length ? 'warn' : 'ok',
+    rowTenants.length
+      ? `${rowTenants.length} row-isolated tenant(s) share ${role}: raw SQL that sets tenantry.tenant_id reaches another tenant's rows; give raw SQL access only to schema or database tenants`
+      : 'raw SQL of each tenant runs as a role with rights on its own schema or database alone',
+  )
+
   add(
     'row isolation',
     unprotected.length ? 'fail' : 'ok',

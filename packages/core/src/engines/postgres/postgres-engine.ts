@@ -15,7 +15,7 @@ import { databaseIsolation } from './database-isolation.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTemplate, PostgresTenant } from './isolation-kind.js'
 import { PostgresConnection, type IdleConnection, type PostgresLogin } from './postgres-connection.js'
 import { checkPostgres } from './postgres-doctor.js'
-import { assertPostgresDataSourceId, tenantStorageName } from './postgres-names.js'
+import { assertPostgresDataSourceId, tenantRoleName, tenantStorageName } from './postgres-names.js'
 import { APP_ROLE_ATTRIBUTES, roleLock, upsertLoginRole } from './postgres-privileges.js'
 import { postgresReadOnlyAccess } from './read-only-access.js'
 import { rowIsolation } from './row-isolation.js'
@@ -34,7 +34,7 @@ export interface PostgresEngineOptions {
    * and kept in step by Tenantry (`CREATE ROLE … LOGIN NOBYPASSRLS`).
    */
   appRole: PostgresLogin
-  /** Derives a stable secret for a purpose (the passwords of per-tenant read-only roles). */
+  /** Derives a stable secret for a purpose (the passwords of per-tenant roles and read-only roles). */
   deriveSecret: (purpose: string) => string
   /** @default ['schema', 'database', 'row'] */
   isolations?: Isolation[]
@@ -44,6 +44,25 @@ export interface PostgresEngineOptions {
   tenantPoolSize?: number
   /** @default SILENT_LOGGER */
   logger?: Logger
+}
+
+/** What `test()` reads of the admin role. */
+type AdminPrivileges = {
+  rolsuper: boolean
+  rolcreaterole: boolean
+  rolcreatedb: boolean
+  create_on_database: boolean
+}
+
+/** The admin's privileges the isolations need, each with the way to tell whether it is held. A superuser holds them all. */
+function requiredPrivileges(isolations: readonly Isolation[]): Array<{ line: string; held(admin: AdminPrivileges): boolean }> {
+  return [
+    { line: 'CREATEROLE: the app role, per-tenant roles and read-only roles', held: (a) => a.rolcreaterole },
+    ...(isolations.some((i) => i !== 'database')
+      ? [{ line: 'CREATE on the database: a schema per tenant, or the shared row-isolation schema', held: (a: AdminPrivileges) => a.create_on_database }]
+      : []),
+    ...(isolations.includes('database') ? [{ line: 'CREATEDB: a database per tenant, and template databases', held: (a: AdminPrivileges) => a.rolcreatedb }] : []),
+  ]
 }
 
 const KINDS: Record<Isolation, (context: PostgresContext) => PostgresIsolationKind> = {
@@ -74,18 +93,20 @@ export class PostgresEngine implements DatabaseEngine {
     this.isolations = options.isolations ?? ['schema', 'database', 'row']
     const logger = options.logger ?? SILENT_LOGGER
     const connection = new PostgresConnection({ url: options.url, appRole: options.appRole, poolSize: options.poolSize ?? 10, logger })
-    this.#context = { dataSourceId: options.id, connection, appRole: options.appRole.name, tenantPoolSize: options.tenantPoolSize ?? 2, logger }
+    this.#context = {
+      dataSourceId: options.id,
+      connection,
+      appRole: options.appRole.name,
+      tenantPoolSize: options.tenantPoolSize ?? 2,
+      tenantLogin: (tenant) => ({ name: tenantRoleName(tenant.id), password: options.deriveSecret(`postgres-tenant-role:${tenant.id}`) }),
+      logger,
+    }
     this.#kinds = new Map(this.isolations.map((isolation) => [isolation, KINDS[isolation](this.#context)]))
     const readOnly = this.isolations.filter((isolation) => this.#kinds.get(isolation)!.readOnly)
     this.readOnlyAccess = readOnly.length
       ? postgresReadOnlyAccess({ context: this.#context, resolve: (placement) => this.#resolve(placement), isolations: readOnly, deriveSecret: options.deriveSecret })
       : undefined
-    this.requiredPrivileges = [
-      'LOGIN with the admin URL, owning what Tenantry creates',
-      'CREATEROLE: the app role and per-tenant read-only roles',
-      ...(this.isolations.some((i) => i !== 'database') ? ['CREATE on the database: a schema per tenant, or the shared row-isolation schema'] : []),
-      ...(this.isolations.includes('database') ? ['CREATEDB: a database per tenant, and template databases'] : []),
-    ]
+    this.requiredPrivileges = requiredPrivileges(this.isolations).map((p) => p.line)
   }
 
   locatorFor(tenantId: string, isolation: Isolation): string {
@@ -134,9 +155,22 @@ export class PostgresEngine implements DatabaseEngine {
     await this.#context.connection.close()
   }
 
+  /**
+   * Connects as the admin and checks it holds every privilege in `requiredPrivileges`; rejects
+   * with `INVALID_CONFIG` naming each one missing. A superuser is not needed: `LOGIN CREATEDB
+   * CREATEROLE` and `CREATE` on the database, as managed Postgres services give, are enough.
+   */
   async test(): Promise<string> {
-    const [row] = await this.#context.connection.query<{ server_version: string }>('SHOW server_version')
-    return `PostgreSQL ${row!.server_version}`
+    const [row] = await this.#context.connection.query<AdminPrivileges & { version: string; admin: string }>(
+      `select current_setting('server_version') as version, current_user as admin, r.rolsuper, r.rolcreaterole, r.rolcreatedb,
+         has_database_privilege(current_database(), 'CREATE') as create_on_database
+       from pg_roles r where r.rolname = current_user`,
+    )
+    const missing = requiredPrivileges(this.isolations).filter((p) => !row!.rolsuper && !p.held(row!))
+    if (missing.length) {
+      throw new TenantryError('INVALID_CONFIG', `its admin role ${row!.admin} lacks ${missing.map((p) => p.line).join('; ')}`)
+    }
+    return `PostgreSQL ${row!.version}`
   }
 
   doctor(context: EngineDoctorContext): Promise<EngineCheck[]> {

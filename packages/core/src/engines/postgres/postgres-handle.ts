@@ -6,7 +6,8 @@ import { ScopedPostgresDialect } from './scoped-postgres-dialect.js'
 import { TenantRowsPlugin } from './tenant-rows-plugin.js'
 
 export interface PostgresHandleOptions {
-  pool: pg.Pool
+  /** The pool, or a factory the first query awaits (e.g. to make sure the login it uses exists). */
+  pool: pg.Pool | (() => Promise<pg.Pool>)
   /** Whether closing the handle ends the pool: `false` for the data source's shared pools. */
   ownsPool: boolean
   /** The schema every query and transaction is confined to; the database's default one when absent. */

@@ -1,5 +1,6 @@
 import { TenantryError } from '../../errors.js'
 import { assertTemplateKey, assertTenantId, IDENTIFIER_PATTERN } from '../../identifiers.js'
+import { TENANT_MIGRATION_LOCK_TABLE, TENANT_MIGRATION_TABLE } from '../../migrations/migration-set.js'
 
 /**
  * How Tenantry names what it makes on a Postgres server, each derived from an id and never
@@ -33,6 +34,22 @@ export function appRoleName(dataSourceId: string): string {
 export function tenantStorageName(tenantId: string): string {
   assertTenantId(tenantId)
   return `t_${tenantId}`
+}
+
+/** Tenantry's own tables inside a tenant's storage: the migration records and their lock. Only the admin writes them. */
+export const TENANT_MIGRATION_TABLES = [TENANT_MIGRATION_TABLE, TENANT_MIGRATION_LOCK_TABLE] as const
+
+/**
+ * A schema- or database-isolated tenant's own login role, which its app handles connect as:
+ * it has rights on that tenant's schema or database alone, so raw SQL cannot reach another's.
+ */
+export function tenantRoleName(tenantId: string): string {
+  return `${tenantStorageName(tenantId)}_app`
+}
+
+/** The comment every tenant role of a data source carries, so that it can be found (`tenantry doctor`, test clean-up). */
+export function tenantRoleComment(dataSourceId: string): string {
+  return `tenantry tenant role of data source ${dataSourceId}`
 }
 
 /** A tenant's read-only login role. */

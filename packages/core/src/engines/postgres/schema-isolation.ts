@@ -2,18 +2,32 @@ import { quoteIdentifier } from '../../identifiers.js'
 import type { EngineRole } from '../engine.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTenant } from './isolation-kind.js'
 import { openPostgresHandle } from './postgres-handle.js'
-import { grantAppRoleOnSchema, grantReadOnSchema, roleLock } from './postgres-privileges.js'
+import { tenantRoleRepair } from './tenant-role-repair.js'
+import { dropLoginRole, grantAppAccessOnMigratedSchema, grantAppAccessOnSchema, grantReadOnSchema, protectMigrationTables, revokeAppRoleFromSchema, roleLock, upsertTenantRole } from './postgres-privileges.js'
 
-/** Schema isolation: a schema `t_<id>` per tenant in the data source's database, on its shared pools. */
+/**
+ * Schema isolation: a schema `t_<id>` per tenant in the data source's database. App code
+ * connects as the tenant's own role (`t_<id>_app`), which has USAGE on that schema alone, so
+ * raw SQL naming another tenant's schema is refused by Postgres itself. That costs a small
+ * pool per open tenant handle (bounded by the router's LRU); the admin keeps one shared pool.
+ */
 export function schemaIsolation(context: PostgresContext): PostgresIsolationKind {
-  const { connection, appRole, logger } = context
-  return {
+  const { connection, logger } = context
+  // Tenants created before they had roles of their own get one when first opened.
+  const tenantRoles = tenantRoleRepair(context, (tenant) => kind.exists(tenant), async (client, tenant, role) => {
+    await grantAppAccessOnMigratedSchema(client, tenant.name, role)
+    await revokeAppRoleFromSchema(client, tenant.name, context.appRole)
+  })
+  const kind: PostgresIsolationKind = {
     isolation: 'schema',
 
     async create(tenant: PostgresTenant) {
+      const login = context.tenantLogin(tenant)
+      // The role is committed before the schema grants name it; a retried create finds both in step.
+      await connection.transaction((client) => upsertTenantRole(client, context.dataSourceId, login), roleLock(login.name))
       await connection.transaction(async (client) => {
         await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.name)}`)
-        await grantAppRoleOnSchema(client, tenant.name, appRole)
+        await grantAppAccessOnSchema(client, tenant.name, login.name)
       })
     },
 
@@ -22,12 +36,23 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
     },
 
     open(tenant: PostgresTenant, role: EngineRole) {
-      const pool = role === 'admin' ? connection.admin : connection.app
-      return openPostgresHandle({ pool, ownsPool: false, schema: tenant.name, logger })
+      if (role === 'admin') {
+        return openPostgresHandle({
+          pool: connection.admin,
+          ownsPool: false,
+          schema: tenant.name,
+          afterEachMigration: (db) => protectMigrationTables(db, tenant.name),
+          logger,
+        })
+      }
+      const pool = connection.pool(undefined, context.tenantLogin(tenant), context.tenantPoolSize)
+      return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, schema: tenant.name, logger })
     },
 
     async drop(tenant: PostgresTenant) {
       await connection.admin.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(tenant.name)} CASCADE`)
+      const role = context.tenantLogin(tenant).name
+      await connection.transaction((client) => dropLoginRole(client, role), roleLock(role))
     },
 
     readOnly: {
@@ -43,4 +68,5 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
       },
     },
   }
+  return kind
 }

@@ -2,7 +2,14 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { TenantryError } from '../../errors.js'
 import type { DataSourceBase, EngineDefinition } from '../engine-definition.js'
+import type { SqliteExecutorOptions } from '../../executor/sqlite-executor.js'
 import { SqliteEngine, type SqliteSynchronous } from './sqlite-engine.js'
+
+/**
+ * How raw SQL (SQL-over-HTTP) runs on a SQLite data source: executor processes, deadlines,
+ * caps and per-tenant shares. Every field is optional; the defaults are `SqliteExecutorOptions`'.
+ */
+export type SqliteRawSqlConfig = Omit<SqliteExecutorOptions, 'logger'>
 
 /** A SQLite directory holding one database file per tenant. */
 export interface SqliteDataSourceConfig extends DataSourceBase {
@@ -11,14 +18,37 @@ export interface SqliteDataSourceConfig extends DataSourceBase {
   directory: string
   /** @default 'NORMAL' (see SqliteEngineOptions.synchronous) */
   synchronous?: SqliteSynchronous
+  /**
+   * Raw SQL limits of this data source, e.g. `{ statementTimeoutMs: 2000, maxRows: 1000 }`.
+   * A tenant's own deadline can be set over it by the server (`server.sqlOverHttp.tenants`).
+   * @default see `SqliteExecutorOptions`: 5 s per statement, 10 s per transaction, 10,000 rows,
+   * 16 MiB per result, 4 MiB per value, 512 MiB per process, max(4, CPUs) processes, half of them per tenant
+   */
+  rawSql?: SqliteRawSqlConfig
 }
 
 /** A SQLite data source as a config file declares it: the directory has a default. */
 export type SqliteDataSourceInput = Omit<SqliteDataSourceConfig, 'directory'> & { directory?: string }
 
+const positiveInt = z.number().int().positive()
+
+const RAW_SQL_SCHEMA = z.strictObject({
+  poolSize: positiveInt.max(256).optional(),
+  maxStatementsPerTenant: positiveInt.optional(),
+  memoryLimitMiB: positiveInt.min(64).optional(),
+  statementTimeoutMs: positiveInt.optional(),
+  transactionTimeoutMs: positiveInt.optional(),
+  queueTimeoutMs: positiveInt.optional(),
+  busyTimeoutMs: z.number().int().min(0).optional(),
+  maxRows: positiveInt.optional(),
+  maxResultBytes: positiveInt.optional(),
+  maxValueBytes: positiveInt.optional(),
+})
+
 const SQLITE_CONFIG_SCHEMA = z.object({
   directory: z.string().min(1),
   synchronous: z.enum(['OFF', 'NORMAL', 'FULL', 'EXTRA']).optional(),
+  rawSql: RAW_SQL_SCHEMA.optional(),
 })
 
 /** SQLite in the engine registry. */
@@ -33,13 +63,19 @@ export const SQLITE_ENGINE: EngineDefinition<SqliteDataSourceConfig> = {
   },
 
   toRecord(source) {
-    return { config: { directory: source.directory, ...(source.synchronous ? { synchronous: source.synchronous } : {}) }, secret: null }
+    return {
+      config: { directory: source.directory, ...(source.synchronous ? { synchronous: source.synchronous } : {}), ...(source.rawSql ? { rawSql: source.rawSql } : {}) },
+      secret: null,
+    }
   },
 
   createEngine(record, { logger }) {
-    const { directory, synchronous } = record.config as { directory?: unknown; synchronous?: SqliteSynchronous }
+    const { directory, synchronous, rawSql } = record.config as { directory?: unknown; synchronous?: SqliteSynchronous; rawSql?: unknown }
     if (typeof directory !== 'string') throw new TenantryError('INVALID_CONFIG', `Data source ${record.id} has no directory`)
-    return new SqliteEngine({ directory, logger, ...(synchronous ? { synchronous } : {}) })
+    // Checked again: a record may come from an older version or another process's config.
+    const limits = rawSql === undefined ? undefined : RAW_SQL_SCHEMA.safeParse(rawSql)
+    if (limits && !limits.success) throw new TenantryError('INVALID_CONFIG', `Data source ${record.id}: rawSql: ${limits.error.issues[0]?.message}`)
+    return new SqliteEngine({ directory, logger, ...(synchronous ? { synchronous } : {}), ...(limits ? { rawSql: limits.data } : {}) })
   },
 
   describe(config) {

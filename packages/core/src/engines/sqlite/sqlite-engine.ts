@@ -7,6 +7,7 @@ import { TenantryError } from '../../errors.js'
 import { assertTenantId, assertTemplateKey } from '../../identifiers.js'
 import { SILENT_LOGGER, type Logger } from '../../logger.js'
 import { isProcessAlive } from '../../processes.js'
+import { SqliteExecutor, type SqliteExecutorOptions, type SqliteExecutorStats } from '../../executor/sqlite-executor.js'
 import type {
   DatabaseEngine,
   EngineCheck,
@@ -39,6 +40,11 @@ export interface SqliteEngineOptions {
   synchronous?: SqliteSynchronous
   /** How long a writer waits for another connection's lock before SQLITE_BUSY. @default 5000 */
   busyTimeoutMs?: number
+  /**
+   * How raw SQL (SQL-over-HTTP) runs: in executor processes, never on the caller's event loop,
+   * under deadlines, caps and per-tenant shares (see `SqliteExecutorOptions` for each default).
+   */
+  rawSql?: Omit<SqliteExecutorOptions, 'logger'>
   /** @default SILENT_LOGGER */
   logger?: Logger
 }
@@ -53,14 +59,22 @@ export class SqliteEngine implements DatabaseEngine {
   readonly isolations: readonly Isolation[] = ['database']
   readonly directory: string
   readonly requiredPrivileges: readonly string[]
-  /** Every tenant's own file is a boundary SQL cannot cross (no ATTACH on these connections is the server's part). */
+  /**
+   * Every tenant's own file is a boundary SQL cannot cross; the statement guard refuses what
+   * would reach past it (ATTACH, schema changes…). Statements run in executor processes
+   * started on the first session: a runaway statement is stopped at its deadline and never
+   * holds the caller's event loop.
+   */
   readonly rawSession: RawSessions = {
     isolations: ['database'],
     open: async (placement, options) => this.#openRawSession(placement, options),
+    close: () => this.#closeExecutor(),
   }
   readonly #synchronous: SqliteSynchronous
   readonly #busyTimeoutMs: number
   readonly #logger: Logger
+  readonly #rawSql: Omit<SqliteExecutorOptions, 'logger'>
+  #executor: SqliteExecutor | undefined
   #directoryReady = false
 
   constructor(options: SqliteEngineOptions) {
@@ -68,6 +82,9 @@ export class SqliteEngine implements DatabaseEngine {
     this.#synchronous = options.synchronous ?? 'NORMAL'
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000
     this.#logger = options.logger ?? SILENT_LOGGER
+    this.#rawSql = options.rawSql ?? {}
+    // Checks the limits now, so a mistake in them fails at start rather than on the first request.
+    new SqliteExecutor(this.#rawSql)
     this.requiredPrivileges = [`read, write and create files in ${this.directory} (created when missing)`]
   }
 
@@ -91,6 +108,7 @@ export class SqliteEngine implements DatabaseEngine {
     const staging = `${path}.creating`
     await rm(staging, { force: true })
     new Database(staging).close()
+    await chmod(staging, 0o600) // before WAL: SQLite gives -wal and -shm the file's mode
     await this.#publish(staging, path)
   }
 
@@ -101,7 +119,7 @@ export class SqliteEngine implements DatabaseEngine {
     const path = join(templates, templateFileName(key))
     await this.#removeAbandonedBuilds(templates)
     if (existsSync(path)) return { key, path }
-    await mkdir(templates, { recursive: true })
+    await mkdir(templates, { recursive: true, mode: 0o700 })
 
     const unique = `${process.pid}-${Date.now().toString(36)}`
     const scratch = join(templates, `${key}.${unique}.build`)
@@ -117,7 +135,7 @@ export class SqliteEngine implements DatabaseEngine {
       // sealed once and never opened for writing again, so copying it is always consistent.
       vacuumInto(scratch, sealed)
       setWalMode(sealed)
-      await chmod(sealed, 0o444)
+      await chmod(sealed, 0o400)
       await link(sealed, path).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'EEXIST') throw error // another process sealed the same template first
       })
@@ -144,7 +162,9 @@ export class SqliteEngine implements DatabaseEngine {
     await Promise.all([path, ...SIDE_FILE_SUFFIXES.map((suffix) => path + suffix)].map((f) => rm(f, { force: true })))
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.#closeExecutor()
+  }
 
   async test(): Promise<string> {
     return `SQLite directory ${this.directory}`
@@ -181,7 +201,7 @@ export class SqliteEngine implements DatabaseEngine {
     await rm(staging, { force: true })
     try {
       await copyFile(source, staging, fsConstants.COPYFILE_FICLONE)
-      await chmod(staging, 0o644)
+      await chmod(staging, 0o600)
       await prepare?.(staging)
     } catch (error) {
       await rm(staging, { force: true })
@@ -190,16 +210,27 @@ export class SqliteEngine implements DatabaseEngine {
     await this.#publish(staging, path)
   }
 
-  async #openRawSession(placement: EnginePlacement, { readOnly }: RawSessionOptions): Promise<SqliteRawSession> {
-    const database = new Database(this.pathOf(placement), { readonly: readOnly, fileMustExist: true, timeout: this.#busyTimeoutMs })
-    try {
-      // Set before any statement of the client's, as on every handle of this engine.
-      if (!readOnly) database.pragma('foreign_keys = ON')
-    } catch (error) {
-      database.close()
-      throw error
-    }
-    return { dialect: 'sqlite', database }
+  async #openRawSession(placement: EnginePlacement, options: RawSessionOptions): Promise<SqliteRawSession> {
+    const path = this.pathOf(placement)
+    if (!existsSync(path)) throw new TenantryError('TENANT_NOT_FOUND', `The tenant's database ${placement.locator} does not exist`)
+    this.#executor ??= new SqliteExecutor({ ...this.#rawSql, logger: this.#logger })
+    return this.#executor.openSession({ ...options, tenantId: placement.tenantId, path })
+  }
+
+  /** The executor processes this engine started, if any (for operators and tests). */
+  get executorPids(): number[] {
+    return this.#executor?.pids ?? []
+  }
+
+  /** What the executor's pool is doing, or `undefined` before the first raw session (for operators and tests). */
+  get executorStats(): SqliteExecutorStats | undefined {
+    return this.#executor?.stats
+  }
+
+  async #closeExecutor(): Promise<void> {
+    const executor = this.#executor
+    this.#executor = undefined
+    await executor?.close()
   }
 
   /** Makes the fully written staging file visible under its final name, refusing to replace an existing tenant file. */
@@ -260,7 +291,7 @@ export class SqliteEngine implements DatabaseEngine {
 
   async #ensureDirectory(): Promise<void> {
     if (this.#directoryReady) return
-    await mkdir(this.directory, { recursive: true })
+    await mkdir(this.directory, { recursive: true, mode: 0o700 })
     this.#directoryReady = true
   }
 

@@ -1,0 +1,177 @@
+/**
+ * One executor process: runs tenants' raw SQL statements on better-sqlite3, one at a time,
+ * for the executor in the parent (sqlite-executor.ts). It is the unit the parent kills at a
+ * deadline, since nothing else can stop a statement running inside SQLite's C code: the
+ * parent SIGKILLs this process and starts another. WAL mode makes that safe: a transaction
+ * that never committed is never seen by the next connection.
+ *
+ * Holds the connections of the sessions the parent routed here (one at a time in practice:
+ * the parent gives a process to one statement, or one open transaction) and a few spare ones.
+ * Every statement passes the statement guard first.
+ */
+import { Worker } from 'node:worker_threads'
+import Database from 'better-sqlite3'
+import type { ChildRequest, ChildResponse, RawValue } from './executor-protocol.js'
+import { prepareGuarded, StatementRefused, type Bindings } from './statement-guard.js'
+
+const connections = new Map<number, Database.Database>()
+/**
+ * Connections no session holds, by file and mode, for the next statement on the same tenant:
+ * opening one costs more than a point read. Reuse is safe because a connection between
+ * statements outside a transaction has no state a client set: the guard refuses PRAGMAs that
+ * write, temp objects and ATTACH.
+ */
+const spare = new Map<string, Database.Database>()
+const MAX_SPARE = 16
+const spareKey = (path: string, readOnly: boolean) => `${readOnly ? 'ro' : 'rw'}:${path}`
+
+/** A cap reached while reading rows. */
+class TooLarge extends Error {}
+
+function open(params: NonNullable<Extract<ChildRequest, { op: 'execute' }>['open']>): Database.Database {
+  const db = new Database(params.path, { readonly: params.readOnly, fileMustExist: true, timeout: params.busyTimeoutMs })
+  try {
+    // As on every handle of the SQLite engine, set before any statement of the client's.
+    if (!params.readOnly) db.pragma('foreign_keys = ON')
+    // better-sqlite3's default page cache is 16 MB per connection; a process keeps several
+    // connections under its memory limit, and statements here are short.
+    db.pragma('cache_size = -2000')
+    // 64-bit integers stay exact: they leave as bigints.
+    db.defaultSafeIntegers(true)
+  } catch (error) {
+    db.close()
+    throw error
+  }
+  return db
+}
+
+function sizeOf(value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value)
+  if (value instanceof Uint8Array) return value.byteLength
+  return 8
+}
+
+function execute(request: Extract<ChildRequest, { op: 'execute' }>): ChildResponse {
+  let db = connections.get(request.session)
+  if (!db) {
+    if (!request.open) throw new Error(`No connection for session ${request.session}`)
+    const key = spareKey(request.open.path, request.open.readOnly)
+    db = spare.get(key) ?? open(request.open)
+    spare.delete(key)
+    connections.set(request.session, db)
+  }
+  const bindings: Bindings = request.namedArgs ? [...request.args, request.namedArgs] : request.args
+  const statement = prepareGuarded(db, request.sql, bindings, request.open?.readOnly ?? db.readonly)
+  if (!statement.reader) {
+    const info = statement.run(...bindings)
+    return {
+      id: request.id,
+      ok: true,
+      inTransaction: db.inTransaction,
+      columns: [],
+      rows: [],
+      rowsAffected: info.changes,
+      lastInsertRowid: info.changes > 0 ? BigInt(info.lastInsertRowid) : null,
+    }
+  }
+  const { maxRows, maxResultBytes, maxValueBytes } = request.caps
+  const columns = statement.columns().map((c) => ({ name: c.name, type: c.type }))
+  const writes = !statement.readonly
+  // A reader that writes (`INSERT … RETURNING`) runs in a savepoint, so that a cap reached
+  // while reading its rows undoes its changes too: hitting a cap loses nothing and writes nothing.
+  if (writes) db.exec('SAVEPOINT tenantry_capped')
+  const rows: RawValue[][] = []
+  let bytes = 0
+  try {
+    for (const row of statement.raw(true).iterate(...bindings) as Iterable<RawValue[]>) {
+      if (rows.length >= maxRows) throw new TooLarge(`The statement returned more than ${maxRows} rows; add a LIMIT`)
+      for (const value of row) {
+        const size = sizeOf(value)
+        if (size > maxValueBytes) throw new TooLarge(`A value of the result is larger than ${maxValueBytes} bytes`)
+        bytes += size
+      }
+      if (bytes > maxResultBytes) throw new TooLarge(`The result is larger than ${maxResultBytes} bytes; select fewer rows or columns`)
+      rows.push(row)
+    }
+  } catch (error) {
+    if (writes && db.inTransaction) db.exec('ROLLBACK TO tenantry_capped; RELEASE tenantry_capped')
+    throw error
+  }
+  if (writes) db.exec('RELEASE tenantry_capped')
+  const lastInsertRowid = writes ? (db.prepare('SELECT last_insert_rowid()').pluck().get() as bigint) : null
+  return {
+    id: request.id,
+    ok: true,
+    inTransaction: db.inTransaction,
+    columns,
+    rows: request.wantRows ? rows : [],
+    rowsAffected: writes ? rows.length : 0,
+    lastInsertRowid,
+  }
+}
+
+function failure(request: ChildRequest, error: unknown): ChildResponse {
+  const inTransaction = connections.get(request.session)?.inTransaction ?? false
+  const base = { id: request.id, ok: false as const, inTransaction }
+  if (error instanceof TooLarge) return { ...base, kind: 'too-large', code: 'RESULT_TOO_LARGE', message: error.message }
+  if (error instanceof StatementRefused) return { ...base, kind: 'statement', code: error.code, message: error.message }
+  const e = error as { code?: unknown; message?: unknown; name?: string }
+  if (e?.name === 'SqliteError' && typeof e.code === 'string') {
+    if (e.code === 'SQLITE_NOMEM' || e.code === 'SQLITE_TOOBIG') return { ...base, kind: 'memory', code: e.code, message: String(e.message) }
+    if (e.code.startsWith('SQLITE_BUSY') || e.code.startsWith('SQLITE_LOCKED')) return { ...base, kind: 'busy', code: e.code, message: String(e.message) }
+    return { ...base, kind: 'statement', code: e.code, message: String(e.message) }
+  }
+  // Bad bindings (a wrong count, an unnamed value for a named parameter): the input's fault.
+  if (e instanceof RangeError || e instanceof TypeError) return { ...base, kind: 'statement', code: 'SQL_INPUT_ERROR', message: String(e.message) }
+  // V8 out of memory inside the heap limit also lands here as a RangeError on big strings; anything else is a bug.
+  return { ...base, kind: 'statement', code: 'INTERNAL', message: String(e?.message ?? error) }
+}
+
+function handle(request: ChildRequest): ChildResponse {
+  try {
+    if (request.op === 'close') {
+      const db = connections.get(request.session)
+      connections.delete(request.session)
+      // Closing inside a transaction rolls it back.
+      db?.close()
+      return { id: request.id, ok: true, inTransaction: false, columns: [], rows: [], rowsAffected: 0, lastInsertRowid: null }
+    }
+    const response = execute(request)
+    if (request.closeIfIdle && !response.inTransaction) closeSession(request.session)
+    return response
+  } catch (error) {
+    const response = failure(request, error)
+    if (request.op === 'execute' && request.closeIfIdle && !response.inTransaction) closeSession(request.session)
+    return response
+  }
+}
+
+/** Lets go of a session's connection outside a transaction: kept as a spare, or closed. */
+function closeSession(session: number): void {
+  const db = connections.get(session)
+  connections.delete(session)
+  if (!db) return
+  const key = spareKey(db.name, db.readonly)
+  if (db.inTransaction || spare.has(key)) return void db.close()
+  if (spare.size >= MAX_SPARE) {
+    const oldest = spare.keys().next().value!
+    spare.get(oldest)!.close()
+    spare.delete(oldest)
+  }
+  spare.set(key, db)
+}
+
+process.on('message', (request: ChildRequest) => {
+  process.send!(handle(request))
+})
+// The parent is gone (or let go of this process): nothing here is anyone's any more.
+process.on('disconnect', () => process.exit(0))
+// 'disconnect' needs this thread, which a never-ending statement holds inside SQLite's C code.
+// If the parent dies then (kill -9), a watchdog thread, which runs while this one is blocked,
+// sees this process handed to another parent and ends it, so no orphan burns a core forever.
+new Worker(
+  `const parent = ${process.ppid}
+  setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL') }, 500)`,
+  { eval: true },
+).unref()
+process.send!({ ready: true })

@@ -1,0 +1,67 @@
+/**
+ * The messages between the executor (parent) and one executor process (child), sent over
+ * Node's IPC channel with `serialization: 'advanced'` so that bigints and byte arrays pass
+ * as they are. A child runs one request at a time, in the order received.
+ */
+
+/** A value bound to, or read from, a SQLite statement. Integers are bigints (64-bit safe). */
+export type RawValue = null | bigint | number | string | Uint8Array
+
+/** How a child opens a session's connection. */
+export interface OpenParams {
+  path: string
+  readOnly: boolean
+  busyTimeoutMs: number
+}
+
+/** The caps one statement runs under, checked while its rows are read. */
+export interface StatementCaps {
+  maxRows: number
+  maxResultBytes: number
+  maxValueBytes: number
+}
+
+export type ChildRequest =
+  | {
+      id: number
+      op: 'execute'
+      session: number
+      /** Present when the child has no connection for `session` yet. */
+      open?: OpenParams
+      sql: string
+      args: RawValue[]
+      namedArgs?: Record<string, RawValue>
+      wantRows: boolean
+      caps: StatementCaps
+      /** Close the connection after the statement unless it left a transaction open. */
+      closeIfIdle: boolean
+    }
+  | { id: number; op: 'close'; session: number }
+
+/** Why a statement failed, as the child saw it. */
+export type ChildFailureKind =
+  /** The statement guard or SQLite refused the statement: the SQL's own fault; the session goes on. */
+  | 'statement'
+  /** A row, byte or value cap was reached. */
+  | 'too-large'
+  /** SQLite could not get memory under the process's limit. */
+  | 'memory'
+  /** Another connection holds the lock (SQLITE_BUSY / SQLITE_LOCKED). */
+  | 'busy'
+
+export type ChildResponse =
+  | {
+      id: number
+      ok: true
+      inTransaction: boolean
+      columns: Array<{ name: string; type: string | null }>
+      rows: RawValue[][]
+      rowsAffected: number
+      lastInsertRowid: bigint | null
+    }
+  | { id: number; ok: false; inTransaction: boolean; kind: ChildFailureKind; code: string; message: string }
+
+/** What a child sends once it is ready for requests. */
+export interface ChildReady {
+  ready: true
+}

@@ -1,0 +1,192 @@
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { parseDataSourceConfig, SqliteExecutor, type SqliteExecutorOptions } from 'tenantry'
+import { tempDir } from 'tenantry/testing'
+
+const NEVER_ENDS = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c'
+
+const dir = tempDir('tenantry-executor-')
+afterAll(() => dir.cleanup())
+
+let fileCount = 0
+/** A tenant database as the SQLite engine makes them: WAL mode, one table with a row. */
+function tenantFile(): string {
+  const path = join(dir.path, `t${++fileCount}.db`)
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  db.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT NOT NULL); INSERT INTO notes VALUES (1, 'kept')")
+  db.close()
+  return path
+}
+
+function read(path: string, sql: string): unknown[] {
+  const db = new Database(path, { readonly: true })
+  try {
+    return db.prepare(sql).all()
+  } finally {
+    db.close()
+  }
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** This test process's children that are executor processes. */
+function executorChildren(): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(process.pid), '-f', 'executor-process'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
+  } catch {
+    return [] // pgrep exits 1 when nothing matches
+  }
+}
+
+describe('SqliteExecutor', () => {
+  let executor: SqliteExecutor
+  const start = (options: SqliteExecutorOptions = {}) => (executor = new SqliteExecutor({ poolSize: 2, statementTimeoutMs: 500, ...options }))
+  beforeEach(() => void start())
+  afterEach(async () => {
+    await executor.close()
+  })
+
+  it('stops a statement that never ends at its deadline, off the event loop, and the tenant stays intact and writable', async () => {
+    const path = tenantFile()
+    const session = executor.openSession({ tenantId: 'ta', path, readOnly: false })
+    // A write transaction is open when the process is killed: WAL must throw it away.
+    await session.execute({ sql: 'BEGIN' })
+    await session.execute({ sql: "INSERT INTO notes VALUES (2, 'never committed')" })
+    const pidsBefore = executor.pids
+    let ticks = 0
+    const ticker = setInterval(() => ticks++, 20)
+    const started = Date.now()
+    await expect(session.execute({ sql: NEVER_ENDS })).rejects.toMatchObject({ code: 'STATEMENT_TIMEOUT' })
+    clearInterval(ticker)
+    expect(Date.now() - started).toBeLessThan(500 + 1000)
+    expect(ticks).toBeGreaterThan(5) // the event loop kept turning while the statement ran
+    await expect(session.execute({ sql: 'SELECT 1' })).rejects.toMatchObject({ code: 'STATEMENT_TIMEOUT' })
+
+    expect(read(path, 'PRAGMA quick_check')).toEqual([{ quick_check: 'ok' }])
+    expect(read(path, 'SELECT title FROM notes')).toEqual([{ title: 'kept' }])
+    const next = executor.openSession({ tenantId: 'ta', path, readOnly: false })
+    expect(await next.execute({ sql: "INSERT INTO notes VALUES (3, 'after')" })).toMatchObject({ ok: true, rowsAffected: 1 })
+    expect(read(path, 'SELECT title FROM notes ORDER BY id')).toEqual([{ title: 'kept' }, { title: 'after' }])
+    // The killed process is gone and a fresh one took its place.
+    await expect.poll(() => pidsBefore.filter(isAlive).length, { timeout: 5000 }).toBe(1)
+    await expect.poll(() => executor.pids.length, { timeout: 5000 }).toBe(2)
+  })
+
+  it('refuses a memory bomb with RESULT_TOO_LARGE and replaces the process, returning its memory', async () => {
+    start({ memoryLimitMiB: 256 })
+    const path = tenantFile()
+    const session = executor.openSession({ tenantId: 'ta', path, readOnly: true })
+    expect(await session.execute({ sql: 'SELECT 1' })).toMatchObject({ ok: true })
+    const before = executor.pids
+    await expect(session.execute({ sql: 'SELECT randomblob(600 * 1024 * 1024)' })).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' })
+    await expect.poll(() => before.filter(isAlive).length, { timeout: 5000 }).toBe(1)
+    const after = executor.openSession({ tenantId: 'ta', path, readOnly: true })
+    expect(await after.execute({ sql: 'SELECT count(*) AS n FROM notes' })).toMatchObject({ ok: true, rows: [[1n]] })
+  })
+
+  it('caps rows, bytes and values with RESULT_TOO_LARGE, and a capped write writes nothing', async () => {
+    start({ maxRows: 100, maxResultBytes: 64 * 1024, maxValueBytes: 16 * 1024 })
+    const path = tenantFile()
+    const session = () => executor.openSession({ tenantId: 'ta', path, readOnly: false })
+    const series = (n: number, what: string) => `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT ${what} FROM c`
+    await expect(session().execute({ sql: series(101, 'x') })).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE', message: expect.stringContaining('100 rows') })
+    expect(await session().execute({ sql: series(100, 'x') })).toMatchObject({ ok: true })
+    await expect(session().execute({ sql: series(50, 'randomblob(4096)') })).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' })
+    await expect(session().execute({ sql: 'SELECT zeroblob(20000)' })).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' })
+    await expect(
+      session().execute({ sql: "INSERT INTO notes (title) SELECT 'many' FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500) SELECT x FROM c) RETURNING id" }),
+    ).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' })
+    expect(read(path, 'SELECT count(*) AS n FROM notes')).toEqual([{ n: 1 }])
+  })
+
+  it('rolls a transaction back at its deadline from BEGIN and releases the lock; later statements get TRANSACTION_TIMEOUT', async () => {
+    start({ transactionTimeoutMs: 400, busyTimeoutMs: 50, maxStatementsPerTenant: 2 })
+    const path = tenantFile()
+    const holder = executor.openSession({ tenantId: 'ta', path, readOnly: false })
+    await holder.execute({ sql: 'BEGIN IMMEDIATE' })
+    await holder.execute({ sql: "INSERT INTO notes VALUES (2, 'held')" })
+    const other = executor.openSession({ tenantId: 'ta', path, readOnly: false })
+    // While the lock is held, another writer is answered at once, not after a long wait.
+    await expect(other.execute({ sql: "INSERT INTO notes VALUES (3, 'other')" })).rejects.toMatchObject({ code: 'DATABASE_BUSY' })
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    await expect(holder.execute({ sql: 'COMMIT' })).rejects.toMatchObject({ code: 'TRANSACTION_TIMEOUT' })
+    const writer = executor.openSession({ tenantId: 'ta', path, readOnly: false })
+    expect(await writer.execute({ sql: "INSERT INTO notes VALUES (3, 'other')" })).toMatchObject({ ok: true })
+    expect(read(path, 'SELECT title FROM notes ORDER BY id')).toEqual([{ title: 'kept' }, { title: 'other' }])
+  })
+
+  it('holds each tenant to its share of the pool, so another tenant is still served', async () => {
+    start({ maxStatementsPerTenant: 1, statementTimeoutMs: 1500 })
+    const a = tenantFile()
+    const b = tenantFile()
+    const runaway = executor.openSession({ tenantId: 'ta', path: a, readOnly: true }).execute({ sql: NEVER_ENDS })
+    const outcome = runaway.catch((error: unknown) => error)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await expect(executor.openSession({ tenantId: 'ta', path: a, readOnly: true }).execute({ sql: 'SELECT 1' })).rejects.toMatchObject({ code: 'CONCURRENCY_LIMITED' })
+    expect(await executor.openSession({ tenantId: 'tb', path: b, readOnly: true }).execute({ sql: 'SELECT title FROM notes' })).toMatchObject({ ok: true, rows: [['kept']] })
+    expect(await outcome).toMatchObject({ code: 'STATEMENT_TIMEOUT' })
+  })
+
+  it('runs the statement guard in the executor process', async () => {
+    const session = executor.openSession({ tenantId: 'ta', path: tenantFile(), readOnly: false })
+    expect(await session.execute({ sql: "ATTACH 'x.db' AS x" })).toMatchObject({ ok: false, code: 'SQL_FORBIDDEN' })
+    expect(await session.execute({ sql: 'CREATE TABLE t (x)' })).toMatchObject({ ok: false, code: 'SQL_FORBIDDEN' })
+    expect(await session.execute({ sql: 'SELECT * FROM nowhere' })).toMatchObject({ ok: false, code: 'SQLITE_ERROR' })
+    expect(await session.execute({ sql: 'SELECT :a AS a, ? AS b', args: [2n], namedArgs: { a: 'x' } })).toMatchObject({ ok: true, rows: [['x', 2n]] })
+  })
+
+  it('close stops every executor process, one killed mid-statement included: no orphans', async () => {
+    const session = executor.openSession({ tenantId: 'ta', path: tenantFile(), readOnly: true })
+    await session.execute({ sql: 'SELECT 1' })
+    const running = session.execute({ sql: NEVER_ENDS }).catch((error: unknown) => error)
+    const pids = executor.pids
+    expect(pids).toHaveLength(2)
+    expect(executorChildren().sort()).toEqual([...pids].sort())
+    await executor.close()
+    expect(await running).toMatchObject({ code: 'CLOSED' })
+    expect(pids.filter(isAlive)).toEqual([])
+    expect(executorChildren()).toEqual([])
+  })
+})
+
+// Regression: an executor process inside a never-ending statement outlived a parent killed
+// with -9 (its 'disconnect' handler needs the thread SQLite holds), burning a core forever.
+it('an executor process mid-statement ends when its parent is killed with -9', async () => {
+  const parent = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/doomed-parent.ts', import.meta.url)), tenantFile()], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let output = ''
+  parent.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  for (let i = 0; i < 300 && !output.includes('\n'); i++) await new Promise((r) => setTimeout(r, 100))
+  const child = Number(output.trim())
+  expect(child).toBeGreaterThan(0)
+  await new Promise((r) => setTimeout(r, 300)) // the statement is running
+  expect(isAlive(child)).toBe(true)
+  parent.kill('SIGKILL')
+  await once(parent, 'exit')
+  for (let i = 0; i < 50 && isAlive(child); i++) await new Promise((r) => setTimeout(r, 100))
+  const survived = isAlive(child)
+  if (survived) process.kill(child, 'SIGKILL')
+  expect(survived).toBe(false)
+}, 60_000)
+
+describe('rawSql settings of a SQLite data source', () => {
+  it('are checked with the data source: a wrong value or an unknown field is INVALID_CONFIG naming it', () => {
+    const source = (rawSql: unknown) => ({ id: 'local', engine: 'sqlite', directory: dir.path, rawSql })
+    expect(parseDataSourceConfig(source({ statementTimeoutMs: 2000, poolSize: 8 }))).toMatchObject({ rawSql: { statementTimeoutMs: 2000, poolSize: 8 } })
+    expect(() => parseDataSourceConfig(source({ statementTimeoutMs: 0 }))).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('rawSql.statementTimeoutMs') }))
+    expect(() => parseDataSourceConfig(source({ statementTimeout: 2000 }))).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('statementTimeout') }))
+  })
+})

@@ -1,0 +1,565 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { availableParallelism } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { RawSqlValue, RawStatement, RawStatementFailure, RawStatementSuccess, SqliteRawSession } from '../engines/engine.js'
+import { TenantryError } from '../errors.js'
+import { SILENT_LOGGER, type Logger } from '../logger.js'
+import type { ChildReady, ChildRequest, ChildResponse, OpenParams, StatementCaps } from './executor-protocol.js'
+
+/** Options of `SqliteExecutor`. Every limit has a default that suits a shared server. */
+export interface SqliteExecutorOptions {
+  /**
+   * Executor processes, each running one statement at a time.
+   * @default Math.max(4, os.availableParallelism())
+   */
+  poolSize?: number
+  /**
+   * Statements one tenant may run at once, an open transaction counting as one: one tenant
+   * holds at most this share of the pool, so the others are always served. More is refused
+   * with `CONCURRENCY_LIMITED`.
+   * @default Math.max(1, Math.floor(poolSize / 2))
+   */
+  maxStatementsPerTenant?: number
+  /**
+   * Memory of one executor process, in MiB: the OS data-segment limit (`RLIMIT_DATA`, which
+   * SQLite's allocations hit first, as `SQLITE_NOMEM`) and twice V8's old-space limit. A
+   * statement that reaches it is refused with `RESULT_TOO_LARGE` and its process is
+   * replaced, which returns the memory. (better-sqlite3 is built with
+   * `SQLITE_DEFAULT_MEMSTATUS=0`, so `PRAGMA hard_heap_limit` is accepted but never enforced.)
+   * @default 512
+   */
+  memoryLimitMiB?: number
+  /**
+   * Longest one statement runs, from when a process starts it, before the process is killed
+   * (`STATEMENT_TIMEOUT`). Time waiting for a free process is bounded by `queueTimeoutMs`.
+   * @default 5000
+   */
+  statementTimeoutMs?: number
+  /** Longest a transaction stays open from its `BEGIN` before it is rolled back (`TRANSACTION_TIMEOUT`). @default 10000 */
+  transactionTimeoutMs?: number
+  /** Longest a statement waits for a free process before `DATABASE_BUSY`. @default 2000 */
+  queueTimeoutMs?: number
+  /**
+   * How long a statement waits, inside its process, for another connection's lock before
+   * `DATABASE_BUSY`. Short: a lock is held by a transaction that may run for seconds, and
+   * a waiting statement holds a process. @default 1000
+   */
+  busyTimeoutMs?: number
+  /** Rows one statement may return. @default 10000 */
+  maxRows?: number
+  /** Bytes of values one statement may return. @default 16 MiB */
+  maxResultBytes?: number
+  /** Bytes of one text or blob value of a result. @default 4 MiB */
+  maxValueBytes?: number
+  /** @default SILENT_LOGGER */
+  logger?: Logger
+}
+
+/** A snapshot of an executor's pool. */
+export interface SqliteExecutorStats {
+  /** Live processes, starting ones included. */
+  processes: number
+  /** Processes started but not ready yet (the first statement, or replacements of killed ones). */
+  starting: number
+  /** Ready processes running nothing. */
+  idle: number
+  /** Statements waiting for a process. */
+  waiting: number
+  /** Processes held by an open transaction. */
+  pinned: number
+}
+
+/** Options of one session. */
+export interface ExecutorSessionOptions {
+  /** The tenant whose database `path` is: limits are counted per tenant. */
+  tenantId: string
+  /** The tenant's database file, which must exist. */
+  path: string
+  /** Opens the file read-only, and the statement guard refuses every write. */
+  readOnly: boolean
+  /** @default the executor's `statementTimeoutMs` */
+  statementTimeoutMs?: number
+  /** @default the executor's `transactionTimeoutMs` */
+  transactionTimeoutMs?: number
+  /** At most the executor's `maxRows`. @default the executor's `maxRows` */
+  maxRows?: number
+  /** This tenant's share of the pool. @default the executor's `maxStatementsPerTenant` */
+  maxConcurrentStatements?: number
+}
+
+const MIB = 1024 * 1024
+/** How long a session's `close` waits for its process to roll back before killing it instead. */
+const CLOSE_DEADLINE_MS = 1000
+/** How much longer than `queueTimeoutMs` a statement waits for processes that are still starting. */
+const STARTUP_GRACE_MS = 30_000
+/** Exit code of the launcher shell when the memory limit cannot be set. */
+const NO_RLIMIT_EXIT = 97
+
+/** The executor process entry: compiled JavaScript in dist, TypeScript (run with tsx) from source in tests. */
+function childEntry(): { file: string; execArgv: string[] } {
+  const here = fileURLToPath(import.meta.url)
+  const fromSource = here.endsWith('.ts')
+  return {
+    file: join(dirname(here), fromSource ? 'executor-process.ts' : 'executor-process.js'),
+    execArgv: fromSource ? ['--import', 'tsx'] : [],
+  }
+}
+
+interface Pending {
+  resolve(response: ChildResponse): void
+  reject(error: unknown): void
+  timer?: NodeJS.Timeout
+}
+
+/** One child process and the requests it has yet to answer. */
+class ExecutorProcess {
+  readonly child: ChildProcess
+  readonly ready: Promise<void>
+  alive = true
+  /** The session whose open transaction pins this process, if any. */
+  owner: ExecutorSession | undefined
+  readonly #pending = new Map<number, Pending>()
+  #nextId = 1
+  #stderr = ''
+  #killedFor: TenantryError | undefined
+
+  constructor(memoryLimitMiB: number, onExit: (process: ExecutorProcess, detail: string) => void) {
+    const { file, execArgv } = childEntry()
+    const nodeArgs = [...execArgv, `--max-old-space-size=${Math.max(64, Math.floor(memoryLimitMiB / 2))}`, file]
+    const options: SpawnOptions = { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' }
+    // The data-segment limit needs setrlimit before exec, which Node cannot do: a POSIX shell
+    // sets it and `exec`s Node in its place (same pid). Elsewhere the V8 limit alone applies.
+    this.child =
+      process.platform === 'win32'
+        ? spawn(process.execPath, nodeArgs, options)
+        : spawn('/bin/sh', ['-c', `ulimit -d "$1" || exit ${NO_RLIMIT_EXIT}; shift; exec "$@"`, 'sh', String(memoryLimitMiB * 1024), process.execPath, ...nodeArgs], options)
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.#stderr = (this.#stderr + chunk).slice(-2000)
+    })
+    this.ready = new Promise((resolve, reject) => {
+      this.child.once('message', (message: ChildReady) => (message?.ready ? resolve() : reject(new Error('unexpected first message'))))
+      this.child.once('exit', () => reject(new TenantryError('INTERNAL', 'An executor process exited before it was ready')))
+    })
+    this.ready.catch(() => {}) // observed through acquire; a failed start is logged by onExit
+    this.child.on('message', (message: ChildResponse | ChildReady) => {
+      if ('ready' in message) return
+      const pending = this.#pending.get(message.id)
+      if (!pending) return
+      this.#pending.delete(message.id)
+      clearTimeout(pending.timer)
+      pending.resolve(message)
+    })
+    this.child.on('exit', (code, signal) => {
+      this.alive = false
+      const error =
+        this.#killedFor ??
+        (this.#stderr.includes('heap out of memory') || this.#stderr.includes('Allocation failed')
+          ? new TenantryError('RESULT_TOO_LARGE', `The statement needed more than the ${memoryLimitMiB} MiB of memory an executor process may use`)
+          : new TenantryError('INTERNAL', 'The executor process running the statement exited'))
+      for (const pending of this.#pending.values()) {
+        clearTimeout(pending.timer)
+        pending.reject(error)
+      }
+      this.#pending.clear()
+      onExit(this, this.#killedFor ? '' : `code ${code ?? '-'}, signal ${signal ?? '-'}${code === NO_RLIMIT_EXIT ? ' (ulimit -d failed)' : ''}: ${this.#stderr.trim().slice(-500)}`)
+    })
+    // A write to a process that just died: its exit rejects what is pending.
+    this.child.on('error', () => this.kill(new TenantryError('INTERNAL', 'The executor process failed')))
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid
+  }
+
+  /** Sends a request; past `deadlineMs` the process is killed and the request rejects with `onDeadline`. */
+  request(message: DistributiveOmit<ChildRequest, 'id'>, deadlineMs?: number, onDeadline?: () => TenantryError): Promise<ChildResponse> {
+    if (!this.alive) return Promise.reject(this.#killedFor ?? new TenantryError('INTERNAL', 'The executor process is gone'))
+    const id = this.#nextId++
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { resolve, reject }
+      if (deadlineMs !== undefined) {
+        // Killing the process is the only way to stop a statement inside SQLite from outside.
+        pending.timer = setTimeout(() => this.kill(onDeadline?.() ?? new TenantryError('STATEMENT_TIMEOUT')), Math.max(0, deadlineMs))
+      }
+      this.#pending.set(id, pending)
+      this.child.send({ ...message, id } as ChildRequest, (error) => {
+        if (error) this.kill(new TenantryError('INTERNAL', 'Sending to the executor process failed', { cause: error }))
+      })
+    })
+  }
+
+  /** SIGKILLs the process: what it runs stops now, and what is pending rejects with `reason` at once. */
+  kill(reason: TenantryError): void {
+    if (!this.alive) return
+    this.#killedFor ??= reason
+    this.alive = false
+    for (const pending of this.#pending.values()) {
+      clearTimeout(pending.timer)
+      pending.reject(this.#killedFor)
+    }
+    this.#pending.clear()
+    this.child.kill('SIGKILL')
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+
+interface Waiter {
+  resolve(process: ExecutorProcess): void
+  reject(error: unknown): void
+  timer: NodeJS.Timeout
+}
+
+/**
+ * Runs tenants' raw SQLite statements in a pool of child processes, so that no statement
+ * runs on the caller's event loop and any statement, one that never ends included, is
+ * stopped at its deadline: the process running it is SIGKILLed and replaced. better-sqlite3
+ * offers neither `sqlite3_interrupt` nor a progress handler, and `Worker.terminate()` cannot
+ * stop a thread inside a native call, so a process is the unit that can be stopped.
+ *
+ * - A statement takes a free process for its run; a session with an open transaction keeps
+ *   its process (it is pinned) until `COMMIT`, `ROLLBACK`, its deadline or `close`.
+ * - Tenant databases are in WAL mode: a killed process's uncommitted transaction is never
+ *   seen by the next connection, and the tenant's file stays intact and writable.
+ * - Processes start on the first session and stop on `close`.
+ */
+export class SqliteExecutor {
+  readonly poolSize: number
+  readonly maxStatementsPerTenant: number
+  readonly #options: Required<Omit<SqliteExecutorOptions, 'logger' | 'poolSize' | 'maxStatementsPerTenant'>>
+  readonly #logger: Logger
+  readonly #processes = new Set<ExecutorProcess>()
+  readonly #idle: ExecutorProcess[] = []
+  readonly #waiters: Waiter[] = []
+  readonly #leases = new Map<string, number>()
+  readonly #sessions = new Set<ExecutorSession>()
+  #started = false
+  #starting = 0
+  #closed = false
+  #nextSession = 1
+
+  constructor(options: SqliteExecutorOptions = {}) {
+    this.poolSize = positive(options.poolSize, Math.max(4, availableParallelism()), 'poolSize')
+    this.maxStatementsPerTenant = positive(options.maxStatementsPerTenant, Math.max(1, Math.floor(this.poolSize / 2)), 'maxStatementsPerTenant')
+    this.#options = {
+      memoryLimitMiB: positive(options.memoryLimitMiB, 512, 'memoryLimitMiB'),
+      statementTimeoutMs: positive(options.statementTimeoutMs, 5000, 'statementTimeoutMs'),
+      transactionTimeoutMs: positive(options.transactionTimeoutMs, 10_000, 'transactionTimeoutMs'),
+      queueTimeoutMs: positive(options.queueTimeoutMs, 2000, 'queueTimeoutMs'),
+      busyTimeoutMs: nonNegative(options.busyTimeoutMs, 1000, 'busyTimeoutMs'),
+      maxRows: positive(options.maxRows, 10_000, 'maxRows'),
+      maxResultBytes: positive(options.maxResultBytes, 16 * MIB, 'maxResultBytes'),
+      maxValueBytes: positive(options.maxValueBytes, 4 * MIB, 'maxValueBytes'),
+    }
+    this.#logger = options.logger ?? SILENT_LOGGER
+  }
+
+  /** The pids of the running executor processes (for operators and tests). */
+  get pids(): number[] {
+    return [...this.#processes].flatMap((p) => (p.alive && p.pid !== undefined ? [p.pid] : []))
+  }
+
+  /** What the pool is doing now, for operators, metrics and tests. */
+  get stats(): SqliteExecutorStats {
+    return {
+      processes: this.pids.length,
+      starting: this.#starting,
+      idle: this.#idle.length,
+      waiting: this.#waiters.length,
+      pinned: [...this.#processes].filter((p) => p.owner).length,
+    }
+  }
+
+  /** Opens a session on one tenant's database; its connection opens with its first statement. */
+  openSession(options: ExecutorSessionOptions): SqliteRawSession {
+    if (this.#closed) throw new TenantryError('CLOSED', 'The SQL executor is closed')
+    this.#start()
+    const session = new ExecutorSession(this, this.#nextSession++, options, {
+      statementTimeoutMs: options.statementTimeoutMs ?? this.#options.statementTimeoutMs,
+      transactionTimeoutMs: options.transactionTimeoutMs ?? this.#options.transactionTimeoutMs,
+      open: { path: options.path, readOnly: options.readOnly, busyTimeoutMs: this.#options.busyTimeoutMs },
+      caps: {
+        maxRows: Math.min(options.maxRows ?? this.#options.maxRows, this.#options.maxRows),
+        maxResultBytes: this.#options.maxResultBytes,
+        maxValueBytes: this.#options.maxValueBytes,
+      },
+    })
+    this.#sessions.add(session)
+    return session
+  }
+
+  /** Ends every session (rolling back open transactions) and kills every process. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true
+    const closed = new TenantryError('CLOSED', 'The SQL executor is closed')
+    for (const waiter of this.#waiters.splice(0)) {
+      clearTimeout(waiter.timer)
+      waiter.reject(closed)
+    }
+    for (const session of [...this.#sessions]) void session.end(closed)
+    const exits = [...this.#processes].map((p) => new Promise<void>((resolve) => (p.child.exitCode !== null || p.child.signalCode !== null ? resolve() : p.child.once('exit', () => resolve()))))
+    for (const p of this.#processes) p.kill(closed)
+    this.#idle.length = 0
+    await Promise.all(exits)
+  }
+
+  /** Starts the pool, or reopens it after `close`. */
+  #start(): void {
+    if (this.#started) return
+    this.#started = true
+    for (let i = 0; i < this.poolSize; i++) this.#spawn()
+  }
+
+  #spawn(): void {
+    if (this.#closed) return
+    const child = new ExecutorProcess(this.#options.memoryLimitMiB, (process, detail) => this.#onExit(process, detail))
+    this.#processes.add(child)
+    this.#starting++
+    child.ready.then(
+      () => {
+        this.#starting--
+        this.#offer(child)
+      },
+      () => this.#starting--,
+    )
+  }
+
+  #onExit(process: ExecutorProcess, detail: string): void {
+    this.#processes.delete(process)
+    const idle = this.#idle.indexOf(process)
+    if (idle !== -1) this.#idle.splice(idle, 1)
+    void process.owner?.end(new TenantryError('INTERNAL', 'The executor process holding the transaction exited; it was rolled back'))
+    if (detail) this.#logger.error({ pid: process.pid, detail }, 'An executor process exited unexpectedly; starting another')
+    // A process that cannot even start would be respawned in a tight loop: wait a little first.
+    if (!this.#closed) setTimeout(() => this.#spawn(), detail ? 200 : 0).unref()
+  }
+
+  /** A ready, free process: to the first waiter, else back to the idle list. */
+  #offer(process: ExecutorProcess): void {
+    if (!process.alive || this.#closed) return
+    const waiter = this.#waiters.shift()
+    if (waiter) {
+      clearTimeout(waiter.timer)
+      waiter.resolve(process)
+    } else this.#idle.push(process)
+  }
+
+  /** A process for one statement (or transaction) of `tenantId`, counted against its share. */
+  async acquire(tenantId: string, share = this.maxStatementsPerTenant): Promise<ExecutorProcess> {
+    if (this.#closed) throw new TenantryError('CLOSED', 'The SQL executor is closed')
+    const leases = this.#leases.get(tenantId) ?? 0
+    if (leases >= share) {
+      throw new TenantryError('CONCURRENCY_LIMITED', `This tenant already runs ${leases} SQL statements or transactions at once, its most; retry when one ends`, {
+        details: { retryAfterSeconds: 1 },
+      })
+    }
+    this.#leases.set(tenantId, leases + 1)
+    try {
+      const idle = this.#idle.pop()
+      if (idle) return idle
+      return await new Promise<ExecutorProcess>((resolve, reject) => {
+        const giveUpAt = Date.now() + this.#options.queueTimeoutMs + STARTUP_GRACE_MS
+        const expire = () => {
+          // Processes still starting (the first statement, a replacement) are not busy ones: keep
+          // waiting for them, though not forever if they never become ready.
+          if (this.#starting > 0 && Date.now() < giveUpAt) {
+            waiter.timer = setTimeout(expire, this.#options.queueTimeoutMs)
+            return
+          }
+          this.#waiters.splice(this.#waiters.indexOf(waiter), 1)
+          reject(new TenantryError('DATABASE_BUSY', 'Every SQL executor is busy; retry shortly', { details: { retryAfterSeconds: 1 } }))
+        }
+        const waiter: Waiter = { resolve, reject, timer: setTimeout(expire, this.#options.queueTimeoutMs) }
+        this.#waiters.push(waiter)
+      })
+    } catch (error) {
+      this.#unlease(tenantId)
+      throw error
+    }
+  }
+
+  /** Gives a process back (a dead one is simply forgotten: its replacement is on its way). */
+  release(process: ExecutorProcess, tenantId: string): void {
+    this.#unlease(tenantId)
+    if (process.alive) this.#offer(process)
+  }
+
+  /** Kills a process whose memory must be returned; a fresh one replaces it. */
+  recycle(process: ExecutorProcess, reason: TenantryError): void {
+    process.kill(reason)
+  }
+
+  forget(session: ExecutorSession): void {
+    this.#sessions.delete(session)
+  }
+
+  #unlease(tenantId: string): void {
+    const leases = (this.#leases.get(tenantId) ?? 1) - 1
+    if (leases > 0) this.#leases.set(tenantId, leases)
+    else this.#leases.delete(tenantId)
+  }
+}
+
+interface SessionSettings {
+  statementTimeoutMs: number
+  transactionTimeoutMs: number
+  open: OpenParams
+  caps: StatementCaps
+}
+
+/** One raw session: a connection that lives in one executor process while a transaction is open. */
+class ExecutorSession implements SqliteRawSession {
+  readonly dialect = 'sqlite' as const
+  #inTransaction = false
+  #ended: TenantryError | undefined
+  #running = false
+  /** The process holding this session's open transaction. */
+  #pinned: ExecutorProcess | undefined
+  #transactionDeadline = 0
+  #transactionTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly executor: SqliteExecutor,
+    private readonly id: number,
+    private readonly options: ExecutorSessionOptions,
+    private readonly settings: SessionSettings,
+  ) {}
+
+  get inTransaction(): boolean {
+    return this.#inTransaction
+  }
+
+  get closed(): boolean {
+    return this.#ended !== undefined
+  }
+
+  async execute(statement: RawStatement): Promise<RawStatementSuccess | RawStatementFailure> {
+    if (this.#ended) throw this.#ended
+    if (this.#running) throw new TenantryError('INVALID_OPTION', 'A raw session runs one statement at a time')
+    this.#running = true
+    const tenantId = this.options.tenantId
+    let process: ExecutorProcess | undefined
+    try {
+      process = this.#pinned ?? (await this.executor.acquire(tenantId, this.options.maxConcurrentStatements))
+      if (this.#ended) throw this.#ended
+      const now = Date.now()
+      const transactionBound = this.#inTransaction && this.#transactionDeadline - now < this.settings.statementTimeoutMs
+      const deadline = transactionBound ? this.#transactionDeadline - now : this.settings.statementTimeoutMs
+      const response = await process.request(
+        {
+          op: 'execute',
+          session: this.id,
+          ...(this.#pinned ? {} : { open: this.settings.open }),
+          sql: statement.sql,
+          args: (statement.args ?? []) as RawSqlValue[],
+          ...(statement.namedArgs ? { namedArgs: statement.namedArgs } : {}),
+          wantRows: statement.wantRows ?? true,
+          caps: this.settings.caps,
+          closeIfIdle: true,
+        },
+        deadline,
+        () =>
+          transactionBound
+            ? new TenantryError('TRANSACTION_TIMEOUT', `The transaction stayed open past its deadline of ${this.settings.transactionTimeoutMs} ms and was rolled back`)
+            : new TenantryError('STATEMENT_TIMEOUT', `The statement ran past its deadline of ${this.settings.statementTimeoutMs} ms and was stopped`),
+      )
+      this.#track(process, response.inTransaction)
+      if (response.ok) {
+        const { columns, rows, rowsAffected, lastInsertRowid } = response
+        return { ok: true, columns, rows, rowsAffected, lastInsertRowid }
+      }
+      switch (response.kind) {
+        case 'statement':
+          return { ok: false, code: response.code, message: response.message }
+        case 'too-large':
+          throw new TenantryError('RESULT_TOO_LARGE', response.message)
+        case 'busy':
+          throw new TenantryError('DATABASE_BUSY', 'Another connection holds the database lock; retry shortly', { details: { retryAfterSeconds: 1 } })
+        case 'memory': {
+          const error = new TenantryError('RESULT_TOO_LARGE', `The statement needed more memory than an executor process may use (${response.code})`)
+          // Returns the memory the statement took: the process is replaced, and this session's connection with it.
+          this.executor.recycle(process, error)
+          void this.end(error)
+          throw error
+        }
+        default:
+          throw new TenantryError('INTERNAL', `Unknown executor failure ${String((response as { kind?: unknown }).kind)}`)
+      }
+    } catch (error) {
+      // The process was killed (deadline, memory) or died: its connection, and any transaction, is gone.
+      if (process && !process.alive) void this.end(error instanceof TenantryError ? error : new TenantryError('INTERNAL', 'The executor process failed', { cause: error }))
+      throw error
+    } finally {
+      this.#running = false
+      if (process && this.#pinned !== process) this.executor.release(process, tenantId)
+    }
+  }
+
+  /** Pins the process while a transaction is open, and arms the transaction's deadline at its `BEGIN`. */
+  #track(process: ExecutorProcess, inTransaction: boolean): void {
+    if (inTransaction && !this.#inTransaction) {
+      this.#pinned = process
+      process.owner = this
+      this.#transactionDeadline = Date.now() + this.settings.transactionTimeoutMs
+      this.#transactionTimer = setTimeout(() => this.#expire(), this.settings.transactionTimeoutMs)
+      this.#transactionTimer.unref()
+    } else if (!inTransaction && this.#inTransaction) {
+      this.#unpin()
+    }
+    this.#inTransaction = inTransaction
+  }
+
+  /** The transaction's deadline passed while the client was away: roll it back and let the process go. */
+  #expire(): void {
+    // A statement running now has a deadline no later than the transaction's, and ends the session itself.
+    if (this.#running || this.#ended) return
+    void this.end(new TenantryError('TRANSACTION_TIMEOUT', `The transaction stayed open past its deadline of ${this.settings.transactionTimeoutMs} ms and was rolled back`))
+  }
+
+  async close(): Promise<void> {
+    await this.end(new TenantryError('CLOSED', 'The session is closed'))
+  }
+
+  /**
+   * Ends the session with `reason` (what later statements reject with), rolling back and
+   * releasing its pinned process. Resolves once the rollback is done.
+   */
+  end(reason: TenantryError): Promise<void> {
+    if (this.#ended) return Promise.resolve()
+    this.#ended = reason
+    this.#inTransaction = false
+    this.executor.forget(this)
+    const pinned = this.#unpin()
+    // A running statement's own `finally` gives its process back.
+    if (!pinned || this.#running) return Promise.resolve()
+    if (!pinned.alive) {
+      this.executor.release(pinned, this.options.tenantId)
+      return Promise.resolve()
+    }
+    // Closing the connection rolls the transaction back; a process that does not answer in time is killed instead.
+    const release = () => this.executor.release(pinned, this.options.tenantId)
+    return pinned.request({ op: 'close', session: this.id }, CLOSE_DEADLINE_MS, () => new TenantryError('INTERNAL', 'A rollback took too long')).then(release, release)
+  }
+
+  #unpin(): ExecutorProcess | undefined {
+    clearTimeout(this.#transactionTimer)
+    this.#transactionTimer = undefined
+    const pinned = this.#pinned
+    this.#pinned = undefined
+    if (pinned && pinned.owner === this) pinned.owner = undefined
+    return pinned
+  }
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isFinite(value) || value <= 0) throw new TenantryError('INVALID_OPTION', `${name} must be a positive number, not ${value}`)
+  return value
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isFinite(value) || value < 0) throw new TenantryError('INVALID_OPTION', `${name} must be zero or more, not ${value}`)
+  return value
+}

@@ -1,0 +1,159 @@
+import type { Database, Statement } from 'better-sqlite3'
+
+/**
+ * The rules for raw SQL over HTTP, checked on every statement before it runs.
+ *
+ * The connection already confines a lot: it is opened on the tenant's own file only, is
+ * read-only at the engine level for read-only tokens, runs in SQLite's defensive mode
+ * (better-sqlite3's default: no writes to `sqlite_master`, no `writable_schema`) and cannot
+ * load extensions. What a statement could still do is checked in three layers:
+ *
+ * 1. **Leading keyword** (before anything is compiled): only `SELECT`, `WITH`, `VALUES`,
+ *    `INSERT`, `REPLACE`, `UPDATE`, `DELETE` and transaction control (`BEGIN`, `COMMIT`,
+ *    `END`, `ROLLBACK`, `SAVEPOINT`, `RELEASE`). This is checked *before* `prepare` because
+ *    SQLite applies many PRAGMAs (`writable_schema`, `query_only`, `trusted_schema`…) while
+ *    compiling them, so preparing one would already change the connection. Everything else
+ *    (PRAGMA, ATTACH, DETACH, VACUUM, CREATE, DROP, ALTER, ANALYZE, REINDEX, EXPLAIN, a
+ *    leading `;`) is refused.
+ * 2. **One statement**: better-sqlite3's `prepare` throws when the text holds more than one.
+ * 3. **What SQLite compiled** (`EXPLAIN` opcodes), the check that does not depend on
+ *    parsing text right: no schema change (`ParseSchema`, `CreateBtree`, `SetCookie`,
+ *    `Destroy`, `Drop*`, `VCreate`…), no `Vacuum`, no `JournalMode`, no `Checkpoint`,
+ *    no call of `sqlite_attach`/`sqlite_detach`/`load_extension`/`fts3_tokenizer`, and no
+ *    table of any database but `main` (index 0): neither `temp` nor anything attached.
+ * 4. **Read-only tokens**: the statement must be `readonly` as SQLite reports it
+ *    (`sqlite3_stmt_readonly`), on top of the read-only connection.
+ *
+ * Schema changes are refused for read-write tokens too: a tenant's schema belongs to its
+ * migrations (the ledger would lie otherwise), and a trigger or view created here would
+ * run later inside the app's own queries.
+ */
+export const ALLOWED_LEADING_KEYWORDS: ReadonlySet<string> = new Set([
+  'SELECT',
+  'WITH',
+  'VALUES',
+  'INSERT',
+  'REPLACE',
+  'UPDATE',
+  'DELETE',
+  'BEGIN',
+  'COMMIT',
+  'END',
+  'ROLLBACK',
+  'SAVEPOINT',
+  'RELEASE',
+])
+
+/** Opcodes that change the schema, the file or the connection; never allowed. */
+const FORBIDDEN_OPCODES: ReadonlySet<string> = new Set([
+  'ParseSchema',
+  'CreateBtree',
+  'SetCookie',
+  'Destroy',
+  'DropTable',
+  'DropIndex',
+  'DropTrigger',
+  'Vacuum',
+  'IncrVacuum',
+  'JournalMode',
+  'Checkpoint',
+  'LoadAnalysis',
+  'VCreate',
+  'VDestroy',
+  'VRename',
+  'SqlExec',
+  'MaxPgcnt',
+  'Expire',
+])
+
+/** SQL functions that reach outside the tenant's file or the process's safety. */
+const FORBIDDEN_FUNCTIONS = /^(sqlite_attach|sqlite_detach|load_extension|fts3_tokenizer|readfile|writefile|edit)\(/i
+
+/** Opcodes whose operand names a database (schema) index: which operand. */
+const DATABASE_OPERAND: Readonly<Record<string, 'p1' | 'p3'>> = {
+  Transaction: 'p1',
+  ReadCookie: 'p1',
+  OpenRead: 'p3',
+  OpenWrite: 'p3',
+  ReopenIdx: 'p3',
+  TableLock: 'p1',
+}
+
+/** Why a statement was refused; `code` goes to the client. */
+export class StatementRefused extends Error {
+  override readonly name = 'StatementRefused'
+  constructor(
+    readonly code: 'SQL_FORBIDDEN' | 'READ_ONLY' | 'SQL_PARSE_ERROR',
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** Parameters as better-sqlite3 binds them: positional values, then one object of named ones. */
+export type Bindings = unknown[]
+
+/**
+ * The first keyword of `sql` after whitespace and comments, upper-cased, or `undefined`
+ * when it does not start with a word (`;`, `(`, garbage, nothing).
+ */
+export function leadingKeyword(sql: string): string | undefined {
+  let i = 0
+  for (;;) {
+    while (i < sql.length && /\s/.test(sql[i]!)) i++
+    if (sql.startsWith('--', i)) {
+      const end = sql.indexOf('\n', i)
+      i = end === -1 ? sql.length : end + 1
+    } else if (sql.startsWith('/*', i)) {
+      const end = sql.indexOf('*/', i + 2)
+      i = end === -1 ? sql.length : end + 2
+    } else break
+  }
+  return /^[A-Za-z]+/.exec(sql.slice(i))?.[0]?.toUpperCase()
+}
+
+/**
+ * Compiles `sql` on `db` and returns the statement if the rules above allow it, or throws
+ * `StatementRefused`. Nothing runs: `EXPLAIN` only lists the program.
+ */
+export function prepareGuarded(db: Database, sql: string, bindings: Bindings, readOnly: boolean): Statement {
+  const keyword = leadingKeyword(sql)
+  if (!keyword || !ALLOWED_LEADING_KEYWORDS.has(keyword)) {
+    throw new StatementRefused(
+      'SQL_FORBIDDEN',
+      `${keyword ?? 'This statement'} is not allowed over SQL-over-HTTP: only SELECT, WITH, VALUES, INSERT, REPLACE, UPDATE, DELETE and transaction control`,
+    )
+  }
+  let statement: Statement
+  try {
+    statement = db.prepare(sql)
+  } catch (error) {
+    const message = (error as Error).message
+    if (/more than one statement/i.test(message)) {
+      throw new StatementRefused('SQL_FORBIDDEN', 'Send one statement per request step (use a batch for several)')
+    }
+    throw error
+  }
+
+  // Same text, same bindings: the program listed is the program that will run.
+  const program = db.prepare(`EXPLAIN ${sql}`).all(...bindings) as Array<{ opcode: string; p1: number; p3: number; p4: unknown }>
+  for (const op of program) {
+    if (FORBIDDEN_OPCODES.has(op.opcode)) {
+      throw new StatementRefused('SQL_FORBIDDEN', `This statement changes the schema, the file or the connection (${op.opcode}); that is not allowed over SQL-over-HTTP`)
+    }
+    if ((op.opcode === 'Function' || op.opcode === 'PureFunc') && typeof op.p4 === 'string' && FORBIDDEN_FUNCTIONS.test(op.p4)) {
+      throw new StatementRefused('SQL_FORBIDDEN', `${op.p4.replace(/\(.*$/, '')}() is not allowed over SQL-over-HTTP`)
+    }
+    const operand = DATABASE_OPERAND[op.opcode]
+    // `BEGIN IMMEDIATE` opens a transaction on every schema, temp (1) included; that is all
+    // temp is ever used for, since nothing can be created in it.
+    const allowed = op.opcode === 'Transaction' ? [0, 1] : [0]
+    if (operand && !allowed.includes(Number(op[operand]))) {
+      throw new StatementRefused('SQL_FORBIDDEN', 'Only the main database is reachable over SQL-over-HTTP (no temp or attached databases)')
+    }
+  }
+  if (readOnly && !statement.readonly) {
+    throw new StatementRefused('READ_ONLY', 'This token is read-only: the statement would write')
+  }
+  return statement
+}
