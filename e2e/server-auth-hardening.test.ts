@@ -203,7 +203,13 @@ describe('files under the home are private (issue 9 #12)', () => {
 describe('Better Auth’s routes answer in Better Auth’s shape (issue 9 #15)', () => {
   it('lets better-auth/client read its own errors', async () => {
     await signUp(server, 'user@fifteen.test')
-    const client = createAuthClient({ baseURL: `${server.url}/api/auth`, fetchOptions: { customFetchImpl: fetch } })
+    // As a browser on the server's own site would, it sends its Origin (Better Auth requires one on sign-in).
+    const browserFetch: typeof fetch = (input, init) => {
+      const headers = new Headers(init?.headers)
+      headers.set('origin', server.url)
+      return fetch(input, { ...init, headers })
+    }
+    const client = createAuthClient({ baseURL: `${server.url}/api/auth`, fetchOptions: { customFetchImpl: browserFetch } })
     const wrong = await client.signIn.email({ email: 'user@fifteen.test', password: 'not the password' })
     expect(wrong.data).toBeNull()
     expect(wrong.error?.status).toBe(401)
@@ -213,5 +219,22 @@ describe('Better Auth’s routes answer in Better Auth’s shape (issue 9 #15)',
     const right = await client.signIn.email({ email: 'user@fifteen.test', password: 'correct horse battery' })
     expect(right.error).toBeNull()
     expect(right.data?.user.email).toBe('user@fifteen.test')
+  })
+})
+
+describe('sign-in is throttled per address, in the catalog (issue 9 #7)', () => {
+  it('refuses the 11th attempt in a window, the right password included, and keeps the count in the catalog', async () => {
+    await signUp(server, 'user@seven.test')
+    const attempt = (password: string) => new Client(server.url).post('/api/auth/sign-in/email', { email: 'user@seven.test', password })
+    // Other tests of this file sign in from this address too: count what is left of the window.
+    let wrong = 0
+    while (wrong < 20 && (await attempt('not the password')).status === 401) wrong++
+    expect(wrong).toBeGreaterThan(0)
+    expect(wrong).toBeLessThanOrEqual(10)
+    const right = await attempt('correct horse battery')
+    expect(right.status).toBe(429)
+    // Better Auth keeps the counts in the catalog: every server process on it shares them.
+    const rows = await (server.tenantry.catalog.db as any).selectFrom('rateLimit').selectAll().execute()
+    expect(rows.some((r: { key: string }) => r.key.includes('sign-in'))).toBe(true)
   })
 })

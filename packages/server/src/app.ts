@@ -153,6 +153,7 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
     env,
     log: (level, message) => app.log[level]({ component: 'better-auth' }, message),
     logger: app.log,
+    signInLimit: config.limits.enabled ? { max: config.limits.signIn, windowSeconds: Math.ceil(config.limits.window / 1000) } : false,
   })
   await migrateAuthSchema(auth)
   const organizations = new Organizations(auth, tenantry, app.log)

@@ -101,6 +101,12 @@ export const limitsConfigSchema = z
     window: z.number().int().positive().default(60_000),
     /** Requests per window from one IP address without credentials (sign-in, sign-up, health, docs). @default 300 */
     anonymous: z.number().int().positive().default(300),
+    /**
+     * Sign-in attempts (`/api/auth/sign-in/*`, right or wrong) per window from one IP address,
+     * counted by Better Auth in the catalog, so every server process on it shares the count.
+     * Past it, `429` until the window ends. @default 10
+     */
+    signIn: z.number().int().positive().default(10),
     /** Requests per window of one signed-in user outside any tenant (`/api/me`, the admin API). @default 600 */
     user: z.number().int().positive().default(600),
     /** Plans by name. `default` applies to every tenant `tenants` does not name. @default { default: { tenant: 1200, token: 600 } } */

@@ -30,7 +30,7 @@ describe('email and password', () => {
     const again = new Client(server.url)
     const wrong = await again.post('/api/auth/sign-in/email', { email: 'alice@example.com', password: 'wrong password' })
     expect(wrong.status).toBe(401)
-    expect(wrong.body.error.code).toBeTypeOf('string')
+    expect(wrong.body.code).toBe('INVALID_EMAIL_OR_PASSWORD') // Better Auth's own shape on its routes
     const signIn = await again.post('/api/auth/sign-in/email', { email: 'alice@example.com', password: 'correct horse battery' })
     expect(signIn.status).toBe(200)
     const meAgain = await again.get('/api/me')

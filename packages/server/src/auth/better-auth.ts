@@ -17,7 +17,19 @@ export interface TenantryAuthOptions {
   log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
   /** Where failures the organization hooks handle are reported (pino-compatible). @default tenantry.logger */
   logger?: Logger
+  /**
+   * Sign-in throttling: at most `max` attempts per `windowSeconds` from one IP address (the
+   * address comes in `CLIENT_IP_HEADER`, which the server sets), counted in the catalog's
+   * `rateLimit` table; `false` turns it off. @default { max: 10, windowSeconds: 60 }
+   */
+  signInLimit?: { max: number; windowSeconds: number } | false
 }
+
+/**
+ * The request header that carries the client's address to Better Auth's rate limiter. The
+ * server sets it from the connection (Fastify's `request.ip`), replacing whatever a client sent.
+ */
+export const CLIENT_IP_HEADER = 'x-tenantry-client-ip'
 
 /** The generic OpenID provider's id: `POST /api/auth/sign-in/social { provider: 'oidc' }`, callback `/api/auth/callback/oidc`. */
 export const OIDC_PROVIDER_ID = 'oidc'
@@ -32,6 +44,7 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
   const { tenantry } = options
   const env = options.env ?? process.env
   const db = tenantry.catalog.db as unknown as Kysely<any>
+  const signInLimit = options.signInLimit ?? { max: 10, windowSeconds: 60 }
 
   const socialProviders: BetterAuthOptions['socialProviders'] = {}
   if (env.GITHUB_CLIENT_ID && env.GITHUB_CLIENT_SECRET) {
@@ -70,7 +83,24 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
     trustedOrigins: trustedOrigins(options.baseURL, env),
     // Better Auth turns origin (CSRF) checks off when it thinks it runs under test (NODE_ENV=test,
     // vitest). A server must not change its defences with an environment variable: always on.
-    advanced: { disableOriginCheck: false, disableCSRFCheck: false },
+    advanced: { disableOriginCheck: false, disableCSRFCheck: false, ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
+    // Password guessing is throttled here, by Better Auth, per address: the catalog holds the
+    // counts, so every process on one catalog shares them. Only sign-in is limited this way
+    // (other auth routes are under the server's own per-address limit).
+    rateLimit:
+      signInLimit === false
+        ? { enabled: false }
+        : {
+            enabled: true,
+            storage: 'database',
+            window: signInLimit.windowSeconds,
+            max: Number.MAX_SAFE_INTEGER,
+            customRules: {
+              '/sign-in/*': { window: signInLimit.windowSeconds, max: signInLimit.max },
+              // The first rule that matches applies: every other auth route is left to the server's limits.
+              '/**': false,
+            },
+          },
     secret: loadAuthSecret(tenantry.config.home, env),
     database: { db, type: tenantry.catalog.engine === 'postgres' ? 'postgres' : 'sqlite' },
     emailAndPassword: { enabled: true, autoSignIn: true, minPasswordLength: 8 },

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { toFetchHeaders } from './authenticate.js'
-import type { TenantryAuth } from './better-auth.js'
+import { CLIENT_IP_HEADER, type TenantryAuth } from './better-auth.js'
 
 /** Response headers Fastify computes itself for the body it sends. */
 const SKIPPED_HEADERS = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'set-cookie'])
@@ -24,9 +24,10 @@ export async function betterAuthRoutes(app: FastifyInstance, auth: TenantryAuth,
       handler: async (request, reply) => {
         const url = new URL(request.url, baseURL)
         const body = request.body instanceof Buffer && request.method !== 'GET' ? request.body : undefined
-        const response = await auth.handler(
-          new Request(url, { method: request.method, headers: toFetchHeaders(request), ...(body ? { body } : {}) }),
-        )
+        const headers = toFetchHeaders(request)
+        // Better Auth's rate limiter reads the address from here: never a client's own claim.
+        headers.set(CLIENT_IP_HEADER, request.ip)
+        const response = await auth.handler(new Request(url, { method: request.method, headers, ...(body ? { body } : {}) }))
         reply.status(response.status)
         response.headers.forEach((value, name) => {
           if (!SKIPPED_HEADERS.has(name)) void reply.header(name, value)
