@@ -273,6 +273,17 @@ describe('escape attempts', () => {
     'SELECT * FROM b.jobs',
     `SELECT sqlite_attach('${betaPath()}', 'b', NULL)`,
     'BEGIN; DELETE FROM jobs; COMMIT',
+    // Table-valued PRAGMA functions and raw-page tables (issue #9): pragma_optimize wrote
+    // sqlite_stat1/stat4 (then writable), pragma_database_list showed the server's file path.
+    'SELECT * FROM pragma_optimize(65538)',
+    'SELECT * FROM pragma_database_list',
+    'SELECT file FROM "pragma_database_list"',
+    "SELECT * FROM 'pragma_database_list'",
+    'SELECT * FROM [PRAGMA_DATABASE_LIST]',
+    "SELECT * FROM pragma_table_info('jobs')",
+    'SELECT name FROM jobs, pragma_index_list(jobs.title)',
+    'SELECT * FROM sqlite_dbpage',
+    'SELECT * FROM dbstat',
   ]
   /** Writes: allowed for a read-write token, refused for a read-only one. */
   const writes = [

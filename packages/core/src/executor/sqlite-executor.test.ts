@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { parseDataSourceConfig, SqliteExecutor, type SqliteExecutorOptions } from 'tenantry'
+import { sqlNames } from './statement-guard.js'
 import { tempDir } from 'tenantry/testing'
 
 const NEVER_ENDS = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c'
@@ -188,5 +189,22 @@ describe('rawSql settings of a SQLite data source', () => {
     expect(parseDataSourceConfig(source({ statementTimeoutMs: 2000, poolSize: 8 }))).toMatchObject({ rawSql: { statementTimeoutMs: 2000, poolSize: 8 } })
     expect(() => parseDataSourceConfig(source({ statementTimeoutMs: 0 }))).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('rawSql.statementTimeoutMs') }))
     expect(() => parseDataSourceConfig(source({ statementTimeout: 2000 }))).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('statementTimeout') }))
+  })
+})
+
+describe('statement guard: names', () => {
+  it('reads every identifier and string literal, quoted or not, and skips comments', () => {
+    expect(sqlNames(`SELECT "a""b", [c d], \`e\`, 'it''s' FROM t -- pragma_x\n/* dbstat */ WHERE x = 1e5`)).toEqual([
+      'SELECT',
+      'a"b',
+      'c d',
+      'e',
+      "it's",
+      'FROM',
+      't',
+      'WHERE',
+      'x',
+      'e5',
+    ])
   })
 })

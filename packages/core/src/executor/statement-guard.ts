@@ -21,6 +21,9 @@ import type { Database, Statement } from 'better-sqlite3'
  *    `Destroy`, `Drop*`, `VCreate`…), no `Vacuum`, no `JournalMode`, no `Checkpoint`,
  *    no call of `sqlite_attach`/`sqlite_detach`/`load_extension`/`fts3_tokenizer`, and no
  *    table of any database but `main` (index 0): neither `temp` nor anything attached.
+ *    Table-valued PRAGMA functions (`pragma_optimize`, `pragma_database_list`…) and the
+ *    `sqlite_dbpage`/`sqlite_stmt`/`dbstat` tables compile to a bare `VOpen`, so they are
+ *    refused by name: any identifier or string literal spelling one.
  * 4. **Read-only tokens**: the statement must be `readonly` as SQLite reports it
  *    (`sqlite3_stmt_readonly`), on top of the read-only connection.
  *
@@ -68,6 +71,57 @@ const FORBIDDEN_OPCODES: ReadonlySet<string> = new Set([
 
 /** SQL functions that reach outside the tenant's file or the process's safety. */
 const FORBIDDEN_FUNCTIONS = /^(sqlite_attach|sqlite_detach|load_extension|fts3_tokenizer|readfile|writefile|edit)\(/i
+
+/**
+ * Eponymous virtual tables that reach past the tenant's rows: the table-valued PRAGMA functions
+ * (`pragma_optimize` writes `sqlite_stat1`, `pragma_database_list` shows the server's file
+ * path), raw pages and statement internals. In the compiled program they are a bare `VOpen`
+ * like `json_each`, so they are refused by name, wherever a name can stand.
+ */
+const FORBIDDEN_TABLE_NAMES = /^(pragma_\w+|sqlite_dbpage|sqlite_stmt|dbstat)$/i
+
+/**
+ * Every identifier and string literal of `sql`, unquoted: SQLite reads a string literal as a
+ * table name where one is expected (`FROM 'pragma_database_list'`), so both count as names.
+ */
+export function sqlNames(sql: string): string[] {
+  const names: string[] = []
+  const closers: Record<string, string> = { "'": "'", '"': '"', '`': '`', '[': ']' }
+  let i = 0
+  while (i < sql.length) {
+    const c = sql[i]!
+    if (sql.startsWith('--', i)) {
+      const end = sql.indexOf('\n', i)
+      i = end === -1 ? sql.length : end + 1
+    } else if (sql.startsWith('/*', i)) {
+      const end = sql.indexOf('*/', i + 2)
+      i = end === -1 ? sql.length : end + 2
+    } else if (c in closers) {
+      const close = closers[c]!
+      let name = ''
+      i++
+      while (i < sql.length) {
+        if (sql[i] === close) {
+          // A doubled quote is the quote itself (brackets have no escape).
+          if (close !== ']' && sql[i + 1] === close) {
+            name += close
+            i += 2
+            continue
+          }
+          break
+        }
+        name += sql[i++]
+      }
+      i++
+      names.push(name)
+    } else if (/[A-Za-z_\u0080-\uffff]/.test(c)) {
+      const start = i
+      while (i < sql.length && /[\w$\u0080-\uffff]/.test(sql[i]!)) i++
+      names.push(sql.slice(start, i))
+    } else i++
+  }
+  return names
+}
 
 /** Opcodes whose operand names a database (schema) index: which operand. */
 const DATABASE_OPERAND: Readonly<Record<string, 'p1' | 'p3'>> = {
@@ -123,6 +177,10 @@ export function prepareGuarded(db: Database, sql: string, bindings: Bindings, re
       'SQL_FORBIDDEN',
       `${keyword ?? 'This statement'} is not allowed over SQL-over-HTTP: only SELECT, WITH, VALUES, INSERT, REPLACE, UPDATE, DELETE and transaction control`,
     )
+  }
+  const forbidden = sqlNames(sql).find((name) => FORBIDDEN_TABLE_NAMES.test(name))
+  if (forbidden) {
+    throw new StatementRefused('SQL_FORBIDDEN', `${forbidden} is not allowed over SQL-over-HTTP: it reaches past the tenant's rows`)
   }
   let statement: Statement
   try {
