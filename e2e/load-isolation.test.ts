@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createClient } from '@libsql/client'
@@ -7,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createTenantry, type SqliteEngine, type Tenantry, type TenantRecord } from 'tenantry'
 import { createApp } from '@tenantry/server'
-import { tempDir } from 'tenantry/testing'
+import { executorProcesses, isProcessAlive, tempDir } from 'tenantry/testing'
 
 /**
  * Attacks on load isolation with nothing but one tenant's integration tokens, against a real
@@ -86,23 +85,6 @@ async function quietTenantWhile(done: Promise<unknown>): Promise<Array<{ ok: boo
 async function engine(): Promise<SqliteEngine> {
   // A test may look at the engine's processes; app code asks for capabilities instead.
   return (await tenantry.dataSources.engine('local')) as SqliteEngine
-}
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-function executorChildren(): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(process.pid), '-f', 'executor-process'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
-  } catch {
-    return [] // pgrep exits 1 when nothing matches
-  }
 }
 
 function readA(sql: string): unknown[] {
@@ -206,7 +188,7 @@ describe('load isolation on SQL-over-HTTP', () => {
     expect(bomb.body.error?.code).toBe('RESULT_TOO_LARGE')
     // The server's own memory never held the bomb.
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024)
-    await expect.poll(() => pidsBefore.filter(isAlive).length, { timeout: 5000 }).toBe(pidsBefore.length - 1)
+    await expect.poll(() => pidsBefore.filter(isProcessAlive).length, { timeout: 5000 }).toBe(pidsBefore.length - 1)
     // A result larger than the byte cap is refused the same way, and the tenant is served again at once.
     const wide = await pipeline(tokens.aRo, [execute('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100) SELECT randomblob(100000) FROM c')])
     expect(wide.status).toBe(422)
@@ -264,9 +246,9 @@ describe('load isolation on SQL-over-HTTP', () => {
   it("stops every executor process when the server closes: no orphans", async () => {
     const pids = (await engine()).executorPids
     expect(pids.length).toBeGreaterThan(0)
-    expect(executorChildren().sort()).toEqual([...pids].sort())
+    expect(executorProcesses().sort()).toEqual([...pids].sort())
     await app.close()
-    expect(pids.filter(isAlive)).toEqual([])
-    expect(executorChildren()).toEqual([])
+    expect(pids.filter(isProcessAlive)).toEqual([])
+    expect(executorProcesses()).toEqual([])
   })
 })

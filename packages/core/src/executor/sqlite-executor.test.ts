@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
@@ -6,7 +6,7 @@ import Database from 'better-sqlite3'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { parseDataSourceConfig, SqliteExecutor, type SqliteExecutorOptions } from 'tenantry'
 import { sqlNames } from './statement-guard.js'
-import { tempDir } from 'tenantry/testing'
+import { executorProcesses, isProcessAlive, tempDir } from 'tenantry/testing'
 
 const NEVER_ENDS = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c'
 
@@ -30,24 +30,6 @@ function read(path: string, sql: string): unknown[] {
     return db.prepare(sql).all()
   } finally {
     db.close()
-  }
-}
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** This test process's children that are executor processes. */
-function executorChildren(): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(process.pid), '-f', 'executor-process'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
-  } catch {
-    return [] // pgrep exits 1 when nothing matches
   }
 }
 
@@ -81,7 +63,7 @@ describe('SqliteExecutor', () => {
     expect(await next.execute({ sql: "INSERT INTO notes VALUES (3, 'after')" })).toMatchObject({ ok: true, rowsAffected: 1 })
     expect(read(path, 'SELECT title FROM notes ORDER BY id')).toEqual([{ title: 'kept' }, { title: 'after' }])
     // The killed process is gone and a fresh one took its place.
-    await expect.poll(() => pidsBefore.filter(isAlive).length, { timeout: 5000 }).toBe(1)
+    await expect.poll(() => pidsBefore.filter(isProcessAlive).length, { timeout: 5000 }).toBe(1)
     await expect.poll(() => executor.pids.length, { timeout: 5000 }).toBe(2)
   })
 
@@ -92,7 +74,7 @@ describe('SqliteExecutor', () => {
     expect(await session.execute({ sql: 'SELECT 1' })).toMatchObject({ ok: true })
     const before = executor.pids
     await expect(session.execute({ sql: 'SELECT randomblob(600 * 1024 * 1024)' })).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' })
-    await expect.poll(() => before.filter(isAlive).length, { timeout: 5000 }).toBe(1)
+    await expect.poll(() => before.filter(isProcessAlive).length, { timeout: 5000 }).toBe(1)
     const after = executor.openSession({ tenantId: 'ta', path, readOnly: true })
     expect(await after.execute({ sql: 'SELECT count(*) AS n FROM notes' })).toMatchObject({ ok: true, rows: [[1n]] })
   })
@@ -154,11 +136,11 @@ describe('SqliteExecutor', () => {
     const running = session.execute({ sql: NEVER_ENDS }).catch((error: unknown) => error)
     const pids = executor.pids
     expect(pids).toHaveLength(2)
-    expect(executorChildren().sort()).toEqual([...pids].sort())
+    expect(executorProcesses().sort()).toEqual([...pids].sort())
     await executor.close()
     expect(await running).toMatchObject({ code: 'CLOSED' })
-    expect(pids.filter(isAlive)).toEqual([])
-    expect(executorChildren()).toEqual([])
+    expect(pids.filter(isProcessAlive)).toEqual([])
+    expect(executorProcesses()).toEqual([])
   })
 })
 
@@ -174,11 +156,11 @@ it('an executor process mid-statement ends when its parent is killed with -9', a
   const child = Number(output.trim())
   expect(child).toBeGreaterThan(0)
   await new Promise((r) => setTimeout(r, 300)) // the statement is running
-  expect(isAlive(child)).toBe(true)
+  expect(isProcessAlive(child)).toBe(true)
   parent.kill('SIGKILL')
   await once(parent, 'exit')
-  for (let i = 0; i < 50 && isAlive(child); i++) await new Promise((r) => setTimeout(r, 100))
-  const survived = isAlive(child)
+  for (let i = 0; i < 50 && isProcessAlive(child); i++) await new Promise((r) => setTimeout(r, 100))
+  const survived = isProcessAlive(child)
   if (survived) process.kill(child, 'SIGKILL')
   expect(survived).toBe(false)
 }, 60_000)

@@ -80,6 +80,19 @@ const FORBIDDEN_FUNCTIONS = /^(sqlite_attach|sqlite_detach|load_extension|fts3_t
  */
 const FORBIDDEN_TABLE_NAMES = /^(pragma_\w+|sqlite_dbpage|sqlite_stmt|dbstat)$/i
 
+/** Where a `--` or block comment starting at `i` ends (an unclosed one runs to the end), or `i` when none starts there. */
+function afterComment(sql: string, i: number): number {
+  if (sql.startsWith('--', i)) {
+    const end = sql.indexOf('\n', i)
+    return end === -1 ? sql.length : end + 1
+  }
+  if (sql.startsWith('/*', i)) {
+    const end = sql.indexOf('*/', i + 2)
+    return end === -1 ? sql.length : end + 2
+  }
+  return i
+}
+
 /**
  * Every identifier and string literal of `sql`, unquoted: SQLite reads a string literal as a
  * table name where one is expected (`FROM 'pragma_database_list'`), so both count as names.
@@ -90,13 +103,9 @@ export function sqlNames(sql: string): string[] {
   let i = 0
   while (i < sql.length) {
     const c = sql[i]!
-    if (sql.startsWith('--', i)) {
-      const end = sql.indexOf('\n', i)
-      i = end === -1 ? sql.length : end + 1
-    } else if (sql.startsWith('/*', i)) {
-      const end = sql.indexOf('*/', i + 2)
-      i = end === -1 ? sql.length : end + 2
-    } else if (c in closers) {
+    const past = afterComment(sql, i)
+    if (past !== i) i = past
+    else if (c in closers) {
       const close = closers[c]!
       let name = ''
       i++
@@ -155,13 +164,9 @@ export function leadingKeyword(sql: string): string | undefined {
   let i = 0
   for (;;) {
     while (i < sql.length && /\s/.test(sql[i]!)) i++
-    if (sql.startsWith('--', i)) {
-      const end = sql.indexOf('\n', i)
-      i = end === -1 ? sql.length : end + 1
-    } else if (sql.startsWith('/*', i)) {
-      const end = sql.indexOf('*/', i + 2)
-      i = end === -1 ? sql.length : end + 2
-    } else break
+    const past = afterComment(sql, i)
+    if (past === i) break
+    i = past
   }
   return /^[A-Za-z]+/.exec(sql.slice(i))?.[0]?.toUpperCase()
 }
