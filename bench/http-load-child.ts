@@ -10,17 +10,30 @@ export interface LoadRequest {
   body?: string
   requests: number
   connections: number
+  /** Time every request and answer the times (ms), for percentiles. @default false */
+  latencies?: boolean
+  /** Count any answer, not only 200 (an attacker's requests are refused by design). @default false */
+  anyStatus?: boolean
 }
-export type LoadReply = { ready: true } | { ms: number; requests: number; bytes: number } | { error: string }
+export type LoadReply =
+  | { ready: true }
+  | { ms: number; requests: number; bytes: number; latenciesMs?: number[]; statuses: Record<string, number> }
+  | { error: string }
 
 const agents = new Map<number, Agent>()
+/** Set by a `stop` message: the running round ends after the requests in flight, and answers. */
+let stopping = false
 
-function once(agent: Agent, job: LoadRequest): Promise<number> {
+function once(agent: Agent, job: LoadRequest, statuses: Record<string, number>): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(job.url, { method: job.method, headers: job.headers, agent }, (res) => {
       let bytes = 0
+      const status = String(res.statusCode)
+      statuses[status] = (statuses[status] ?? 0) + 1
       res.on('data', (chunk: Buffer) => (bytes += chunk.length))
-      res.on('end', () => (res.statusCode === 200 ? resolve(bytes) : reject(new Error(`HTTP ${res.statusCode} from ${job.method} ${job.url}`))))
+      res.on('end', () =>
+        res.statusCode === 200 || job.anyStatus ? resolve(bytes) : reject(new Error(`HTTP ${res.statusCode} from ${job.method} ${job.url}`)),
+      )
       res.on('error', reject)
     })
     req.on('error', reject)
@@ -34,21 +47,30 @@ async function run(job: LoadRequest): Promise<LoadReply> {
     agent = new Agent({ keepAlive: true, maxSockets: job.connections })
     agents.set(job.connections, agent)
   }
+  stopping = false
   let left = job.requests
   let bytes = 0
+  const statuses: Record<string, number> = {}
+  const latenciesMs: number[] = []
   const started = performance.now()
   await Promise.all(
     Array.from({ length: job.connections }, async () => {
-      while (left > 0) {
+      while (left > 0 && !stopping) {
         left--
-        bytes += await once(agent, job)
+        const sent = performance.now()
+        bytes += await once(agent, job, statuses)
+        if (job.latencies) latenciesMs.push(performance.now() - sent)
       }
     }),
   )
-  return { ms: performance.now() - started, requests: job.requests, bytes }
+  return { ms: performance.now() - started, requests: job.requests - Math.max(0, left), bytes, statuses, ...(job.latencies ? { latenciesMs } : {}) }
 }
 
-process.on('message', (message: LoadRequest | { close: true }) => {
+process.on('message', (message: LoadRequest | { close: true } | { stop: true }) => {
+  if ('stop' in message) {
+    stopping = true
+    return
+  }
   if ('close' in message) {
     for (const agent of agents.values()) agent.destroy()
     process.disconnect()

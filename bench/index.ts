@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { coldGroup } from './groups/cold.js'
 import { fanoutGroup } from './groups/fanout.js'
+import { noisyGroup } from './groups/noisy.js'
+import { offloopGroup } from './groups/offloop.js'
 import { postgresGroup } from './groups/postgres.js'
 import { provisionGroup } from './groups/provision.js'
 import { queryGroup } from './groups/query.js'
@@ -18,6 +20,8 @@ const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   cold: coldGroup,
   postgres: postgresGroup,
   server: serverGroup,
+  noisy: noisyGroup,
+  offloop: offloopGroup,
 }
 
 const { values } = parseArgs({

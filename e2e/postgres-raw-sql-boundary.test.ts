@@ -89,17 +89,44 @@ for (const admin of ['superuser', 'managed'] as const) {
       }
 
       if (isolation === 'row') {
-        it('doctor warns that raw SQL can change the tenant setting (a documented limit of row isolation)', async () => {
-          const check = (await runDoctor(tenantry)).find((c) => c.name === `${dataSource}: raw SQL boundary`)
-          expect(check).toMatchObject({ status: 'warn', detail: expect.stringMatching(/set_config|tenantry\.tenant_id/) })
-        })
-      } else {
-        it('doctor finds each tenant with its own login role', async () => {
-          const checks = await runDoctor(tenantry)
-          expect(checks.find((c) => c.name === `${dataSource}: tenant roles`)).toMatchObject({ status: 'ok' })
-          expect(checks.find((c) => c.name === `${dataSource}: raw SQL boundary`)).toMatchObject({ status: 'ok' })
+        it("raw SQL that sets the tenant setting, or tries another tenant's role, reaches nothing of it (regression: issue 9, row isolation)", async () => {
+          const roleOf = (t: TenantRecord) => `t_${t.id}_app`
+          await tenantry.withTenant(a.slug, async () => {
+            const db = tenantry.db()
+            const outcome = await db.transaction().execute(async (trx) => {
+              await sql`select set_config('tenantry.tenant_id', ${b.id}, true)`.execute(trx)
+              return {
+                seen: (await sql<{ company: string }>`select company from jobs`.execute(trx)).rows.map((r) => r.company),
+                updated: (await sql`update jobs set title = 'a was here' where tenant_id = ${b.id}`.execute(trx)).numAffectedRows,
+                deleted: (await sql`delete from jobs where tenant_id = ${b.id}`.execute(trx)).numAffectedRows,
+              }
+            })
+            expect(outcome).toEqual({ seen: ['tenant_a secret'], updated: 0n, deleted: 0n })
+            for (const statement of [sql`set role ${sql.id(roleOf(b))}`, sql`set session authorization ${sql.id(roleOf(b))}`]) {
+              await expect(statement.execute(db)).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE })
+            }
+            const afterReset = await db.transaction().execute(async (trx) => {
+              await sql`reset role`.execute(trx)
+              return (await sql<{ role: string }>`select current_user as role`.execute(trx)).rows[0]!.role
+            })
+            expect(afterReset).toBe(roleOf(a))
+            await expect(
+              sql`insert into jobs (tenant_id, company, title, start_date) values (${b.id}, 'forged', 'x', '2024-01-01')`.execute(db),
+            ).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE })
+          })
+          await tenantry.withTenant(b.slug, async () => {
+            expect(await tenantry.db().selectFrom('jobs').select(['company', 'title']).execute()).toEqual([{ company: 'tenant_b secret', title: 'x' }])
+          })
         })
       }
+
+      it('doctor finds each tenant with its own login role, and raw SQL confined', async () => {
+        const checks = await runDoctor(tenantry)
+        expect(checks.find((c) => c.name === `${dataSource}: tenant roles`)).toMatchObject({ status: 'ok' })
+        expect(checks.find((c) => c.name === `${dataSource}: raw SQL boundary`)).toMatchObject({ status: 'ok' })
+        expect(checks.find((c) => c.name === `${dataSource}: tenant role memberships`)).toMatchObject({ status: 'ok' })
+        expect(checks.filter((c) => c.dataSource === dataSource && c.status !== 'ok')).toEqual([])
+      })
     })
   }
 }

@@ -119,9 +119,6 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         tenantry.withTenant(t.slug, () => tenantry.db<CvBuilderDatabase>().selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst()),
       ),
     })
-    // The app role's pool for the data source's own database, as Tenantry's (10 connections).
-    const appPool = new pg.Pool({ connectionString: scratch.appUrl, max: 10 })
-    pools.push(appPool)
     const results: Record<string, ThroughputResult> = {}
 
     // Connections the server has to spare: every schema and database tenant has pools of its own (its role's).
@@ -199,79 +196,69 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
       )
     }
 
-    // Row: shared tables, RLS, and a transaction per query.
+    // Row: shared tables and RLS keyed on each tenant's own role, a pool per tenant as that role.
     const rowTenants = tenants.row
     const plainTable = 'bench_jobs_plain'
     {
       // The same rows in a table of the same shape without RLS, for 2 (RLS vs explicit WHERE).
       await admin.query(`CREATE TABLE public.${plainTable} (LIKE tenant_rows.jobs INCLUDING ALL)`)
       await admin.query(`INSERT INTO public.${plainTable} SELECT * FROM tenant_rows.jobs`)
-      await admin.query(`GRANT SELECT ON public.${plainTable} TO "tenantry_app_${dsid}"`)
+      await admin.query(`GRANT SELECT ON public.${plainTable} TO "tenantry_rows_${dsid}"`)
       await admin.query(`ANALYZE public.${plainTable}; ANALYZE tenant_rows.jobs`)
       const count = (await admin.query<{ n: string }>(`SELECT count(*) AS n FROM public.${plainTable}`)).rows[0]!.n
       ctx.log(`row isolation: tenant_rows.jobs (RLS, forced) and public.${plainTable} (no RLS, same columns, keys and indexes) hold ${count} rows each`)
 
-      const scope = (t: SeededTenant) => `begin; select set_config('tenantry.tenant_id', '${t.id}', true)`
-      const inTransaction = async (client: pg.PoolClient, t: SeededTenant, text: string, values: unknown[]) => {
-        await client.query(scope(t))
-        const result = await client.query(text, values)
-        await client.query('commit')
-        return result
-      }
-      const sharedClient = async <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
-        const client = await appPool.connect()
-        try {
-          return await fn(client)
-        } finally {
-          client.release()
-        }
-      }
+      // Like schema isolation, each variant keeps a connection per tenant (Tenantry up to 2): measure as many as there is room for.
+      const freeNow = (
+        await admin.query<{ free: number }>(
+          `select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int as free from pg_stat_activity`,
+        )
+      ).rows[0]!.free
+      const rowCount = Math.max(2, Math.min(tenantCount, Math.floor((freeNow - 10) / 4)))
+      const measured = rowTenants.slice(0, rowCount)
+      if (rowCount < tenantCount) ctx.log(`row isolation: ${rowCount} of ${tenantCount} tenants measured (${freeNow} connections free on the server)`)
+      const tenantPools = measured.map((t) => {
+        const pool = new pg.Pool({ connectionString: scratch.tenantUrl(t.id), max: 1 })
+        pools.push(pool)
+        return pool
+      })
       const literal = (s: string) => `'${s.replace(/'/g, "''")}'`
       results.row = await compareThroughput({
-        title: `Postgres row isolation: point read by primary key, random tenant of ${tenantCount}`,
-        baseline: 'raw pg, same 3 round trips',
+        title: `Postgres row isolation: point read by primary key, random tenant of ${rowCount}`,
+        baseline: 'raw pg, same statement as the tenant role',
         unit: 'queries',
         opsPerRound,
         rounds,
         warmupRounds,
         variants: [
           {
-            name: 'raw pg, same 3 round trips',
-            run: pointReads(rowTenants, ({ t, jobId }) => sharedClient(async (c) => (await inTransaction(c, t, t.sql, t.values(jobId))).rows[0])),
-            note: "app role: `begin; select set_config('tenantry.tenant_id', …, true)`, Tenantry's statement on the RLS table, `commit`",
+            name: 'raw pg, same statement as the tenant role',
+            run: pointReads(measured, async ({ t, k, jobId }) => (await tenantPools[k]!.query(t.sql, t.values(jobId))).rows[0]),
+            note: `${rowCount} pg.Pools (1 each) as the tenants' own roles, Tenantry's statement on the RLS table, 1 round trip`,
           },
-          tenantryVariant('row'),
+          tenantryVariant('row', measured),
           {
             name: 'raw pg, 1 round trip, explicit WHERE, no RLS',
             run: pointReads(
-              rowTenants,
-              async ({ t, jobId }) => (await appPool.query(`select * from public.${plainTable} where tenant_id = $1 and id = $2`, [t.id, jobId])).rows[0],
+              measured,
+              async ({ t, k, jobId }) => (await tenantPools[k]!.query(`select * from public.${plainTable} where tenant_id = $1 and id = $2`, [t.id, jobId])).rows[0],
             ),
-            note: 'what an app without RLS pays: no transaction, the tenant in the WHERE, same rows and keys',
-          },
-          {
-            name: 'raw pg, 1 round trip: the 3 statements as one simple query',
-            run: pointReads(rowTenants, async ({ t, jobId }) => {
-              const text = `${scope(t)}; select * from tenant_rows.jobs where id = ${Number(jobId)} and tenant_id = ${literal(t.id)}; commit`
-              const results = (await appPool.query(text)) as unknown as pg.QueryResult[]
-              return results[2]!.rows[0]
-            }),
-            note: 'what-if: begin + set_config + select + commit in one simple-protocol message (literals, no parameters)',
+            note: 'what an app without RLS pays: the tenant in the WHERE, same rows and keys, same pools',
           },
           {
             name: 'raw pg, 1 round trip: select only, as admin',
-            run: pointReads(rowTenants, async ({ t, jobId }) => (await admin.query(t.sql, t.values(jobId))).rows[0]),
+            run: pointReads(measured, async ({ t, jobId }) => (await admin.query(t.sql, t.values(jobId))).rows[0]),
             note: 'superuser (bypasses RLS): the bare statement, for the cost of one round trip',
           },
         ],
       })
       ctx.table(results.row)
 
-      // 2: the cost of RLS alone: both tables, the same transaction and tenant setting, as the app role.
-      const inRowTransaction = (text: string, values: (p: { t: SeededTenant; jobId: number }) => unknown[]) =>
-        pointReads(rowTenants, (p) => sharedClient(async (c) => (await inTransaction(c, p.t, text, values(p))).rows[0]))
+      // 2: the cost of RLS alone: both tables, the same connections, as the tenants' own roles.
+      const asTenant = (text: string, values: (p: { t: SeededTenant; jobId: number }) => unknown[]) =>
+        pointReads(measured, async (p) => (await tenantPools[p.k]!.query(text, values(p))).rows[0])
       results.rls = await compareThroughput({
-        title: `RLS vs an explicit WHERE: same rows (${tenantCount} tenants × ${rowsPerTenant}), same transaction, app role`,
+        title: `RLS vs an explicit WHERE: same rows (${tenantCount} tenants × ${rowsPerTenant}), as each tenant's own role`,
         baseline: 'no RLS: where tenant_id = $1 and id = $2',
         unit: 'queries',
         opsPerRound,
@@ -280,32 +267,28 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         variants: [
           {
             name: 'no RLS: where tenant_id = $1 and id = $2',
-            run: inRowTransaction(`select * from public.${plainTable} where tenant_id = $1 and id = $2`, ({ t, jobId }) => [t.id, jobId]),
+            run: asTenant(`select * from public.${plainTable} where tenant_id = $1 and id = $2`, ({ t, jobId }) => [t.id, jobId]),
           },
           {
             name: 'RLS + where id = $1 and tenant_id = $2',
-            run: inRowTransaction('select * from tenant_rows.jobs where id = $1 and tenant_id = $2', ({ t, jobId }) => [jobId, t.id]),
+            run: asTenant('select * from tenant_rows.jobs where id = $1 and tenant_id = $2', ({ t, jobId }) => [jobId, t.id]),
             note: "what Tenantry sends: its plugin's predicate, and the policy's",
           },
           {
             name: 'RLS alone: where id = $1',
-            run: inRowTransaction('select * from tenant_rows.jobs where id = $1', ({ jobId }) => [jobId]),
+            run: asTenant('select * from tenant_rows.jobs where id = $1', ({ jobId }) => [jobId]),
             note: 'the policy is the only tenant predicate',
           },
         ],
       })
       ctx.table(results.rls)
       const plans: string[] = []
-      await sharedClient(async (c) => {
-        const t = rowTenants[0]!
-        for (const q of ['select * from tenant_rows.jobs where id = $1', `select * from public.${plainTable} where tenant_id = $2 and id = $1`]) {
-          await c.query(scope(t))
-          const plan = await c.query(`explain ${q.replace('$2', literal(t.id)).replace('$1', String(t.jobIds[0]))}`)
-          await c.query('commit')
-          plans.push(`${q}: ${plan.rows.map((r: Record<string, string>) => Object.values(r)[0]!.trim()).join(' / ')}`)
-        }
-      })
-      for (const p of plans) ctx.log(`plan (app role): ${p}`)
+      const t = measured[0]!
+      for (const q of ['select * from tenant_rows.jobs where id = $1', `select * from public.${plainTable} where tenant_id = $2 and id = $1`]) {
+        const plan = await tenantPools[0]!.query(`explain ${q.replace('$2', literal(t.id)).replace('$1', String(t.jobIds[0]))}`)
+        plans.push(`${q}: ${plan.rows.map((r: Record<string, string>) => Object.values(r)[0]!.trim()).join(' / ')}`)
+      }
+      for (const p of plans) ctx.log(`plan (tenant role): ${p}`)
     }
 
     // Database: a database and a small pool per tenant. Each tenant costs a connection on each
@@ -366,7 +349,7 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
       const rls = row(results.rls!, 'RLS + where')
       const rlsAlone = row(results.rls!, 'RLS alone')
       ctx.goal({
-        name: 'RLS vs explicit WHERE tenant_id = $1, same transaction',
+        name: 'RLS vs explicit WHERE tenant_id = $1, same connection as the tenant role',
         target: '≤ 1.10×',
         measured: `${rls.timeVsBaseline.toFixed(2)}× with both predicates, ${rlsAlone.timeVsBaseline.toFixed(2)}× with the policy alone`,
         met: rls.timeVsBaseline <= 1.1 && rlsAlone.timeVsBaseline <= 1.1,

@@ -1,14 +1,14 @@
-import { fork, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import Fastify from 'fastify'
 import { Kysely, SqliteDialect } from 'kysely'
-import { createTenantry, loadConfig, type Tenantry } from 'tenantry'
+import { createTenantry, type Tenantry } from 'tenantry'
 import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { startServer, type RunningServer } from '@tenantry/server'
 import { compareThroughput, fmt, repoRoot, type BenchContext, type ThroughputVariant } from '../harness.js'
-import type { LoadReply, LoadRequest } from '../http-load-child.js'
+import type { LoadRequest } from '../http-load-child.js'
+import { startLoadClient, type LoadClient } from '../load-client.js'
+import { benchServerSetup } from '../server-fixture.js'
 
 const CONNECTIONS = 8
 
@@ -18,23 +18,11 @@ export async function serverGroup(ctx: BenchContext): Promise<void> {
   const rounds = ctx.size(8, 3)
   const warmupRounds = 1
 
-  const home = join(await ctx.workDir('home'), 'home')
-  const env: NodeJS.ProcessEnv = { ...process.env, TENANTRY_HOME: home }
-  delete env.TENANTRY_CATALOG_URL
-  delete env.BETTER_AUTH_SECRET
-  delete env.BETTER_AUTH_URL
-  // The repo's config: SQLite catalog, a SQLite file per tenant, the cv-builder collections.
-  const loaded = await loadConfig(join(repoRoot, 'tenantry.config.ts'), env)
-  // Rate limits stay on, so that their cost is measured, but far above what one run asks for.
-  const unlimited = 1_000_000_000
-  const config = {
-    ...loaded,
-    server: { ...loaded.server, limits: { anonymous: unlimited, user: unlimited, plans: { default: { tenant: unlimited, token: unlimited } } } },
-  }
+  const { config, env, home } = await benchServerSetup(ctx)
   const tenantry: Tenantry = await createTenantry(config)
   let server: RunningServer | undefined
   const bare = Fastify({ logger: false })
-  let child: ChildProcess | undefined
+  let load: LoadClient | undefined
   const closers: Array<() => unknown> = []
   try {
     const tenant = await tenantry.createTenant({ slug: 'bench' })
@@ -78,17 +66,8 @@ export async function serverGroup(ctx: BenchContext): Promise<void> {
     if (!address || typeof address === 'string') throw new Error('no address')
     const bareUrl = `http://127.0.0.1:${address.port}`
 
-    child = fork(join(repoRoot, 'bench/http-load-child.ts'), [], { cwd: repoRoot, execArgv: ['--import', 'tsx'] })
-    const worker = child
-    let pending: { resolve(reply: LoadReply): void; reject(error: Error): void } | undefined
-    worker.on('message', (reply: LoadReply) => pending?.resolve(reply))
-    worker.on('exit', (code) => pending?.reject(new Error(`load child exited with ${String(code)}`)))
-    const ask = (message?: LoadRequest) =>
-      new Promise<LoadReply>((resolve, reject) => {
-        pending = { resolve, reject }
-        if (message) worker.send(message)
-      })
-    await ask()
+    load = await startLoadClient()
+    const loader = load
 
     const auth = { authorization: `Bearer ${token}` }
     const pipeline = JSON.stringify({
@@ -121,9 +100,9 @@ export async function serverGroup(ctx: BenchContext): Promise<void> {
       name: target.name,
       note: target.note,
       async run(requests) {
-        const reply = await ask({ ...target.req, requests, connections: CONNECTIONS })
-        if ('error' in reply) throw new Error(`${target.name}: ${reply.error}`)
-        if (!('ms' in reply)) throw new Error('load child: unexpected reply')
+        const reply = await loader.run({ ...target.req, requests, connections: CONNECTIONS }).catch((error: Error) => {
+          throw new Error(`${target.name}: ${error.message}`)
+        })
         return reply.ms
       },
     }))
@@ -152,10 +131,7 @@ export async function serverGroup(ctx: BenchContext): Promise<void> {
     ctx.log(`SQL-over-HTTP point query: ${fmt(sqlHttp.medianOpsPerSec)} requests/s, ${(sqlHttp.medianOpsPerSec / dataApi.medianOpsPerSec).toFixed(2)}× the data API's rate`)
     ctx.note('the server and the bare Fastify app share the bench process; the load generator has the other core')
   } finally {
-    if (child?.connected) {
-      child.send({ close: true })
-      await once(child, 'exit')
-    }
+    await load?.close()
     await bare.close()
     await server?.close()
     for (const close of closers) await close()

@@ -8,6 +8,7 @@ import { parseDataSourceConfig, type DataSourceConfig, type DataSourceConfigInpu
 import { KYSELY_ENTRY, type TenantMigration } from './migrations/migration-set.js'
 import type { PlacementPolicy } from './provisioning/provisioner.js'
 import type { RouterOptions } from './router/router.js'
+import { resolveQuotasConfig, type QuotasConfig, type ResolvedQuotasConfig } from './quotas/quotas.js'
 
 /**
  * What `tenantry.config.ts` exports (through `defineConfig`). Relative paths are
@@ -47,6 +48,16 @@ export interface TenantryConfig {
     /** @default true */
     useTemplates?: boolean
   }
+  /**
+   * Default quotas of every tenant (storage, tokens, rows per bulk request) and organizations
+   * per user; a tenant's own values override them (`tenantry.quotas.set`, `tenantry tenant quota`).
+   * Unknown fields are refused. See `QuotasConfig`.
+   */
+  quotas?: QuotasConfig
+  usage?: {
+    /** How often metered usage is written to the catalog (`tenant_usage`). @default 10000 */
+    flushIntervalMs?: number
+  }
   /** The HTTP server's own settings (collections, auth providers); read by `@tenantry/server`, opaque here. */
   server?: Record<string, unknown>
 }
@@ -61,6 +72,8 @@ export interface ResolvedConfig {
   defaults: { isolation: Isolation; dataSource: string; placement: PlacementPolicy }
   router: RouterOptions
   provisioning: { useTemplates: boolean }
+  quotas: ResolvedQuotasConfig
+  usage: { flushIntervalMs: number }
   server: Record<string, unknown>
 }
 
@@ -101,8 +114,18 @@ export function resolveConfig(
     defaults: { isolation: config.defaults?.isolation ?? 'database', dataSource, placement: config.defaults?.placement ?? 'default' },
     router: config.router ?? {},
     provisioning: { useTemplates: config.provisioning?.useTemplates ?? true },
+    quotas: resolveQuotasConfig(config.quotas),
+    usage: { flushIntervalMs: flushInterval(config.usage?.flushIntervalMs) },
     server: config.server ?? {},
   }
+}
+
+function flushInterval(value: unknown): number {
+  if (value === undefined) return 10_000
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    throw new TenantryError('INVALID_CONFIG', `usage.flushIntervalMs must be a positive whole number of milliseconds, not ${JSON.stringify(value)}`)
+  }
+  return value
 }
 
 /** Finds `tenantry.config.*` in `from` or its parents. */

@@ -26,6 +26,7 @@ export const TENANTRY_ERROR_CODES = {
   RESULT_TOO_LARGE: 'The statement reached a row, size or memory cap',
   DATABASE_BUSY: 'The database is busy; retry shortly',
   CONCURRENCY_LIMITED: 'The tenant runs as many statements at once as it may; retry shortly',
+  QUOTA_EXCEEDED: "The tenant's quota does not allow this",
   INTERNAL: 'Internal error',
 } as const
 

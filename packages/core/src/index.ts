@@ -17,15 +17,21 @@ export { TenantMigrationSet, migrateHandle, TENANT_MIGRATION_TABLE } from './mig
 export type { TenantMigration, TenantMigrationContext, MigrateHandleOptions } from './migrations/migration-set.js'
 export { runFanOut } from './migrations/fan-out.js'
 export type { FanOutDeps, FanOutOptions, FanOutReport, TenantMigrationResult } from './migrations/fan-out.js'
-export { Provisioner, PROVISIONING_STEPS } from './provisioning/provisioner.js'
+export { Provisioner, PROVISIONING_STEPS, createLockName } from './provisioning/provisioner.js'
 export type { CreateTenantOptions, DeleteTenantOptions, PlacementPolicy, ProvisioningStep } from './provisioning/provisioner.js'
 export { SqliteEngine } from './engines/sqlite/sqlite-engine.js'
 export { SqliteExecutor } from './executor/sqlite-executor.js'
+export { ExecutorDialect, ExecutorStatementError } from './executor/executor-dialect.js'
+export { BOUNDED_STATEMENT_TIMEOUT_MS } from './bounded.js'
+export type { BoundedConfig } from './bounded.js'
 export type { SqliteExecutorOptions, SqliteExecutorStats, ExecutorSessionOptions } from './executor/sqlite-executor.js'
 export { prepareGuarded, leadingKeyword, StatementRefused, ALLOWED_LEADING_KEYWORDS } from './executor/statement-guard.js'
 export type { Bindings } from './executor/statement-guard.js'
 export type { SqliteEngineOptions, SqliteSynchronous } from './engines/sqlite/sqlite-engine.js'
 export type {
+  BoundedQueries,
+  BoundedQueryOptions,
+  BoundedQueryTarget,
   BuiltInEngineName,
   DatabaseEngine,
   DoctorTenant,
@@ -44,6 +50,7 @@ export type {
   RawStatement,
   RawStatementFailure,
   RawStatementSuccess,
+  RawStatementDescription,
   ReadOnlyAccess,
   ReadOnlyCredentials,
   SqliteRawSession,
@@ -63,10 +70,34 @@ export type { SqliteDataSourceConfig, SqliteDataSourceInput, SqliteRawSqlConfig 
 export type { PostgresDataSourceConfig } from './engines/postgres/postgres-definition.js'
 export { DataSources } from './data-sources/data-sources.js'
 export { SecretBox } from './secrets/secret-box.js'
+export {
+  openSecretBox,
+  rotateSecretKey,
+  secretKeySource,
+  SECRET_KEY_ENV,
+  SECRET_KEY_FILE,
+  type RotateSecretKeyOptions,
+  type RotateSecretKeyResult,
+  type SecretKeySource,
+} from './secrets/secret-key.js'
 export { PostgresEngine } from './engines/postgres/postgres-engine.js'
 export type { PostgresEngineOptions } from './engines/postgres/postgres-engine.js'
 export { TokenStore, TOKEN_PREFIX, TOKEN_PATTERN, parseDuration } from './tokens/token-store.js'
 export type { TokenRecord, CreateTokenOptions, TokenStoreOptions } from './tokens/token-store.js'
 export { runDoctor, type DoctorCheck } from './doctor/doctor.js'
+export {
+  checkHalfMade,
+  findStuckTenants,
+  repairHalfMade,
+  DEFAULT_REPAIR_GRACE_MS,
+  type HalfMadeOptions,
+  type RepairAction,
+} from './doctor/repair.js'
 export type { Logger } from './logger.js'
 export { SILENT_LOGGER } from './logger.js'
+export { Quotas, parseBytes, formatBytes, resolveQuotasConfig, TENANT_QUOTA_NAMES, DEFAULT_QUOTAS, DEFAULT_ORGANIZATIONS_PER_USER } from './quotas/quotas.js'
+export type { TenantQuotas, TenantQuotaName, QuotasConfig, ResolvedQuotasConfig, QuotaView, QuotaChanges, SetQuotasOptions } from './quotas/quotas.js'
+export { UsageMeter, UsagePlugin } from './usage/usage-meter.js'
+export type { UsageMeterOptions } from './usage/usage-meter.js'
+export type { UsageCounts, UsageDay, UsageDelta } from './catalog/catalog.js'
+export type { TenantStorage, StatementSink } from './engines/engine.js'

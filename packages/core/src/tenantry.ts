@@ -1,11 +1,11 @@
-import { join } from 'node:path'
-import { withTenant as runWithTenant, currentTenant, type TenantRef } from './context.js'
-import { TenantryError } from './errors.js'
-import type { ReadOnlyCredentials } from './engines/engine.js'
+import type { Kysely } from 'kysely'
+import { withTenant as runWithTenant, currentScope, currentTenant, type TenantRef } from './context.js'
+import { NoTenantError, TenantryError } from './errors.js'
+import type { BoundedQueryOptions, ReadOnlyCredentials } from './engines/engine.js'
 import { Catalog, type TenantRecord } from './catalog/catalog.js'
 import { resolveConfig, type ResolvedConfig, type TenantryConfig } from './config.js'
 import { DataSources } from './data-sources/data-sources.js'
-import { SecretBox } from './secrets/secret-box.js'
+import { openSecretBox } from './secrets/secret-key.js'
 import { MIGRATABLE_STATUSES, runFanOut, type FanOutOptions, type FanOutReport } from './migrations/fan-out.js'
 import { TenantMigrationSet } from './migrations/migration-set.js'
 import {
@@ -17,6 +17,9 @@ import {
 import { Router, type RouteState, type TenantDb } from './router/router.js'
 import { TokenStore } from './tokens/token-store.js'
 import { SILENT_LOGGER, type Logger } from './logger.js'
+import { Quotas } from './quotas/quotas.js'
+import { UsageMeter } from './usage/usage-meter.js'
+import type { UsageDay } from './catalog/catalog.js'
 
 export interface CreateTenantryOptions {
   /** Bring the catalog's own tables up to date on start. @default true */
@@ -67,6 +70,10 @@ export class Tenantry {
   readonly tokens: TokenStore
   /** The logger passed to `createTenantry` (silent by default), for code built on this instance. */
   readonly logger: Logger
+  /** Per-tenant quotas: `get`, `set` (audited), and the checks the server makes. */
+  readonly quotas: Quotas
+  /** Per-tenant usage counters, flushed to the catalog periodically and on `close`. */
+  readonly usage: UsageMeter
 
   constructor(parts: {
     config: ResolvedConfig
@@ -77,6 +84,10 @@ export class Tenantry {
     migrations: TenantMigrationSet
     /** @default SILENT_LOGGER */
     logger?: Logger
+    /** @default the config's quotas */
+    quotas?: Quotas
+    /** @default a meter flushing to `catalog` */
+    usage?: UsageMeter
   }) {
     this.logger = parts.logger ?? SILENT_LOGGER
     this.config = parts.config
@@ -85,7 +96,40 @@ export class Tenantry {
     this.router = parts.router
     this.tenants = parts.tenants
     this.migrations = parts.migrations
-    this.tokens = new TokenStore(parts.catalog, { logger: this.logger })
+    this.quotas = parts.quotas ?? new Quotas(parts.catalog, parts.config.quotas, (id) => parts.router.invalidate(id))
+    this.usage = parts.usage ?? new UsageMeter(parts.catalog, { flushIntervalMs: parts.config.usage.flushIntervalMs, logger: this.logger })
+    this.tokens = new TokenStore(parts.catalog, { logger: this.logger, quotas: this.quotas })
+  }
+
+  /**
+   * The tenant's daily usage (requests, statements, rows read and written, execution time,
+   * storage), oldest first, over the last `days` UTC days (today included), after flushing
+   * this process's counts. Throws `TENANT_NOT_FOUND`.
+   */
+  async usageOf(slug: string, options: { days?: number } = {}): Promise<{ tenantId: string; slug: string; storageBytes: number | null; days: UsageDay[] }> {
+    const tenant = await this.catalog.findTenantBySlug(slug)
+    if (!tenant) throw new TenantryError('TENANT_NOT_FOUND', `Tenant "${slug}" not found`)
+    const days = options.days ?? 30
+    if (!Number.isInteger(days) || days < 1 || days > 3660) throw new TenantryError('INVALID_OPTION', `days must be a whole number from 1 to 3660, not ${days}`)
+    await this.usage.flush()
+    const since = new Date(Date.now() - (days - 1) * 86_400_000).toISOString().slice(0, 10)
+    return { tenantId: tenant.id, slug: tenant.slug, storageBytes: (await this.storageBytes(tenant).catch(() => undefined)) ?? null, days: await this.catalog.usage(tenant.id, { since }) }
+  }
+
+  /** The tenant's storage in bytes as its engine measures it, or undefined where it is not measured. */
+  async storageBytes(tenant: TenantRecord): Promise<number | undefined> {
+    const engine = await this.dataSources.engine(tenant.placement.dataSourceId)
+    return engine.storage?.size({ tenantId: tenant.id, ...tenant.placement })
+  }
+
+  /**
+   * Refuses a write with `QUOTA_EXCEEDED` where the tenant's engine does not enforce its storage
+   * quota itself (Postgres) and its measured size is at the quota. See `Quotas.assertStorage`.
+   */
+  async assertStorageQuota(tenantId: string): Promise<void> {
+    const tenant = await this.router.resolve({ id: tenantId })
+    const engine = await this.dataSources.engine(tenant.placement.dataSourceId)
+    await this.quotas.assertStorage(tenant, engine.storage)
   }
 
   /**
@@ -104,6 +148,40 @@ export class Tenantry {
   /** The current tenant's database. Throws `NoTenantError` outside `withTenant`. */
   db<DB = any>(): TenantDb<DB> {
     return this.router.db<DB>()
+  }
+
+  /**
+   * Runs `fn` with a Kysely instance on the current tenant's data whose queries can neither
+   * hold this process's event loop nor run past a deadline: for queries whose cost a client
+   * controls (the server's data API runs its lists, counts and writes here). Throws
+   * `NoTenantError` outside `withTenant`. The instance is only valid until `fn` settles.
+   *
+   * - SQLite: each query runs in the engine's executor processes (as SQL-over-HTTP does), is
+   *   stopped at the deadline (`STATEMENT_TIMEOUT`), and a lock another connection holds is
+   *   `DATABASE_BUSY` after about a second. `readOnly` opens the file read-only. The price is
+   *   an inter-process round trip per query: `tenantry.db()` stays the fast synchronous path.
+   * - Postgres: `fn` runs in one transaction with transaction-local `statement_timeout` and
+   *   `lock_timeout` (`STATEMENT_TIMEOUT`, `DATABASE_BUSY`).
+   * - Engines without `boundedQueries`: `fn` runs on `tenantry.db()`, with no deadline.
+   *
+   * @example
+   * await tenantry.withTenant('acme', () =>
+   *   tenantry.bounded((db) => db.selectFrom('jobs').selectAll().limit(50).execute(), { readOnly: true }))
+   */
+  bounded<T>(fn: (db: Kysely<any>) => Promise<T>, options: BoundedQueryOptions = {}): Promise<T> {
+    const scope = currentScope()
+    if (!scope) throw new NoTenantError()
+    const route = scope.route as RouteState | undefined
+    if (!route || route.tenant.id !== scope.tenant.id) {
+      throw new TenantryError('TENANT_NOT_READY', `Tenant ${scope.tenant.slug} was not admitted: enter it with tenantry.withTenant()`)
+    }
+    const { tenant } = route
+    return this.dataSources.engine(tenant.placement.dataSourceId).then((engine) => {
+      const db = () => this.db() as unknown as Kysely<any>
+      if (!engine.boundedQueries) return fn(db())
+      const placement = { tenantId: tenant.id, isolation: tenant.placement.isolation, locator: tenant.placement.locator }
+      return engine.boundedQueries.run({ placement, db }, options, fn)
+    })
   }
 
   /** The tenant in context, if any. */
@@ -177,6 +255,8 @@ export class Tenantry {
   }
 
   async close(): Promise<void> {
+    // First, while the catalog (and the engines that measure storage) are still open.
+    await this.usage.close().catch((err: unknown) => this.logger.warn({ err }, 'Flushing tenant usage on close failed'))
     await this.router.close()
     await this.dataSources.close()
     await this.catalog.close()
@@ -204,16 +284,32 @@ export async function createTenantry(
     typeof resolved.tenantMigrations === 'string'
       ? await TenantMigrationSet.fromDirectory(resolved.tenantMigrations)
       : TenantMigrationSet.fromRecord(resolved.tenantMigrations)
-  const catalog = Catalog.open({ url: resolved.catalogUrl })
-  const dataSources = new DataSources(catalog, SecretBox.fromEnvironment(join(resolved.home, 'secret.key')), logger)
+  const catalog = Catalog.open({ url: resolved.catalogUrl, logger })
+  let dataSources: DataSources
   try {
     if (options.migrateCatalog ?? true) await catalog.migrate()
+    // Before anything is sealed: a key that cannot open what the catalog holds is refused here.
+    dataSources = new DataSources(catalog, await openSecretBox(catalog, resolved.home, process.env, logger), logger)
     await dataSources.sync(resolved.dataSources)
   } catch (error) {
     await catalog.close()
     throw error
   }
-  const router = new Router(catalog, dataSources, resolved.router, logger)
+  let router: Router | undefined
+  const quotas = new Quotas(catalog, resolved.quotas, (id) => router?.invalidate(id))
+  const usage = new UsageMeter(catalog, {
+    flushIntervalMs: resolved.usage.flushIntervalMs,
+    logger,
+    measureStorage: async (tenantId) => {
+      const tenant = await router!.resolve({ id: tenantId })
+      const engine = await dataSources.engine(tenant.placement.dataSourceId)
+      return engine.storage?.size({ tenantId, ...tenant.placement })
+    },
+  })
+  router = new Router(catalog, dataSources, resolved.router, logger, {
+    storageLimit: async (tenant) => (await quotas.of(tenant.id)).storageBytes,
+    meter: usage.statement,
+  })
   const tenants = new Provisioner(
     { catalog, dataSources, router, migrations, logger },
     {
@@ -224,7 +320,7 @@ export async function createTenantry(
       ...(options.beforeProvisioningStep ? { beforeStep: options.beforeProvisioningStep } : {}),
     },
   )
-  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations, logger })
+  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations, logger, quotas, usage })
 }
 
 function isResolved(config: TenantryConfig | ResolvedConfig): config is ResolvedConfig {

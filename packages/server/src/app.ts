@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptio
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { TenantryError, type Tenantry } from 'tenantry'
 import { admin } from './admin/index.js'
-import { authentication, createTenantryAuth, migrateAuthSchema, platformAdminSet, type TenantryAuth } from './auth/index.js'
+import { authentication, createTenantryAuth, migrateAuthSchema, platformAdminSet, type EmailSender, type TenantryAuth } from './auth/index.js'
 import { dataApi } from './data/index.js'
 import { SERVER_ERROR_CODES } from './error-codes.js'
 import { toHttpError } from './errors.js'
@@ -37,6 +37,8 @@ export interface CreateAppOptions {
   tenantFeatures?: readonly TenantFeature[]
   /** More features outside any tenant (they see `request.principal`). */
   features?: readonly ServerFeature[]
+  /** How the server sends email (e.g. telling an account's owner that someone signed up with their email). @default logs that one was due */
+  sendEmail?: EmailSender
 }
 
 /** The app `createApp` builds: Fastify with zod schemas, and the Better Auth instance it signs in with. */
@@ -154,6 +156,7 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
     log: (level, message) => app.log[level]({ component: 'better-auth' }, message),
     logger: app.log,
     signInLimit: config.limits.enabled ? { max: config.limits.signIn, windowSeconds: Math.ceil(config.limits.window / 1000) } : false,
+    ...(options.sendEmail ? { sendEmail: options.sendEmail } : {}),
   })
   await migrateAuthSchema(auth)
   const organizations = new Organizations(auth, tenantry, app.log)

@@ -68,6 +68,10 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   TRANSACTION_TIMEOUT: 408,
   RESULT_TOO_LARGE: 422,
   CONCURRENCY_LIMITED: 429,
+  // A quota (storage, tokens, rows per bulk request, organizations per user): the same request
+  // fails again until an operator raises the quota or the tenant frees some. 403, not 413: the
+  // request itself is well-formed and may be small; the tenant's allowance is what refuses it.
+  QUOTA_EXCEEDED: 403,
   // A lock held by another connection, or every executor busy: passing, so 503 with Retry-After.
   DATABASE_BUSY: 503,
 }
@@ -115,6 +119,10 @@ interface FastifyErrorLike {
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error
   if (isTenantryError(error)) return new HttpError(error.code, error.message, { cause: error })
+  // SQLite's own refusal at the tenant's storage quota (max_page_count), from an in-process handle.
+  if ((error as { code?: unknown } | null)?.code === 'SQLITE_FULL') {
+    return new HttpError('QUOTA_EXCEEDED', "The write would take the tenant past its storage quota; nothing was written", { cause: error })
+  }
   const fastify = (error ?? {}) as FastifyErrorLike
   if (Array.isArray(fastify.validation)) {
     return new HttpError('VALIDATION_FAILED', validationMessage(fastify.validation, fastify.validationContext), { cause: error })

@@ -179,7 +179,7 @@ interface Walked {
 
 async function walk(path: string, method: string, operation: Operation): Promise<Walked> {
   const route = `${method.toUpperCase()} ${path}`
-  const client = path.startsWith('/v2') ? sqlClient : admin
+  const client = path.startsWith('/v2') || path.startsWith('/v3') ? sqlClient : admin
   const params = operation.parameters ?? []
   const pathParams = params.filter((p) => p.in === 'path')
   const query = params.filter((p) => p.in === 'query')
@@ -270,10 +270,12 @@ describe('the OpenAPI document is the contract', () => {
       'GET /api/admin/migrations/run',
       'GET /api/admin/tenants',
       'GET /api/admin/tenants/{slug}',
+      'GET /api/admin/tenants/{slug}/quotas',
       'GET /api/me',
       'GET /api/t/{slug}/tokens',
       'GET /api/tenant/tokens',
       'GET /v2',
+      'GET /v3',
       'POST /api/admin/tenants/{slug}/resume',
       'POST /api/admin/tenants/{slug}/suspend',
       'POST /api/t/{slug}/read-only-access',

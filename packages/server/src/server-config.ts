@@ -152,6 +152,28 @@ export const sqlOverHttpConfigSchema = z
   })
   .strict()
 
+/**
+ * The data API's deadlines. Lists, counts and writes run through `tenantry.bounded`: off the
+ * event loop on SQLite, under a statement deadline everywhere. The data source's
+ * `bounded.statementTimeoutMs` (2 s by default) applies unless a tenant's own is set here.
+ */
+export const dataApiConfigSchema = z
+  .object({
+    /** Per-tenant settings, by slug, over the data source's. */
+    tenants: z
+      .record(
+        z.string(),
+        z
+          .object({
+            /** Deadline of one data API statement, in milliseconds. */
+            statementTimeoutMs: z.number().int().positive().optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+  })
+  .strict()
+
 /** The `server` section of `tenantry.config.ts`. */
 export const serverConfigSchema = z
   .object({
@@ -182,6 +204,8 @@ export const serverConfigSchema = z
     redis: z.string().url().optional(),
     /** SQL-over-HTTP streams and per-tenant deadlines. */
     sqlOverHttp: sqlOverHttpConfigSchema.default(sqlOverHttpConfigSchema.parse({})),
+    /** The data API's per-tenant deadlines. */
+    dataApi: dataApiConfigSchema.default(dataApiConfigSchema.parse({})),
   })
   .strict()
 
@@ -190,6 +214,7 @@ export type PlanConfig = z.infer<typeof planSchema>
 export type HttpConfig = z.infer<typeof httpConfigSchema>
 export type LimitsConfig = z.infer<typeof limitsConfigSchema>
 export type SqlOverHttpConfig = z.infer<typeof sqlOverHttpConfigSchema>
+export type DataApiConfig = z.infer<typeof dataApiConfigSchema>
 export type CollectionConfig = z.infer<typeof collectionSchema> & { table: string }
 export type ServerConfig = Omit<z.infer<typeof serverConfigSchema>, 'collections'> & {
   collections: Record<string, CollectionConfig>

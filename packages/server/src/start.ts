@@ -2,6 +2,8 @@ import { createServer } from 'node:net'
 import { createTenantry, loadConfig, type Logger, type ResolvedConfig, type Tenantry } from 'tenantry'
 import { createApp, type CreateAppOptions, type TenantryApp } from './app.js'
 import { parseServerConfig } from './server-config.js'
+import { repairAllHalfMade } from './tenants/half-made.js'
+import { Organizations } from './tenants/organizations.js'
 
 /** After the shutdown bound, how long closing Tenantry may still take before the process exits anyway. */
 const HARD_EXIT_GRACE_MS = 2_000
@@ -24,6 +26,14 @@ export interface StartServerOptions {
   handleSignals?: boolean
   /** Passed through to `createApp`. */
   app?: Omit<CreateAppOptions, 'tenantry'>
+  /**
+   * Before listening, repair what a crash left half-made (`repairAllHalfMade`: creates cut
+   * short rolled back, deletes finished, organizations with no tenant linked or removed,
+   * staging files removed), as `tenantry doctor --fix` does. Only what sat untouched for
+   * `graceMs`, with no live operation, is touched; `false` skips it.
+   * @default { graceMs: DEFAULT_REPAIR_GRACE_MS } (5 minutes)
+   */
+  repair?: { graceMs?: number } | false
 }
 
 export interface RunningServer {
@@ -53,6 +63,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const url = `http://${urlHost}:${port}`
   try {
     app = await createApp({ baseURL: url, ...options.app, tenantry })
+    if (options.repair !== false) await repairAtStart(tenantry, app, options.repair?.graceMs)
     await app.listen({ port, host })
   } catch (error) {
     if (ownsTenantry) await tenantry.close()
@@ -113,6 +124,17 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     process.on('SIGTERM', onSignal)
   }
   return { app: running, tenantry, url, close }
+}
+
+/** The start's repair of half-made state: a failure is logged, and does not keep the server from serving. */
+async function repairAtStart(tenantry: Tenantry, app: TenantryApp, graceMs: number | undefined): Promise<void> {
+  try {
+    const organizations = new Organizations(app.auth, tenantry, app.log)
+    const actions = await repairAllHalfMade(tenantry, { organizations, ...(graceMs === undefined ? {} : { graceMs }) })
+    if (actions.length) app.log.warn({ repaired: actions }, `start: repaired ${actions.length} thing(s) a crash left half-made`)
+  } catch (error) {
+    app.log.error({ err: error }, 'start: repairing half-made state failed; run tenantry doctor --fix')
+  }
 }
 
 /** Core's logger, writing to the app's pino logger (tagged `component: tenantry`) once the app exists. */

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander'
-import { TenantryError, type Isolation, type TenantRecord } from 'tenantry'
-import { cliActor, requireDataSourceId, requireSlug } from '../input.js'
+import { formatBytes, parseBytes, TenantryError, type Isolation, type QuotaChanges, type TenantQuotas, type TenantRecord } from 'tenantry'
+import { UsageError } from '../errors.js'
+import { cliActor, positiveInteger, requireDataSourceId, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
 import { cell, type Column, type Output } from '../output.js'
 
@@ -28,7 +29,33 @@ interface CreateOptions extends JsonOption {
   dryRun?: boolean
 }
 
-/** `tenantry tenant …`: create, list, show, suspend, resume, delete, read-only-access. */
+interface QuotaOptions extends JsonOption {
+  storage?: string
+  tokens?: string
+  bulkRows?: string
+}
+
+/** `unlimited` → null, `default` → follow the config, anything else through `parse`; bad input is a usage error. */
+function quotaValue(option: string, text: string, parse: (text: string) => number): number | null | 'default' {
+  if (text === 'unlimited') return null
+  if (text === 'default') return 'default'
+  try {
+    return parse(text)
+  } catch (error) {
+    throw new UsageError(`${option}: ${(error as Error).message}`)
+  }
+}
+
+function sizeValue(text: string): number {
+  return parseBytes(text)
+}
+
+function countValue(text: string): number {
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new Error(`expected a whole number, unlimited or default, not ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
+/** `tenantry tenant …`: create, list, show, suspend, resume, delete, quota, usage, read-only-access. */
 export function registerTenantCommands(program: Command, out: Output): void {
   const tenant = program.command('tenant').description('create, list, inspect and change tenants')
 
@@ -166,6 +193,75 @@ export function registerTenantCommands(program: Command, out: Output): void {
             ? `Tenant ${record.slug} purged: its data is gone and the slug is free.`
             : `Tenant ${record.slug} deleted: its data is kept and the slug stays taken (use --purge to remove both).`,
         )
+      })
+    })
+
+  tenant
+    .command('quota')
+    .description("show a tenant's quotas and what it uses of them; with options, change them (unlimited: no limit, default: the config's)")
+    .argument('<slug>', 'the tenant slug')
+    .option('--storage <size>', 'storage, e.g. 500MB or 2GB (KB, MB, GB, TB are binary), unlimited or default')
+    .option('--tokens <n>', 'live integration tokens, unlimited or default')
+    .option('--bulk-rows <n>', 'rows per bulk create or delete request of the data API, unlimited or default')
+    .option('--json', 'print JSON: { quotas, overrides, defaults, usage }')
+    .action(async (slug: string, options: QuotaOptions, command: Command) => {
+      requireSlug(slug)
+      // Every value is checked before anything is opened: bad input changes nothing.
+      const changes: QuotaChanges = {}
+      if (options.storage !== undefined) changes.storageBytes = quotaValue('--storage', options.storage, sizeValue)
+      if (options.tokens !== undefined) changes.tokens = quotaValue('--tokens', options.tokens, countValue)
+      if (options.bulkRows !== undefined) changes.bulkRows = quotaValue('--bulk-rows', options.bulkRows, countValue)
+      await withTenantry(command, async (tenantry) => {
+        const changed = Object.keys(changes).length > 0
+        const view = changed ? await tenantry.quotas.set(slug, changes, { actor: cliActor() }) : await tenantry.quotas.get(slug)
+        const record = (await tenantry.catalog.findTenantBySlug(slug))!
+        const now = new Date().toISOString()
+        const tokens = (await tenantry.tokens.list(slug)).filter((t) => !t.revokedAt && (!t.expiresAt || t.expiresAt > now)).length
+        const storageBytes = (await tenantry.storageBytes(record).catch(() => undefined)) ?? null
+        const usage = { storageBytes, tokens }
+        if (options.json) return out.json({ ...view, usage })
+        if (changed) out.note(`Quotas of ${slug} changed.`)
+        const show = (name: keyof TenantQuotas, format: (n: number) => string = String) => {
+          const value = view.quotas[name]
+          return `${value === null ? 'unlimited' : format(value)}${name in view.overrides ? '' : ' (default)'}`
+        }
+        out.table(
+          [
+            { quota: 'storage', limit: show('storageBytes', formatBytes), used: storageBytes === null ? 'not measured' : formatBytes(storageBytes) },
+            { quota: 'tokens', limit: show('tokens'), used: String(tokens) },
+            { quota: 'bulk rows', limit: show('bulkRows'), used: 'per request' },
+          ],
+          [
+            { header: 'QUOTA', value: (r) => r.quota },
+            { header: 'LIMIT', value: (r) => r.limit },
+            { header: 'USED', value: (r) => r.used },
+          ],
+        )
+      })
+    })
+
+  tenant
+    .command('usage')
+    .description("show a tenant's metered usage per UTC day: requests, statements, rows read and written, time, storage")
+    .argument('<slug>', 'the tenant slug')
+    .option('--days <n>', 'days back, today included (default 30)', positiveInteger)
+    .option('--json', 'print JSON: { tenantId, slug, storageBytes, days: [...] }')
+    .action(async (slug: string, options: { days?: number } & JsonOption, command: Command) => {
+      requireSlug(slug)
+      await withTenantry(command, async (tenantry) => {
+        const usage = await tenantry.usageOf(slug, options.days ? { days: options.days } : {})
+        if (options.json) return out.json(usage)
+        out.line(`Usage of ${slug} (${usage.tenantId}); storage now: ${usage.storageBytes === null ? 'not measured' : formatBytes(usage.storageBytes)}`)
+        if (usage.days.length === 0) return out.line('No usage recorded in that period.')
+        out.table(usage.days, [
+          { header: 'DAY', value: (d) => d.day },
+          { header: 'REQUESTS', value: (d) => d.requests },
+          { header: 'STATEMENTS', value: (d) => d.statements },
+          { header: 'ROWS READ', value: (d) => d.rowsRead },
+          { header: 'ROWS WRITTEN', value: (d) => d.rowsWritten },
+          { header: 'TIME (MS)', value: (d) => d.execMs },
+          { header: 'STORAGE', value: (d) => (d.storageBytes === null ? '' : formatBytes(d.storageBytes)) },
+        ])
       })
     })
 

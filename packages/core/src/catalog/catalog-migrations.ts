@@ -113,5 +113,45 @@ export function catalogMigrations(engine: EngineName): Record<string, Migration>
       await db.schema.createIndex('tokens_tenant').on('tokens').columns(['tenant_id', 'created_at']).execute()
     },
   },
+  '0004_tenant_settings_usage': {
+    async up(db: Kysely<any>) {
+      // Per-tenant settings as one JSON document (`{ quotas: {...} }`), so that later per-tenant
+      // limits need no migration. No row: the config's defaults apply.
+      await db.schema
+        .createTable('tenant_settings')
+        .addColumn('tenant_id', 'text', (c) => c.primaryKey().references('tenants.id'))
+        .addColumn('settings', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .execute()
+      // Usage per tenant per UTC day (YYYY-MM-DD), the shape billing reads. Counters are added to
+      // by each process's periodic flush; storage_bytes is the last size measured that day.
+      await db.schema
+        .createTable('tenant_usage')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('day', 'text', (c) => c.notNull())
+        .addColumn('requests', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('statements', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('rows_read', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('rows_written', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('exec_ms', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('storage_bytes', 'bigint')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tenant_usage_pk', ['tenant_id', 'day'])
+        .execute()
+    },
+  },
+  '0005_sealed_values': {
+    async up(db: Kysely<any>) {
+      // Deployment secrets other than a data source's credentials, sealed with the SecretBox
+      // (e.g. the root that role passwords are derived from, kept across key rotations).
+      await db.schema
+        .createTable('sealed_values')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('sealed', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
 }
 }

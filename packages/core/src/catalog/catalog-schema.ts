@@ -89,6 +89,36 @@ export interface TokensTable {
   created_by: string
 }
 
+/** A tenant's own settings (quotas…) as JSON; no row means the config's defaults. */
+export interface TenantSettingsTable {
+  tenant_id: string
+  /** JSON: `TenantSettings` (see quotas/quotas.ts). */
+  settings: string
+  updated_at: string
+  updated_by: string
+}
+
+/** Usage of one tenant on one UTC day. bigint columns come back from node-postgres as strings. */
+export interface TenantUsageTable {
+  tenant_id: string
+  /** `YYYY-MM-DD`, UTC. */
+  day: string
+  requests: number | string
+  statements: number | string
+  rows_read: number | string
+  rows_written: number | string
+  exec_ms: number | string
+  storage_bytes: number | string | null
+  updated_at: string
+}
+
+/** A deployment secret sealed with the SecretBox, bound to `sealed-value:<name>`. */
+export interface SealedValuesTable {
+  name: string
+  sealed: string
+  updated_at: string
+}
+
 export interface CatalogDatabase {
   tenants: TenantsTable
   placements: PlacementsTable
@@ -97,4 +127,7 @@ export interface CatalogDatabase {
   audit_log: AuditLogTable
   locks: LocksTable
   tokens: TokensTable
+  tenant_settings: TenantSettingsTable
+  tenant_usage: TenantUsageTable
+  sealed_values: SealedValuesTable
 }

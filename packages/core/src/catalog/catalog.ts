@@ -7,6 +7,7 @@ import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationR
 import { TransactionalSqliteDialect } from '../engines/sqlite/sqlite-dialect.js'
 import pg from 'pg'
 import { TenantryError } from '../errors.js'
+import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { isProcessAlive } from '../processes.js'
 import type { EngineName, Isolation } from '../engines/engine.js'
 import { catalogMigrations } from './catalog-migrations.js'
@@ -69,6 +70,34 @@ export interface LockInfo {
   heartbeatAt: string
 }
 
+/** What a tenant used: the counters metered per tenant (see usage/usage-meter.ts). */
+export interface UsageCounts {
+  /** HTTP requests admitted to the tenant. */
+  requests: number
+  /** SQL statements run on the tenant's data (data API queries, SQL-over-HTTP statements). */
+  statements: number
+  rowsRead: number
+  rowsWritten: number
+  /** Time spent running those statements, in milliseconds. */
+  execMs: number
+}
+
+/** One tenant's usage on one UTC day. */
+export interface UsageDay extends UsageCounts {
+  /** `YYYY-MM-DD`, UTC. */
+  day: string
+  /** The tenant's storage as last measured that day, or null if it was not measured. */
+  storageBytes: number | null
+}
+
+/** Counts to add to a tenant's usage of a day (and, when measured, its storage). */
+export interface UsageDelta {
+  tenantId: string
+  day: string
+  counts: UsageCounts
+  storageBytes?: number
+}
+
 export interface CatalogOptions {
   /**
    * `postgres://…` or `postgresql://…` for a Postgres catalog; anything else is a SQLite file path.
@@ -76,6 +105,8 @@ export interface CatalogOptions {
   url: string
   /** A lock whose holder has not beaten its heartbeat for this long is taken over. @default 60000 */
   staleLockMs?: number
+  /** Hears of idle catalog connections the server ended (a Postgres catalog). @default SILENT_LOGGER */
+  logger?: Logger
 }
 
 const now = () => new Date().toISOString()
@@ -118,6 +149,10 @@ export class Catalog {
   static open(options: CatalogOptions): Catalog {
     if (isPostgresUrl(options.url)) {
       const pool = new pg.Pool({ connectionString: options.url, max: 10 })
+      // An idle connection the server ended (a restart, a terminated backend) is an 'error' event
+      // on the pool; unheard, Node would end the process. The pool replaces the connection.
+      const logger = options.logger ?? SILENT_LOGGER
+      pool.on('error', (err) => logger.warn({ err }, 'An idle catalog connection was ended by the server'))
       return new Catalog(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres', options)
     }
     // Sessions and password hashes live here: the directory and the file are the owner's alone.
@@ -299,7 +334,10 @@ export class Catalog {
       .where('id', '=', id)
       .where('status', 'in', from)
       .executeTakeFirst()
-    return Number(result.numUpdatedRows) === 1
+    const moved = Number(result.numUpdatedRows) === 1
+    // A deleted tenant's settings (its quotas) go with it; its usage history stays, for billing.
+    if (moved && to === 'deleted') await this.deleteTenantSettings(id)
+    return moved
   }
 
   /** Live tenants, optionally only those in `status` and among `tenantIds`. */
@@ -312,6 +350,81 @@ export class Catalog {
     if (tenantIds) query = tenantIds.length ? query.where('id', 'in', [...tenantIds]) : query.where(sql.lit(false))
     const row = await query.executeTakeFirstOrThrow()
     return Number(row.n)
+  }
+
+  // --- per-tenant settings and usage ------------------------------------------
+
+  /** The tenant's own settings (a JSON object), or undefined when it has none (the defaults apply). */
+  async tenantSettings(tenantId: string): Promise<Record<string, unknown> | undefined> {
+    const row = await this.db.selectFrom('tenant_settings').select('settings').where('tenant_id', '=', tenantId).executeTakeFirst()
+    return row ? (JSON.parse(row.settings) as Record<string, unknown>) : undefined
+  }
+
+  /** Replaces the tenant's settings document. */
+  async setTenantSettings(tenantId: string, settings: Record<string, unknown>, actor = 'system'): Promise<void> {
+    const row = { tenant_id: tenantId, settings: JSON.stringify(settings), updated_at: now(), updated_by: actor }
+    await this.db
+      .insertInto('tenant_settings')
+      .values(row)
+      .onConflict((oc) => oc.column('tenant_id').doUpdateSet({ settings: row.settings, updated_at: row.updated_at, updated_by: actor }))
+      .execute()
+  }
+
+  async deleteTenantSettings(tenantId: string): Promise<void> {
+    await this.db.deleteFrom('tenant_settings').where('tenant_id', '=', tenantId).execute()
+  }
+
+  /**
+   * Adds counts to tenants' daily usage rows, creating them as needed, in one transaction.
+   * Additive, so several processes flushing the same tenant and day add up.
+   */
+  async addUsage(deltas: readonly UsageDelta[]): Promise<void> {
+    if (deltas.length === 0) return
+    const at = now()
+    await this.db.transaction().execute(async (trx) => {
+      for (const d of deltas) {
+        await trx
+          .insertInto('tenant_usage')
+          .values({
+            tenant_id: d.tenantId,
+            day: d.day,
+            requests: d.counts.requests,
+            statements: d.counts.statements,
+            rows_read: d.counts.rowsRead,
+            rows_written: d.counts.rowsWritten,
+            exec_ms: Math.round(d.counts.execMs),
+            storage_bytes: d.storageBytes ?? null,
+            updated_at: at,
+          })
+          .onConflict((oc) =>
+            oc.columns(['tenant_id', 'day']).doUpdateSet({
+              requests: sql`tenant_usage.requests + excluded.requests`,
+              statements: sql`tenant_usage.statements + excluded.statements`,
+              rows_read: sql`tenant_usage.rows_read + excluded.rows_read`,
+              rows_written: sql`tenant_usage.rows_written + excluded.rows_written`,
+              exec_ms: sql`tenant_usage.exec_ms + excluded.exec_ms`,
+              storage_bytes: d.storageBytes === undefined ? sql`tenant_usage.storage_bytes` : sql`excluded.storage_bytes`,
+              updated_at: at,
+            }),
+          )
+          .execute()
+      }
+    })
+  }
+
+  /** A tenant's daily usage, oldest first, from `since` (a `YYYY-MM-DD` day) on. */
+  async usage(tenantId: string, options: { since?: string } = {}): Promise<UsageDay[]> {
+    let query = this.db.selectFrom('tenant_usage').selectAll().where('tenant_id', '=', tenantId).orderBy('day')
+    if (options.since) query = query.where('day', '>=', options.since)
+    return (await query.execute()).map((r) => ({
+      day: r.day,
+      requests: Number(r.requests),
+      statements: Number(r.statements),
+      rowsRead: Number(r.rows_read),
+      rowsWritten: Number(r.rows_written),
+      execMs: Number(r.exec_ms),
+      storageBytes: r.storage_bytes === null ? null : Number(r.storage_bytes),
+    }))
   }
 
   // --- the migration ledger -----------------------------------------------
@@ -453,6 +566,16 @@ export class Catalog {
         heartbeatAt: row.heartbeat_at,
       }
     )
+  }
+
+  /**
+   * The lock's holder if it is alive (`acquireLock` would refuse), else `undefined`: no lock, or
+   * one whose holder died (its pid is gone on this host, or its heartbeat is stale). Read-only.
+   */
+  async liveLock(name: string): Promise<LockInfo | undefined> {
+    const row = await this.db.selectFrom('locks').selectAll().where('name', '=', name).executeTakeFirst()
+    if (!row || this.#isAbandoned(row)) return undefined
+    return (await this.readLock(name))!
   }
 
   #isAbandoned(lock: { pid: number; host: string; heartbeat_at: string }): boolean {

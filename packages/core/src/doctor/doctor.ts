@@ -1,7 +1,7 @@
-import type { TenantStatus } from '../catalog/catalog-schema.js'
-import type { DoctorTenant, EngineCheck } from '../engines/engine.js'
+import type { EngineCheck } from '../engines/engine.js'
 import { describeDataSource } from '../engines/registry.js'
 import type { Tenantry } from '../tenantry.js'
+import { checkHalfMade, doctorTenants, type HalfMadeOptions } from './repair.js'
 
 /** One finding of `tenantry doctor`. `fail` means an isolation guarantee does not hold (or cannot be checked). */
 export interface DoctorCheck extends EngineCheck {
@@ -9,16 +9,14 @@ export interface DoctorCheck extends EngineCheck {
   dataSource?: string
 }
 
-/** Tenants whose storage must exist: serving, paused, or deleted with their data kept. */
-const STORED_STATUSES: readonly TenantStatus[] = ['ready', 'suspended', 'moving', 'deleted']
-
 /**
  * Checks that what the catalog promises holds in the databases themselves, data source by
  * data source, with each engine's own checks (`DatabaseEngine.doctor`): for Postgres, that the
  * app role is least-privilege and owns nothing and that every tenant's storage exists and
- * belongs to the admin; for SQLite, that the directory matches the catalog. Read-only.
+ * belongs to the admin; for SQLite, that the directory matches the catalog. Then, that no
+ * lifecycle operation was cut short (`checkHalfMade`; `options.graceMs` as there). Read-only.
  */
-export async function runDoctor(tenantry: Tenantry): Promise<DoctorCheck[]> {
+export async function runDoctor(tenantry: Tenantry, options: HalfMadeOptions = {}): Promise<DoctorCheck[]> {
   const [sources, tenants] = await Promise.all([
     tenantry.catalog.listDataSources(),
     tenantry.catalog.listTenants({ includePurged: true }),
@@ -26,17 +24,7 @@ export async function runDoctor(tenantry: Tenantry): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = []
   for (const source of sources) {
     const add = ({ name, status, detail }: EngineCheck) => checks.push({ name: `${source.id}: ${name}`, status, detail, dataSource: source.id })
-    const own = tenants
-      .filter((t) => t.placement.dataSourceId === source.id)
-      .map(
-        (t): DoctorTenant => ({
-          id: t.id,
-          slug: t.slug,
-          placement: { tenantId: t.id, isolation: t.placement.isolation, locator: t.placement.locator },
-          stored: !t.purgedAt && STORED_STATUSES.includes(t.status),
-          purged: !!t.purgedAt,
-        }),
-      )
+    const own = doctorTenants(tenants.filter((t) => t.placement.dataSourceId === source.id))
     try {
       const engine = await tenantry.dataSources.engine(source.id)
       if (!engine.doctor) add({ name: 'engine', status: 'warn', detail: `no checks for engine ${source.engine}` })
@@ -46,5 +34,6 @@ export async function runDoctor(tenantry: Tenantry): Promise<DoctorCheck[]> {
       add({ name: 'reachable', status: 'fail', detail: `cannot inspect ${describeDataSource(source)}: ${(error as Error).message}` })
     }
   }
+  checks.push(...(await checkHalfMade(tenantry, options)))
   return checks
 }

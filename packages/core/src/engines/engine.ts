@@ -144,7 +144,11 @@ export interface RawStatement {
   sql: string
   /** Positional parameters. */
   args?: RawSqlValue[]
-  /** Named parameters, by name without their `:`, `@` or `$`. */
+  /**
+   * Named parameters, by name with or without its `:`, `@` or `$` (`1` or `?1` for `?1`). Both
+   * kinds may be mixed: positional value `i` binds parameter index `i + 1`, whatever its form,
+   * as SQLite numbers them.
+   */
   namedArgs?: Record<string, RawSqlValue>
   /** Return the rows (or only count them). @default true */
   wantRows?: boolean
@@ -159,6 +163,18 @@ export interface RawStatementSuccess {
   rowsAffected: number
   /** The rowid of the last insert, when the statement wrote. */
   lastInsertRowid: bigint | null
+}
+
+/** A statement compiled but not run (`describe`). */
+export interface RawStatementDescription {
+  ok: true
+  /** Parameter names by index: `:a`, `?2`, or `null` for a bare `?`. */
+  params: Array<string | null>
+  /** The result's columns and declared types (none for a statement that returns no rows). */
+  columns: Array<{ name: string; type: string | null }>
+  isExplain: boolean
+  /** SQLite's `sqlite3_stmt_readonly`: the statement would not write. */
+  isReadonly: boolean
 }
 
 /**
@@ -194,6 +210,14 @@ export interface SqliteRawSession {
   readonly closed: boolean
   /** Runs one statement. One at a time: a session is a single connection. */
   execute(statement: RawStatement): Promise<RawStatementSuccess | RawStatementFailure>
+  /**
+   * Runs a script of several statements, split where SQLite would: every one passes the
+   * statement guard before the first runs, then they run in order (no implicit transaction)
+   * until one fails, under one statement deadline. No rows come back.
+   */
+  sequence(sql: string): Promise<{ ok: true } | RawStatementFailure>
+  /** Compiles one statement through the guard and describes it, running nothing. */
+  describe(sql: string): Promise<RawStatementDescription | RawStatementFailure>
   /** Ends the session, rolling back an open transaction. Idempotent. */
   close(): Promise<void>
 }
@@ -217,6 +241,66 @@ export interface RawSessions {
    */
   close?(): Promise<void>
 }
+
+/** Options of `BoundedQueries.run` (and `tenantry.bounded`). */
+export interface BoundedQueryOptions {
+  /**
+   * `fn` only reads: the connection (SQLite) or transaction (Postgres) is read-only, enforced
+   * by the database. @default false
+   */
+  readOnly?: boolean
+  /**
+   * Longest one statement may run before it is stopped with `STATEMENT_TIMEOUT`: a per-tenant
+   * override of the data source's setting.
+   * @default the data source's `bounded.statementTimeoutMs`, else 2000
+   */
+  statementTimeoutMs?: number
+}
+
+/** What `BoundedQueries.run` is handed about the tenant in context. */
+export interface BoundedQueryTarget {
+  readonly placement: EnginePlacement
+  /** The tenant's in-process handle (`tenantry.db()`), for engines whose driver is already asynchronous. */
+  db(): Kysely<any>
+}
+
+/**
+ * Bounded queries: ordinary Kysely queries that can neither hold the caller's event loop nor
+ * run past a deadline, for work whose cost a client controls (the server's data API: scans,
+ * searches, writes that may wait on a lock). SQLite runs them in the executor's processes
+ * (like raw sessions, under the statement guard); Postgres runs them in a transaction whose
+ * `statement_timeout` and `lock_timeout` are set for that transaction only. What ends them
+ * rejects with a `TenantryError`: `STATEMENT_TIMEOUT`, `TRANSACTION_TIMEOUT`,
+ * `DATABASE_BUSY` (a lock held elsewhere, every executor busy), `RESULT_TOO_LARGE`.
+ */
+export interface BoundedQueries {
+  /**
+   * Runs `fn` on a Kysely instance bound to the tenant's data and to these deadlines; the
+   * instance is only valid until `fn` settles. `fn`'s own `transaction()` calls run on the same
+   * connection.
+   */
+  run<T>(target: BoundedQueryTarget, options: BoundedQueryOptions, fn: (db: Kysely<any>) => Promise<T>): Promise<T>
+}
+
+/**
+ * A tenant's storage on an engine: measured, and limited by the storage quota. Where the
+ * database itself enforces the limit (`enforced`: SQLite's `max_page_count` on every connection
+ * that can write the tenant's file) a write past it fails with `QUOTA_EXCEEDED` and writes
+ * nothing; elsewhere (Postgres) callers compare `size` with the quota before writing.
+ */
+export interface TenantStorage {
+  readonly enforced: boolean
+  /**
+   * The limit for connections opened from now on, applied at once to the ones open; `null`
+   * lifts it. The router sets it whenever it resolves the tenant.
+   */
+  setLimit(tenantId: string, bytes: number | null): void
+  /** The tenant's storage in bytes (approximate under row isolation). */
+  size(placement: EnginePlacement): Promise<number>
+}
+
+/** Where an engine counts each statement it ran for a tenant (see `UsageMeter`). */
+export type StatementSink = (tenantId: string, usage: { rowsRead: number; rowsWritten: number; ms: number }) => void
 
 /** One table's rows, as `exportRows` yields and `importRows` takes them: engine-neutral values. */
 export interface TenantRows {
@@ -296,6 +380,14 @@ export interface DatabaseEngine {
    */
   doctor?(context: EngineDoctorContext): Promise<EngineCheck[]>
   /**
+   * Removes what interrupted writes left on this data source that no tenant owns or will
+   * finish (a SQLite create's staging file whose tenant is not being created), and returns
+   * what it removed (`tenantry doctor --fix`, and at server start). `context.creating`: the
+   * tenants whose create may still be running; their leftovers are theirs.
+   * @default undefined: nothing to remove.
+   */
+  removeLeftovers?(context: EngineDoctorContext & { creating: ReadonlySet<string> }): Promise<string[]>
+  /**
    * Per-tenant read-only logins (`tenantry.readOnlyAccess`).
    * @default undefined: refused with `UNSUPPORTED_PLACEMENT`.
    */
@@ -305,6 +397,22 @@ export interface DatabaseEngine {
    * @default undefined: SQL-over-HTTP is not offered for this engine's tenants.
    */
   readonly rawSession?: RawSessions
+  /**
+   * Bounded queries for `tenantry.bounded` (the server's data API).
+   * @default undefined: `tenantry.bounded` runs `fn` on the in-process handle (`tenantry.db()`)
+   * with no deadline; on an engine with a synchronous driver a slow query then holds the event loop.
+   */
+  readonly boundedQueries?: BoundedQueries
+  /**
+   * Tenants' storage: its size, and a per-tenant limit (the storage quota).
+   * @default undefined: storage is neither measured nor limited on this engine.
+   */
+  readonly storage?: TenantStorage
+  /**
+   * Hands the engine where to count statements it runs outside the router's handles (SQLite's
+   * executor processes), for usage metering. Handles the router opens are metered by the router.
+   */
+  meterWith?(sink: StatementSink): void
   /**
    * Writes a consistent copy of the tenant's storage (schema, rows and migration records) to
    * the file `destination`, which must not exist, while the tenant keeps serving. The copy

@@ -12,6 +12,7 @@
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import type { ChildRequest, ChildResponse, RawValue } from './executor-protocol.js'
+import { beginMode, BindingError, bindParameters, splitStatements, sqlParameters } from './sql-text.js'
 import { prepareGuarded, StatementRefused, type Bindings } from './statement-guard.js'
 
 const connections = new Map<number, Database.Database>()
@@ -24,6 +25,29 @@ const connections = new Map<number, Database.Database>()
 const spare = new Map<string, Database.Database>()
 const MAX_SPARE = 16
 const spareKey = (path: string, readOnly: boolean) => `${readOnly ? 'ro' : 'rw'}:${path}`
+
+/**
+ * Read-write connections inside libSQL's read transaction (`BEGIN TRANSACTION READONLY`, what
+ * `@libsql/client`'s `transaction('read')` sends), which SQLite alone would run as a plain
+ * `BEGIN`: they run with `PRAGMA query_only` until the transaction ends, so its writes fail
+ * with SQLITE_READONLY, by SQLite. Clients cannot set the pragma themselves (the guard
+ * refuses PRAGMAs); it is lifted before the connection serves anything else.
+ */
+const queryOnly = new WeakSet<Database.Database>()
+
+/** Lifts a read transaction's `query_only` once its transaction is over. */
+function endReadTransaction(db: Database.Database): void {
+  if (!queryOnly.has(db) || db.inTransaction) return
+  db.pragma('query_only = OFF')
+  queryOnly.delete(db)
+}
+
+/** After `sql` ran on `db`: a read transaction it began makes the connection query-only. */
+function afterStatement(db: Database.Database, sql: string): void {
+  if (db.readonly || queryOnly.has(db) || !db.inTransaction || !beginMode(sql)?.readonly) return
+  db.pragma('query_only = ON')
+  queryOnly.add(db)
+}
 
 /** A cap reached while reading rows. */
 class TooLarge extends Error {}
@@ -38,11 +62,25 @@ function open(params: NonNullable<Extract<ChildRequest, { op: 'execute' }>['open
     db.pragma('cache_size = -2000')
     // 64-bit integers stay exact: they leave as bigints.
     db.defaultSafeIntegers(true)
+    limitStorage(db, params.maxStorageBytes)
   } catch (error) {
     db.close()
     throw error
   }
   return db
+}
+
+/**
+ * The tenant's storage quota, enforced by SQLite: a write that would grow the file past
+ * `max_page_count` pages fails with SQLITE_FULL and writes nothing. Set per connection (the
+ * statement guard refuses PRAGMAs, so a client cannot lift it), and again whenever a session
+ * takes a spare connection, since the quota may have changed since it opened.
+ */
+function limitStorage(db: Database.Database, bytes: number | null | undefined): void {
+  if (db.readonly || bytes === undefined) return
+  const pageSize = Number(db.pragma('page_size', { simple: true }))
+  // SQLite's own ceiling when there is no quota; a limit below the current size holds it there.
+  db.pragma(`max_page_count = ${bytes === null ? 4294967294 : Math.max(1, Math.floor(bytes / pageSize))}`)
 }
 
 function sizeOf(value: unknown): number {
@@ -56,14 +94,22 @@ function execute(request: Extract<ChildRequest, { op: 'execute' }>): ChildRespon
   if (!db) {
     if (!request.open) throw new Error(`No connection for session ${request.session}`)
     const key = spareKey(request.open.path, request.open.readOnly)
-    db = spare.get(key) ?? open(request.open)
+    const reused = spare.get(key)
+    db = reused ?? open(request.open)
+    if (reused) limitStorage(db, request.open.maxStorageBytes)
     spare.delete(key)
     connections.set(request.session, db)
   }
-  const bindings: Bindings = request.namedArgs ? [...request.args, request.namedArgs] : request.args
-  const statement = prepareGuarded(db, request.sql, bindings, request.open?.readOnly ?? db.readonly)
+  endReadTransaction(db)
+  const readOnly = request.open?.readOnly ?? db.readonly
+  if (request.mode === 'sequence') return sequence(db, request, readOnly)
+  if (request.mode === 'describe') return describe(db, request)
+  // Bound as SQLite numbers parameters: better-sqlite3 alone cannot bind `?NNN` by position.
+  const bindings: Bindings = bindParameters(request.sql, request.args, request.namedArgs)
+  const statement = prepareGuarded(db, request.sql, bindings, readOnly)
   if (!statement.reader) {
     const info = statement.run(...bindings)
+    afterStatement(db, request.sql)
     return {
       id: request.id,
       ok: true,
@@ -110,6 +156,54 @@ function execute(request: Extract<ChildRequest, { op: 'execute' }>): ChildRespon
   }
 }
 
+const done = (request: { id: number }, db: Database.Database): Extract<ChildResponse, { ok: true }> => ({
+  id: request.id,
+  ok: true,
+  inTransaction: db.inTransaction,
+  columns: [],
+  rows: [],
+  rowsAffected: 0,
+  lastInsertRowid: null,
+})
+
+/**
+ * A script (Hrana's `sequence`, libSQL's `executeMultiple`), split into statements where
+ * SQLite's `sqlite3_complete` would (sql-text.ts). Every statement passes the guard before the
+ * first runs, so a refused one (DDL, a write on a read-only token) leaves nothing applied; the
+ * schema cannot change in between, since the guard refuses every schema change. Then they run
+ * in order, each on its own like `sqlite3_exec` (no implicit transaction), until one fails.
+ * Parameters have no values here: SQLite binds NULL.
+ */
+function sequence(db: Database.Database, request: Extract<ChildRequest, { op: 'execute' }>, readOnly: boolean): ChildResponse {
+  const statements = splitStatements(request.sql).map((sql) => {
+    const bindings = bindParameters(sql, [], undefined, { unboundIsNull: true })
+    return { sql, statement: prepareGuarded(db, sql, bindings, readOnly), bindings }
+  })
+  for (const { sql, statement, bindings } of statements) {
+    endReadTransaction(db)
+    statement.run(...bindings)
+    afterStatement(db, sql)
+  }
+  endReadTransaction(db)
+  return done(request, db)
+}
+
+/** Compiles one statement (through the guard: compiling a PRAGMA applies it) and reports it, running nothing. */
+function describe(db: Database.Database, request: Extract<ChildRequest, { op: 'execute' }>): ChildResponse {
+  // Whether it would write is reported, not refused: nothing runs, and the connection stays read-only.
+  const statement = prepareGuarded(db, request.sql, bindParameters(request.sql, [], undefined, { unboundIsNull: true }), false)
+  return {
+    ...done(request, db),
+    description: {
+      params: sqlParameters(request.sql),
+      columns: statement.reader ? statement.columns().map((c) => ({ name: c.name, type: c.type })) : [],
+      // The guard refuses EXPLAIN, so a described statement never is one.
+      isExplain: false,
+      isReadonly: statement.readonly,
+    },
+  }
+}
+
 function failure(request: ChildRequest, error: unknown): ChildResponse {
   const inTransaction = connections.get(request.session)?.inTransaction ?? false
   const base = { id: request.id, ok: false as const, inTransaction }
@@ -121,6 +215,7 @@ function failure(request: ChildRequest, error: unknown): ChildResponse {
     if (e.code.startsWith('SQLITE_BUSY') || e.code.startsWith('SQLITE_LOCKED')) return { ...base, kind: 'busy', code: e.code, message: String(e.message) }
     return { ...base, kind: 'statement', code: e.code, message: String(e.message) }
   }
+  if (e instanceof BindingError) return { ...base, kind: 'statement', code: 'ARGS_INVALID', message: String(e.message) }
   // Bad bindings (a wrong count, an unnamed value for a named parameter): the input's fault.
   if (e instanceof RangeError || e instanceof TypeError) return { ...base, kind: 'statement', code: 'SQL_INPUT_ERROR', message: String(e.message) }
   // V8 out of memory inside the heap limit also lands here as a RangeError on big strings; anything else is a bug.
@@ -153,6 +248,7 @@ function closeSession(session: number): void {
   if (!db) return
   const key = spareKey(db.name, db.readonly)
   if (db.inTransaction || spare.has(key)) return void db.close()
+  endReadTransaction(db)
   if (spare.size >= MAX_SPARE) {
     const oldest = spare.keys().next().value!
     spare.get(oldest)!.close()

@@ -12,6 +12,8 @@ export interface OpenParams {
   path: string
   readOnly: boolean
   busyTimeoutMs: number
+  /** The tenant's storage quota in bytes, applied as `PRAGMA max_page_count`; null: no limit. */
+  maxStorageBytes?: number | null
 }
 
 /** The caps one statement runs under, checked while its rows are read. */
@@ -32,6 +34,12 @@ export type ChildRequest =
       args: RawValue[]
       namedArgs?: Record<string, RawValue>
       wantRows: boolean
+      /**
+       * `statement` (the default): `sql` is one statement. `sequence`: `sql` is a script, split
+       * into statements that all pass the guard before the first runs, then run in order until
+       * one fails; no rows come back. `describe`: `sql` is compiled and guarded, never run.
+       */
+      mode?: 'statement' | 'sequence' | 'describe'
       caps: StatementCaps
       /** Close the connection after the statement unless it left a transaction open. */
       closeIfIdle: boolean
@@ -58,8 +66,19 @@ export type ChildResponse =
       rows: RawValue[][]
       rowsAffected: number
       lastInsertRowid: bigint | null
+      /** For `describe`: what SQLite compiled. */
+      description?: StatementDescription
     }
   | { id: number; ok: false; inTransaction: boolean; kind: ChildFailureKind; code: string; message: string }
+
+/** A compiled statement, as `describe` reports it. */
+export interface StatementDescription {
+  /** Parameter names by index (`null` for a bare `?`). */
+  params: Array<string | null>
+  columns: Array<{ name: string; type: string | null }>
+  isExplain: boolean
+  isReadonly: boolean
+}
 
 /** What a child sends once it is ready for requests. */
 export interface ChildReady {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { getPriority } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -127,7 +128,58 @@ describe('SqliteExecutor', () => {
     expect(await session.execute({ sql: "ATTACH 'x.db' AS x" })).toMatchObject({ ok: false, code: 'SQL_FORBIDDEN' })
     expect(await session.execute({ sql: 'CREATE TABLE t (x)' })).toMatchObject({ ok: false, code: 'SQL_FORBIDDEN' })
     expect(await session.execute({ sql: 'SELECT * FROM nowhere' })).toMatchObject({ ok: false, code: 'SQLITE_ERROR' })
-    expect(await session.execute({ sql: 'SELECT :a AS a, ? AS b', args: [2n], namedArgs: { a: 'x' } })).toMatchObject({ ok: true, rows: [['x', 2n]] })
+    // Positional values bind by index whatever the form; a named value wins over a positional one.
+    expect(await session.execute({ sql: 'SELECT :a AS a, ? AS b', args: [1n, 2n], namedArgs: { a: 'x' } })).toMatchObject({ ok: true, rows: [['x', 2n]] })
+    expect(await session.execute({ sql: 'SELECT :a AS a, ? AS b', args: [2n], namedArgs: { a: 'x' } })).toMatchObject({ ok: false, code: 'ARGS_INVALID' })
+    expect(await session.execute({ sql: 'SELECT ?2 AS a, ?1 AS b', args: [1n, 2n] })).toMatchObject({ ok: true, rows: [[2n, 1n]] })
+  })
+
+  it('runs a sequence only once every statement of it passed the guard, and describes without running', async () => {
+    const path = tenantFile()
+    const session = executor.openSession({ tenantId: 'ta', path, readOnly: false })
+    expect(await session.sequence("INSERT INTO notes VALUES (2, 'a;b'); DROP TABLE notes")).toMatchObject({ ok: false, code: 'SQL_FORBIDDEN' })
+    expect(read(path, 'SELECT count(*) AS n FROM notes')).toEqual([{ n: 1 }])
+    expect(await session.sequence("INSERT INTO notes VALUES (2, 'a;b'); UPDATE notes SET title = 'c' WHERE id = 1;")).toEqual({ ok: true })
+    expect(read(path, 'SELECT title FROM notes ORDER BY id')).toEqual([{ title: 'c' }, { title: 'a;b' }])
+    expect(await session.describe('DELETE FROM notes WHERE id = :id')).toEqual({ ok: true, params: [':id'], columns: [], isExplain: false, isReadonly: false })
+    expect(read(path, 'SELECT count(*) AS n FROM notes')).toEqual([{ n: 2 }])
+  })
+
+  it('lets a read-only session open read transactions, BEGIN IMMEDIATE included, and still refuses writes in them', async () => {
+    const path = tenantFile()
+    const session = executor.openSession({ tenantId: 'ta', path, readOnly: true })
+    for (const begin of ['BEGIN', 'BEGIN DEFERRED TRANSACTION', 'BEGIN IMMEDIATE', 'BEGIN EXCLUSIVE', 'BEGIN TRANSACTION READONLY']) {
+      expect(await session.execute({ sql: begin }), begin).toMatchObject({ ok: true })
+      expect(session.inTransaction).toBe(true)
+      expect(await session.execute({ sql: "UPDATE notes SET title = 'x'" })).toMatchObject({ ok: false, code: 'READ_ONLY' })
+      expect(await session.execute({ sql: 'SAVEPOINT s' })).toMatchObject({ ok: true })
+      expect(await session.execute({ sql: 'RELEASE s' })).toMatchObject({ ok: true })
+      expect(await session.execute({ sql: 'COMMIT' })).toMatchObject({ ok: true })
+      expect(session.inTransaction).toBe(false)
+    }
+    // A read-write session's libSQL read transaction cannot write either, by SQLite (query_only),
+    // and the connection writes again once it is over.
+    const writer = executor.openSession({ tenantId: 'ta', path, readOnly: false })
+    expect(await writer.execute({ sql: 'BEGIN TRANSACTION READONLY' })).toMatchObject({ ok: true })
+    expect(await writer.execute({ sql: "UPDATE notes SET title = 'x'" })).toMatchObject({ ok: false, code: 'SQLITE_READONLY' })
+    expect(await writer.execute({ sql: 'ROLLBACK' })).toMatchObject({ ok: true })
+    expect(await writer.sequence("BEGIN TRANSACTION READONLY; UPDATE notes SET title = 'y'")).toMatchObject({ ok: false, code: 'SQLITE_READONLY' })
+    expect(await writer.execute({ sql: 'ROLLBACK' })).toMatchObject({ ok: true })
+    expect(await writer.execute({ sql: "UPDATE notes SET title = 'z'" })).toMatchObject({ ok: true, rowsAffected: 1 })
+    expect(read(path, 'SELECT title FROM notes')).toEqual([{ title: 'z' }])
+    await session.close()
+    await writer.close()
+  })
+
+  it('runs executor processes below the server\'s priority, so busy tenants never starve the event loop', async () => {
+    const session = executor.openSession({ tenantId: 'ta', path: tenantFile(), readOnly: true })
+    await session.execute({ sql: 'SELECT 1' })
+    expect(executor.pids.map((pid) => getPriority(pid))).toEqual([10, 10])
+    await executor.close()
+    start({ niceness: 0 })
+    await executor.openSession({ tenantId: 'ta', path: tenantFile(), readOnly: true }).execute({ sql: 'SELECT 1' })
+    expect(executor.pids.map((pid) => getPriority(pid))).toEqual([getPriority(), getPriority()])
+    expect(() => new SqliteExecutor({ niceness: 20 })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION' }))
   })
 
   it('close stops every executor process, one killed mid-statement included: no orphans', async () => {

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, setPriority } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { RawSqlValue, RawStatement, RawStatementFailure, RawStatementSuccess, SqliteRawSession } from '../engines/engine.js'
+import type { RawSqlValue, RawStatement, RawStatementDescription, RawStatementFailure, RawStatementSuccess, SqliteRawSession } from '../engines/engine.js'
 import { TenantryError } from '../errors.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
-import type { ChildReady, ChildRequest, ChildResponse, OpenParams, StatementCaps } from './executor-protocol.js'
+import type { ChildReady, ChildRequest, ChildResponse, OpenParams, StatementCaps, StatementDescription } from './executor-protocol.js'
 
 /** Options of `SqliteExecutor`. Every limit has a default that suits a shared server. */
 export interface SqliteExecutorOptions {
@@ -52,8 +52,23 @@ export interface SqliteExecutorOptions {
   maxResultBytes?: number
   /** Bytes of one text or blob value of a result. @default 4 MiB */
   maxValueBytes?: number
+  /**
+   * The scheduling priority (nice value, 0 to 19) of executor processes. Above the server's
+   * own 0, so that when tenants' statements keep every core busy, the event loop that answers
+   * every tenant (and `/healthz`) still gets the CPU first: a noisy tenant slows itself, not
+   * its neighbours. 0 runs them at the server's priority.
+   * @default 10
+   */
+  niceness?: number
   /** @default SILENT_LOGGER */
   logger?: Logger
+  /**
+   * @internal Set by the engine, not by config: the tenant's storage quota in bytes (null for
+   * none), read as each session opens and applied with `PRAGMA max_page_count` in the process.
+   */
+  storageLimitOf?: (tenantId: string) => number | null | undefined
+  /** @internal Set by the engine: hears of each statement that ran, for usage metering. */
+  onStatement?: (tenantId: string, usage: { rowsRead: number; rowsWritten: number; ms: number }) => void
 }
 
 /** A snapshot of an executor's pool. */
@@ -124,7 +139,7 @@ class ExecutorProcess {
   #stderr = ''
   #killedFor: TenantryError | undefined
 
-  constructor(memoryLimitMiB: number, onExit: (process: ExecutorProcess, detail: string) => void) {
+  constructor(memoryLimitMiB: number, niceness: number, onExit: (process: ExecutorProcess, detail: string) => void) {
     const { file, execArgv } = childEntry()
     const nodeArgs = [...execArgv, `--max-old-space-size=${Math.max(64, Math.floor(memoryLimitMiB / 2))}`, file]
     const options: SpawnOptions = { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' }
@@ -134,6 +149,14 @@ class ExecutorProcess {
       process.platform === 'win32'
         ? spawn(process.execPath, nodeArgs, options)
         : spawn('/bin/sh', ['-c', `ulimit -d "$1" || exit ${NO_RLIMIT_EXIT}; shift; exec "$@"`, 'sh', String(memoryLimitMiB * 1024), process.execPath, ...nodeArgs], options)
+    // Set on the shell before it execs Node: the pid, and so the priority, carries over.
+    if (niceness > 0 && this.child.pid !== undefined) {
+      try {
+        setPriority(this.child.pid, niceness)
+      } catch {
+        // The process exited already (its exit is handled below), or the OS refused: it runs at the default priority.
+      }
+    }
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-2000)
     })
@@ -227,7 +250,7 @@ interface Waiter {
 export class SqliteExecutor {
   readonly poolSize: number
   readonly maxStatementsPerTenant: number
-  readonly #options: Required<Omit<SqliteExecutorOptions, 'logger' | 'poolSize' | 'maxStatementsPerTenant'>>
+  readonly #options: Required<Omit<SqliteExecutorOptions, 'logger' | 'poolSize' | 'maxStatementsPerTenant' | 'storageLimitOf' | 'onStatement'>>
   readonly #logger: Logger
   readonly #processes = new Set<ExecutorProcess>()
   readonly #idle: ExecutorProcess[] = []
@@ -238,6 +261,7 @@ export class SqliteExecutor {
   #starting = 0
   #closed = false
   #nextSession = 1
+  readonly #hooks: Pick<SqliteExecutorOptions, 'storageLimitOf' | 'onStatement'>
 
   constructor(options: SqliteExecutorOptions = {}) {
     this.poolSize = positive(options.poolSize, Math.max(4, availableParallelism()), 'poolSize')
@@ -251,8 +275,15 @@ export class SqliteExecutor {
       maxRows: positive(options.maxRows, 10_000, 'maxRows'),
       maxResultBytes: positive(options.maxResultBytes, 16 * MIB, 'maxResultBytes'),
       maxValueBytes: positive(options.maxValueBytes, 4 * MIB, 'maxValueBytes'),
+      niceness: niceness(options.niceness),
     }
     this.#logger = options.logger ?? SILENT_LOGGER
+    this.#hooks = { storageLimitOf: options.storageLimitOf, onStatement: options.onStatement }
+  }
+
+  /** @internal Counts a statement that ran for the tenant's usage. */
+  noteStatement(tenantId: string, usage: { rowsRead: number; rowsWritten: number; ms: number }): void {
+    this.#hooks.onStatement?.(tenantId, usage)
   }
 
   /** The pids of the running executor processes (for operators and tests). */
@@ -278,7 +309,12 @@ export class SqliteExecutor {
     const session = new ExecutorSession(this, this.#nextSession++, options, {
       statementTimeoutMs: options.statementTimeoutMs ?? this.#options.statementTimeoutMs,
       transactionTimeoutMs: options.transactionTimeoutMs ?? this.#options.transactionTimeoutMs,
-      open: { path: options.path, readOnly: options.readOnly, busyTimeoutMs: this.#options.busyTimeoutMs },
+      open: {
+        path: options.path,
+        readOnly: options.readOnly,
+        busyTimeoutMs: this.#options.busyTimeoutMs,
+        maxStorageBytes: options.readOnly ? null : (this.#hooks.storageLimitOf?.(options.tenantId) ?? null),
+      },
       caps: {
         maxRows: Math.min(options.maxRows ?? this.#options.maxRows, this.#options.maxRows),
         maxResultBytes: this.#options.maxResultBytes,
@@ -313,7 +349,7 @@ export class SqliteExecutor {
 
   #spawn(): void {
     if (this.#closed) return
-    const child = new ExecutorProcess(this.#options.memoryLimitMiB, (process, detail) => this.#onExit(process, detail))
+    const child = new ExecutorProcess(this.#options.memoryLimitMiB, this.#options.niceness, (process, detail) => this.#onExit(process, detail))
     this.#processes.add(child)
     this.#starting++
     child.ready.then(
@@ -434,7 +470,26 @@ class ExecutorSession implements SqliteRawSession {
     return this.#ended !== undefined
   }
 
-  async execute(statement: RawStatement): Promise<RawStatementSuccess | RawStatementFailure> {
+  execute(statement: RawStatement): Promise<RawStatementSuccess | RawStatementFailure> {
+    return this.#run(statement, 'statement')
+  }
+
+  async sequence(sql: string): Promise<{ ok: true } | RawStatementFailure> {
+    const outcome = await this.#run({ sql, wantRows: false }, 'sequence')
+    return outcome.ok ? { ok: true } : outcome
+  }
+
+  async describe(sql: string): Promise<RawStatementDescription | RawStatementFailure> {
+    const outcome = await this.#run({ sql, wantRows: false }, 'describe')
+    if (!outcome.ok) return outcome
+    if (!outcome.description) throw new TenantryError('INTERNAL', 'The executor process described nothing')
+    return { ok: true, ...outcome.description }
+  }
+
+  async #run(
+    statement: RawStatement,
+    mode: 'statement' | 'sequence' | 'describe',
+  ): Promise<(RawStatementSuccess & { description?: StatementDescription }) | RawStatementFailure> {
     if (this.#ended) throw this.#ended
     if (this.#running) throw new TenantryError('INVALID_OPTION', 'A raw session runs one statement at a time')
     this.#running = true
@@ -446,6 +501,7 @@ class ExecutorSession implements SqliteRawSession {
       const now = Date.now()
       const transactionBound = this.#inTransaction && this.#transactionDeadline - now < this.settings.statementTimeoutMs
       const deadline = transactionBound ? this.#transactionDeadline - now : this.settings.statementTimeoutMs
+      const started = performance.now()
       const response = await process.request(
         {
           op: 'execute',
@@ -455,6 +511,7 @@ class ExecutorSession implements SqliteRawSession {
           args: (statement.args ?? []) as RawSqlValue[],
           ...(statement.namedArgs ? { namedArgs: statement.namedArgs } : {}),
           wantRows: statement.wantRows ?? true,
+          ...(mode === 'statement' ? {} : { mode }),
           caps: this.settings.caps,
           closeIfIdle: true,
         },
@@ -467,10 +524,16 @@ class ExecutorSession implements SqliteRawSession {
       this.#track(process, response.inTransaction)
       if (response.ok) {
         const { columns, rows, rowsAffected, lastInsertRowid } = response
-        return { ok: true, columns, rows, rowsAffected, lastInsertRowid }
+        this.executor.noteStatement(tenantId, { rowsRead: columns.length ? rows.length : 0, rowsWritten: rowsAffected, ms: performance.now() - started })
+        return { ok: true, columns, rows, rowsAffected, lastInsertRowid, ...(response.description ? { description: response.description } : {}) }
       }
       switch (response.kind) {
         case 'statement':
+          // The tenant's storage quota (max_page_count): SQLite undid the statement; the caller's
+          // transaction must go too, so this ends the request rather than returning a SQL error.
+          if (response.code === 'SQLITE_FULL') {
+            throw new TenantryError('QUOTA_EXCEEDED', "The write would take the tenant past its storage quota; nothing was written", { details: { quota: 'storageBytes' } })
+          }
           return { ok: false, code: response.code, message: response.message }
         case 'too-large':
           throw new TenantryError('RESULT_TOO_LARGE', response.message)
@@ -555,6 +618,12 @@ class ExecutorSession implements SqliteRawSession {
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
   if (!Number.isFinite(value) || value <= 0) throw new TenantryError('INVALID_OPTION', `${name} must be a positive number, not ${value}`)
+  return value
+}
+
+function niceness(value: number | undefined): number {
+  if (value === undefined) return 10
+  if (!Number.isInteger(value) || value < 0 || value > 19) throw new TenantryError('INVALID_OPTION', `niceness must be an integer from 0 to 19, not ${value}`)
   return value
 }
 

@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3'
+import { isBeginWithMode } from './sql-text.js'
 
 /**
  * The rules for raw SQL over HTTP, checked on every statement before it runs.
@@ -30,6 +31,13 @@ import type { Database, Statement } from 'better-sqlite3'
  * Schema changes are refused for read-write tokens too: a tenant's schema belongs to its
  * migrations (the ledger would lie otherwise), and a trigger or view created here would
  * run later inside the app's own queries.
+ *
+ * A read-only session may open transactions: `BEGIN`, `BEGIN DEFERRED`, `COMMIT`, `END`,
+ * `ROLLBACK`, `SAVEPOINT` and `RELEASE` are read-only as SQLite reports them. `BEGIN
+ * IMMEDIATE`, `BEGIN EXCLUSIVE` (what `@libsql/client`'s `transaction()`, and so drizzle and
+ * Kysely, send by default) and libSQL's `BEGIN TRANSACTION READONLY` run there as a plain
+ * deferred `BEGIN`: a read-only connection can never take the write lock they ask for, and
+ * must not hold writers back. Writes inside still fail, by the guard and by the connection.
  */
 export const ALLOWED_LEADING_KEYWORDS: ReadonlySet<string> = new Set([
   'SELECT',
@@ -180,20 +188,22 @@ export function prepareGuarded(db: Database, sql: string, bindings: Bindings, re
   if (!keyword || !ALLOWED_LEADING_KEYWORDS.has(keyword)) {
     throw new StatementRefused(
       'SQL_FORBIDDEN',
-      `${keyword ?? 'This statement'} is not allowed over SQL-over-HTTP: only SELECT, WITH, VALUES, INSERT, REPLACE, UPDATE, DELETE and transaction control`,
+      `${keyword ?? 'This statement'} is not allowed over SQL-over-HTTP: only SELECT, WITH, VALUES, INSERT, REPLACE, UPDATE, DELETE and transaction control. Schema changes go through migrations (tenantry migrate)`,
     )
   }
   const forbidden = sqlNames(sql).find((name) => FORBIDDEN_TABLE_NAMES.test(name))
   if (forbidden) {
     throw new StatementRefused('SQL_FORBIDDEN', `${forbidden} is not allowed over SQL-over-HTTP: it reaches past the tenant's rows`)
   }
+  // See above: on a read-only connection a write-intent BEGIN is a read transaction.
+  if (readOnly && isBeginWithMode(sql)) return db.prepare('BEGIN DEFERRED')
   let statement: Statement
   try {
     statement = db.prepare(sql)
   } catch (error) {
     const message = (error as Error).message
     if (/more than one statement/i.test(message)) {
-      throw new StatementRefused('SQL_FORBIDDEN', 'Send one statement per request step (use a batch for several)')
+      throw new StatementRefused('SQL_FORBIDDEN', 'Send one statement per request step (use a batch or a sequence for several)')
     }
     throw error
   }
@@ -202,7 +212,10 @@ export function prepareGuarded(db: Database, sql: string, bindings: Bindings, re
   const program = db.prepare(`EXPLAIN ${sql}`).all(...bindings) as Array<{ opcode: string; p1: number; p3: number; p4: unknown }>
   for (const op of program) {
     if (FORBIDDEN_OPCODES.has(op.opcode)) {
-      throw new StatementRefused('SQL_FORBIDDEN', `This statement changes the schema, the file or the connection (${op.opcode}); that is not allowed over SQL-over-HTTP`)
+      throw new StatementRefused(
+        'SQL_FORBIDDEN',
+        `This statement changes the schema, the file or the connection (${op.opcode}); that is not allowed over SQL-over-HTTP. Schema changes go through migrations (tenantry migrate)`,
+      )
     }
     if ((op.opcode === 'Function' || op.opcode === 'PureFunc') && typeof op.p4 === 'string' && FORBIDDEN_FUNCTIONS.test(op.p4)) {
       throw new StatementRefused('SQL_FORBIDDEN', `${op.p4.replace(/\(.*$/, '')}() is not allowed over SQL-over-HTTP`)

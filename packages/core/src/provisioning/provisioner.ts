@@ -55,6 +55,14 @@ export interface ProvisionerOptions {
   beforeStep?: (step: ProvisioningStep, tenant: { id: string; slug: string }) => void | Promise<void>
 }
 
+/** How often a running create refreshes its lock; well under the catalog's stale-lock age (60 s by default). */
+const CREATE_LOCK_HEARTBEAT_MS = 15_000
+
+/** The lock a create of `slug` holds from start to end: one create per slug at a time. */
+export function createLockName(slug: string): string {
+  return `tenant-create:${slug}`
+}
+
 /** Tenants whose lifecycle operation can be resumed by asking for it again. */
 const RESUMABLE_CREATE: readonly TenantStatus[] = ['provisioning', 'failed']
 
@@ -152,7 +160,7 @@ export class Provisioner {
   async create(options: CreateTenantOptions): Promise<TenantRecord> {
     assertValidSlug(options.slug)
     // One create per slug at a time: a retry racing a running create would drop the storage it is building or has just activated.
-    const lock = await this.#catalog.acquireLock(`tenant-create:${options.slug}`).catch((error: unknown) => {
+    const lock = await this.#catalog.acquireLock(createLockName(options.slug)).catch((error: unknown) => {
       if (!isTenantryError(error, 'MIGRATION_LOCKED')) throw error
       const holder = error.details?.pid ? ` (pid ${String(error.details.pid)} on ${String(error.details.host)})` : ''
       throw new TenantryError('SLUG_TAKEN', `Tenant slug "${options.slug}" is being created by another call${holder}; try again once it finishes`, {
@@ -160,9 +168,16 @@ export class Provisioner {
         details: error.details,
       })
     })
+    // The lock is the create's lease: kept fresh while it runs, so that another host's repair
+    // (`repairHalfMade`) never takes a long create for a dead one.
+    const heartbeat = setInterval(() => {
+      lock.heartbeat().catch((err: unknown) => this.#logger.warn({ err, slug: options.slug }, 'Refreshing the create lock failed'))
+    }, CREATE_LOCK_HEARTBEAT_MS)
+    heartbeat.unref()
     try {
       return await this.#create(options)
     } finally {
+      clearInterval(heartbeat)
       await lock.release()
     }
   }

@@ -3,7 +3,8 @@ import { currentScope, type TenantScope } from '../context.js'
 import { NoTenantError, TenantryError } from '../errors.js'
 import type { Catalog, TenantRecord } from '../catalog/catalog.js'
 import type { DataSources } from '../data-sources/data-sources.js'
-import type { DatabaseEngine, EngineHandle } from '../engines/engine.js'
+import type { DatabaseEngine, EngineHandle, StatementSink } from '../engines/engine.js'
+import { UsagePlugin } from '../usage/usage-meter.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { TenantGuardPlugin } from './tenant-guard-plugin.js'
 
@@ -25,6 +26,14 @@ export interface RouterOptions {
    * @default 256
    */
   maxOpenHandles?: number
+}
+
+/** What the router asks of quotas and usage metering (wired by `createTenantry`). */
+export interface RouterHooks {
+  /** The tenant's storage quota in bytes (null: none), handed to its engine on every resolve. */
+  storageLimit?(tenant: TenantRecord): Promise<number | null>
+  /** Where the statements of tenant handles, and of engines' own connections, are counted. */
+  meter?: StatementSink
 }
 
 export interface RouterStats {
@@ -77,11 +86,13 @@ export class Router {
   readonly #handles = new Map<string, HandleEntry>()
   readonly #closing = new Set<Promise<void>>()
   readonly #logger: Logger
+  readonly #hooks: RouterHooks
   #closed = false
   readonly #stats = { placementHits: 0, placementMisses: 0, handleHits: 0, opens: 0, evictions: 0 }
 
   /** `logger` hears of handles that failed to close: nobody waits on those closes to throw to. */
-  constructor(catalog: Catalog, dataSources: DataSources, options: RouterOptions = {}, logger: Logger = SILENT_LOGGER) {
+  constructor(catalog: Catalog, dataSources: DataSources, options: RouterOptions = {}, logger: Logger = SILENT_LOGGER, hooks: RouterHooks = {}) {
+    this.#hooks = hooks
     this.#catalog = catalog
     this.#dataSources = dataSources
     this.#logger = logger
@@ -111,8 +122,15 @@ export class Router {
     if (!record || record.purgedAt) {
       throw new TenantryError('TENANT_NOT_FOUND', `Tenant ${byId ? key : `"${key}"`} not found`)
     }
-    if (!this.#engines.has(record.placement.dataSourceId)) {
-      this.#engines.set(record.placement.dataSourceId, await this.#dataSources.engine(record.placement.dataSourceId))
+    let engine = this.#engines.get(record.placement.dataSourceId)
+    if (!engine) {
+      engine = await this.#dataSources.engine(record.placement.dataSourceId)
+      if (this.#hooks.meter) engine.meterWith?.(this.#hooks.meter)
+      this.#engines.set(record.placement.dataSourceId, engine)
+    }
+    // Every resolve refreshes the quota the engine enforces: a change made elsewhere applies within the TTL.
+    if (engine.storage && this.#hooks.storageLimit && record.status === 'ready') {
+      engine.storage.setLimit(record.id, await this.#hooks.storageLimit(record))
     }
     // A tenant that is not ready is about to change (a create finishing, a resume): trust that briefly.
     const ttl = record.status === 'ready' ? this.#ttl : Math.min(this.#ttl, NOT_READY_TTL_MS)
@@ -180,7 +198,9 @@ export class Router {
       entry = {
         tenantId: tenant.id,
         handle,
-        db: handle.db.withPlugin(new TenantGuardPlugin(tenant.id)),
+        db: this.#hooks.meter
+          ? handle.db.withPlugin(new TenantGuardPlugin(tenant.id)).withPlugin(new UsagePlugin(tenant.id, this.#hooks.meter))
+          : handle.db.withPlugin(new TenantGuardPlugin(tenant.id)),
         pins: 0,
         retired: false,
       }

@@ -17,10 +17,41 @@ const IV_BYTES = 12
 export class SecretBox {
   readonly #load: () => Buffer
   #loaded: Buffer | undefined
+  /** What `derive` starts from when it is not the key itself (see `useDerivationRoot`). */
+  #derivationRoot: Buffer | undefined
 
   /** `key` may be a function: it is called once, when a secret is first sealed or opened. */
   constructor(key: Buffer | (() => Buffer)) {
     this.#load = typeof key === 'function' ? key : () => key
+  }
+
+  /** A fresh random key, base64: what `TENANTRY_SECRET_KEY` and the key file hold. */
+  static generateKey(): string {
+    return randomBytes(KEY_BYTES).toString('base64')
+  }
+
+  /** Reads a key as `TENANTRY_SECRET_KEY` or the key file gives it (32 bytes, base64 or hex); `source` names it in the error. */
+  static decodeKey(text: string, source: string): Buffer {
+    return decodeKey(text.trim(), source)
+  }
+
+  /**
+   * Derives from `root` instead of the key from now on. A key rotation keeps the old
+   * derivation root (sealed in the catalog), so that what was derived (role passwords stored in
+   * the databases) does not change with the key.
+   */
+  useDerivationRoot(root: Buffer): void {
+    if (root.length !== KEY_BYTES) throw new TenantryError('INVALID_CONFIG', `A derivation root must be ${KEY_BYTES} bytes`)
+    this.#derivationRoot = root
+  }
+
+  /**
+   * The bytes `derive` starts from: the derivation root, else the key. For key rotation only,
+   * which seals it under the new key.
+   * @internal
+   */
+  derivationRoot(): Buffer {
+    return this.#derivationRoot ?? this.#key
   }
 
   get #key(): Buffer {
@@ -37,12 +68,17 @@ export class SecretBox {
    * which is created with a fresh random key (mode 0600) when missing. The file is for the
    * embedded default; production sets the variable from its secret store. Nothing is read
    * or created until a secret is first needed, so a setup with no secrets has no key file.
+   * `options.create: false`: never create it (the catalog holds secrets sealed with a key).
    */
-  static fromEnvironment(keyFile: string, env: NodeJS.ProcessEnv = process.env): SecretBox {
+  static fromEnvironment(keyFile: string, env: NodeJS.ProcessEnv = process.env, options: { create?: boolean } = {}): SecretBox {
     const fromEnv = env.TENANTRY_SECRET_KEY
     if (fromEnv) return new SecretBox(() => decodeKey(fromEnv, 'TENANTRY_SECRET_KEY'))
     return new SecretBox(() => {
       if (!existsSync(keyFile)) {
+        // A fresh key for a catalog that already holds sealed secrets would open none of them.
+        if (options.create === false) {
+          throw new TenantryError('INVALID_CONFIG', `No secret key: set TENANTRY_SECRET_KEY to this deployment's key (or restore ${keyFile})`)
+        }
         mkdirSync(dirname(keyFile), { recursive: true, mode: 0o700 })
         try {
           writeFileSync(keyFile, randomBytes(KEY_BYTES).toString('base64') + '\n', { mode: 0o600, flag: 'wx' })
@@ -59,7 +95,7 @@ export class SecretBox {
    * with HMAC-SHA256: nothing to store, and it changes when the key is rotated.
    */
   derive(purpose: string): string {
-    return createHmac('sha256', this.#key).update(purpose, 'utf8').digest('base64url')
+    return createHmac('sha256', this.derivationRoot()).update(purpose, 'utf8').digest('base64url')
   }
 
   seal(plaintext: string, associatedData: string): string {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { quoteIdentifier } from '../identifiers.js'
-import { appRoleName, assertPostgresDataSourceId, templateDatabasePrefix, tenantRoleComment } from '../engines/postgres/postgres-names.js'
+import { appRoleName, assertPostgresDataSourceId, rowGroupRoleName, templateDatabasePrefix, tenantRoleComment } from '../engines/postgres/postgres-names.js'
 
 /** The server tests use. Override with TENANTRY_TEST_POSTGRES_URL. */
 export const TEST_POSTGRES_URL = process.env.TENANTRY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -107,7 +107,7 @@ export async function createTestDatabase(serverUrl: string, prefix = 'tenantry_t
 
 /**
  * Removes what Tenantry made on the test server for these Postgres data sources outside their
- * own databases: template databases, tenant roles and the app role. Database-isolated
+ * own databases: template databases, tenant roles, the row group role and the app role. Database-isolated
  * tenants' databases are named in the catalog: purge those tenants first (or `dropDatabases`
  * them), and drop the data source's database, before this.
  */
@@ -125,6 +125,7 @@ export async function dropAppRoles(serverUrl: string, dataSourceIds: readonly st
         [tenantRoleComment(id)],
       )
       for (const { rolname } of tenantRoles.rows) await client.query(`DROP ROLE IF EXISTS ${quoteIdentifier(rolname)}`)
+      await client.query(`DROP ROLE IF EXISTS ${quoteIdentifier(rowGroupRoleName(id))}`)
       await client.query(`DROP ROLE IF EXISTS ${quoteIdentifier(appRoleName(id))}`)
     }
   } finally {

@@ -4,6 +4,7 @@ import { TenantryError } from '../errors.js'
 import type { Catalog } from '../catalog/catalog.js'
 import type { TokensTable } from '../catalog/catalog-schema.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
+import { assertTokenQuota, type Quotas } from '../quotas/quotas.js'
 
 /** Every integration token starts with this, so scanners and humans recognise it. */
 export const TOKEN_PREFIX = 'tnt_'
@@ -64,15 +65,19 @@ export interface CreateTokenOptions {
 export interface TokenStoreOptions {
   /** Hears of errors a verify survives (the last-use write). @default SILENT_LOGGER */
   logger?: Logger
+  /** The tenant's `tokens` quota is checked on create. @default no quota */
+  quotas?: Pick<Quotas, 'of'>
 }
 
 export class TokenStore {
   readonly #catalog: Catalog
   readonly #logger: Logger
+  readonly #quotas: TokenStoreOptions['quotas']
 
   constructor(catalog: Catalog, options: TokenStoreOptions = {}) {
     this.#catalog = catalog
     this.#logger = options.logger ?? SILENT_LOGGER
+    this.#quotas = options.quotas
   }
 
   /**
@@ -89,6 +94,7 @@ export class TokenStore {
     if (!tenant || tenant.status === 'deleting' || tenant.status === 'deleted') {
       throw new TenantryError('TENANT_NOT_FOUND', `Tenant "${slug}" not found`)
     }
+    const quota = (await this.#quotas?.of(tenant.id))?.tokens ?? null
     const id = newTokenId()
     const secret = randomBytes(SECRET_BYTES).toString('base64url')
     const token = `${TOKEN_PREFIX}${id}_${secret}`
@@ -106,7 +112,22 @@ export class TokenStore {
       last_used_at: null,
       created_by: options.createdBy ?? 'system',
     }
-    await this.#catalog.db.insertInto('tokens').values(row).execute()
+    // Counted and inserted in one transaction (serialized on a SQLite catalog; on Postgres two
+    // creates at the same instant may both pass), so the quota holds under concurrent creates.
+    await this.#catalog.db.transaction().execute(async (trx) => {
+      if (quota !== null) {
+        const at = createdAt.toISOString()
+        const { n } = await trx
+          .selectFrom('tokens')
+          .select((eb) => eb.fn.countAll<number | string>().as('n'))
+          .where('tenant_id', '=', tenant.id)
+          .where('revoked_at', 'is', null)
+          .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]))
+          .executeTakeFirstOrThrow()
+        assertTokenQuota(Number(n), quota)
+      }
+      await trx.insertInto('tokens').values(row).execute()
+    })
     const record = toRecord(row)
     await this.#catalog.audit({
       tenantId: tenant.id,

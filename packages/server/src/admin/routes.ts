@@ -12,11 +12,15 @@ import {
   fanOutReport,
   migrationRun,
   migrationStatus,
+  putQuotasBody,
+  quotasView,
   runMigrationsBody,
   slugParams,
   tenantList,
   tenantView,
   tenantWithAuditLog,
+  usageQuery,
+  usageView,
 } from './schemas.js'
 
 type Access = 'platform' | 'owner' | 'admin'
@@ -176,6 +180,57 @@ export function adminRoutes(app: ServerInstance, { tenantry, organizations }: Fe
       // The slug is free again: so must be the organization that stood for it.
       if (purge) await organizations.removeForTenant(tenant.id)
       return view(deleted)
+    },
+  )
+
+  /** A tenant's quotas, with what it uses of those that are counted. */
+  async function quotasOf(tenant: TenantRecord) {
+    const [view, storageBytes, tokens] = await Promise.all([
+      tenantry.quotas.get(tenant.slug),
+      tenantry.storageBytes(tenant).catch(() => undefined),
+      tenantry.tokens.list(tenant.slug),
+    ])
+    const now = new Date().toISOString()
+    const live = tokens.filter((t) => !t.revokedAt && (!t.expiresAt || t.expiresAt > now)).length
+    return { ...view, usage: { storageBytes: storageBytes ?? null, tokens: live } }
+  }
+
+  app.get(
+    '/api/admin/tenants/:slug/quotas',
+    { schema: { tags, summary: "A tenant's quotas (defaults and overrides) and what it uses of them", params: slugParams, querystring: noQuery, response: { 200: quotasView } } },
+    async (request) => {
+      const { tenant } = await tenantAccess(request, request.params.slug, ['owner', 'admin'])
+      return quotasOf(tenant)
+    },
+  )
+
+  app.put(
+    '/api/admin/tenants/:slug/quotas',
+    {
+      // A tenant's owners must not raise their own quotas: platform admins only.
+      ...platformOnly,
+      schema: {
+        tags,
+        summary: "Set a tenant's quotas (platform admins): absent ones follow the config's defaults, null is unlimited",
+        params: slugParams,
+        querystring: noQuery,
+        body: putQuotasBody,
+        response: { 200: quotasView },
+      },
+    },
+    async (request) => {
+      const { tenant } = await tenantAccess(request, request.params.slug, [])
+      await tenantry.quotas.set(tenant.slug, request.body, { actor: actor(request), replace: true })
+      return quotasOf(tenant)
+    },
+  )
+
+  app.get(
+    '/api/admin/tenants/:slug/usage',
+    { schema: { tags, summary: "A tenant's metered usage per UTC day, oldest first", params: slugParams, querystring: usageQuery, response: { 200: usageView } } },
+    async (request) => {
+      const { tenant } = await tenantAccess(request, request.params.slug, ['owner', 'admin'])
+      return tenantry.usageOf(tenant.slug, request.query.days ? { days: request.query.days } : {})
     },
   )
 

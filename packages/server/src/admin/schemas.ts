@@ -97,3 +97,53 @@ export const dataSourceList = z.object({
     }),
   ),
 })
+
+const quotaValue = z.number().int().min(0).nullable()
+
+/** A tenant's quotas; `null` is unlimited. */
+const tenantQuotas = z.object({
+  storageBytes: quotaValue.describe('Bytes of storage (SQLite: enforced by the database; Postgres: checked before data API writes)'),
+  tokens: quotaValue.describe('Live integration tokens'),
+  bulkRows: quotaValue.describe('Rows in one bulk create or bulk delete request'),
+})
+
+export const quotasView = z.object({
+  tenantId: z.string(),
+  slug: z.string(),
+  quotas: tenantQuotas.describe('What applies: the overrides over the defaults'),
+  overrides: tenantQuotas.partial().describe("The tenant's own values; absent ones follow the defaults"),
+  defaults: tenantQuotas.describe("The config's quotas"),
+  usage: z.object({
+    storageBytes: z.number().int().nullable().describe('Measured now; null where the engine does not measure it'),
+    tokens: z.number().int().describe('Live tokens'),
+  }),
+})
+
+export const putQuotasBody = z
+  .strictObject({
+    storageBytes: quotaValue.optional(),
+    tokens: quotaValue.optional(),
+    bulkRows: quotaValue.optional(),
+  })
+  .describe("The tenant's own quotas, replacing the previous ones: an absent quota follows the config's default, null is unlimited")
+
+export const usageQuery = z.strictObject({
+  days: z.coerce.number().int().min(1).max(3660).optional().describe('UTC days back, today included; default 30'),
+})
+
+export const usageView = z.object({
+  tenantId: z.string(),
+  slug: z.string(),
+  storageBytes: z.number().int().nullable().describe('Measured now; null where the engine does not measure it'),
+  days: z.array(
+    z.object({
+      day: z.string().describe('YYYY-MM-DD, UTC'),
+      requests: z.number().int(),
+      statements: z.number().int(),
+      rowsRead: z.number().int(),
+      rowsWritten: z.number().int(),
+      execMs: z.number().int().describe('Time spent running statements, in milliseconds'),
+      storageBytes: z.number().int().nullable().describe('Storage as last measured that day'),
+    }),
+  ),
+})

@@ -1,13 +1,15 @@
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, it } from 'vitest'
+import type { EmailMessage } from '@tenantry/server'
 import { Client, signUp, startTestServer, type TestServer } from '@tenantry/server/testing'
 
 /** The repository's own config (the CV builder's collections). */
 const REPO_CONFIG = fileURLToPath(new URL('../../../../tenantry.config.ts', import.meta.url))
 
 let server: TestServer
+const sent: EmailMessage[] = []
 beforeAll(async () => {
-  server = await startTestServer({ config: REPO_CONFIG })
+  server = await startTestServer({ config: REPO_CONFIG, app: { sendEmail: async (message) => void sent.push(message) } })
 })
 afterAll(async () => server?.stop())
 
@@ -35,5 +37,38 @@ describe('email and password', () => {
     expect(signIn.status).toBe(200)
     const meAgain = await again.get('/api/me')
     expect(meAgain.body.tenants.map((t: { slug: string }) => t.slug)).toEqual([me.body.tenants[0].slug])
+  })
+})
+
+describe('sign-up does not reveal which emails have an account (issue 9 #7)', () => {
+  /** The shape of a JSON value: its keys and their types, all the way down, with no values. */
+  const shape = (value: unknown): unknown =>
+    value === null ? 'null' : Array.isArray(value) ? value.map(shape) : typeof value === 'object' ? Object.fromEntries(Object.entries(value as object).sort().map(([k, v]) => [k, shape(v)])) : typeof value
+
+  it('answers a new and an existing email alike, and tells the account owner instead', async ({ expect }) => {
+    const signUpAs = (email: string, password: string) =>
+      new Client(server.url).post('/api/auth/sign-up/email', { email, password, name: 'someone' })
+    const fresh = await signUpAs('carol@example.com', 'correct horse battery')
+    expect(sent).toEqual([])
+    const taken = await signUpAs('carol@example.com', 'another password entirely')
+
+    expect(taken.status).toBe(fresh.status)
+    expect(fresh.status).toBe(200)
+    expect(shape(taken.body)).toEqual(shape(fresh.body))
+    expect(taken.body.token).toBeNull()
+    expect(fresh.body.token).toBeNull()
+    expect(taken.body.user.email).toBe(fresh.body.user.email)
+    // Neither signs in (a session for the existing account would give it away, or hand it over).
+    expect(fresh.headers.getSetCookie()).toEqual([])
+    expect(taken.headers.getSetCookie()).toEqual([])
+
+    // The account is untouched: its own password signs in, the second sign-up's does not.
+    const signIn = (password: string) => new Client(server.url).post('/api/auth/sign-in/email', { email: 'carol@example.com', password })
+    expect((await signIn('another password entirely')).status).toBe(401)
+    expect((await signIn('correct horse battery')).status).toBe(200)
+
+    await expect.poll(() => sent.length).toBe(1)
+    expect(sent[0]).toMatchObject({ to: 'carol@example.com', subject: 'Someone tried to sign up with your email' })
+    expect(sent[0]!.text).toContain(server.url)
   })
 })

@@ -5,6 +5,7 @@ import { genericOAuth } from 'better-auth/plugins'
 import type { Kysely } from 'kysely'
 import type { Logger, Tenantry } from 'tenantry'
 import { Organizations, tenantOrganizations } from '../tenants/organizations.js'
+import { existingAccountNotice, loggingEmailSender, type EmailSender } from './email.js'
 import { loadAuthSecret } from './secret.js'
 
 export interface TenantryAuthOptions {
@@ -23,6 +24,8 @@ export interface TenantryAuthOptions {
    * `rateLimit` table; `false` turns it off. @default { max: 10, windowSeconds: 60 }
    */
   signInLimit?: { max: number; windowSeconds: number } | false
+  /** How emails are sent (see `EmailSender`). @default logs that one was due */
+  sendEmail?: EmailSender
 }
 
 /**
@@ -45,6 +48,7 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
   const env = options.env ?? process.env
   const db = tenantry.catalog.db as unknown as Kysely<any>
   const signInLimit = options.signInLimit ?? { max: 10, windowSeconds: 60 }
+  const sendEmail = options.sendEmail ?? loggingEmailSender(options.logger ?? tenantry.logger)
 
   const socialProviders: BetterAuthOptions['socialProviders'] = {}
   if (env.GITHUB_CLIENT_ID && env.GITHUB_CLIENT_SECRET) {
@@ -103,7 +107,18 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
           },
     secret: loadAuthSecret(tenantry.config.home, env),
     database: { db, type: tenantry.catalog.engine === 'postgres' ? 'postgres' : 'sqlite' },
-    emailAndPassword: { enabled: true, autoSignIn: true, minPasswordLength: 8 },
+    // Sign-up must not tell who has an account here: with auto sign-in off, Better Auth answers a
+    // sign-up for an existing email exactly as one for a new email (200, `token: null` and a user
+    // of the same shape, after hashing the password all the same), and tells the account's owner
+    // instead. The client signs in next; the first sign-in creates the personal tenant.
+    emailAndPassword: {
+      enabled: true,
+      autoSignIn: false,
+      minPasswordLength: 8,
+      onExistingUserSignUp: async ({ user }) => {
+        await sendEmail(existingAccountNotice(user.email, options.baseURL))
+      },
+    },
     socialProviders,
     telemetry: { enabled: false },
     logger: {

@@ -11,6 +11,7 @@ export { createTenantryAuth, migrateAuthSchema, trustedOrigins, OIDC_PROVIDER_ID
 export type { TenantryAuth, TenantryAuthOptions } from './better-auth.js'
 export { authenticate, platformAdminSet, toFetchHeaders, type AuthenticateOptions } from './authenticate.js'
 export { AUTH_ERROR_CODES, type AuthErrorCode } from './error-codes.js'
+export type { EmailMessage, EmailSender } from './email.js'
 
 export interface AuthenticationOptions {
   tenantry: Tenantry

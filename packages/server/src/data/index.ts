@@ -11,5 +11,19 @@ export { collectionSchemas, BULK_MAX, FILTER_OPERATORS, type CollectionSchemas }
  * tenant feature: served under `/api/t/:slug/data/…` and `/api/tenant/data/…`.
  */
 export const dataApi: TenantFeature = async (app, options) => {
+  const { tenantry } = options
+  // Quotas, checked once the body is valid and before a handler touches the tenant's data:
+  // rows per bulk request, and storage where the engine does not enforce it itself (Postgres:
+  // a measured size, refreshed at most every `quotas.storageCheckIntervalMs`). On SQLite the
+  // database refuses a write past the storage quota (QUOTA_EXCEEDED), writing nothing.
+  app.addHook('preHandler', async (request) => {
+    const tenant = request.tenant
+    if (!tenant || request.method === 'GET' || request.method === 'HEAD') return
+    const route = request.routeOptions.url ?? ''
+    const body = request.body as { items?: unknown[]; ids?: unknown[] } | undefined
+    if (route.endsWith('/bulk')) await tenantry.quotas.assertBulkRows(tenant.id, body?.items?.length ?? 0)
+    else if (route.endsWith('/bulk-delete')) await tenantry.quotas.assertBulkRows(tenant.id, body?.ids?.length ?? 0)
+    if (request.method !== 'DELETE' && !route.endsWith('/bulk-delete')) await tenantry.assertStorageQuota(tenant.id)
+  })
   dataRoutes(app, options)
 }

@@ -1,5 +1,6 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
+import { isTenantryError } from 'tenantry'
 import { HttpError } from '../errors.js'
 import type { FeatureOptions, ServerInstance } from '../feature.js'
 import { noContent, noQuery } from '../schemas.js'
@@ -10,9 +11,22 @@ import { BULK_MAX, bulkDeleted, countResponse } from './schemas.js'
 /**
  * The data API: seed 001's GenericRepository over HTTP, one set of routes per declared
  * collection, in a scope that has already admitted the request to its tenant.
+ *
+ * Lists, counts and every write run through `tenantry.bounded`: on SQLite in the executor's
+ * processes, never on this event loop, and everywhere under a statement deadline (the data
+ * source's `bounded.statementTimeoutMs`, 2 s by default, or the tenant's own in
+ * `server.dataApi.tenants`). A scan past it answers 408 `STATEMENT_TIMEOUT`; a write that
+ * waits on a lock another connection holds answers 503 `DATABASE_BUSY` with `Retry-After`.
+ * Point reads by primary key stay in-process (see the route).
  */
 export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOptions): void {
   const db = () => tenantry.db<any>() as unknown as Kysely<any>
+  /** Runs `fn` bounded, inside the admitted tenant, under its deadline. */
+  const bounded = <T>(request: FastifyRequest, reply: FastifyReply, readOnly: boolean, fn: (db: Kysely<any>) => Promise<T>): Promise<T> => {
+    const own = config.dataApi.tenants[request.tenant?.slug ?? '']
+    const options = { readOnly, ...(own?.statementTimeoutMs ? { statementTimeoutMs: own.statementTimeoutMs } : {}) }
+    return inTenant(tenantry, request, () => tenantry.bounded(fn, options)).catch((error: unknown) => retryLater(error, reply))
+  }
   /** The name of the admitted tenant's engine: search is written per engine. Both lookups are cached. */
   const engineOf = async (request: FastifyRequest): Promise<string> => {
     const tenant = await tenantry.router.resolve({ id: request.tenant!.id })
@@ -29,13 +43,13 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
     app.get(
       base,
       { schema: { tags, summary: `List ${name}: filters, search, order, cursor pages`, querystring: s.listQuery, response: { 200: s.list } } },
-      async (request) => {
+      async (request, reply) => {
         const query = collection.listQuery(request.query)
         const [primary, tieBreak] = collection.orderBy(query)
         const engine = await engineOf(request)
-        const rows = await inTenant(tenantry, request, () =>
+        const rows = await bounded(request, reply, true, (db) =>
           collection
-            .select(db())
+            .select(db)
             .where(collection.where(query, engine))
             .where(collection.after(query))
             .orderBy(primary!)
@@ -52,11 +66,11 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
     app.get(
       `${base}/count`,
       { schema: { tags, summary: `Count ${name} matching filters and search`, querystring: s.countQuery, response: { 200: countResponse } } },
-      async (request) => {
+      async (request, reply) => {
         const query = collection.listQuery(request.query)
         const engine = await engineOf(request)
-        const row = await inTenant(tenantry, request, () =>
-          db()
+        const row = await bounded(request, reply, true, (db) =>
+          db
             .selectFrom(collection.table)
             .select((eb) => eb.fn.countAll<number | string>().as('n'))
             .where(collection.where(query, engine))
@@ -71,6 +85,10 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
       { schema: { tags, summary: `One ${name} row`, params: s.idParams, querystring: noQuery, response: { 200: s.row } } },
       async (request) => {
         const { id } = request.params as { id: string | number }
+        // In-process on purpose: one row through the primary key's index, which no `?q=` or
+        // filter can turn into a scan, and in WAL mode a read never waits on a writer's lock, so
+        // it cannot hold the event loop for long; off-loop it would cost an executor round trip
+        // (two to four times the whole request's cost, see `npm run bench -- --only offloop`).
         const row = await inTenant(tenantry, request, () => collection.select(db()).where(collection.primaryKey, '=', id).executeTakeFirst())
         if (!row) throw notFound(id)
         return collection.fromDb(row)
@@ -83,8 +101,8 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
       async (request, reply) => {
         assertWritable(request)
         const values = collection.toDb(request.body as Record<string, unknown>)
-        const row = await inTenant(tenantry, request, () =>
-          db().insertInto(collection.table).values(values).returning(collection.columns).executeTakeFirstOrThrow(),
+        const row = await bounded(request, reply, false, (db) =>
+          db.insertInto(collection.table).values(values).returning(collection.columns).executeTakeFirstOrThrow(),
         ).catch(constraintViolation)
         return reply.status(201).send(collection.fromDb(row))
       },
@@ -93,12 +111,12 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
     app.patch(
       `${base}/:id`,
       { schema: { tags, summary: `Change a ${name} row`, params: s.idParams, querystring: noQuery, body: s.update, response: { 200: s.row } } },
-      async (request) => {
+      async (request, reply) => {
         assertWritable(request)
         const { id } = request.params as { id: string | number }
         const values = collection.toDb(request.body)
-        const row = await inTenant(tenantry, request, () =>
-          db().updateTable(collection.table).set(values).where(collection.primaryKey, '=', id).returning(collection.columns).executeTakeFirst(),
+        const row = await bounded(request, reply, false, (db) =>
+          db.updateTable(collection.table).set(values).where(collection.primaryKey, '=', id).returning(collection.columns).executeTakeFirst(),
         ).catch(constraintViolation)
         if (!row) throw notFound(id)
         return collection.fromDb(row)
@@ -111,8 +129,8 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
       async (request, reply) => {
         assertWritable(request)
         const { id } = request.params as { id: string | number }
-        const result = await inTenant(tenantry, request, () =>
-          db().deleteFrom(collection.table).where(collection.primaryKey, '=', id).executeTakeFirst(),
+        const result = await bounded(request, reply, false, (db) =>
+          db.deleteFrom(collection.table).where(collection.primaryKey, '=', id).executeTakeFirst(),
         ).catch(constraintViolation)
         if (Number(result.numDeletedRows) === 0) throw notFound(id)
         return reply.status(204).send()
@@ -133,8 +151,8 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
       async (request, reply) => {
         assertWritable(request)
         const values = (request.body as { items: Array<Record<string, unknown>> }).items.map((item) => collection.toDb(item))
-        const rows = await inTenant(tenantry, request, () =>
-          db()
+        const rows = await bounded(request, reply, false, (db) =>
+          db
             .transaction()
             .execute(async (trx) => {
               const out: Record<string, unknown>[] = []
@@ -157,14 +175,26 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
           response: { 200: bulkDeleted },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         assertWritable(request)
         const { ids } = request.body as { ids: Array<string | number> }
-        const result = await inTenant(tenantry, request, () =>
-          db().deleteFrom(collection.table).where(collection.primaryKey, 'in', ids).executeTakeFirst(),
+        const result = await bounded(request, reply, false, (db) =>
+          db.deleteFrom(collection.table).where(collection.primaryKey, 'in', ids).executeTakeFirst(),
         ).catch(constraintViolation)
         return { deleted: Number(result.numDeletedRows) }
       },
     )
   }
+}
+
+/**
+ * "Retry shortly" answers say when: a lock held by another connection or every executor busy
+ * (503 `DATABASE_BUSY`), the tenant's share of the executor taken (429). Rethrows `error`.
+ */
+function retryLater(error: unknown, reply: FastifyReply): never {
+  if (isTenantryError(error, 'DATABASE_BUSY') || isTenantryError(error, 'CONCURRENCY_LIMITED')) {
+    const seconds = error.details?.retryAfterSeconds
+    void reply.header('retry-after', String(typeof seconds === 'number' ? seconds : 1))
+  }
+  throw error
 }

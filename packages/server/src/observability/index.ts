@@ -18,6 +18,11 @@ export interface ObservabilityOptions extends FeatureOptions {
 export const observability = fp(
   async (app: ServerInstance, { tenantry, config, metricsToken }: ObservabilityOptions) => {
     app.addHook('onResponse', async (request, reply) => {
+      // Usage metering: one request for the tenant it was admitted to, or for a token's tenant
+      // (SQL-over-HTTP authenticates its token itself and admits no tenant scope).
+      const principal = request.principal
+      const meteredTenant = request.tenant?.id ?? (principal?.kind === 'token' ? principal.tenantId : undefined)
+      if (meteredTenant) tenantry.usage.record(meteredTenant, { requests: 1 })
       request.log.info(
         {
           method: request.method,
@@ -44,7 +49,7 @@ export const observability = fp(
         'request aborted by the client',
       )
     })
-    metricsRoutes(app, { topTenants: config.metrics.topTenants, ...(metricsToken ? { token: metricsToken } : {}) })
+    metricsRoutes(app, { topTenants: config.metrics.topTenants, usage: tenantry.usage, ...(metricsToken ? { token: metricsToken } : {}) })
     app.get('/healthz', { schema: { hide: true } }, async () => {
       await tenantry.catalog.countTenants(['ready'])
       return { status: 'ok' }

@@ -2,7 +2,8 @@ import type {} from '@fastify/swagger'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { HttpError } from '../errors.js'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { UsageCounts, UsageMeter } from 'tenantry'
 
 export interface MetricsOptions {
   /**
@@ -18,6 +19,8 @@ export interface MetricsOptions {
    * not public, since its series tell how busy each tenant is.
    */
   token?: string
+  /** Usage metered per tenant (`tenantry.usage`): exported as `tenantry_tenant_*` series. */
+  usage?: Pick<UsageMeter, 'totals' | 'storage'>
 }
 
 /**
@@ -97,6 +100,8 @@ export function metricsRoutes(app: FastifyInstance, options: MetricsOptions = {}
     latency.observe({ method: request.method, route, tenant }, reply.elapsedTime / 1000)
   })
 
+  if (options.usage) usageMetrics(registry, options.usage, options.topTenants ?? 20)
+
   if (options.token === undefined) return registry
   const expected = sha256(options.token)
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
@@ -106,6 +111,57 @@ export function metricsRoutes(app: FastifyInstance, options: MetricsOptions = {}
     return reply.type(registry.contentType).send(await registry.metrics())
   })
   return registry
+}
+
+const USAGE_COUNTERS: ReadonlyArray<[keyof UsageCounts, string, string]> = [
+  ['requests', 'tenantry_tenant_requests_total', 'HTTP requests admitted to each tenant'],
+  ['statements', 'tenantry_tenant_statements_total', 'SQL statements run on each tenant'],
+  ['rowsRead', 'tenantry_tenant_rows_read_total', 'Rows read from each tenant'],
+  ['rowsWritten', 'tenantry_tenant_rows_written_total', 'Rows written to each tenant'],
+  ['execMs', 'tenantry_tenant_exec_milliseconds_total', 'Time spent running statements of each tenant, in milliseconds'],
+]
+
+/**
+ * Per-tenant usage since this process started (the counts `tenantry tenant usage` reads from
+ * the catalog, before flushing), computed at each scrape. Labelled by tenant id, never slug;
+ * the `topTenants` busiest tenants (by statements + requests) get their own label, the rest add
+ * up under `other`, so series stay bounded.
+ */
+function usageMetrics(registry: Registry, usage: Pick<UsageMeter, 'totals' | 'storage'>, top: number): void {
+  const busiest = () => {
+    const all = [...usage.totals()]
+    all.sort(([, a], [, b]) => b.statements + b.requests - (a.statements + a.requests))
+    return { labelled: all.slice(0, top), rest: all.slice(top) }
+  }
+  for (const [field, name, help] of USAGE_COUNTERS) {
+    new Counter({
+      name,
+      help: `${help} (since this process started; top tenants by id, others as "other")`,
+      labelNames: ['tenant'] as const,
+      registers: [registry],
+      collect() {
+        this.reset()
+        const { labelled, rest } = busiest()
+        for (const [id, counts] of labelled) this.inc({ tenant: id }, counts[field])
+        const other = rest.reduce((sum, [, counts]) => sum + counts[field], 0)
+        if (rest.length) this.inc({ tenant: 'other' }, other)
+      },
+    })
+  }
+  new Gauge({
+    name: 'tenantry_tenant_storage_bytes',
+    help: 'Storage of each tenant as last measured (at a usage flush), for the same tenants as tenantry_tenant_requests_total',
+    labelNames: ['tenant'] as const,
+    registers: [registry],
+    collect() {
+      this.reset()
+      const sizes = usage.storage()
+      for (const [id] of busiest().labelled) {
+        const bytes = sizes.get(id)
+        if (bytes !== undefined) this.set({ tenant: id }, bytes)
+      }
+    },
+  })
 }
 
 function sha256(text: string): Buffer {

@@ -1,9 +1,10 @@
 import { isTenantryError, type RawSqlValue, type SqliteRawSession } from 'tenantry'
 
 /**
- * Hrana 2 over HTTP, JSON encoding: the request and response shapes that
+ * Hrana 2 and 3 over HTTP, JSON encoding: the request and response shapes that
  * `@libsql/hrana-client` (under `@libsql/client`) sends and expects. See
- * https://github.com/tursodatabase/libsql/blob/main/docs/HRANA_2_SPEC.md and HTTP_V2_SPEC.md.
+ * https://github.com/tursodatabase/libsql/blob/main/docs/HRANA_3_SPEC.md (v3 is v2 plus
+ * `get_autocommit`, the `is_autocommit` condition and cursors).
  */
 export type HranaValue =
   | { type: 'null' }
@@ -42,9 +43,16 @@ export type HranaRequest =
   | { type: 'close_sql'; sql_id: number }
   | { type: 'get_autocommit' }
 
+/**
+ * Hrana's error object. `code` is what libSQL's server sends and `@libsql/client` surfaces as
+ * `LibsqlError.code`: SQLite's base code (`SQLITE_CONSTRAINT`) or a protocol code.
+ * `extended_code` is Tenantry's addition for SQLite errors (`SQLITE_CONSTRAINT_PRIMARYKEY`);
+ * libSQL's clients ignore fields they do not know, and read it from the raw response only.
+ */
 export interface HranaError {
   message: string
   code: string
+  extended_code?: string
 }
 
 export interface HranaStmtResult {
@@ -108,11 +116,25 @@ export async function runRequest(stream: StreamState, request: HranaRequest): Pr
         return ok({ type: 'close_sql' })
       case 'get_autocommit':
         return ok({ type: 'get_autocommit', is_autocommit: !stream.session.inTransaction })
-      case 'sequence':
-      case 'describe':
-        // A sequence would need splitting SQL text into statements, which is exactly what
-        // the guard refuses to trust; clients send statements one by one or as a batch.
-        return fail('SQL_FORBIDDEN', `"${request.type}" requests are not supported by Tenantry's SQL-over-HTTP; send statements one by one or as a batch`)
+      case 'sequence': {
+        // Split where SQLite would and checked statement by statement, in the executor (sql-text.ts).
+        const outcome = await stream.session.sequence(sqlOf(stream, request))
+        if (!outcome.ok) throw new StatementFailed(outcome.code, outcome.message)
+        return ok({ type: 'sequence' })
+      }
+      case 'describe': {
+        const outcome = await stream.session.describe(sqlOf(stream, request))
+        if (!outcome.ok) throw new StatementFailed(outcome.code, outcome.message)
+        return ok({
+          type: 'describe',
+          result: {
+            params: outcome.params.map((name) => ({ name })),
+            cols: outcome.columns.map((c) => ({ name: c.name, decltype: c.type })),
+            is_explain: outcome.isExplain,
+            is_readonly: outcome.isReadonly,
+          },
+        })
+      }
       default:
         throw new HranaProtocolError(`Unknown request type ${JSON.stringify((request as { type?: unknown })?.type)}`)
     }
@@ -133,8 +155,12 @@ function fail(code: string, message: string): HranaResult {
 /** A thrown error as Hrana reports it: refusals and SQLite errors keep their code, nothing else leaks. */
 export function toHranaError(error: unknown): HranaError {
   if (error instanceof StatementFailed) {
-    if (error.code.startsWith('SQLITE_READONLY')) return { code: 'READ_ONLY', message: 'This token is read-only: the statement would write' }
+    // SQLite's own refusal: a read-only token's connection, or a read transaction (`transaction('read')`).
+    if (error.code.startsWith('SQLITE_READONLY')) return { code: 'READ_ONLY', message: 'The statement would write, and this token or this transaction is read-only' }
     if (error.code === 'INTERNAL') return { code: 'INTERNAL', message: 'Internal error' }
+    // As libSQL's server does: the base code, which clients compare against; the extended one beside it.
+    const base = /^SQLITE_[A-Z]+/.exec(error.code)?.[0]
+    if (base) return { code: base, extended_code: error.code, message: error.message }
     return { code: error.code, message: error.message }
   }
   if (error instanceof HranaProtocolError) return { code: 'PROTOCOL_ERROR', message: error.message }
@@ -142,6 +168,7 @@ export function toHranaError(error: unknown): HranaError {
 }
 
 function sqlOf(stream: StreamState, stmt: { sql?: string; sql_id?: number }): string {
+  if (typeof stmt?.sql === 'string' && typeof stmt.sql_id === 'number') throw new HranaProtocolError('Give sql or sql_id, not both')
   if (typeof stmt?.sql === 'string') return stmt.sql
   if (typeof stmt?.sql_id === 'number') {
     const sql = stream.sqls.get(stmt.sql_id)
@@ -164,41 +191,60 @@ async function execute(stream: StreamState, stmt: HranaStmt): Promise<HranaStmtR
 }
 
 async function batch(stream: StreamState, input: HranaBatch): Promise<{ step_results: Array<HranaStmtResult | null>; step_errors: Array<HranaError | null> }> {
-  if (!input || !Array.isArray(input.steps)) throw new HranaProtocolError('A batch needs steps')
   const results: Array<HranaStmtResult | null> = []
   const errors: Array<HranaError | null> = []
-  for (const [i, step] of input.steps.entries()) {
-    results.push(null)
-    errors.push(null)
-    if (step.condition && !holds(step.condition, results, errors, stream, i)) continue
-    try {
-      results[i] = await execute(stream, step.stmt)
-    } catch (error) {
-      if (isTenantryError(error)) throw error
-      errors[i] = toHranaError(error)
-    }
+  for await (const step of batchSteps(stream, input)) {
+    results.push(step.result ?? null)
+    errors.push(step.error ?? null)
   }
   return { step_results: results, step_errors: errors }
 }
 
-function holds(
-  cond: HranaBatchCond,
-  results: ReadonlyArray<HranaStmtResult | null>,
-  errors: ReadonlyArray<HranaError | null>,
-  stream: StreamState,
-  current: number,
-): boolean {
+/** One step of a batch as it ran: its result, its error, or neither when its condition did not hold. */
+export interface BatchStep {
+  step: number
+  result?: HranaStmtResult
+  error?: HranaError
+}
+
+/**
+ * Runs a batch's steps in order, yielding each as it ends, so that a cursor can write one
+ * step's rows before the next runs and hold no more than one statement's result. What ends
+ * the stream (a `TenantryError`) rejects.
+ */
+export async function* batchSteps(stream: StreamState, input: HranaBatch): AsyncGenerator<BatchStep> {
+  if (!input || !Array.isArray(input.steps)) throw new HranaProtocolError('A batch needs steps')
+  const outcomes: Array<'ok' | 'error' | 'skipped'> = []
+  for (const [i, step] of input.steps.entries()) {
+    if (step.condition && !holds(step.condition, outcomes, stream, i)) {
+      outcomes.push('skipped')
+      yield { step: i }
+      continue
+    }
+    let outcome: BatchStep
+    try {
+      outcome = { step: i, result: await execute(stream, step.stmt) }
+    } catch (error) {
+      if (isTenantryError(error)) throw error
+      outcome = { step: i, error: toHranaError(error) }
+    }
+    outcomes.push(outcome.result ? 'ok' : 'error')
+    yield outcome
+  }
+}
+
+function holds(cond: HranaBatchCond, outcomes: ReadonlyArray<'ok' | 'error' | 'skipped'>, stream: StreamState, current: number): boolean {
   switch (cond.type) {
     case 'ok':
     case 'error':
       if (!Number.isInteger(cond.step) || cond.step >= current) throw new HranaProtocolError('A batch condition may only refer to an earlier step')
-      return cond.type === 'ok' ? results[cond.step] != null : errors[cond.step] != null
+      return outcomes[cond.step] === cond.type
     case 'not':
-      return !holds(cond.cond, results, errors, stream, current)
+      return !holds(cond.cond, outcomes, stream, current)
     case 'and':
-      return cond.conds.every((c) => holds(c, results, errors, stream, current))
+      return cond.conds.every((c) => holds(c, outcomes, stream, current))
     case 'or':
-      return cond.conds.some((c) => holds(c, results, errors, stream, current))
+      return cond.conds.some((c) => holds(c, outcomes, stream, current))
     case 'is_autocommit':
       return !stream.session.inTransaction
     default:
@@ -209,9 +255,9 @@ function holds(
 function bindingsOf(stmt: HranaStmt): { args: RawSqlValue[]; namedArgs?: Record<string, RawSqlValue> } {
   const args = (stmt.args ?? []).map(decodeValue)
   if (!stmt.named_args?.length) return { args }
-  const namedArgs: Record<string, RawSqlValue> = {}
-  // better-sqlite3 names parameters without their `:`, `@` or `$`.
-  for (const { name, value } of stmt.named_args) namedArgs[String(name).replace(/^[:@$]/, '')] = decodeValue(value)
+  const namedArgs: Record<string, RawSqlValue> = Object.create(null) as Record<string, RawSqlValue>
+  // As the client wrote them (`:a` or `a`): the executor matches either, and `?1`'s `1`.
+  for (const { name, value } of stmt.named_args) namedArgs[String(name)] = decodeValue(value)
   return { args, namedArgs }
 }
 

@@ -1,5 +1,5 @@
 /**
- * SQL-over-HTTP: libSQL's Hrana v2 pipeline (`POST /v2/pipeline`) for integration tokens, on
+ * SQL-over-HTTP: libSQL's Hrana v2 and v3 pipelines (`POST /v2/pipeline`, `/v3/pipeline`, `/v3/cursor`) for integration tokens, on
  * tenants whose database itself confines raw SQL. One plugin, `sqlOverHttp` (routes.ts: the
  * routes and their streams); the statement rules are in statement-guard.ts.
  */

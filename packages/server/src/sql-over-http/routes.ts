@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { isTenantryError, type RawSessionOptions, type RawSessions, type SqliteRawSession, type Tenantry, type TenantRecord } from 'tenantry'
 import { HttpError, toHttpError } from '../errors.js'
@@ -7,8 +9,8 @@ import type { Principal } from '../principal.js'
 import { noQuery } from '../schemas.js'
 import { parseServerConfig } from '../server-config.js'
 import { authenticateToken } from '../tokens/token-auth.js'
-import { runRequest, type HranaRequest, type HranaResult, type StreamState } from './hrana.js'
-import { pipelineBody, pipelineResponse, sqlErrorResponse, versionResponse } from './schemas.js'
+import { batchSteps, HranaProtocolError, runRequest, toHranaError, type HranaBatch, type HranaRequest, type HranaResult, type StreamState } from './hrana.js'
+import { cursorBody, cursorResponse, pipelineBody, pipelineResponse, sqlErrorResponse, versionResponse } from './schemas.js'
 
 export interface SqlOverHttpOptions {
   tenantry: Tenantry
@@ -41,10 +43,11 @@ interface OpenStream extends StreamState {
 type TokenPrincipal = Extract<Principal, { kind: 'token' }>
 
 /**
- * SQL-over-HTTP: libSQL's Hrana protocol (version 2, JSON) so that `@libsql/client`
+ * SQL-over-HTTP: libSQL's Hrana protocol (versions 2 and 3, JSON) so that `@libsql/client`
  * works unmodified with `createClient({ url, authToken })`.
  *
- * - `GET /v2` answers the version probe; `POST /v2/pipeline` runs a pipeline.
+ * - `GET /v2` and `GET /v3` answer the version probes; `POST /v2/pipeline` and
+ *   `POST /v3/pipeline` run a pipeline; `POST /v3/cursor` runs a batch read as a cursor.
  * - The tenant comes only from the token (`Authorization: Bearer tnt_…`); sessions are not accepted.
  * - Offered only where the engine offers raw sessions for the tenant's placement (SQLite,
  *   `database` isolation): a connection of its own on the tenant's file, never the router's,
@@ -110,94 +113,182 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
   const tags = ['SQL-over-HTTP']
   const errors = { '4xx': sqlErrorResponse, '5xx': sqlErrorResponse }
 
-  app.get(
-    '/v2',
-    { schema: { tags, summary: 'Hrana version probe', querystring: noQuery, response: { 200: versionResponse, ...errors } } },
-    async () => ({}),
-  )
+  // Hrana 2 and 3 over HTTP, JSON encoding: v3 adds `get_autocommit`, the `is_autocommit`
+  // condition and cursors. `/v3-protobuf` is not offered. Note that `@libsql/client` (up to
+  // 0.18) opens HTTP connections at version 2 without probing, and `@libsql/hrana-client`
+  // asked for version 3 probes `/v3-protobuf` only (its JSON `/v3` entry is commented out),
+  // then falls back to v2: v3 serves clients that speak JSON v3 themselves.
+  for (const version of ['v2', 'v3'] as const) {
+    app.get(
+      `/${version}`,
+      { schema: { tags, summary: `Hrana ${version.slice(1)} version probe`, querystring: noQuery, response: { 200: versionResponse, ...errors } } },
+      async () => ({}),
+    )
+  }
+
+  /** The stream a request continues (its baton) or opens, under the stream limits. */
+  const takeStream = async (principal: TokenPrincipal, baton: string | null | undefined): Promise<OpenStream> => {
+    if (baton !== undefined && baton !== null) {
+      const found = streams.get(baton)
+      // A baton is bound to the token that opened its stream: another token cannot continue it.
+      if (!found || found.tokenId !== principal.tokenId) {
+        throw new HttpError('INVALID_BATON', 'Unknown or expired baton: the stream was closed (idle too long, or already used)')
+      }
+      // Single use: the answer carries the next baton.
+      streams.delete(baton)
+      clearTimeout(found.timer)
+      return found
+    }
+    const tenant = await tenantry.router.resolve({ id: principal.tenantId })
+    const own = config.tenants[tenant.slug]
+    const count = (key: keyof StreamSlot, value: string) => [...slots].filter((s) => s[key] === value).length
+    if (slots.size >= maxStreams || count('tokenId', principal.tokenId) >= maxPerToken || count('tenantId', tenant.id) >= (own?.maxStreams ?? maxPerTenant)) {
+      throw new HttpError('RATE_LIMITED', 'Too many open SQL streams; close transactions you no longer use')
+    }
+    // Taken before the first await, so that concurrent opens cannot all pass the check.
+    const slot: StreamSlot = { tokenId: principal.tokenId, tenantId: tenant.id }
+    slots.add(slot)
+    let opened: Awaited<ReturnType<typeof openSession>>
+    try {
+      opened = await openSession(tenantry, tenant, principal, {
+        ...(own?.statementTimeoutMs ? { statementTimeoutMs: own.statementTimeoutMs } : {}),
+        ...(own?.transactionTimeoutMs ? { transactionTimeoutMs: own.transactionTimeoutMs } : {}),
+        ...(own?.maxStatements ? { maxConcurrentStatements: own.maxStatements } : {}),
+        ...(options.maxRows ? { maxRows: options.maxRows } : {}),
+      })
+    } catch (error) {
+      slots.delete(slot)
+      throw error
+    }
+    engines.add(opened.sessions)
+    const stream: OpenStream = { session: opened.session, sqls: new Map(), closed: false, slot, tokenId: principal.tokenId, timer: undefined }
+    live.add(stream)
+    return stream
+  }
+
+  /** Runs `work` on the stream; what ends it closes the stream (rolling back). Returns the next baton, or null once closed. */
+  const onStream = async (stream: OpenStream, work: () => Promise<void>): Promise<string | null> => {
+    try {
+      await work()
+    } catch (error) {
+      // The client gets no baton back: the stream ends here, rolling back what it left open.
+      await closeStream(stream)
+      throw translate(error)
+    }
+    if (stream.closed) {
+      await closeStream(stream)
+      return null
+    }
+    const next = randomBytes(24).toString('base64url')
+    stream.timer = setTimeout(() => closeIdle(next), idleMs)
+    stream.timer.unref()
+    streams.set(next, stream)
+    return next
+  }
+
+  // The token is checked before the body is read: a caller without one learns nothing more.
+  const onRequest = async (request: FastifyRequest) => {
+    request.principal = await requireToken(tenantry, request)
+  }
+
+  for (const version of ['v2', 'v3'] as const) {
+    app.post(
+      `/${version}/pipeline`,
+      {
+        onRequest,
+        schema: {
+          tags,
+          summary: `Run a Hrana ${version.slice(1)} pipeline on the token's tenant (libSQL's protocol: use @libsql/client)`,
+          security: [{ token: [] }],
+          querystring: noQuery,
+          body: pipelineBody(maxRequests),
+          response: { 200: pipelineResponse, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const stream = await takeStream(request.principal as TokenPrincipal, request.body.baton)
+        const results: HranaResult[] = []
+        const baton = await onStream(stream, async () => {
+          for (const item of request.body.requests as HranaRequest[]) results.push(await runRequest(stream, item))
+        })
+        void reply.type('application/json')
+        return { baton, base_url: null, results }
+      },
+    )
+  }
 
   app.post(
-    '/v2/pipeline',
+    '/v3/cursor',
     {
-      // The token is checked before the body is read: a caller without one learns nothing more.
-      onRequest: async (request) => {
-        request.principal = await requireToken(tenantry, request)
-      },
+      onRequest,
       schema: {
         tags,
-        summary: "Run a Hrana pipeline on the token's tenant (libSQL's protocol: use @libsql/client)",
+        summary: "Run a Hrana 3 batch on the token's tenant and read its results as a cursor",
+        description:
+          'The answer is newline-separated JSON: first `{ baton, base_url }`, then the entries `step_begin`, `row`, `step_end` or `step_error` of each step. ' +
+          "Each statement's rows are held within the same caps as the pipeline's (rows, bytes) before they are written.",
         security: [{ token: [] }],
         querystring: noQuery,
-        body: pipelineBody(maxRequests),
-        response: { 200: pipelineResponse, ...errors },
+        body: cursorBody,
+        response: { 200: cursorResponse, ...errors },
       },
     },
     async (request, reply) => {
-      const principal = request.principal as TokenPrincipal
-      const body = request.body
-
-      let stream: OpenStream
-      if (body.baton !== undefined && body.baton !== null) {
-        const found = streams.get(body.baton)
-        // A baton is bound to the token that opened its stream: another token cannot continue it.
-        if (!found || found.tokenId !== principal.tokenId) {
-          throw new HttpError('INVALID_BATON', 'Unknown or expired baton: the stream was closed (idle too long, or already used)')
-        }
-        // Single use: the answer carries the next baton.
-        streams.delete(body.baton)
-        clearTimeout(found.timer)
-        stream = found
-      } else {
-        const tenant = await tenantry.router.resolve({ id: principal.tenantId })
-        const own = config.tenants[tenant.slug]
-        const count = (key: keyof StreamSlot, value: string) => [...slots].filter((s) => s[key] === value).length
-        if (slots.size >= maxStreams || count('tokenId', principal.tokenId) >= maxPerToken || count('tenantId', tenant.id) >= (own?.maxStreams ?? maxPerTenant)) {
-          throw new HttpError('RATE_LIMITED', 'Too many open SQL streams; close transactions you no longer use')
-        }
-        // Taken before the first await, so that concurrent opens cannot all pass the check.
-        const slot: StreamSlot = { tokenId: principal.tokenId, tenantId: tenant.id }
-        slots.add(slot)
-        let opened: Awaited<ReturnType<typeof openSession>>
+      const stream = await takeStream(request.principal as TokenPrincipal, request.body.baton)
+      // Written as the steps run: one statement's rows at a time, waiting for the client to read
+      // them (backpressure). The status is sent first, so what ends the stream from here on is an
+      // `error` entry, and the baton sent up front is then unknown.
+      const out = new PassThrough()
+      // A client that goes away mid-cursor ends its stream (rolling back), not a wait forever.
+      reply.raw.once('close', () => out.destroy())
+      const write = async (entry: unknown) => {
+        if (out.destroyed) throw new CursorAbandoned()
+        if (!out.write(`${JSON.stringify(entry)}\n`)) await Promise.race([once(out, 'drain'), once(out, 'close')])
+        if (out.destroyed) throw new CursorAbandoned()
+      }
+      const baton = randomBytes(24).toString('base64url')
+      // A stream payload is piped as it is, past the schema's serializer.
+      void reply.type('application/json').send(out as unknown as string)
+      void (async () => {
         try {
-          opened = await openSession(tenantry, tenant, principal, {
-            ...(own?.statementTimeoutMs ? { statementTimeoutMs: own.statementTimeoutMs } : {}),
-            ...(own?.transactionTimeoutMs ? { transactionTimeoutMs: own.transactionTimeoutMs } : {}),
-            ...(own?.maxStatements ? { maxConcurrentStatements: own.maxStatements } : {}),
-            ...(options.maxRows ? { maxRows: options.maxRows } : {}),
-          })
+          await write({ baton, base_url: null })
+          for await (const step of batchSteps(stream, request.body.batch as HranaBatch)) {
+            if (step.error) await write({ type: 'step_error', step: step.step, error: step.error })
+            if (!step.result) continue
+            await write({ type: 'step_begin', step: step.step, cols: step.result.cols })
+            for (const row of step.result.rows) await write({ type: 'row', row })
+            await write({ type: 'step_end', affected_row_count: step.result.affected_row_count, last_insert_rowid: step.result.last_insert_rowid })
+          }
         } catch (error) {
-          slots.delete(slot)
-          throw error
+          if (error instanceof HranaProtocolError) {
+            // The request's own mistake: reported, and the stream goes on.
+            await write({ type: 'error', error: toHranaError(error) }).catch(() => {})
+          } else if (error instanceof CursorAbandoned) {
+            await closeStream(stream)
+            return
+          } else {
+            const http = toHttpError(translate(error))
+            if (http.status >= 500 && http.code !== 'DATABASE_BUSY') request.log.error({ err: error }, 'SQL-over-HTTP cursor failed')
+            out.end(`${JSON.stringify({ type: 'error', error: { code: http.code, message: http.message } })}\n`)
+            await closeStream(stream)
+            return
+          }
         }
-        engines.add(opened.sessions)
-        stream = { session: opened.session, sqls: new Map(), closed: false, slot, tokenId: principal.tokenId, timer: undefined }
-        live.add(stream)
-      }
-
-      const results: HranaResult[] = []
-      try {
-        for (const item of body.requests as HranaRequest[]) results.push(await runRequest(stream, item))
-      } catch (error) {
-        // The client gets no baton back: the stream ends here, rolling back what it left open.
-        await closeStream(stream)
-        throw translate(error)
-      }
-
-      let baton: string | null = null
-      if (stream.closed) {
-        await closeStream(stream)
-      } else {
-        const next = randomBytes(24).toString('base64url')
-        baton = next
-        stream.timer = setTimeout(() => closeIdle(next), idleMs)
-        stream.timer.unref()
-        streams.set(next, stream)
-      }
-      void reply.type('application/json')
-      return { baton, base_url: null, results }
+        if (stream.closed) await closeStream(stream)
+        else {
+          stream.timer = setTimeout(() => closeIdle(baton), idleMs)
+          stream.timer.unref()
+          streams.set(baton, stream)
+        }
+        out.end()
+      })()
+      return reply
     },
   )
 }
+
+/** The client of a cursor closed its connection before the end. */
+class CursorAbandoned extends Error {}
 
 /** The executor's per-tenant share answers as every other "too many" does: 429 RATE_LIMITED. */
 function translate(error: unknown): unknown {

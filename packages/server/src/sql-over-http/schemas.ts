@@ -57,7 +57,11 @@ export function pipelineBody(maxRequests: number) {
   })
 }
 
-const hranaError = z.object({ message: z.string(), code: z.string() })
+const hranaError = z.object({
+  message: z.string(),
+  code: z.string().describe("SQLite's base code (SQLITE_CONSTRAINT), as libSQL sends it, or a protocol code"),
+  extended_code: z.string().optional().describe('For SQLite errors: the extended code (SQLITE_CONSTRAINT_PRIMARYKEY)'),
+})
 
 export const pipelineResponse = z.object({
   baton: z.string().nullable().describe('Continues this stream; null once it is closed'),
@@ -70,6 +74,15 @@ export const pipelineResponse = z.object({
     ]),
   ),
 })
+
+/** `POST /v3/cursor`: one batch on a stream, its results read as a cursor. */
+export const cursorBody = z.strictObject({
+  baton: z.string().nullable().optional().describe('From the previous answer, to continue its stream (a transaction)'),
+  batch: z.strictObject({ steps: z.array(z.strictObject({ condition: batchCond.nullable().optional(), stmt })) }),
+})
+
+/** Newline-separated JSON documents (see the route's description). */
+export const cursorResponse = z.string()
 
 /** `GET /v2`: the version probe `@libsql/client` sends before its first pipeline. */
 export const versionResponse = z.object({})

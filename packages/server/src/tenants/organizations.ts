@@ -66,9 +66,14 @@ export function tenantOrganizations(tenantry: Tenantry, organizations: () => Org
     requireEmailVerificationOnInvitation: true,
     schema: ORGANIZATION_SCHEMA,
     organizationHooks: {
-      beforeCreateOrganization: async ({ organization: org }) => {
+      beforeCreateOrganization: async ({ organization: org, user }) => {
         const problem = slugProblem(org.slug)
         if (problem) throw authError('INVALID_SLUG', `Invalid tenant slug: ${problem}`)
+        // The config's quotas.organizationsPerUser: organizations the user owns, their personal tenant included.
+        const limit = tenantry.quotas.organizationsPerUser
+        if (limit !== null && user && (await organizations().ownedBy(user.id)) >= limit) {
+          throw authError('QUOTA_EXCEEDED', `You own ${limit} organizations, as many as you may (quotas.organizationsPerUser)`)
+        }
         try {
           await tenantry.tenants.plan({ slug: org.slug! })
         } catch (error) {
@@ -119,6 +124,17 @@ interface OrganizationRow {
   id: string
   slug: string
   tenantId?: string | null
+  createdAt?: Date | string
+}
+
+/** An organization a crash left without its tenant (see `Organizations.halfMade`). */
+export interface HalfMadeOrganization {
+  id: string
+  slug: string
+  problem: 'no tenant' | 'tenant purged'
+  repair: 'link' | 'remove' | 'wait'
+  /** The tenant `link` links it to. */
+  tenantId?: string
 }
 
 /** Organizations and memberships, read and written through Better Auth (see the module comment). */
@@ -164,6 +180,11 @@ export class Organizations {
       const tenantId = tenantOf.get(m.organizationId)
       return tenantId ? [{ organizationId: m.organizationId, tenantId, role: strongestRole(String(m.role)) }] : []
     })
+  }
+
+  /** How many organizations the user owns. */
+  async ownedBy(userId: string): Promise<number> {
+    return (await this.membershipsOf(userId)).filter((m) => m.role === 'owner').length
   }
 
   /** The tenant id an organization stands for. */
@@ -293,6 +314,70 @@ export class Organizations {
     })
     const adapter = getOrgAdapter(context, { schema: ORGANIZATION_SCHEMA })
     for (const org of orgs) await adapter.deleteOrganization(org.id)
+  }
+
+  /**
+   * Organizations a crash left half-made, older than `graceMs` (younger ones may still be
+   * being created): with no tenant (a sign-up or create-organization cut short before the
+   * tenant was linked), or linked to a tenant that was purged (a purge cut short before its
+   * organization was removed). Each comes with its repair: `link` when the organization's own
+   * create made a tenant that is ready and unclaimed (its creator, in the audit log, is the
+   * organization's owner), else `remove`, which frees the slug. `wait`: its tenant is still
+   * being created or deleted; the tenant's own repair settles it first.
+   */
+  async halfMade(graceMs: number): Promise<HalfMadeOrganization[]> {
+    const adapter = await getCurrentAdapter((await this.#context()).adapter)
+    const before = Date.now() - graceMs
+    const old = (org: OrganizationRow) => new Date(org.createdAt ?? 0).getTime() <= before
+    const found: HalfMadeOrganization[] = []
+    const unlinked = await adapter.findMany<OrganizationRow>({ model: 'organization', where: [{ field: 'tenantId', value: null }] })
+    for (const org of unlinked.filter(old)) {
+      const tenant = await this.#tenantry.catalog.findTenantBySlug(org.slug)
+      if (tenant && (tenant.status === 'provisioning' || tenant.status === 'deleting')) {
+        found.push({ id: org.id, slug: org.slug, problem: 'no tenant', repair: 'wait' })
+      } else if (tenant?.status === 'ready' && (await this.#createdBy(org, tenant.id))) {
+        found.push({ id: org.id, slug: org.slug, problem: 'no tenant', repair: 'link', tenantId: tenant.id })
+      } else {
+        found.push({ id: org.id, slug: org.slug, problem: 'no tenant', repair: 'remove' })
+      }
+    }
+    const purged = (await this.#tenantry.catalog.listTenants({ includePurged: true })).filter((t) => t.purgedAt).map((t) => t.id)
+    if (purged.length > 0) {
+      const orphans = await adapter.findMany<OrganizationRow>({ model: 'organization', where: [{ field: 'tenantId', operator: 'in', value: purged }] })
+      for (const org of orphans) found.push({ id: org.id, slug: org.slug, problem: 'tenant purged', repair: 'remove' })
+    }
+    return found
+  }
+
+  /** Repairs what `halfMade(graceMs)` finds; returns what it did. */
+  async repairHalfMade(graceMs: number): Promise<Array<{ target: string; action: string }>> {
+    const context = await this.#context()
+    const actions: Array<{ target: string; action: string }> = []
+    for (const org of await this.halfMade(graceMs)) {
+      const target = `organization ${org.slug} (${org.id})`
+      if (org.repair === 'link') {
+        await (await getCurrentAdapter(context.adapter)).update({ model: 'organization', where: [{ field: 'id', value: org.id }, { field: 'tenantId', value: null }], update: { tenantId: org.tenantId } })
+        actions.push({ target, action: 'linked to the tenant its create made' })
+      } else if (org.repair === 'remove') {
+        await getOrgAdapter(context, { schema: ORGANIZATION_SCHEMA }).deleteOrganization(org.id)
+        actions.push({ target, action: org.problem === 'no tenant' ? 'removed: it has no tenant; its slug is free' : "removed: its tenant was purged" })
+      }
+    }
+    for (const action of actions) this.#logger.info({ ...action }, 'Repaired a half-made organization')
+    return actions
+  }
+
+  /**
+   * Whether the tenant was created by this organization's create: by its owner (the creator,
+   * in the tenant's audit log) and claimed by no other organization.
+   */
+  async #createdBy(org: OrganizationRow, tenantId: string): Promise<boolean> {
+    const adapter = await getCurrentAdapter((await this.#context()).adapter)
+    if (await adapter.findOne<OrganizationRow>({ model: 'organization', where: [{ field: 'tenantId', value: tenantId }] })) return false
+    const owners = await adapter.findMany<{ userId: string; role: string }>({ model: 'member', where: [{ field: 'organizationId', value: org.id }] })
+    const creators = new Set(owners.filter((m) => strongestRole(String(m.role)) === 'owner').map((m) => `user:${m.userId}`))
+    const log = await this.#tenantry.catalog.auditLog(tenantId)
+    return log.some((event) => event.action === 'tenant.create.started' && creators.has(event.actor))
   }
 
   async #context(): Promise<AuthContext> {

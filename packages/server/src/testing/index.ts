@@ -157,11 +157,24 @@ export class Client {
   }
 }
 
-/** Signs a new user up (email + password) and returns their signed-in client. */
-export async function signUp(server: { url: string }, email: string, password = 'correct horse battery'): Promise<Client> {
+/**
+ * Signs a new user up (email + password), then signs them in, and returns their signed-in
+ * client. Sign-up never signs in by itself (its answer must not reveal whether the email had
+ * an account), so the helper signs in as the app's client would next. It signs in through
+ * Better Auth server-side: the test's own sign-ins stay the only ones the per-address sign-in
+ * limit counts.
+ */
+export async function signUp(server: Pick<RunningServer, 'url' | 'app'>, email: string, password = 'correct horse battery'): Promise<Client> {
   const client = new Client(server.url)
   const reply = await client.post('/api/auth/sign-up/email', { email, password, name: email.split('@')[0] })
   if (reply.status !== 200) throw new Error(`sign-up ${email}: ${reply.status} ${reply.text}`)
+  const signIn = await server.app.auth.api.signInEmail({ body: { email, password }, asResponse: true })
+  if (signIn.status !== 200) throw new Error(`sign-in after sign-up ${email}: ${signIn.status} ${await signIn.text()}`)
+  for (const cookie of signIn.headers.getSetCookie()) {
+    const [pair] = cookie.split(';')
+    const eq = pair!.indexOf('=')
+    client.cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1))
+  }
   return client
 }
 

@@ -11,9 +11,9 @@ import {
   grantAppAccessOnMigratedSchema,
   grantAppAccessOnSchema,
   grantReadOnSchema,
-  protectMigrationTables,
   revokeAppRoleFromSchema,
   roleLock,
+  syncAppPrivilegesAfterMigration,
   upsertTenantRole,
 } from './postgres-privileges.js'
 
@@ -29,7 +29,7 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
   const tenantRoles = tenantRoleRepair(context, (tenant) => exists(tenant.name), async (client, tenant, role) => {
     await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${quoteIdentifier(tenant.name)} TO ${quoteIdentifier(role)}`)
     await connection.withClient(tenant.name, async (inside) => {
-      await grantAppAccessOnMigratedSchema(inside, 'public', role)
+      await grantAppAccessOnMigratedSchema(inside, 'public', role, context.appPrivileges)
       await revokeAppRoleFromSchema(inside, 'public', context.appRole)
     })
     if ((await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [context.appRole])).rowCount) {
@@ -59,12 +59,15 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
     await connection.admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`)
   }
 
-  /** The admin's handle protects the migration tables after each migration: only the admin keeps the records. */
-  function openDatabase(name: string, login: EngineRole | PostgresLogin, max: number): EngineHandle {
+  /**
+   * The admin's handle brings the tenant role's privileges to `appPrivileges` and protects the
+   * migration tables after each migration: only the admin keeps the records. A template names no role.
+   */
+  function openDatabase(name: string, login: EngineRole | PostgresLogin, max: number, role?: string): EngineHandle {
     return openPostgresHandle({
       pool: connection.pool(name, login, max),
       ownsPool: true,
-      ...(login === 'admin' ? { afterEachMigration: (db: Kysely<any>) => protectMigrationTables(db, 'public') } : {}),
+      ...(login === 'admin' ? { afterEachMigration: (db: Kysely<any>) => syncAppPrivilegesAfterMigration(db, 'public', role, context.appPrivileges) } : {}),
       logger,
     })
   }
@@ -79,13 +82,13 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
     async create(tenant: PostgresTenant) {
       const role = await ensureTenantRole(tenant)
       await createDatabase(tenant.name, { role })
-      await connection.withClient(tenant.name, (client) => grantAppAccessOnSchema(client, 'public', role))
+      await connection.withClient(tenant.name, (client) => grantAppAccessOnSchema(client, 'public', role, context.appPrivileges))
     },
 
     exists: (tenant: PostgresTenant) => exists(tenant.name),
 
     open(tenant: PostgresTenant, role: EngineRole) {
-      if (role === 'admin') return openDatabase(tenant.name, 'admin', context.tenantPoolSize)
+      if (role === 'admin') return openDatabase(tenant.name, 'admin', context.tenantPoolSize, context.tenantLogin(tenant).name)
       const pool = connection.pool(tenant.name, context.tenantLogin(tenant), context.tenantPoolSize)
       return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, logger })
     },
@@ -117,7 +120,7 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
       async createFrom(tenant: PostgresTenant, template: PostgresTemplate) {
         const role = await ensureTenantRole(tenant)
         await createDatabase(tenant.name, { template: template.database, role })
-        await connection.withClient(tenant.name, (client) => grantAppAccessOnMigratedSchema(client, 'public', role))
+        await connection.withClient(tenant.name, (client) => grantAppAccessOnMigratedSchema(client, 'public', role, context.appPrivileges))
       },
     },
 

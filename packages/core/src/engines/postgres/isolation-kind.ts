@@ -1,6 +1,7 @@
 import type { Logger } from '../../logger.js'
 import type { EngineHandle, EngineRole, EngineTemplate, Isolation } from '../engine.js'
 import type { PostgresConnection, PostgresLogin } from './postgres-connection.js'
+import type { AppPrivilege } from './postgres-privileges.js'
 
 /** A tenant as an isolation kind sees it: its id, and the storage name derived from it (`t_<id>`). */
 export interface PostgresTenant {
@@ -14,11 +15,16 @@ export interface PostgresContext {
   readonly connection: PostgresConnection
   /** The app role's name: the role app code connects as, granted use of every tenant's tables. */
   readonly appRole: string
-  /** Connections in each tenant's own pool (schema and database isolation). */
+  /** Connections in each tenant's own pool (every isolation kind). */
   readonly tenantPoolSize: number
   /**
+   * The DML privileges tenant roles get on tenant tables (the data source's `appPrivileges`),
+   * granted on create and after each migration.
+   */
+  readonly appPrivileges: readonly AppPrivilege[]
+  /**
    * The tenant's own login role (`t_<id>_app`) with its password, derived from the secret
-   * key so that nothing is stored: schema- and database-isolated app handles connect as it.
+   * key so that nothing is stored: every tenant's app handles connect as it.
    */
   tenantLogin(tenant: PostgresTenant): PostgresLogin
   readonly logger: Logger

@@ -42,8 +42,8 @@ export class PostgresConnection {
 
   constructor(options: PostgresConnectionOptions) {
     this.#options = options
-    this.admin = new pg.Pool({ connectionString: options.url, max: options.poolSize })
-    this.app = new pg.Pool({ connectionString: this.url({ login: 'app' }), max: options.poolSize })
+    this.admin = this.pool(undefined, 'admin', options.poolSize)
+    this.app = this.pool(undefined, 'app', options.poolSize)
   }
 
   /**

@@ -35,6 +35,19 @@ for (const admin of ['superuser', 'managed'] as const) {
     let managed: ManagedAdmin | undefined
     /** The data source's admin URL. */
     let adminUrl = ''
+    /** The secret box the data source's role passwords derive from: a second engine on the same data source needs it. */
+    const box = new SecretBox(randomBytes(32))
+    const config = () => ({ id, engine: 'postgres' as const, url: adminUrl, ...(isolation === 'row' ? {} : { isolations: [isolation] }) })
+    /** Runs `fn` on a connection as the data source's admin. */
+    const asAdmin = async <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => {
+      const client = new pg.Client({ connectionString: adminUrl })
+      await client.connect()
+      try {
+        return await fn(client)
+      } finally {
+        await client.end()
+      }
+    }
     runEngineConformance({
       name: `postgres (${admin} admin)`,
       isolation,
@@ -50,9 +63,7 @@ for (const admin of ['superuser', 'managed'] as const) {
           url = data.url
         }
         adminUrl = url
-        const box = new SecretBox(randomBytes(32))
-        const config = { id, engine: 'postgres' as const, url, ...(isolation === 'row' ? {} : { isolations: [isolation] }) }
-        return createEngine({ ...toDataSourceRecord(config, box), createdAt: '' }, { box, logger: console })
+        return createEngine({ ...toDataSourceRecord(config(), box), createdAt: '' }, { box, logger: console })
       },
       skip: isolation === 'row' ? ROW_SKIPS : [],
       additionalTests: ({ engine, createTenant, withHandle }) => {
@@ -138,12 +149,146 @@ for (const admin of ['superuser', 'managed'] as const) {
         }
 
         if (isolation === 'row') {
-          it('doctor warns that raw SQL can change the tenant setting under row isolation (a documented limit)', async () => {
-            const placement = await createTenant()
-            const checks = await engine().doctor!({
-              tenants: [{ id: placement.tenantId, slug: 'row_one', placement, stored: true, purged: false }],
+          const group = `tenantry_rows_${id}`
+          const roleOf = (placement: { locator: string }) => `${placement.locator}_app`
+          const doctor = (placements: Array<{ tenantId: string; locator: string; isolation: Isolation }>, on = engine()) =>
+            on.doctor!({ tenants: placements.map((placement, i) => ({ id: placement.tenantId, slug: `row_${i}`, placement, stored: true, purged: false })) })
+          const check = async (placements: Parameters<typeof doctor>[0], name: string, on?: DatabaseEngine) => (await doctor(placements, on)).find((c) => c.name === name)
+
+          it("raw SQL through a row tenant's handle reaches its own rows alone (regression: set_config reached any tenant)", async () => {
+            const [a, b] = [await createTenant(), await createTenant()]
+            await withHandle(b, 'app', (db) => db.insertInto('notes').values({ id: 1, title: 'b secret' }).execute())
+            await withHandle(a, 'app', async (db) => {
+              await db.insertInto('notes').values({ id: 1, title: 'a own' }).execute()
+              expect((await sql<{ role: string }>`select current_user as role`.execute(db)).rows).toEqual([{ role: roleOf(a) }])
+              // The setting the policies used to compare with: set to B, it changes nothing.
+              const outcome = await db.transaction().execute(async (trx) => {
+                await sql`select set_config('tenantry.tenant_id', ${b.tenantId}, true)`.execute(trx)
+                return {
+                  seen: (await sql<{ title: string }>`select title from notes`.execute(trx)).rows.map((r) => r.title),
+                  ofB: (await sql<{ n: number }>`select count(*)::int as n from notes where tenant_id = ${b.tenantId}`.execute(trx)).rows[0]!.n,
+                  updated: (await sql`update notes set title = 'changed by a' where tenant_id = ${b.tenantId}`.execute(trx)).numAffectedRows,
+                  deleted: (await sql`delete from notes where tenant_id = ${b.tenantId}`.execute(trx)).numAffectedRows,
+                }
+              })
+              expect(outcome).toEqual({ seen: ['a own'], ofB: 0, updated: 0n, deleted: 0n })
+              // Becoming B's role, or the session's authorization, is refused.
+              await expect(sql`set role ${sql.id(roleOf(b))}`.execute(db)).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE })
+              await expect(sql`set session authorization ${sql.id(roleOf(b))}`.execute(db)).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE })
+              await expect(sql`set role ${sql.id(`tenantry_app_${id}`)}`.execute(db)).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE })
+              // RESET ROLE goes back to the session's own role: A's.
+              const reset = await db.transaction().execute(async (trx) => {
+                await sql`reset role`.execute(trx)
+                return (await sql<{ role: string }>`select current_user as role`.execute(trx)).rows[0]!.role
+              })
+              expect(reset).toBe(roleOf(a))
+              // The group role, the one role A's is a member of, is no tenant: as it, nothing is visible.
+              const asGroup = await db.transaction().execute(async (trx) => {
+                await sql`set local role ${sql.id(group)}`.execute(trx)
+                await sql`select set_config('tenantry.tenant_id', ${b.tenantId}, true)`.execute(trx)
+                return (await sql<{ n: number }>`select count(*)::int as n from notes`.execute(trx)).rows[0]!.n
+              })
+              expect(asGroup).toBe(0)
+              // A row forged with B's tenant_id is refused by WITH CHECK, with or without the setting.
+              await expect(sql`insert into notes (id, title, tenant_id) values (2, 'forged', ${b.tenantId})`.execute(db)).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE })
+              await expect(
+                db.transaction().execute(async (trx) => {
+                  await sql`select set_config('tenantry.tenant_id', ${b.tenantId}, true)`.execute(trx)
+                  await sql`insert into notes (id, title) values (3, 'defaulted')`.execute(trx)
+                  return (await sql<{ tenant: string }>`select tenant_id as tenant from notes where id = 3`.execute(trx)).rows
+                }),
+              ).resolves.toEqual([{ tenant: a.tenantId }])
+              // A's rows stay A's: moving one to B is refused too.
+              expect((await sql`update notes set tenant_id = ${a.tenantId} where id = 1`.execute(db)).numAffectedRows).toBe(1n)
+              await expect(sql`update notes set tenant_id = ${b.tenantId} where id = 1`.execute(db)).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE })
             })
-            expect(checks.find((c) => c.name === 'raw SQL boundary')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/tenantry\.tenant_id/) })
+            await withHandle(b, 'app', async (db) => expect((await db.selectFrom('notes').select(['id', 'title']).execute())).toEqual([{ id: 1, title: 'b secret' }]))
+            expect(await check([a, b], 'raw SQL boundary')).toMatchObject({ status: 'ok' })
+          })
+
+          it('drop deletes the tenant\'s rows and its role', async () => {
+            const placement = await createTenant()
+            await withHandle(placement, 'app', (db) => db.insertInto('notes').values({ id: 1, title: 'gone soon' }).execute())
+            const role = roleOf(placement)
+            const roles = () => asAdmin(async (c) => (await c.query('select rolname from pg_roles where rolname = $1', [role])).rowCount)
+            expect(await roles()).toBe(1)
+            await engine().drop(placement)
+            expect(await roles()).toBe(0)
+            await engine().drop(placement) // idempotent
+          })
+
+          it('doctor fails a policy that no longer keys on the role, and a tenant role in another tenant\'s', async () => {
+            const [a, b] = [await createTenant(), await createTenant()]
+            expect(await doctor([a, b])).toEqual(expect.arrayContaining([
+              expect.objectContaining({ name: 'raw SQL boundary', status: 'ok' }),
+              expect.objectContaining({ name: 'tenant role memberships', status: 'ok' }),
+              expect.objectContaining({ name: 'tenant roles', status: 'ok' }),
+              expect.objectContaining({ name: 'app privileges', status: 'ok' }),
+            ]))
+            await asAdmin((c) => c.query(`ALTER POLICY tenant_isolation ON tenant_rows.notes USING (true)`))
+            try {
+              expect(await check([a, b], 'raw SQL boundary')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/tenant_rows\.notes: policy tenant_isolation does not key on the login role/) })
+            } finally {
+              await asAdmin((c) => c.query(`ALTER POLICY tenant_isolation ON tenant_rows.notes USING (tenant_id = tenant_rows.tenantry_tenant_id())`))
+            }
+            await asAdmin((c) => c.query(`CREATE POLICY wide_open ON tenant_rows.note_tags FOR SELECT USING (true)`))
+            try {
+              expect(await check([a, b], 'raw SQL boundary')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/note_tags has other policies: wide_open/) })
+            } finally {
+              await asAdmin((c) => c.query(`DROP POLICY wide_open ON tenant_rows.note_tags`))
+            }
+            await asAdmin((c) => c.query(`GRANT ${roleOf(b)} TO ${roleOf(a)}`))
+            try {
+              expect(await check([a, b], 'tenant role memberships')).toMatchObject({ status: 'fail', detail: expect.stringContaining(`${roleOf(a)} is a member of ${roleOf(b)}`) })
+              expect(await check([a, b], 'raw SQL boundary')).toMatchObject({ status: 'fail' })
+            } finally {
+              await asAdmin((c) => c.query(`REVOKE ${roleOf(b)} FROM ${roleOf(a)}`))
+            }
+            await asAdmin((c) => c.query(`GRANT TRUNCATE ON tenant_rows.notes TO ${group}`))
+            try {
+              expect(await check([a, b], 'app privileges')).toMatchObject({ status: 'fail', detail: expect.stringContaining(`${group} has SELECT, INSERT, UPDATE, DELETE, TRUNCATE on tenant_rows.notes`) })
+            } finally {
+              await asAdmin((c) => c.query(`REVOKE TRUNCATE ON tenant_rows.notes FROM ${group}`))
+            }
+            expect(await check([a, b], 'raw SQL boundary')).toMatchObject({ status: 'ok' })
+          })
+
+          it('a row tenant made before row tenants had their own role gets one when first opened, and the policies key on it', async () => {
+            const placement = await createTenant()
+            await withHandle(placement, 'app', (db) => db.insertInto('notes').values({ id: 1, title: 'from before' }).execute())
+            const appRole = `tenantry_app_${id}`
+            // What such a data source looks like: policies and defaults on the setting, the app role with DML, and no tenant role.
+            await asAdmin(async (c) => {
+              for (const table of ['notes', 'note_tags']) {
+                await c.query(`ALTER POLICY tenant_isolation ON tenant_rows.${table} USING (tenant_id = current_setting('tenantry.tenant_id', true)) WITH CHECK (tenant_id = current_setting('tenantry.tenant_id', true))`)
+                await c.query(`ALTER TABLE tenant_rows.${table} ALTER COLUMN tenant_id SET DEFAULT current_setting('tenantry.tenant_id', true)`)
+              }
+              await c.query(`GRANT USAGE ON SCHEMA tenant_rows TO ${appRole}`)
+              await c.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tenant_rows TO ${appRole}`)
+              await c.query(`DROP OWNED BY ${roleOf(placement)}`)
+              await c.query(`DROP ROLE ${roleOf(placement)}`)
+            })
+            // A process started after the upgrade: the doctor reports what is left to do ...
+            const upgraded = createEngine({ ...toDataSourceRecord(config(), box), createdAt: '' }, { box, logger: console })
+            try {
+              const checks = await doctor([placement], upgraded)
+              expect(checks.find((c) => c.name === 'tenant roles')).toMatchObject({ status: 'fail', detail: expect.stringContaining(roleOf(placement)) })
+              expect(checks.find((c) => c.name === 'raw SQL boundary')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/does not key on the login role/) })
+              expect(checks.find((c) => c.name === 'app role reaches no tenant storage')).toMatchObject({ status: 'fail' })
+              // ... and opening the tenant does it.
+              const handle = upgraded.open(placement, 'app')
+              try {
+                expect((await sql<{ role: string; title: string }>`select current_user as role, title from notes`.execute(handle.db)).rows).toEqual([{ role: roleOf(placement), title: 'from before' }])
+              } finally {
+                await handle.close()
+              }
+              const after = await doctor([placement], upgraded)
+              for (const name of ['tenant roles', 'raw SQL boundary', 'app role reaches no tenant storage', 'tenant role memberships']) {
+                expect(after.find((c) => c.name === name), name).toMatchObject({ status: 'ok' })
+              }
+            } finally {
+              await upgraded.close()
+            }
           })
           return
         }

@@ -1,6 +1,8 @@
 import { TenantryError } from '../../errors.js'
 import { SILENT_LOGGER, type Logger } from '../../logger.js'
+import type { BoundedConfig } from '../../bounded.js'
 import type {
+  BoundedQueries,
   DatabaseEngine,
   EngineCheck,
   EngineDoctorContext,
@@ -11,14 +13,16 @@ import type {
   Isolation,
   ReadOnlyAccess,
 } from '../engine.js'
+import { postgresBoundedQueries } from './bounded-postgres.js'
 import { databaseIsolation } from './database-isolation.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTemplate, PostgresTenant } from './isolation-kind.js'
 import { PostgresConnection, type IdleConnection, type PostgresLogin } from './postgres-connection.js'
 import { checkPostgres } from './postgres-doctor.js'
 import { assertPostgresDataSourceId, tenantRoleName, tenantStorageName } from './postgres-names.js'
-import { APP_ROLE_ATTRIBUTES, roleLock, upsertLoginRole } from './postgres-privileges.js'
+import { APP_PRIVILEGES, APP_ROLE_ATTRIBUTES, roleLock, upsertLoginRole, type AppPrivilege } from './postgres-privileges.js'
 import { postgresReadOnlyAccess } from './read-only-access.js'
 import { rowIsolation } from './row-isolation.js'
+import { postgresStorage } from './postgres-storage.js'
 import { schemaIsolation } from './schema-isolation.js'
 
 export interface PostgresEngineOptions {
@@ -40,8 +44,12 @@ export interface PostgresEngineOptions {
   isolations?: Isolation[]
   /** Connections in each shared pool (admin and app, for schema tenants). @default 10 */
   poolSize?: number
-  /** Connections in each database-isolated tenant's own pool. @default 2 */
+  /** Connections in each tenant's own pool (every isolation: each tenant logs in as its own role). @default 2 */
   tenantPoolSize?: number
+  /** The DML privileges tenant roles get on tenant tables. @default ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] */
+  appPrivileges?: readonly AppPrivilege[]
+  /** Deadlines of `tenantry.bounded` (the server's data API) on this data source's tenants. @default { statementTimeoutMs: 2000 } */
+  bounded?: BoundedConfig
   /** @default SILENT_LOGGER */
   logger?: Logger
 }
@@ -82,6 +90,10 @@ export class PostgresEngine implements DatabaseEngine {
   readonly isolations: readonly Isolation[]
   readonly requiredPrivileges: readonly string[]
   readonly readOnlyAccess: ReadOnlyAccess | undefined
+  /** Measured, not enforced: see postgres-storage.ts. */
+  readonly storage = postgresStorage(() => this.#context.connection)
+  /** `tenantry.bounded`: a transaction with transaction-local `statement_timeout` and `lock_timeout`. */
+  readonly boundedQueries: BoundedQueries
   readonly #options: PostgresEngineOptions
   readonly #context: PostgresContext
   readonly #kinds: ReadonlyMap<Isolation, PostgresIsolationKind>
@@ -98,6 +110,7 @@ export class PostgresEngine implements DatabaseEngine {
       connection,
       appRole: options.appRole.name,
       tenantPoolSize: options.tenantPoolSize ?? 2,
+      appPrivileges: options.appPrivileges ?? APP_PRIVILEGES,
       tenantLogin: (tenant) => ({ name: tenantRoleName(tenant.id), password: options.deriveSecret(`postgres-tenant-role:${tenant.id}`) }),
       logger,
     }
@@ -107,6 +120,7 @@ export class PostgresEngine implements DatabaseEngine {
       ? postgresReadOnlyAccess({ context: this.#context, resolve: (placement) => this.#resolve(placement), isolations: readOnly, deriveSecret: options.deriveSecret })
       : undefined
     this.requiredPrivileges = requiredPrivileges(this.isolations).map((p) => p.line)
+    this.boundedQueries = postgresBoundedQueries(options.bounded)
   }
 
   locatorFor(tenantId: string, isolation: Isolation): string {

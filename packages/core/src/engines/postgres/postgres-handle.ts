@@ -12,7 +12,10 @@ export interface PostgresHandleOptions {
   ownsPool: boolean
   /** The schema every query and transaction is confined to; the database's default one when absent. */
   schema?: string
-  /** Row isolation: the tenant every transaction is set to (for RLS) and every query is filtered by. */
+  /**
+   * Row isolation: the tenant every query is filtered by (`TenantRowsPlugin`). RLS needs no
+   * setting from the handle: it keys on the tenant's login role.
+   */
   tenantId?: string
   /** The tables are shared with other tenants (row isolation). */
   shared?: boolean
@@ -24,7 +27,7 @@ export interface PostgresHandleOptions {
 export function openPostgresHandle(options: PostgresHandleOptions): EngineHandle {
   const { pool, ownsPool, schema, tenantId, logger } = options
   let db = new Kysely<any>({
-    dialect: new ScopedPostgresDialect({ pool, ownsPool, logger, ...(schema ? { schema } : {}), ...(tenantId ? { tenantId } : {}) }),
+    dialect: new ScopedPostgresDialect({ pool, ownsPool, logger, ...(schema ? { schema } : {}) }),
   })
   // Filter by tenant first, then qualify with the schema: the tenant predicate names tables as the app wrote them.
   if (tenantId) db = db.withPlugin(new TenantRowsPlugin(tenantId))

@@ -10,8 +10,34 @@ import { TENANT_MIGRATION_LOCK_TABLE, TENANT_MIGRATION_TABLE } from '../../migra
 /** The schema holding the shared tables of row-isolated tenants, in each Postgres data source. */
 export const ROW_SCHEMA = 'tenant_rows'
 
-/** The transaction-local setting that RLS policies compare `tenant_id` with. */
+/**
+ * The transaction-local setting the admin sets to reach one row tenant's rows (migrations and
+ * `drop`). It is honoured for the admin alone: see `ROW_TENANT_FUNCTION`.
+ */
 export const TENANT_SETTING = 'tenantry.tenant_id'
+
+/**
+ * The SQL function in `ROW_SCHEMA` that RLS policies and `tenant_id` defaults call: the tenant
+ * id of the row tenant's login role `current_user` (`t_<id>_app`), or for the admin the
+ * `TENANT_SETTING`, and NULL for anyone else. A statement can change a setting, not its role.
+ */
+export const ROW_TENANT_FUNCTION = 'tenantry_tenant_id'
+
+/** The policy every row-isolated table carries. */
+export const ROW_POLICY = 'tenant_isolation'
+
+/**
+ * The NOLOGIN group role that holds the privileges on the shared tables of row isolation:
+ * each row tenant's login role is a member, so a new table needs one grant, not one per tenant.
+ */
+export function rowGroupRoleName(dataSourceId: string): string {
+  return `tenantry_rows_${dataSourceId}`
+}
+
+/** The comment the row group role carries, so that it can be found (`tenantry doctor`, test clean-up). */
+export function rowGroupRoleComment(dataSourceId: string): string {
+  return `tenantry row group role of data source ${dataSourceId}`
+}
 
 /** Postgres data source ids are shorter than others: they name the app role and template databases, within 63 characters. */
 export const MAX_POSTGRES_DATA_SOURCE_ID_LENGTH = 49
@@ -40,8 +66,9 @@ export function tenantStorageName(tenantId: string): string {
 export const TENANT_MIGRATION_TABLES = [TENANT_MIGRATION_TABLE, TENANT_MIGRATION_LOCK_TABLE] as const
 
 /**
- * A schema- or database-isolated tenant's own login role, which its app handles connect as:
- * it has rights on that tenant's schema or database alone, so raw SQL cannot reach another's.
+ * A tenant's own login role, which its app handles connect as: under schema or database
+ * isolation it has rights on that tenant's schema or database alone, and under row isolation
+ * RLS keys on it, so raw SQL cannot reach another tenant's data.
  */
 export function tenantRoleName(tenantId: string): string {
   return `${tenantStorageName(tenantId)}_app`

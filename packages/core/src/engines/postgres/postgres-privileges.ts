@@ -19,6 +19,27 @@ export const READ_ONLY_ROLE_ATTRIBUTES = `${APP_ROLE_ATTRIBUTES} NOINHERIT`
 export const TENANT_ROLE_ATTRIBUTES = `${APP_ROLE_ATTRIBUTES} NOINHERIT`
 
 /**
+ * A row tenant's own login role: the app role's attributes, inheriting the privileges of the
+ * row group role, the one role it is a member of (RLS keys on the login role itself).
+ */
+export const ROW_TENANT_ROLE_ATTRIBUTES = `${APP_ROLE_ATTRIBUTES} INHERIT`
+
+/**
+ * The row group role's attributes: it holds table privileges and nothing else; no one logs
+ * in as it, and it inherits nothing (it is a member of no role).
+ */
+export const ROW_GROUP_ROLE_ATTRIBUTES = 'NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT'
+
+/** The DML privileges an app or tenant role may be given on tenant tables (the data source's `appPrivileges`). */
+export const APP_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const
+export type AppPrivilege = (typeof APP_PRIVILEGES)[number]
+
+/** The privileges in a fixed order, without repeats: `SELECT, INSERT` whatever order the config named them in. */
+export function privilegeList(privileges: readonly AppPrivilege[]): string {
+  return APP_PRIVILEGES.filter((p) => privileges.includes(p)).join(', ')
+}
+
+/**
  * Attributes only a superuser may name in `ALTER ROLE`, even to turn them off (Postgres
  * answers "must be superuser to alter superuser roles"), mapped to the `pg_roles` column
  * that says whether they are on.
@@ -37,7 +58,7 @@ const SUPERUSER_ONLY: Record<string, 'rolsuper' | 'rolreplication' | 'rolbypassr
  * (On Postgres 16+ the creator holds ADMIN OPTION on the role, which lets it grant that.)
  * Run it under `roleLock(name)`.
  */
-export async function upsertLoginRole(client: pg.ClientBase, name: string, attributes: string, password: string): Promise<void> {
+export async function upsertLoginRole(client: pg.ClientBase, name: string, attributes: string, password: string | undefined): Promise<void> {
   const role = quoteIdentifier(name)
   const [existing] = (
     await client.query<{ rolsuper: boolean; rolreplication: boolean; rolbypassrls: boolean; member: boolean }>(
@@ -45,19 +66,28 @@ export async function upsertLoginRole(client: pg.ClientBase, name: string, attri
       [name],
     )
   ).rows
+  const secret = password === undefined ? '' : ` PASSWORD ${quoteLiteral(password)}`
   if (!existing) {
-    await client.query(`CREATE ROLE ${role} WITH ${attributes} PASSWORD ${quoteLiteral(password)}`)
+    await client.query(`CREATE ROLE ${role} WITH ${attributes}${secret}`)
   } else {
     // Name a superuser-only attribute only when it is on and must go: that needs a superuser, and the error then says so.
     const alterable = attributes.split(' ').filter((a) => !(a in SUPERUSER_ONLY) || existing[SUPERUSER_ONLY[a]!])
-    await client.query(`ALTER ROLE ${role} WITH ${alterable.join(' ')} PASSWORD ${quoteLiteral(password)}`)
+    await client.query(`ALTER ROLE ${role} WITH ${alterable.join(' ')}${secret}`)
   }
   if (!existing?.member) await client.query(`GRANT ${role} TO CURRENT_USER`)
 }
 
-/** Creates (or brings back in step) a tenant's own role, marked with its data source. Run it under `roleLock(name)`. */
-export async function upsertTenantRole(client: pg.ClientBase, dataSourceId: string, login: PostgresLogin): Promise<void> {
-  await upsertLoginRole(client, login.name, TENANT_ROLE_ATTRIBUTES, login.password)
+/**
+ * Creates (or brings back in step) a tenant's own role, marked with its data source. Run it
+ * under `roleLock(name)`. Row tenants' roles inherit (from the row group role, their only membership).
+ */
+export async function upsertTenantRole(
+  client: pg.ClientBase,
+  dataSourceId: string,
+  login: PostgresLogin,
+  attributes: string = TENANT_ROLE_ATTRIBUTES,
+): Promise<void> {
+  await upsertLoginRole(client, login.name, attributes, login.password)
   await client.query(`COMMENT ON ROLE ${quoteIdentifier(login.name)} IS ${quoteLiteral(tenantRoleComment(dataSourceId))}`)
 }
 
@@ -77,10 +107,10 @@ export async function dropLoginRole(client: pg.ClientBase, name: string): Promis
  * owns: the role may use them but never alter them. Default
  * privileges live in each database, and a template database passes them on to its copies.
  */
-export async function grantAppAccessOnSchema(client: pg.ClientBase, schema: string, role: string): Promise<void> {
+export async function grantAppAccessOnSchema(client: pg.ClientBase, schema: string, role: string, privileges: readonly AppPrivilege[]): Promise<void> {
   const [on, app] = [quoteIdentifier(schema), quoteIdentifier(role)]
   await client.query(`GRANT USAGE ON SCHEMA ${on} TO ${app}`)
-  await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${on} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${app}`)
+  await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${on} GRANT ${privilegeList(privileges)} ON TABLES TO ${app}`)
   await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${on} GRANT USAGE, SELECT ON SEQUENCES TO ${app}`)
 }
 
@@ -89,12 +119,42 @@ export async function grantAppAccessOnSchema(client: pg.ClientBase, schema: stri
  * database): the same rights on what is there now, and on what later migrations add, with
  * Tenantry's migration tables readable only.
  */
-export async function grantAppAccessOnMigratedSchema(client: pg.ClientBase, schema: string, role: string): Promise<void> {
+export async function grantAppAccessOnMigratedSchema(client: pg.ClientBase, schema: string, role: string, privileges: readonly AppPrivilege[]): Promise<void> {
+  await grantAppAccessOnSchema(client, schema, role, privileges)
+  await syncTablePrivileges(async <R>(text: string, values: unknown[] = []) => (await client.query(text, values)).rows as R[], schema, role, privileges)
+}
+
+/**
+ * Brings `role`'s privileges on every table and sequence now in `schema` to exactly
+ * `privileges` (the data source's `appPrivileges`: one left out of the config is taken back,
+ * now and in the default privileges), with Tenantry's migration tables readable only. Run after
+ * each migration, inside its transaction, so that a new table and a changed setting both apply.
+ */
+async function syncTablePrivileges(run: RunQuery, schema: string, role: string, privileges: readonly AppPrivilege[]): Promise<void> {
   const [on, app] = [quoteIdentifier(schema), quoteIdentifier(role)]
-  await grantAppAccessOnSchema(client, schema, role)
-  await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${on} TO ${app}`)
-  await client.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${on} TO ${app}`)
-  await revokeMigrationWrites(async <R>(text: string, values: unknown[] = []) => (await client.query(text, values)).rows as R[], schema)
+  const withheld = APP_PRIVILEGES.filter((p) => !privileges.includes(p))
+  if (withheld.length) {
+    await run(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${on} REVOKE ${withheld.join(', ')} ON TABLES FROM ${app}`)
+    await run(`REVOKE ${withheld.join(', ')} ON ALL TABLES IN SCHEMA ${on} FROM ${app}`)
+  }
+  await run(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${on} GRANT ${privilegeList(privileges)} ON TABLES TO ${app}`)
+  await run(`GRANT ${privilegeList(privileges)} ON ALL TABLES IN SCHEMA ${on} TO ${app}`)
+  await run(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${on} TO ${app}`)
+  await revokeMigrationWrites(run, schema)
+}
+
+/**
+ * `syncTablePrivileges` for an admin handle's `afterEachMigration` (on the migration's own
+ * connection and transaction). A role that does not exist (a tenant made before tenants had
+ * their own, or a template database that names none) is skipped: it gets its grants when made.
+ */
+export async function syncAppPrivilegesAfterMigration(db: Kysely<any>, schema: string, role: string | undefined, privileges: readonly AppPrivilege[]): Promise<void> {
+  const run = kyselyRun(db)
+  if (role !== undefined && (await run('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).length > 0) {
+    await syncTablePrivileges(run, schema, role, privileges)
+  } else {
+    await revokeMigrationWrites(run, schema)
+  }
 }
 
 /**
@@ -152,8 +212,12 @@ async function revokeMigrationWrites(run: RunQuery, schema: string): Promise<voi
  * with its records writable by the app.
  */
 export function protectMigrationTables(db: Kysely<any>, schema: string): Promise<void> {
-  return revokeMigrationWrites(async <R>(text: string, values: unknown[] = []) => {
+  return revokeMigrationWrites(kyselyRun(db), schema)
+}
+
+function kyselyRun(db: Kysely<any>): RunQuery {
+  return async <R>(text: string, values: unknown[] = []) => {
     const compiled = CompiledQuery.raw(text, values)
     return (await db.executeQuery<R>(compiled)).rows as R[]
-  }, schema)
+  }
 }

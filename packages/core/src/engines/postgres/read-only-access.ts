@@ -19,7 +19,8 @@ export interface PostgresReadOnlyAccessOptions {
  * Seed 003's limited user: a login role per tenant with `SELECT` on the tenant's tables (now
  * and after later migrations) and nothing else: no write, no DDL, no other schema or database.
  * Its URL works with `psql` or a BI tool. Each isolation kind grants what its boundary needs;
- * row isolation grants nothing, as its boundary is a setting the SQL itself could change.
+ * row isolation offers none yet: its policies key on each tenant's app role, and a read-only
+ * role would need policies of its own.
  */
 export function postgresReadOnlyAccess(options: PostgresReadOnlyAccessOptions): ReadOnlyAccess {
   const { context, resolve, isolations } = options
@@ -30,7 +31,7 @@ export function postgresReadOnlyAccess(options: PostgresReadOnlyAccessOptions): 
     if (!kind.readOnly) {
       throw new TenantryError(
         'UNSUPPORTED_PLACEMENT',
-        `Read-only access is offered for ${isolations.join(' and ') || 'no'} isolation on this data source, not ${kind.isolation}: its boundary is not a privilege`,
+        `Read-only access is offered for ${isolations.join(' and ') || 'no'} isolation on this data source, not ${kind.isolation}: its policies key on the tenant's app role alone`,
       )
     }
     return { grants: kind.readOnly, tenant }

@@ -3,7 +3,16 @@ import type { EngineRole } from '../engine.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTenant } from './isolation-kind.js'
 import { openPostgresHandle } from './postgres-handle.js'
 import { tenantRoleRepair } from './tenant-role-repair.js'
-import { dropLoginRole, grantAppAccessOnMigratedSchema, grantAppAccessOnSchema, grantReadOnSchema, protectMigrationTables, revokeAppRoleFromSchema, roleLock, upsertTenantRole } from './postgres-privileges.js'
+import {
+  dropLoginRole,
+  grantAppAccessOnMigratedSchema,
+  grantAppAccessOnSchema,
+  grantReadOnSchema,
+  revokeAppRoleFromSchema,
+  roleLock,
+  syncAppPrivilegesAfterMigration,
+  upsertTenantRole,
+} from './postgres-privileges.js'
 
 /**
  * Schema isolation: a schema `t_<id>` per tenant in the data source's database. App code
@@ -15,7 +24,7 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
   const { connection, logger } = context
   // Tenants created before they had roles of their own get one when first opened.
   const tenantRoles = tenantRoleRepair(context, (tenant) => kind.exists(tenant), async (client, tenant, role) => {
-    await grantAppAccessOnMigratedSchema(client, tenant.name, role)
+    await grantAppAccessOnMigratedSchema(client, tenant.name, role, context.appPrivileges)
     await revokeAppRoleFromSchema(client, tenant.name, context.appRole)
   })
   const kind: PostgresIsolationKind = {
@@ -27,7 +36,7 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
       await connection.transaction((client) => upsertTenantRole(client, context.dataSourceId, login), roleLock(login.name))
       await connection.transaction(async (client) => {
         await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.name)}`)
-        await grantAppAccessOnSchema(client, tenant.name, login.name)
+        await grantAppAccessOnSchema(client, tenant.name, login.name, context.appPrivileges)
       })
     },
 
@@ -41,7 +50,7 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
           pool: connection.admin,
           ownsPool: false,
           schema: tenant.name,
-          afterEachMigration: (db) => protectMigrationTables(db, tenant.name),
+          afterEachMigration: (db) => syncAppPrivilegesAfterMigration(db, tenant.name, context.tenantLogin(tenant).name, context.appPrivileges),
           logger,
         })
       }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import {
   CompiledQuery,
   type DatabaseIntrospector,
@@ -61,6 +62,28 @@ export class ScopedPostgresDialect extends PostgresDialect {
 }
 
 /**
+ * Transaction-local settings for the next transaction begun in an async context (see
+ * `withTransactionSettings`); `applied` tells the caller they travelled with its `BEGIN`.
+ */
+export interface PendingTransactionSettings {
+  /** `set_config(name, value, true)` calls, built from checked values only: never from input. */
+  readonly calls: readonly string[]
+  applied: boolean
+}
+
+const pendingSettings = new AsyncLocalStorage<PendingTransactionSettings>()
+
+/**
+ * Runs `fn` so that the first transaction it begins on a scoped handle sends `pending.calls`
+ * in the same round trip as its `BEGIN` (and scope), e.g. `statement_timeout` for
+ * `tenantry.bounded`. A transaction with an isolation level or access mode is begun as usual
+ * and leaves `applied` false: the caller then sets them itself.
+ */
+export function withTransactionSettings<T>(pending: PendingTransactionSettings, fn: () => Promise<T>): Promise<T> {
+  return pendingSettings.run(pending, fn)
+}
+
+/**
  * The statement that scopes a transaction, as literals so that `begin` and the scope travel
  * in one round trip. Both values are checked against strict patterns first: nothing here
  * ever comes from input.
@@ -95,9 +118,14 @@ class ScopedPostgresDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const scoped = connection as ScopedConnection
-    await this.inner.beginTransaction(scoped.inner, settings)
+    const pending = pendingSettings.getStore()
+    const extra = pending && !pending.applied && pending.calls.length && !settings.isolationLevel && !settings.accessMode ? pending : undefined
+    if (extra) extra.applied = true
+    if (!extra) await this.inner.beginTransaction(scoped.inner, settings)
     try {
-      await scoped.scope()
+      // With extra settings, one round trip: a parameterless multi-statement query goes over the simple protocol.
+      if (extra) await scoped.inner.executeQuery(CompiledQuery.raw(['begin', ...(scoped.statement ? [scoped.statement] : []), `select ${extra.calls.join(', ')}`].join('; ')))
+      else await scoped.scope()
     } catch (error) {
       // Kysely rolls back only a transaction whose begin returned: if the scope fails (a
       // cancel, a timeout), end the transaction here, or the connection goes back to the pool

@@ -15,6 +15,8 @@ export function tenantRoleRepair(
   context: PostgresContext,
   exists: (tenant: PostgresTenant) => Promise<boolean>,
   grant: GrantTenantRole,
+  /** The role's attributes, when not `TENANT_ROLE_ATTRIBUTES` (row tenants' roles inherit from the row group role). */
+  attributes?: string,
 ): { ensure(tenant: PostgresTenant): Promise<void> } {
   const ready = new Set<string>()
   return {
@@ -26,7 +28,7 @@ export function tenantRoleRepair(
       if (found.length === 0 && (await exists(tenant))) {
         context.logger.info({ tenantId: tenant.id, role: login.name }, 'Creating the login role of a tenant made before tenants had their own')
         // The role is committed before the grants name it: a grant inside a tenant database sees committed roles only.
-        await context.connection.transaction((client) => upsertTenantRole(client, context.dataSourceId, login), roleLock(login.name))
+        await context.connection.transaction((client) => upsertTenantRole(client, context.dataSourceId, login, attributes), roleLock(login.name))
         await context.connection.transaction((client) => grant(client, tenant, login.name), roleLock(login.name))
       }
       ready.add(tenant.id)

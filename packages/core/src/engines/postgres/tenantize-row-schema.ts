@@ -1,6 +1,65 @@
-import { sql, type Kysely } from 'kysely'
-import { quoteIdentifier, quoteReportedName as quote } from '../../identifiers.js'
-import { ROW_SCHEMA, TENANT_SETTING } from './postgres-names.js'
+import { CompiledQuery, sql, type Kysely } from 'kysely'
+import { quoteIdentifier, quoteLiteral, quoteReportedName as quote } from '../../identifiers.js'
+import { ROW_POLICY, ROW_SCHEMA, ROW_TENANT_FUNCTION, TENANT_SETTING } from './postgres-names.js'
+
+/** Runs one statement with `$n` parameters and returns its rows: a pg client's or a Kysely connection's. */
+export type RunQuery = <R>(text: string, values?: unknown[]) => Promise<R[]>
+
+/** `tenant_rows.tenantry_tenant_id()`, as policies and defaults call it. */
+export const ROW_TENANT_CALL = `${quoteIdentifier(ROW_SCHEMA)}.${quoteIdentifier(ROW_TENANT_FUNCTION)}()`
+
+/** What RLS compares `tenant_id` with, in `USING` and in `WITH CHECK`. */
+export const ROW_POLICY_EXPRESSION = `tenant_id = ${ROW_TENANT_CALL}`
+
+/**
+ * The body of `ROW_TENANT_FUNCTION`. A row tenant's login role `t_<id>_app` maps to `<id>`: a
+ * statement cannot change its own `current_user` (the role is a member of no other tenant's
+ * role, and `SET SESSION AUTHORIZATION` needs a superuser). The admin, who owns the tables and
+ * is under FORCE ROW LEVEL SECURITY too, names the tenant with `TENANT_SETTING` instead; any
+ * other role (the row group role after `SET ROLE`, the app role) gets NULL: nothing. Everything
+ * is qualified with `pg_catalog`, so a caller's `search_path` changes nothing; plain SQL, STABLE
+ * and not SECURITY DEFINER, so the planner inlines it and `tenant_id` indexes are used.
+ */
+function rowTenantFunctionBody(admin: string): string {
+  return (
+    `SELECT CASE WHEN CURRENT_USER OPERATOR(pg_catalog.=) ${quoteLiteral(admin)}::pg_catalog.name ` +
+    `THEN pg_catalog.current_setting('${TENANT_SETTING}', true) ` +
+    `ELSE pg_catalog.substring(CURRENT_USER::pg_catalog.text, '^t_(t[a-z2-7]{19})_app$') END`
+  )
+}
+
+/**
+ * Creates `ROW_TENANT_FUNCTION` in the row schema, or brings its body back in step, as the
+ * admin (who becomes its owner and the one role that may use the setting). Idempotent; only
+ * writes when the body differs.
+ */
+export async function ensureRowTenantFunction(run: RunQuery): Promise<void> {
+  const [{ admin }] = (await run<{ admin: string }>('SELECT current_user AS admin')) as [{ admin: string }]
+  const body = rowTenantFunctionBody(admin)
+  const [existing] = await run<{ src: string }>(
+    `SELECT p.prosrc AS src FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs = 0`,
+    [ROW_SCHEMA, ROW_TENANT_FUNCTION],
+  )
+  if (existing?.src === body) return
+  await run(`CREATE OR REPLACE FUNCTION ${ROW_TENANT_CALL} RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $tenantry$${body}$tenantry$`)
+  // Anyone may call it (RLS calls it as the querying role); it reveals only the caller's own tenant.
+  await run(`GRANT EXECUTE ON FUNCTION ${ROW_TENANT_CALL} TO PUBLIC`)
+}
+
+/**
+ * Whether a policy's deparsed expression is `ROW_POLICY_EXPRESSION`. Postgres prints the
+ * function with its schema or without, depending on the reader's `search_path`.
+ */
+export function isRowPolicyExpression(deparsed: string | null): boolean {
+  if (deparsed === null) return false
+  const bare = deparsed.replace(/\s+/g, ' ').replace(/"?tenant_rows"?\./g, '')
+  return bare === `(tenant_id = ${ROW_TENANT_FUNCTION}())`
+}
+
+/** Whether a column default is a call of `ROW_TENANT_FUNCTION`. */
+export function isRowTenantDefault(deparsed: string | null): boolean {
+  return deparsed !== null && deparsed.replace(/"?tenant_rows"?\./g, '') === `${ROW_TENANT_FUNCTION}()`
+}
 
 /** Kysely's migration tables (`TENANT_MIGRATION_TABLE` and its lock): Tenantry's, not the app's, and never per tenant. */
 const INTERNAL_TABLES = ['tenantry_migration', 'tenantry_migration_lock']
@@ -23,15 +82,22 @@ const ACTIONS: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: 'CAS
  * ones, inside the migration's own transaction, so that migrations are written once for
  * every isolation. Idempotent: what already leads with `tenant_id` is left alone.
  *
- * - every table gets `tenant_id text NOT NULL`, defaulting to the transaction's tenant;
+ * - every table gets `tenant_id text NOT NULL`, defaulting to the querying tenant
+ *   (`tenantry_tenant_id()`: the login role's tenant, or the admin's setting);
  * - primary keys, unique constraints and indexes lead with `tenant_id` (one tenant's rows
  *   are one index range, and ids may collide between tenants);
  * - foreign keys become composite, `(tenant_id, col) → (tenant_id, id)`, so a row can never
  *   point at another tenant's row;
  * - RLS is enabled and forced, with one policy for reading (`USING`) and writing
- *   (`WITH CHECK`). An unset tenant compares with NULL: it sees and writes nothing.
+ *   (`WITH CHECK`) that keys on the login role (see `ROW_TENANT_FUNCTION`). A role that is no
+ *   row tenant compares with NULL: it sees and writes nothing.
+ *
+ * Tables made before policies keyed on the role (when they compared with a setting any
+ * statement could change) get the new policy and default here, as they do from `confine`.
  */
 export async function tenantizeRowSchema(db: Kysely<any>): Promise<void> {
+  const run: RunQuery = async <R>(text: string, values: unknown[] = []) => (await db.executeQuery<R>(CompiledQuery.raw(text, values))).rows as R[]
+  await ensureRowTenantFunction(run)
   const schema = quoteIdentifier(ROW_SCHEMA)
   const tables = (
     await sql<{ name: string }>`
@@ -47,7 +113,7 @@ export async function tenantizeRowSchema(db: Kysely<any>): Promise<void> {
       where table_schema = ${ROW_SCHEMA} and table_name = ${table} and column_name = 'tenant_id'`.execute(db)
     if (hasColumn.rows.length === 0) {
       await sql.raw(
-        `ALTER TABLE ${schema}.${quote(table)} ADD COLUMN tenant_id text NOT NULL DEFAULT current_setting('${TENANT_SETTING}', true)`,
+        `ALTER TABLE ${schema}.${quote(table)} ADD COLUMN tenant_id text NOT NULL DEFAULT ${ROW_TENANT_CALL}`,
       ).execute(db)
     }
   }
@@ -120,11 +186,32 @@ export async function tenantizeRowSchema(db: Kysely<any>): Promise<void> {
   for (const table of tables) {
     const qualified = `${schema}.${quote(table)}`
     await sql.raw(`ALTER TABLE ${qualified} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY`).execute(db)
-    const policy = await sql`select 1 from pg_policies where schemaname = ${ROW_SCHEMA} and tablename = ${table} and policyname = 'tenant_isolation'`.execute(db)
-    if (policy.rows.length === 0) {
-      const check = `tenant_id = current_setting('${TENANT_SETTING}', true)`
-      // For every role: under FORCE, a role without a policy would see nothing, and one with a wider policy would see all.
-      await sql.raw(`CREATE POLICY tenant_isolation ON ${qualified} FOR ALL USING (${check}) WITH CHECK (${check})`).execute(db)
-    }
+    await keyOnRole(run, table)
   }
 }
+
+/**
+ * Gives `table` the policy and the `tenant_id` default that key on the login role, replacing
+ * the setting-keyed ones of earlier versions. Writes only what differs (a policy change takes
+ * the table's strongest lock).
+ */
+export async function keyOnRole(run: RunQuery, table: string): Promise<void> {
+  const qualified = `${quoteIdentifier(ROW_SCHEMA)}.${quote(table)}`
+  const [column] = await run<{ def: string | null }>(
+    `SELECT pg_get_expr(d.adbin, d.adrelid) AS def FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attrelid = ${quoteLiteral(qualified)}::regclass AND a.attname = 'tenant_id'`,
+  )
+  if (column && !isRowTenantDefault(column.def)) await run(`ALTER TABLE ${qualified} ALTER COLUMN tenant_id SET DEFAULT ${ROW_TENANT_CALL}`)
+  const policies = await run<{ name: string; qual: string | null; check: string | null; cmd: string; roles: string[]; permissive: string }>(
+    `SELECT policyname AS name, qual, with_check AS check, cmd, roles::text[] AS roles, permissive FROM pg_policies
+     WHERE schemaname = ${quoteLiteral(ROW_SCHEMA)} AND tablename = ${quoteLiteral(table)}`,
+  )
+  const ours = policies.find((p) => p.name === ROW_POLICY)
+  const right =
+    ours && ours.cmd === 'ALL' && ours.permissive === 'PERMISSIVE' && ours.roles.join() === 'public' && isRowPolicyExpression(ours.qual) && isRowPolicyExpression(ours.check)
+  if (right) return
+  if (ours) await run(`DROP POLICY ${quote(ROW_POLICY)} ON ${qualified}`)
+  // For every role: under FORCE, a role without a policy would see nothing, and one with a wider policy would see all.
+  await run(`CREATE POLICY ${quote(ROW_POLICY)} ON ${qualified} FOR ALL USING (${ROW_POLICY_EXPRESSION}) WITH CHECK (${ROW_POLICY_EXPRESSION})`)
+}
+

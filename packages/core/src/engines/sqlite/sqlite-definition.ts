@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { z } from 'zod'
+import { BOUNDED_CONFIG_SCHEMA, parseBoundedConfig, type BoundedConfig } from '../../bounded.js'
 import { TenantryError } from '../../errors.js'
 import type { DataSourceBase, EngineDefinition } from '../engine-definition.js'
 import type { SqliteExecutorOptions } from '../../executor/sqlite-executor.js'
@@ -25,6 +26,13 @@ export interface SqliteDataSourceConfig extends DataSourceBase {
    * 16 MiB per result, 4 MiB per value, 512 MiB per process, max(4, CPUs) processes, half of them per tenant
    */
   rawSql?: SqliteRawSqlConfig
+  /**
+   * Deadlines of `tenantry.bounded` (the server's data API, which runs in the same executor
+   * processes as raw SQL), e.g. `{ statementTimeoutMs: 1000 }`. A tenant's own can be set over
+   * it by the server (`server.dataApi.tenants`).
+   * @default { statementTimeoutMs: 2000 }
+   */
+  bounded?: BoundedConfig
 }
 
 /** A SQLite data source as a config file declares it: the directory has a default. */
@@ -43,12 +51,14 @@ const RAW_SQL_SCHEMA = z.strictObject({
   maxRows: positiveInt.optional(),
   maxResultBytes: positiveInt.optional(),
   maxValueBytes: positiveInt.optional(),
+  niceness: z.number().int().min(0).max(19).optional(),
 })
 
 const SQLITE_CONFIG_SCHEMA = z.object({
   directory: z.string().min(1),
   synchronous: z.enum(['OFF', 'NORMAL', 'FULL', 'EXTRA']).optional(),
   rawSql: RAW_SQL_SCHEMA.optional(),
+  bounded: BOUNDED_CONFIG_SCHEMA.optional(),
 })
 
 /** SQLite in the engine registry. */
@@ -64,18 +74,24 @@ export const SQLITE_ENGINE: EngineDefinition<SqliteDataSourceConfig> = {
 
   toRecord(source) {
     return {
-      config: { directory: source.directory, ...(source.synchronous ? { synchronous: source.synchronous } : {}), ...(source.rawSql ? { rawSql: source.rawSql } : {}) },
+      config: {
+        directory: source.directory,
+        ...(source.synchronous ? { synchronous: source.synchronous } : {}),
+        ...(source.rawSql ? { rawSql: source.rawSql } : {}),
+        ...(source.bounded ? { bounded: source.bounded } : {}),
+      },
       secret: null,
     }
   },
 
   createEngine(record, { logger }) {
-    const { directory, synchronous, rawSql } = record.config as { directory?: unknown; synchronous?: SqliteSynchronous; rawSql?: unknown }
+    const { directory, synchronous, rawSql, bounded: boundedRecord } = record.config as { directory?: unknown; synchronous?: SqliteSynchronous; rawSql?: unknown; bounded?: unknown }
     if (typeof directory !== 'string') throw new TenantryError('INVALID_CONFIG', `Data source ${record.id} has no directory`)
     // Checked again: a record may come from an older version or another process's config.
     const limits = rawSql === undefined ? undefined : RAW_SQL_SCHEMA.safeParse(rawSql)
     if (limits && !limits.success) throw new TenantryError('INVALID_CONFIG', `Data source ${record.id}: rawSql: ${limits.error.issues[0]?.message}`)
-    return new SqliteEngine({ directory, logger, ...(synchronous ? { synchronous } : {}), ...(limits ? { rawSql: limits.data } : {}) })
+    const bounded = parseBoundedConfig(boundedRecord, record.id)
+    return new SqliteEngine({ directory, logger, ...(synchronous ? { synchronous } : {}), ...(limits ? { rawSql: limits.data } : {}), ...(bounded ? { bounded } : {}) })
   },
 
   describe(config) {

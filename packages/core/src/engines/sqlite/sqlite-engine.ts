@@ -1,5 +1,5 @@
 import { constants as fsConstants, existsSync } from 'node:fs'
-import { chmod, copyFile, link, mkdir, readdir, rm, unlink } from 'node:fs/promises'
+import { chmod, copyFile, link, mkdir, readdir, rm, stat, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { Kysely } from 'kysely'
@@ -8,7 +8,11 @@ import { assertTenantId, assertTemplateKey } from '../../identifiers.js'
 import { SILENT_LOGGER, type Logger } from '../../logger.js'
 import { isProcessAlive } from '../../processes.js'
 import { SqliteExecutor, type SqliteExecutorOptions, type SqliteExecutorStats } from '../../executor/sqlite-executor.js'
+import { ExecutorDialect } from '../../executor/executor-dialect.js'
+import { TenantGate } from '../../executor/tenant-gate.js'
+import { boundedTimeout, type BoundedConfig } from '../../bounded.js'
 import type {
+  BoundedQueries,
   DatabaseEngine,
   EngineCheck,
   EngineDoctorContext,
@@ -19,9 +23,11 @@ import type {
   RawSessionOptions,
   RawSessions,
   SqliteRawSession,
+  StatementSink,
+  TenantStorage,
 } from '../engine.js'
 import { TransactionalSqliteDialect } from './sqlite-dialect.js'
-import { checkSqlite } from './sqlite-doctor.js'
+import { checkSqlite, removeSqliteLeftovers } from './sqlite-doctor.js'
 import { BUILD_FILE_PATTERN, SIDE_FILE_SUFFIXES, TEMPLATES_DIRECTORY, templateFileName, tenantFileName } from './sqlite-names.js'
 
 /** SQLite `synchronous` levels. See https://sqlite.org/pragma.html#pragma_synchronous */
@@ -45,9 +51,14 @@ export interface SqliteEngineOptions {
    * under deadlines, caps and per-tenant shares (see `SqliteExecutorOptions` for each default).
    */
   rawSql?: Omit<SqliteExecutorOptions, 'logger'>
+  /** Deadlines of `tenantry.bounded` (the server's data API), which runs in the same executor processes. @default { statementTimeoutMs: 2000 } */
+  bounded?: BoundedConfig
   /** @default SILENT_LOGGER */
   logger?: Logger
 }
+
+/** How long a bounded call waits for its tenant's share of the executor before `CONCURRENCY_LIMITED`. */
+const BOUNDED_SHARE_WAIT_MS = 5000
 
 interface SqliteTemplate extends EngineTemplate {
   readonly path: string
@@ -70,11 +81,60 @@ export class SqliteEngine implements DatabaseEngine {
     open: async (placement, options) => this.#openRawSession(placement, options),
     close: () => this.#closeExecutor(),
   }
+  /**
+   * `tenantry.bounded`: Kysely queries compiled here and run on a raw session (`ExecutorDialect`),
+   * so a scan, a search or a write waiting on a lock holds an executor process, never the
+   * caller's event loop, and stops at its deadline. The statement guard applies as to raw SQL.
+   */
+  readonly boundedQueries: BoundedQueries = {
+    run: async (target, options, fn) => {
+      const statementTimeoutMs = boundedTimeout(options.statementTimeoutMs, this.#bounded)
+      const session = await this.#openRawSession(target.placement, { readOnly: options.readOnly ?? false, statementTimeoutMs })
+      // A burst of one tenant's calls waits its turn for the tenant's share of the executor.
+      const leave = await this.#gate.enter(target.placement.tenantId, this.#executor!.maxStatementsPerTenant).catch(async (error: unknown) => {
+        await session.close()
+        throw error
+      })
+      const db = new Kysely<any>({ dialect: new ExecutorDialect(session) })
+      try {
+        return await fn(db)
+      } finally {
+        // Closes the session, rolling back a transaction `fn` left open.
+        await db.destroy().finally(leave)
+      }
+    },
+  }
+  readonly #gate = new TenantGate(BOUNDED_SHARE_WAIT_MS)
+  readonly #bounded: BoundedConfig | undefined
   readonly #synchronous: SqliteSynchronous
   readonly #busyTimeoutMs: number
   readonly #logger: Logger
   readonly #rawSql: Omit<SqliteExecutorOptions, 'logger'>
   #executor: SqliteExecutor | undefined
+  /** Storage quotas by tenant id, as the router last resolved them. */
+  readonly #storageLimits = new Map<string, number | null>()
+  /** The in-process connections open on each tenant's file, to apply a changed quota at once. */
+  readonly #openDatabases = new Map<string, Set<Database.Database>>()
+  #statementSink: StatementSink | undefined
+  /**
+   * Storage quotas enforced by SQLite itself: `PRAGMA max_page_count` on every connection that
+   * can write a tenant's file (the in-process handle and the executor's), so a write past the
+   * quota fails with SQLITE_FULL (`QUOTA_EXCEEDED`) and writes nothing.
+   */
+  readonly storage: TenantStorage = {
+    enforced: true,
+    setLimit: (tenantId, bytes) => {
+      if (this.#storageLimits.get(tenantId) === bytes) return
+      this.#storageLimits.set(tenantId, bytes)
+      for (const database of this.#openDatabases.get(tenantId) ?? []) limitStorage(database, bytes)
+    },
+    size: async (placement) => {
+      const path = this.pathOf(placement)
+      let total = 0
+      for (const file of [path, `${path}-wal`]) total += await stat(file).then((s) => s.size, () => 0)
+      return total
+    },
+  }
   #directoryReady = false
 
   constructor(options: SqliteEngineOptions) {
@@ -83,6 +143,7 @@ export class SqliteEngine implements DatabaseEngine {
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000
     this.#logger = options.logger ?? SILENT_LOGGER
     this.#rawSql = options.rawSql ?? {}
+    this.#bounded = options.bounded
     // Checks the limits now, so a mistake in them fails at start rather than on the first request.
     new SqliteExecutor(this.#rawSql)
     this.requiredPrivileges = [`read, write and create files in ${this.directory} (created when missing)`]
@@ -154,7 +215,7 @@ export class SqliteEngine implements DatabaseEngine {
   }
 
   open(placement: EnginePlacement): EngineHandle {
-    return this.#openFile(this.pathOf(placement), true)
+    return this.#openFile(this.pathOf(placement), true, placement.tenantId)
   }
 
   async drop(placement: EnginePlacement): Promise<void> {
@@ -172,6 +233,10 @@ export class SqliteEngine implements DatabaseEngine {
 
   doctor(context: EngineDoctorContext): Promise<EngineCheck[]> {
     return checkSqlite(this.directory, context)
+  }
+
+  removeLeftovers(context: EngineDoctorContext & { creating: ReadonlySet<string> }): Promise<string[]> {
+    return removeSqliteLeftovers(this.directory, context)
   }
 
   /** A consistent snapshot, taken while writers go on: VACUUM INTO reads in one read transaction. */
@@ -213,7 +278,12 @@ export class SqliteEngine implements DatabaseEngine {
   async #openRawSession(placement: EnginePlacement, options: RawSessionOptions): Promise<SqliteRawSession> {
     const path = this.pathOf(placement)
     if (!existsSync(path)) throw new TenantryError('TENANT_NOT_FOUND', `The tenant's database ${placement.locator} does not exist`)
-    this.#executor ??= new SqliteExecutor({ ...this.#rawSql, logger: this.#logger })
+    this.#executor ??= new SqliteExecutor({
+      ...this.#rawSql,
+      logger: this.#logger,
+      storageLimitOf: (tenantId) => this.#storageLimits.get(tenantId),
+      onStatement: (tenantId, usage) => this.#statementSink?.(tenantId, usage),
+    })
     return this.#executor.openSession({ ...options, tenantId: placement.tenantId, path })
   }
 
@@ -248,17 +318,27 @@ export class SqliteEngine implements DatabaseEngine {
     }
   }
 
-  #openFile(path: string, mustExist: boolean): EngineHandle {
+  meterWith(sink: StatementSink): void {
+    this.#statementSink = sink
+  }
+
+  #openFile(path: string, mustExist: boolean, tenantId?: string): EngineHandle {
     const database = new Database(path, { fileMustExist: mustExist, timeout: this.#busyTimeoutMs })
     try {
       database.pragma('journal_mode = WAL')
       database.pragma(`synchronous = ${this.#synchronous}`)
       database.pragma('foreign_keys = ON')
+      if (tenantId !== undefined) limitStorage(database, this.#storageLimits.get(tenantId) ?? null)
     } catch (error) {
       database.close()
       throw error
     }
     const db = new Kysely<any>({ dialect: new TransactionalSqliteDialect({ database }) })
+    let open: Set<Database.Database> | undefined
+    if (tenantId !== undefined) {
+      open = this.#openDatabases.get(tenantId) ?? new Set()
+      this.#openDatabases.set(tenantId, open.add(database))
+    }
     return {
       engine: 'sqlite',
       db,
@@ -267,7 +347,10 @@ export class SqliteEngine implements DatabaseEngine {
         // it, so exec here joins that transaction. Kysely's own `sql` runs one statement only.
         database.exec(script)
       },
-      close: () => db.destroy(),
+      close: () => {
+        if (tenantId !== undefined) open?.delete(database)
+        return db.destroy()
+      },
     }
   }
 
@@ -300,6 +383,12 @@ export class SqliteEngine implements DatabaseEngine {
       throw new TenantryError('UNSUPPORTED_PLACEMENT', `SQLite data sources offer database isolation only, not ${isolation}`)
     }
   }
+}
+
+/** Applies a storage quota to a connection (see `storage`); null lifts it to SQLite's own ceiling. */
+function limitStorage(database: Database.Database, bytes: number | null): void {
+  const pageSize = Number(database.pragma('page_size', { simple: true }))
+  database.pragma(`max_page_count = ${bytes === null ? 4294967294 : Math.max(1, Math.floor(bytes / pageSize))}`)
 }
 
 /** Writes a compact, consistent copy of the database at `source` to the new file `destination`. */

@@ -15,6 +15,11 @@ export function isTenantFileName(name: string): boolean {
   return name.endsWith('.db') && isTenantId(name.slice(0, -'.db'.length))
 }
 
+/** A create's staging copy of a tenant file, `<tenant id>.db.creating`: published under the tenant's name once complete. */
+export function isStagingFileName(name: string): boolean {
+  return name.endsWith('.creating') && isTenantFileName(name.slice(0, -'.creating'.length))
+}
+
 /** What a crashed write may leave next to a tenant file: SQLite's own side files, and our staging copy. */
 export const SIDE_FILE_SUFFIXES = ['-wal', '-shm', '-journal', '.creating']
 

@@ -1,0 +1,148 @@
+// A quiet tenant's point reads over HTTP, alone and while a noisy neighbour attacks: the
+// load-isolation promise (#8) in numbers. The quiet reader and every attacker are separate
+// processes; the server (with its executor processes) runs in this one.
+import { createTenantry, type Tenantry } from 'tenantry'
+import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
+import { startServer, type RunningServer } from '@tenantry/server'
+import { fmt, summarizeLatency, type BenchContext, type LatencyRow } from '../harness.js'
+import type { LoadRequest } from '../http-load-child.js'
+import { startLoadClient, type LoadClient, type LoadResult } from '../load-client.js'
+import { benchServerSetup } from '../server-fixture.js'
+
+/** Concurrent attacking connections: far more than the attacker's share of the executor pool. */
+const ATTACK_CONNECTIONS = 16
+/** How long attackers run before the quiet reader starts, so their statements are already running. */
+const RAMP_MS = 1000
+/** A phase ends after this long even if it has fewer samples: a slow neighbour must not make the run endless. */
+const PHASE_MAX_MS = 30_000
+
+/** An attack: requests the noisy tenant sends as fast as its connections allow. */
+interface Attack {
+  name: string
+  note: string
+  request(url: string, token: string): Omit<LoadRequest, 'requests' | 'connections'>
+}
+
+const ATTACKS: Attack[] = [
+  {
+    name: 'SQL-over-HTTP runaway CTE',
+    note: 'a recursive CTE that never ends, read-only token: each runs to its 5 s deadline and is killed',
+    request: (url, token) => ({
+      url: `${url}/v2/pipeline`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        requests: [{ type: 'execute', stmt: { sql: 'with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c' } }, { type: 'close' }],
+      }),
+    }),
+  },
+  {
+    name: 'data API search scans',
+    note: 'GET /data/jobs?q=<200 characters that match nothing> over the noisy tenant\'s long rows: a full scan each',
+    request: (url, token) => ({
+      url: `${url}/api/t/noisy/data/jobs?q=${'zq'.repeat(100)}&limit=50`,
+      method: 'GET',
+      headers: { authorization: `Bearer ${token}` },
+    }),
+  },
+]
+
+export async function noisyGroup(ctx: BenchContext): Promise<void> {
+  const samples = ctx.size(3000, 600)
+  const noisyRows = ctx.size(20_000, 4000)
+  const { config, env } = await benchServerSetup(ctx)
+  const tenantry: Tenantry = await createTenantry(config)
+  let server: RunningServer | undefined
+  const clients: LoadClient[] = []
+  try {
+    await tenantry.createTenant({ slug: 'quiet' })
+    await tenantry.createTenant({ slug: 'noisy' })
+    const id = await tenantry.withTenant('quiet', async () => {
+      const db = tenantry.db<CvBuilderDatabase>()
+      const rows = Array.from({ length: 100 }, (_, j) => ({ company: `Company ${j}`, title: 'Engineer', start_date: '2020-01-01' }))
+      await db.insertInto('jobs').values(rows).execute()
+      return (await db.selectFrom('jobs').select('id').orderBy('id').offset(50).limit(1).executeTakeFirstOrThrow()).id
+    })
+    await tenantry.withTenant('noisy', async () => {
+      const db = tenantry.db<CvBuilderDatabase>()
+      for (let i = 0; i < noisyRows; i += 500) {
+        const rows = Array.from({ length: Math.min(500, noisyRows - i) }, (_, j) => ({
+          company: `Company ${i + j}`,
+          title: 'Engineer',
+          start_date: '2020-01-01',
+          description: `Ärztin und Entwicklerin ${i + j} `.repeat(60),
+        }))
+        await db.insertInto('jobs').values(rows).execute()
+      }
+    })
+    const quietToken = (await tenantry.tokens.create('quiet', { readOnly: true, name: 'bench' })).token
+    const noisyToken = (await tenantry.tokens.create('noisy', { readOnly: true, name: 'bench' })).token
+    server = await startServer({ tenantry, port: 0, host: '127.0.0.1', handleSignals: false, app: { logger: { level: 'error' }, env } })
+    const url = server.url
+
+    const quiet = await startLoadClient()
+    const attacker = await startLoadClient()
+    clients.push(quiet, attacker)
+    const read: LoadRequest = {
+      url: `${url}/api/t/quiet/data/jobs/${id}`,
+      method: 'GET',
+      headers: { authorization: `Bearer ${quietToken}` },
+      requests: samples,
+      connections: 1,
+      latencies: true,
+    }
+    await quiet.run({ ...read, requests: Math.min(500, samples) }) // warm-up
+
+    const rows: LatencyRow[] = []
+    const idle: LatencyRow[] = []
+    const attackStats: Array<{ attack: string; answered: LoadResult }> = []
+    /** The quiet reader's samples, for at most PHASE_MAX_MS. */
+    const sample = async () => {
+      const timer = setTimeout(() => quiet.stop(), PHASE_MAX_MS)
+      try {
+        return (await quiet.run(read)).latenciesMs!
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    for (const attack of ATTACKS) {
+      const alone = await sample()
+      idle.push(summarizeLatency(`alone (before "${attack.name}")`, alone))
+      const running = attacker.run({ ...attack.request(url, noisyToken), requests: Number.MAX_SAFE_INTEGER, connections: ATTACK_CONNECTIONS, anyStatus: true })
+      await new Promise((resolve) => setTimeout(resolve, RAMP_MS))
+      const attacked = await sample()
+      attacker.stop()
+      const answered = await running
+      attackStats.push({ attack: attack.name, answered })
+      rows.push(summarizeLatency(`under attack: ${attack.name}`, attacked, attack.note))
+    }
+    const baseline = idle.reduce((best, row) => (row.p99Ms < best.p99Ms ? row : best))
+    for (const row of [...idle, ...rows]) row.p50VsBaseline = row.p50Ms / baseline.p50Ms
+    ctx.table({
+      kind: 'latency',
+      title: `Quiet tenant: data API point read, 1 connection, up to ${samples} samples or ${PHASE_MAX_MS / 1000} s per phase; the attacker uses ${ATTACK_CONNECTIONS} connections`,
+      baseline: baseline.name,
+      rows: [...idle, ...rows],
+    })
+    ctx.table({
+      kind: 'table',
+      title: 'What the attacker got back',
+      headers: ['attack', 'requests answered', 'statuses'],
+      rows: attackStats.map(({ attack, answered }) => [attack, answered.requests, Object.entries(answered.statuses).map(([s, n]) => `${s}×${n}`).join(' ')]),
+    })
+    for (const row of rows) {
+      const ratio = row.p99Ms / baseline.p99Ms
+      ctx.goal({
+        name: `quiet tenant's p99 ${row.name.replace('under attack: ', 'under ')} vs alone`,
+        target: '≤ 1.5×',
+        measured: `${ratio.toFixed(2)}× (${fmt(row.p99Ms)} ms vs ${fmt(baseline.p99Ms)} ms; p50 ${fmt(row.p50Ms)} vs ${fmt(baseline.p50Ms)} ms)`,
+        met: ratio <= 1.5,
+      })
+    }
+    ctx.note('the attacker and the quiet reader are separate processes; the server and its executor processes share the machine\'s cores with them')
+  } finally {
+    for (const client of clients) await client.close()
+    await server?.close()
+    await tenantry.close()
+  }
+}
