@@ -10,6 +10,7 @@ import { offloopGroup } from './groups/offloop.js'
 import { postgresGroup } from './groups/postgres.js'
 import { provisionGroup } from './groups/provision.js'
 import { queryGroup } from './groups/query.js'
+import { searchGroup } from './groups/search.js'
 import { serverGroup } from './groups/server.js'
 import { BenchContext, loadAverage, machine, repoRoot, writeResults, type GroupReport } from './harness.js'
 
@@ -22,6 +23,7 @@ const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   server: serverGroup,
   noisy: noisyGroup,
   offloop: offloopGroup,
+  search: searchGroup,
 }
 
 const { values } = parseArgs({

@@ -23,6 +23,7 @@ const A_DEADLINE_MS = 1500
 const SOURCE_DEADLINE_MS = 500
 const TRANSACTION_DEADLINE_MS = 800
 const A_STATEMENT_SHARE = 2
+const SHARE_WAIT_MS = 300
 const A_STREAMS = 4
 
 const NEVER_ENDS = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c'
@@ -110,12 +111,15 @@ beforeAll(async () => {
           statementTimeoutMs: SOURCE_DEADLINE_MS,
           transactionTimeoutMs: TRANSACTION_DEADLINE_MS,
           busyTimeoutMs: 100,
+          // A statement past its tenant's share waits this long for its turn, then is refused.
+          queueTimeoutMs: SHARE_WAIT_MS,
           memoryLimitMiB: 256,
           maxResultBytes: 4 * 1024 * 1024,
         },
       },
     ],
-    server: { sqlOverHttp: { maxStreams: 16, maxStreamsPerTenant: A_STREAMS, tenants: { attacker: { statementTimeoutMs: A_DEADLINE_MS, maxStatements: A_STATEMENT_SHARE } } } },
+    // Refusals are sent at once here: this suite times the executor's shares, not the refusal delay (rate-limits.test.ts).
+    server: { limits: { refusalDelayMs: 0 }, sqlOverHttp: { maxStreams: 16, maxStreamsPerTenant: A_STREAMS, tenants: { attacker: { statementTimeoutMs: A_DEADLINE_MS, maxStatements: A_STATEMENT_SHARE } } } },
   })
   a = await tenantry.tenants.create({ slug: 'attacker' })
   b = await tenantry.tenants.create({ slug: 'bystander' })
@@ -153,9 +157,10 @@ afterAll(async () => {
 describe('load isolation on SQL-over-HTTP', () => {
   it(`regression: one runaway statement stopped the server; now A's runaways (up to its share) are stopped at their deadline and B and /healthz are served within ${QUIET_BOUND_MS} ms`, async () => {
     const runaways = Array.from({ length: A_STATEMENT_SHARE }, (_, i) => pipeline(i === 0 ? tokens.aRo : tokens.aRo2, [execute(NEVER_ENDS)]))
-    // Past its share, A is refused at once, with when to come back.
+    // Past its share, A waits its turn briefly (its own queue, holding no process), then is refused with when to come back.
     await new Promise((resolve) => setTimeout(resolve, 150))
     const over = await pipeline(tokens.aRo3, [execute('SELECT 1')])
+    expect(over.ms).toBeGreaterThanOrEqual(SHARE_WAIT_MS - 50)
     expect(over.status).toBe(429)
     expect(over.body.error?.code).toBe('RATE_LIMITED')
     expect(Number(over.retryAfter)).toBeGreaterThan(0)

@@ -2,12 +2,11 @@
 // load-isolation promise (#8) in numbers. The quiet reader and every attacker are separate
 // processes; the server (with its executor processes) runs in this one.
 import { createTenantry, type Tenantry } from 'tenantry'
-import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { startServer, type RunningServer } from '@tenantry/server'
 import { fmt, summarizeLatency, type BenchContext, type LatencyRow } from '../harness.js'
 import type { LoadRequest } from '../http-load-child.js'
 import { startLoadClient, type LoadClient, type LoadResult } from '../load-client.js'
-import { benchServerSetup } from '../server-fixture.js'
+import { benchServerSetup, seedJobs } from '../server-fixture.js'
 
 /** Concurrent attacking connections: far more than the attacker's share of the executor pool. */
 const ATTACK_CONNECTIONS = 16
@@ -20,8 +19,19 @@ const PHASE_MAX_MS = 30_000
 interface Attack {
   name: string
   note: string
-  request(url: string, token: string): Omit<LoadRequest, 'requests' | 'connections'>
+  request(url: string, token: string, slug: string): Omit<LoadRequest, 'requests' | 'connections'>
 }
+
+/**
+ * Who attacks: a tenant on the default plan (1,200 requests a minute, 600 per token: what a
+ * deployment has unless it says otherwise), and one on a plan with no request limit, where only
+ * the executor's and the streams' per-tenant shares stand in its way.
+ */
+const ATTACKERS = [
+  { slug: 'noisy', plan: 'default plan' },
+  { slug: 'flood', plan: 'no request limit' },
+] as const
+const UNLIMITED = 1_000_000_000
 
 const ATTACKS: Attack[] = [
   {
@@ -39,8 +49,8 @@ const ATTACKS: Attack[] = [
   {
     name: 'data API search scans',
     note: 'GET /data/jobs?q=<200 characters that match nothing> over the noisy tenant\'s long rows: a full scan each',
-    request: (url, token) => ({
-      url: `${url}/api/t/noisy/data/jobs?q=${'zq'.repeat(100)}&limit=50`,
+    request: (url, token, slug) => ({
+      url: `${url}/api/t/${slug}/data/jobs?q=${'zq'.repeat(100)}&limit=50`,
       method: 'GET',
       headers: { authorization: `Bearer ${token}` },
     }),
@@ -50,39 +60,35 @@ const ATTACKS: Attack[] = [
 export async function noisyGroup(ctx: BenchContext): Promise<void> {
   const samples = ctx.size(3000, 600)
   const noisyRows = ctx.size(20_000, 4000)
-  const { config, env } = await benchServerSetup(ctx)
+  const setup = await benchServerSetup(ctx)
+  const env = setup.env
+  // The quiet tenant and `flood` on a plan without request limits; `noisy` on the default plan.
+  const config = {
+    ...setup.config,
+    server: {
+      ...(setup.config.server as object),
+      limits: { anonymous: UNLIMITED, user: UNLIMITED, plans: { bench: { tenant: UNLIMITED, token: UNLIMITED } }, tenants: { quiet: 'bench', flood: 'bench' } },
+    },
+  }
   const tenantry: Tenantry = await createTenantry(config)
   let server: RunningServer | undefined
   const clients: LoadClient[] = []
   try {
     await tenantry.createTenant({ slug: 'quiet' })
-    await tenantry.createTenant({ slug: 'noisy' })
-    const id = await tenantry.withTenant('quiet', async () => {
-      const db = tenantry.db<CvBuilderDatabase>()
-      const rows = Array.from({ length: 100 }, (_, j) => ({ company: `Company ${j}`, title: 'Engineer', start_date: '2020-01-01' }))
-      await db.insertInto('jobs').values(rows).execute()
-      return (await db.selectFrom('jobs').select('id').orderBy('id').offset(50).limit(1).executeTakeFirstOrThrow()).id
-    })
-    await tenantry.withTenant('noisy', async () => {
-      const db = tenantry.db<CvBuilderDatabase>()
-      for (let i = 0; i < noisyRows; i += 500) {
-        const rows = Array.from({ length: Math.min(500, noisyRows - i) }, (_, j) => ({
-          company: `Company ${i + j}`,
-          title: 'Engineer',
-          start_date: '2020-01-01',
-          description: `Ärztin und Entwicklerin ${i + j} `.repeat(60),
-        }))
-        await db.insertInto('jobs').values(rows).execute()
-      }
-    })
+    const id = await seedJobs(tenantry, 'quiet', 100)
+    const attackerTokens = new Map<string, string>()
+    for (const { slug } of ATTACKERS) {
+      await tenantry.createTenant({ slug })
+      await seedJobs(tenantry, slug, noisyRows, (i) => `Ärztin und Entwicklerin ${i} `.repeat(60))
+      attackerTokens.set(slug, (await tenantry.tokens.create(slug, { readOnly: true, name: 'bench' })).token)
+    }
     const quietToken = (await tenantry.tokens.create('quiet', { readOnly: true, name: 'bench' })).token
-    const noisyToken = (await tenantry.tokens.create('noisy', { readOnly: true, name: 'bench' })).token
     server = await startServer({ tenantry, port: 0, host: '127.0.0.1', handleSignals: false, app: { logger: { level: 'error' }, env } })
     const url = server.url
 
     const quiet = await startLoadClient()
-    const attacker = await startLoadClient()
-    clients.push(quiet, attacker)
+    const attackLoad = await startLoadClient()
+    clients.push(quiet, attackLoad)
     const read: LoadRequest = {
       url: `${url}/api/t/quiet/data/jobs/${id}`,
       method: 'GET',
@@ -95,6 +101,7 @@ export async function noisyGroup(ctx: BenchContext): Promise<void> {
 
     const rows: LatencyRow[] = []
     const idle: LatencyRow[] = []
+    const idleSamples: number[] = []
     const attackStats: Array<{ attack: string; answered: LoadResult }> = []
     /** The quiet reader's samples, for at most PHASE_MAX_MS. */
     const sample = async () => {
@@ -105,24 +112,30 @@ export async function noisyGroup(ctx: BenchContext): Promise<void> {
         clearTimeout(timer)
       }
     }
-    for (const attack of ATTACKS) {
-      const alone = await sample()
-      idle.push(summarizeLatency(`alone (before "${attack.name}")`, alone))
-      const running = attacker.run({ ...attack.request(url, noisyToken), requests: Number.MAX_SAFE_INTEGER, connections: ATTACK_CONNECTIONS, anyStatus: true })
-      await new Promise((resolve) => setTimeout(resolve, RAMP_MS))
-      const attacked = await sample()
-      attacker.stop()
-      const answered = await running
-      attackStats.push({ attack: attack.name, answered })
-      rows.push(summarizeLatency(`under attack: ${attack.name}`, attacked, attack.note))
+    for (const attacker of ATTACKERS) {
+      for (const attack of ATTACKS) {
+        const name = `${attack.name}, ${attacker.plan}`
+        const alone = await sample()
+        idleSamples.push(...alone)
+        idle.push(summarizeLatency(`alone (before "${name}")`, alone))
+        const request = attack.request(url, attackerTokens.get(attacker.slug)!, attacker.slug)
+        const running = attackLoad.run({ ...request, requests: Number.MAX_SAFE_INTEGER, connections: ATTACK_CONNECTIONS, anyStatus: true })
+        await new Promise((resolve) => setTimeout(resolve, RAMP_MS))
+        const attacked = await sample()
+        attackLoad.stop()
+        const answered = await running
+        attackStats.push({ attack: name, answered })
+        rows.push(summarizeLatency(`under attack: ${name}`, attacked, attack.note))
+      }
     }
-    const baseline = idle.reduce((best, row) => (row.p99Ms < best.p99Ms ? row : best))
-    for (const row of [...idle, ...rows]) row.p50VsBaseline = row.p50Ms / baseline.p50Ms
+    // Alone is every idle phase together: one idle phase's p99 moves with the machine's noise.
+    const baseline = summarizeLatency('alone (every idle phase)', idleSamples)
+    for (const row of [baseline, ...idle, ...rows]) row.p50VsBaseline = row.p50Ms / baseline.p50Ms
     ctx.table({
       kind: 'latency',
       title: `Quiet tenant: data API point read, 1 connection, up to ${samples} samples or ${PHASE_MAX_MS / 1000} s per phase; the attacker uses ${ATTACK_CONNECTIONS} connections`,
       baseline: baseline.name,
-      rows: [...idle, ...rows],
+      rows: [baseline, ...idle, ...rows],
     })
     ctx.table({
       kind: 'table',

@@ -4,11 +4,10 @@
 import { z } from 'zod'
 import { createTenantry, type Tenantry } from 'tenantry'
 import { inTenant, startServer, type RunningServer, type TenantFeature } from '@tenantry/server'
-import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { compareThroughput, fmt, type BenchContext, type ThroughputVariant } from '../harness.js'
 import type { LoadRequest } from '../http-load-child.js'
 import { startLoadClient, type LoadClient } from '../load-client.js'
-import { benchServerSetup } from '../server-fixture.js'
+import { benchServerSetup, seedJobs } from '../server-fixture.js'
 
 const CONNECTIONS = 8
 const PAGE = 50
@@ -41,18 +40,7 @@ export async function offloopGroup(ctx: BenchContext): Promise<void> {
   let load: LoadClient | undefined
   try {
     await tenantry.createTenant({ slug: 'bench' })
-    const id = await tenantry.withTenant('bench', async () => {
-      const db = tenantry.db<CvBuilderDatabase>()
-      const values = Array.from({ length: 1000 }, (_, j) => ({
-        company: `Company ${j}`,
-        title: 'Engineer',
-        location: 'Remote',
-        start_date: '2020-01-01',
-        description: 'x'.repeat(200),
-      }))
-      await db.insertInto('jobs').values(values).execute()
-      return (await db.selectFrom('jobs').select('id').orderBy('id').offset(500).limit(1).executeTakeFirstOrThrow()).id
-    })
+    const id = await seedJobs(tenantry, 'bench', 1000, () => 'x'.repeat(200))
     const { token } = await tenantry.tokens.create('bench', { readOnly: true, name: 'bench' })
     server = await startServer({
       tenantry,

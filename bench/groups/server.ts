@@ -5,10 +5,10 @@ import { Kysely, SqliteDialect } from 'kysely'
 import { createTenantry, type Tenantry } from 'tenantry'
 import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { startServer, type RunningServer } from '@tenantry/server'
-import { compareThroughput, fmt, repoRoot, type BenchContext, type ThroughputVariant } from '../harness.js'
+import { compareThroughput, fmt, type BenchContext, type ThroughputVariant } from '../harness.js'
 import type { LoadRequest } from '../http-load-child.js'
 import { startLoadClient, type LoadClient } from '../load-client.js'
-import { benchServerSetup } from '../server-fixture.js'
+import { benchServerSetup, seedJobs } from '../server-fixture.js'
 
 const CONNECTIONS = 8
 
@@ -27,19 +27,7 @@ export async function serverGroup(ctx: BenchContext): Promise<void> {
   try {
     const tenant = await tenantry.createTenant({ slug: 'bench' })
     await tenantry.createTenant({ slug: 'other' })
-    const ids = await tenantry.withTenant('bench', async () => {
-      const db = tenantry.db<CvBuilderDatabase>()
-      const values = Array.from({ length: jobsPerTenant }, (_, j) => ({
-        company: `Company ${j}`,
-        title: 'Engineer',
-        location: 'Remote',
-        start_date: '2020-01-01',
-        description: 'x'.repeat(60),
-      }))
-      await db.insertInto('jobs').values(values).execute()
-      return (await db.selectFrom('jobs').select('id').orderBy('id').execute()).map((r) => r.id)
-    })
-    const id = ids[ids.length >> 1]!
+    const id = await seedJobs(tenantry, 'bench', jobsPerTenant, () => 'x'.repeat(60))
     const { token } = await tenantry.tokens.create('bench', { readOnly: true, name: 'bench' })
 
     // The real app; pino at 'warn', so the per-request info line is not written (logging is not what is measured).

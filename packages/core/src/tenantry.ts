@@ -8,6 +8,7 @@ import { DataSources } from './data-sources/data-sources.js'
 import { openSecretBox } from './secrets/secret-key.js'
 import { MIGRATABLE_STATUSES, runFanOut, type FanOutOptions, type FanOutReport } from './migrations/fan-out.js'
 import { TenantMigrationSet } from './migrations/migration-set.js'
+import { searchDeclarations, searchIndexStep } from './search-index/search-index.js'
 import {
   Provisioner,
   type CreateTenantOptions,
@@ -18,6 +19,7 @@ import { Router, type RouteState, type TenantDb } from './router/router.js'
 import { TokenStore } from './tokens/token-store.js'
 import { SILENT_LOGGER, type Logger } from './logger.js'
 import { Quotas } from './quotas/quotas.js'
+import { TenantLimits, planNamesOf } from './limits/tenant-limits.js'
 import { UsageMeter } from './usage/usage-meter.js'
 import type { UsageDay } from './catalog/catalog.js'
 
@@ -72,6 +74,11 @@ export class Tenantry {
   readonly logger: Logger
   /** Per-tenant quotas: `get`, `set` (audited), and the checks the server makes. */
   readonly quotas: Quotas
+  /**
+   * Per-tenant limits (rate-limit plan, SQL-over-HTTP and data API deadlines): `get`, `set`
+   * (audited), over the server config's per-slug ones. Read by `@tenantry/server` per request.
+   */
+  readonly limits: TenantLimits
   /** Per-tenant usage counters, flushed to the catalog periodically and on `close`. */
   readonly usage: UsageMeter
 
@@ -97,6 +104,7 @@ export class Tenantry {
     this.tenants = parts.tenants
     this.migrations = parts.migrations
     this.quotas = parts.quotas ?? new Quotas(parts.catalog, parts.config.quotas, (id) => parts.router.invalidate(id))
+    this.limits = new TenantLimits(parts.catalog, planNamesOf(parts.config.server))
     this.usage = parts.usage ?? new UsageMeter(parts.catalog, { flushIntervalMs: parts.config.usage.flushIntervalMs, logger: this.logger })
     this.tokens = new TokenStore(parts.catalog, { logger: this.logger, quotas: this.quotas })
   }
@@ -280,10 +288,12 @@ export async function createTenantry(
 ): Promise<Tenantry> {
   const resolved = isResolved(config) ? config : resolveConfig(config)
   const logger = options.logger ?? SILENT_LOGGER
-  const migrations =
+  // The app's migrations, then the search indexes Tenantry derives from `server.collections`.
+  const migrations = (
     typeof resolved.tenantMigrations === 'string'
       ? await TenantMigrationSet.fromDirectory(resolved.tenantMigrations)
       : TenantMigrationSet.fromRecord(resolved.tenantMigrations)
+  ).withDerived([searchIndexStep(searchDeclarations(resolved.server))])
   const catalog = Catalog.open({ url: resolved.catalogUrl, logger })
   let dataSources: DataSources
   try {

@@ -1,10 +1,12 @@
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { TenantryError, type Tenantry } from 'tenantry'
 import { admin } from './admin/index.js'
 import { authentication, createTenantryAuth, migrateAuthSchema, platformAdminSet, type EmailSender, type TenantryAuth } from './auth/index.js'
+import { allowedOrigins, cors } from './cors/index.js'
 import { dataApi } from './data/index.js'
 import { SERVER_ERROR_CODES } from './error-codes.js'
 import { toHttpError } from './errors.js'
@@ -122,6 +124,10 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
     // Node checks those deadlines every 30 s by default, which would let a slow client stay 30 s past them.
     http: { headersTimeout: http.headersTimeout, connectionsCheckingInterval: Math.min(1_000, http.headersTimeout) },
     clientErrorHandler,
+    // Whose X-Forwarded-For is believed for `request.ip`, which every limit by address (and
+    // Better Auth's sign-in throttle) keys on: nobody's by default, or a client could pick its own.
+    // A hop count is given as proxy-addr reads it (the nearest `n` hops are trusted).
+    trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
   }).withTypeProvider<ZodTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)
@@ -136,8 +142,12 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
   app.addHook('preClose', async () => {
     closing = true
   })
+  // A refusal (429) is held a moment before it goes out (`server.limits.refusalDelayMs`): a
+  // flood of retries on many connections then costs this loop a timer per connection per delay.
+  const refusalDelayMs = config.limits.enabled ? config.limits.refusalDelayMs : 0
   app.addHook('onSend', async (_request, reply) => {
     if (closing) void reply.header('connection', 'close')
+    else if (reply.statusCode === 429 && refusalDelayMs > 0) await sleep(refusalDelayMs)
   })
 
   app.setErrorHandler((error, request, reply) => {
@@ -149,10 +159,14 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
     void reply.status(404).send({ error: { code: 'NOT_FOUND', message: 'Not found' } })
   })
 
+  // One list of other origins: CORS answers them, and Better Auth (and so the Origin check on
+  // cookie-authenticated writes) trusts them.
+  const corsOrigins = allowedOrigins(config.cors, env)
   const auth = createTenantryAuth({
     tenantry,
     baseURL,
     env,
+    corsOrigins,
     log: (level, message) => app.log[level]({ component: 'better-auth' }, message),
     logger: app.log,
     signInLimit: config.limits.enabled ? { max: config.limits.signIn, windowSeconds: Math.ceil(config.limits.window / 1000) } : false,
@@ -169,6 +183,8 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
     throw new TenantryError('INVALID_CONFIG', 'TENANTRY_METRICS_TOKEN: use at least 16 characters')
   }
   await app.register(observability, { ...base, ...(metricsToken ? { metricsToken } : {}) })
+  // Before authentication and limits: a preflight carries no credentials and is answered here.
+  await app.register(cors, { origins: corsOrigins, maxAge: config.cors.maxAge })
   await app.register(authentication, {
     tenantry,
     auth,
@@ -179,11 +195,16 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
   })
   // After authentication (limits are per tenant, token, user or address), before the routes it limits.
   const redisUrl = config.redis ?? env.TENANTRY_REDIS_URL
-  await app.register(rateLimits, { limits: config.limits, selfAuthenticatedPaths: ['/v2'], ...(redisUrl ? { redisUrl } : {}) })
+  await app.register(rateLimits, { config, tenantry, selfAuthenticatedPaths: ['/v2', '/v3'], ...(redisUrl ? { redisUrl } : {}) })
   await app.register(tenants, { ...base, organizations, features: [...TENANT_FEATURES, ...(options.tenantFeatures ?? [])] })
   await app.register(admin, { ...base, organizations })
   for (const feature of options.features ?? []) await app.register(feature, base)
   await app.register(sqlOverHttp, { tenantry })
 
   return Object.assign(app, { auth })
+}
+
+/** Trusts the nearest `hops` proxies, as Fastify does for a number (its types only take a function). */
+function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops
 }

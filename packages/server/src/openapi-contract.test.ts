@@ -225,6 +225,30 @@ async function walk(path: string, method: string, operation: Operation): Promise
   return result
 }
 
+interface ErrorAnswer {
+  description?: string
+  headers?: Record<string, unknown>
+  content?: Record<string, { schema: JsonSchema }>
+}
+
+/**
+ * The error statuses a route must document, from what it is (issue 9): every route can be
+ * invalid, unauthenticated, forbidden, too slow and rate limited (the public version probes:
+ * invalid, too slow, rate limited); one naming something (path
+ * parameters) or served inside a tenant can be 404; one with a body 413 and 415; one inside a
+ * tenant 503; SQL-over-HTTP's pipelines 422 (a result past the row cap).
+ */
+function expectedErrorStatuses(path: string, op: Operation): string[] {
+  if (/^\/v[23]$/.test(path)) return ['400', '408', '429'] // the Hrana version probes: no credentials, no tenant
+  const tenant = /^\/(api\/t\/|api\/tenant(\/|$)|v2(\/|$)|v3(\/|$))/.test(path)
+  const statuses = ['400', '401', '403', '408', '429']
+  if (path.includes('{') || tenant) statuses.push('404')
+  if (op.requestBody) statuses.push('413', '415')
+  if (op.requestBody && /^\/v[23]\//.test(path)) statuses.push('422')
+  if (tenant) statuses.push('503')
+  return statuses
+}
+
 describe('the OpenAPI document is the contract', () => {
   it('documents every API route, each with its answer and only strict bodies', () => {
     const operations = Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })))
@@ -238,6 +262,17 @@ describe('the OpenAPI document is the contract', () => {
       const route = `${method.toUpperCase()} ${path}`
       if (!Object.keys(op.responses).some((s) => /^2\d\d$/.test(s))) missing.push(`${route}: no 2xx answer`)
       if (!op.responses['4XX'] || !op.responses['5XX']) missing.push(`${route}: error answers not documented`)
+      for (const status of expectedErrorStatuses(path, op)) {
+        const answer = op.responses[status] as ErrorAnswer | undefined
+        if (!answer) {
+          missing.push(`${route}: ${status} not documented`)
+          continue
+        }
+        const schema = resolveRef(answer.content?.['application/json']?.schema ?? {})
+        const error = resolveRef(schema.properties?.error ?? {})
+        if (!schema.required?.includes('error') || !error.properties?.code || !error.properties?.message) missing.push(`${route}: ${status} is not the error body`)
+        if ((status === '429' || status === '503') && !answer.headers?.['retry-after']) missing.push(`${route}: ${status} without Retry-After`)
+      }
       const body = op.requestBody?.content['application/json']?.schema
       if (body && resolveRef(body).additionalProperties !== false) missing.push(`${route}: body is not strict`)
       if (op.requestBody && !body) missing.push(`${route}: body is not JSON`)
@@ -270,6 +305,7 @@ describe('the OpenAPI document is the contract', () => {
       'GET /api/admin/migrations/run',
       'GET /api/admin/tenants',
       'GET /api/admin/tenants/{slug}',
+      'GET /api/admin/tenants/{slug}/limits',
       'GET /api/admin/tenants/{slug}/quotas',
       'GET /api/me',
       'GET /api/t/{slug}/tokens',

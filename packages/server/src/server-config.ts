@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { TenantryError } from 'tenantry'
 
@@ -109,9 +110,16 @@ export const limitsConfigSchema = z
     signIn: z.number().int().positive().default(10),
     /** Requests per window of one signed-in user outside any tenant (`/api/me`, the admin API). @default 600 */
     user: z.number().int().positive().default(600),
+    /**
+     * How long a `429` answer is held before it is sent. A client that waits for `Retry-After`
+     * (at least 1 s) loses nothing; one that retries at once, on many connections, is slowed to
+     * one refusal per connection per this delay, instead of a flood of cheap refusals taking the
+     * event loop that every tenant shares. 0 sends refusals at once. @default 1000
+     */
+    refusalDelayMs: z.number().int().min(0).max(10_000).default(1000),
     /** Plans by name. `default` applies to every tenant `tenants` does not name. @default { default: { tenant: 1200, token: 600 } } */
     plans: z.record(identifier, planSchema).default({}),
-    /** The plan of a tenant, by slug, e.g. `{ acme: 'pro' }`. */
+    /** The plan of a tenant, by slug, e.g. `{ acme: 'pro' }`. A tenant's own plan in the catalog (`tenantry.limits`) comes first. */
     tenants: z.record(z.string(), identifier).default({}),
   })
   .strict()
@@ -131,7 +139,23 @@ export const sqlOverHttpConfigSchema = z
     maxStreamsPerToken: z.number().int().positive().optional(),
     /** An idle stream is closed, and rolled back, after this many milliseconds. @default 10000 */
     streamIdleMs: z.number().int().positive().optional(),
-    /** Per-tenant settings, by slug, over the data source's and the ones above. */
+    /** Hrana over WebSocket (`ws://`, `libsql://` URLs): caps per connection. */
+    webSocket: z
+      .object({
+        /** Streams one connection may hold open (each also counts against the limits above). @default 8 */
+        maxStreamsPerSocket: z.number().int().positive().optional(),
+        /** Requests one connection may have waiting for their answer (`@libsql/client` runs up to 20 at once, three requests each). @default 128 */
+        maxPendingRequests: z.number().int().positive().optional(),
+        /** Largest message, in bytes; a larger one closes the connection (1009). @default 1048576 */
+        maxMessageBytes: z.number().int().positive().optional(),
+        /** A connection with nothing asked and nothing running is closed after this many milliseconds. @default 120000 */
+        idleMs: z.number().int().positive().optional(),
+        /** How often the server pings; a peer that missed the previous ping is cut off. @default 30000 */
+        pingMs: z.number().int().positive().optional(),
+      })
+      .strict()
+      .default({}),
+    /** Per-tenant settings, by slug, over the data source's and the ones above; a tenant's own in the catalog (`tenantry.limits`) come first. */
     tenants: z
       .record(
         z.string(),
@@ -159,7 +183,7 @@ export const sqlOverHttpConfigSchema = z
  */
 export const dataApiConfigSchema = z
   .object({
-    /** Per-tenant settings, by slug, over the data source's. */
+    /** Per-tenant settings, by slug, over the data source's; a tenant's own in the catalog (`tenantry.limits`) come first. */
     tenants: z
       .record(
         z.string(),
@@ -171,6 +195,52 @@ export const dataApiConfigSchema = z
           .strict(),
       )
       .default({}),
+  })
+  .strict()
+
+/** proxy-addr's names for address ranges (`loopback` is 127.0.0.1/8 and ::1/128, and so on). */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/** `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`, or a name of proxy-addr's (`loopback`). */
+const proxyAddress = z.string().refine(
+  (text) => {
+    if (PROXY_RANGE_NAMES.has(text)) return true
+    const [address, bits, ...rest] = text.split('/')
+    const family = isIP(address ?? '')
+    if (!family || rest.length) return false
+    return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
+  },
+  { message: 'use an IP address, a CIDR range (10.0.0.0/8) or loopback, linklocal, uniquelocal' },
+)
+
+/**
+ * Whose `X-Forwarded-For` the server believes (Fastify's `trustProxy`). The client address it
+ * yields is what every limit by address counts by, Better Auth's sign-in throttle included:
+ * `false` believes nobody (a client could otherwise claim a new address per attempt); behind a
+ * reverse proxy, name the proxy's addresses, or `true` (every hop), or the number of hops.
+ */
+export const trustProxySchema = z.union([
+  z.boolean(),
+  z.number().int().min(1).max(32),
+  proxyAddress,
+  z.array(proxyAddress).min(1),
+])
+
+/** An origin as a browser sends it: scheme, host and port, no path. */
+const origin = z
+  .string()
+  .refine((value) => URL.canParse(value) && new URL(value).origin === value, 'use an origin: scheme://host[:port], no path or trailing slash')
+
+/**
+ * Apps on other origins that may call the server from a browser (`@tenantry/client`). The same
+ * origins are trusted by the sign-in and by the Origin check on cookie-authenticated writes.
+ */
+export const corsConfigSchema = z
+  .object({
+    /** Exact origins, e.g. `['https://app.example.com']`; `*` is not accepted. Credentials are allowed for these only. @default [] */
+    origins: z.array(origin).default([]),
+    /** How long a browser may cache a preflight's answer, in seconds. @default 600 */
+    maxAge: z.number().int().min(0).max(86_400).default(600),
   })
   .strict()
 
@@ -198,6 +268,11 @@ export const serverConfigSchema = z
       .default({ topTenants: 20 }),
     /** Timeouts and keep-alive limits of the HTTP server, and the shutdown bound. */
     http: httpConfigSchema.default(httpConfigSchema.parse({})),
+    /**
+     * Trust `X-Forwarded-For` from these proxies for the client's address: `false` (nobody),
+     * `true` (any), a hop count, or addresses and CIDR ranges, e.g. `['10.0.0.0/8']`. @default false
+     */
+    trustProxy: trustProxySchema.default(false),
     /** Request rate limits per tenant (plans), token, user and IP address. */
     limits: limitsConfigSchema.default(limitsConfigSchema.parse({})),
     /** A Redis URL (`redis://…`) for limits shared by every server process. @default process.env.TENANTRY_REDIS_URL */
@@ -206,6 +281,8 @@ export const serverConfigSchema = z
     sqlOverHttp: sqlOverHttpConfigSchema.default(sqlOverHttpConfigSchema.parse({})),
     /** The data API's per-tenant deadlines. */
     dataApi: dataApiConfigSchema.default(dataApiConfigSchema.parse({})),
+    /** Browser apps on other origins: CORS, and trusted for cookie-authenticated writes. */
+    cors: corsConfigSchema.default(corsConfigSchema.parse({})),
   })
   .strict()
 
@@ -215,6 +292,7 @@ export type HttpConfig = z.infer<typeof httpConfigSchema>
 export type LimitsConfig = z.infer<typeof limitsConfigSchema>
 export type SqlOverHttpConfig = z.infer<typeof sqlOverHttpConfigSchema>
 export type DataApiConfig = z.infer<typeof dataApiConfigSchema>
+export type CorsConfig = z.infer<typeof corsConfigSchema>
 export type CollectionConfig = z.infer<typeof collectionSchema> & { table: string }
 export type ServerConfig = Omit<z.infer<typeof serverConfigSchema>, 'collections'> & {
   collections: Record<string, CollectionConfig>
@@ -244,6 +322,8 @@ export function parseServerConfig(section: Record<string, unknown> = {}): Server
   }
   const limits = result.data.limits
   const plans: Record<string, PlanConfig> = { default: planSchema.parse({}), ...limits.plans }
+  // `config` is what `tenantry tenant limits --plan config` means: follow the config again.
+  if (plans.config) throw new TenantryError('INVALID_CONFIG', 'server.limits.plans.config: "config" is reserved; name the plan otherwise')
   for (const [slug, plan] of Object.entries(limits.tenants)) {
     if (!plans[plan]) throw new TenantryError('INVALID_CONFIG', `server.limits.tenants.${slug}: no plan "${plan}" in server.limits.plans`)
   }

@@ -1,5 +1,16 @@
 import { Option, type Command } from 'commander'
-import { formatBytes, parseBytes, TenantryError, type Isolation, type QuotaChanges, type TenantQuotas, type TenantRecord } from 'tenantry'
+import { effectiveLimits, parseServerConfig, type EffectiveLimit } from '@tenantry/server'
+import {
+  formatBytes,
+  parseBytes,
+  parseDuration,
+  TenantryError,
+  type Isolation,
+  type QuotaChanges,
+  type TenantLimitChanges,
+  type TenantQuotas,
+  type TenantRecord,
+} from 'tenantry'
 import { UsageError } from '../errors.js'
 import { cliActor, positiveInteger, requireDataSourceId, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
@@ -55,7 +66,32 @@ function countValue(text: string): number {
   return Number(text)
 }
 
-/** `tenantry tenant …`: create, list, show, suspend, resume, delete, quota, usage, read-only-access. */
+interface LimitsOptions extends JsonOption {
+  plan?: string
+  sqlTimeout?: string
+  sqlTransactionTimeout?: string
+  sqlMaxStreams?: string
+  maxStatements?: string
+  dataApiTimeout?: string
+}
+
+/** `config` (or `default`) → follow the config again; `250ms`, `5s`, `2m` or plain milliseconds → milliseconds. */
+function durationValue(option: string, text: string): number | null {
+  if (text === 'config' || text === 'default') return null
+  const plain = /^(\d{1,9})(ms)?$/.exec(text.trim())
+  const ms = plain ? Number(plain[1]) : parseDuration(text)
+  if (!ms || ms > 3_600_000) throw new UsageError(`${option}: expected a duration of at most 1h such as 500ms, 5s or 2m, or config, not ${JSON.stringify(text)}`)
+  return ms
+}
+
+/** `config` (or `default`) → follow the config again; otherwise a whole number from 1. */
+function positiveValue(option: string, text: string): number | null {
+  if (text === 'config' || text === 'default') return null
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 10_000) throw new UsageError(`${option}: expected a whole number from 1 to 10000, or config, not ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
+/** `tenantry tenant …`: create, list, show, suspend, resume, delete, quota, limits, usage, read-only-access. */
 export function registerTenantCommands(program: Command, out: Output): void {
   const tenant = program.command('tenant').description('create, list, inspect and change tenants')
 
@@ -237,6 +273,55 @@ export function registerTenantCommands(program: Command, out: Output): void {
             { header: 'USED', value: (r) => r.used },
           ],
         )
+      })
+    })
+
+  tenant
+    .command('limits')
+    .description("show a tenant's limits and where each comes from (tenant, config, default); with options, change them (config: follow the server config again)")
+    .argument('<slug>', 'the tenant slug')
+    .option('--plan <name>', 'rate-limit plan (a name in server.limits.plans, default included), or config')
+    .option('--sql-timeout <duration>', 'SQL-over-HTTP statement deadline, e.g. 5s or 500ms, or config')
+    .option('--sql-transaction-timeout <duration>', 'SQL-over-HTTP transaction deadline, or config')
+    .option('--sql-max-streams <n>', 'SQL-over-HTTP open streams at most, or config')
+    .option('--max-statements <n>', 'SQL-over-HTTP statements at once, or config')
+    .option('--data-api-timeout <duration>', 'data API statement deadline, e.g. 2s, or config')
+    .option('--json', 'print JSON: { limits (value and source of each), overrides, plans }')
+    .action(async (slug: string, options: LimitsOptions, command: Command) => {
+      requireSlug(slug)
+      // Every value is checked before anything is opened: bad input changes nothing.
+      const changes: TenantLimitChanges = {}
+      if (options.plan !== undefined) changes.plan = options.plan === 'config' ? null : options.plan
+      if (options.sqlTimeout !== undefined) changes.sqlStatementTimeoutMs = durationValue('--sql-timeout', options.sqlTimeout)
+      if (options.sqlTransactionTimeout !== undefined) changes.sqlTransactionTimeoutMs = durationValue('--sql-transaction-timeout', options.sqlTransactionTimeout)
+      if (options.sqlMaxStreams !== undefined) changes.sqlMaxStreams = positiveValue('--sql-max-streams', options.sqlMaxStreams)
+      if (options.maxStatements !== undefined) changes.sqlMaxStatements = positiveValue('--max-statements', options.maxStatements)
+      if (options.dataApiTimeout !== undefined) changes.dataApiStatementTimeoutMs = durationValue('--data-api-timeout', options.dataApiTimeout)
+      await withTenantry(command, async (tenantry) => {
+        const config = parseServerConfig(tenantry.config.server)
+        const changed = Object.keys(changes).length > 0
+        if (changed && typeof changes.plan === 'string' && !tenantry.limits.plans.includes(changes.plan)) {
+          throw new UsageError(`--plan: unknown plan ${JSON.stringify(changes.plan)}; the config's server.limits.plans has ${tenantry.limits.plans.join(', ')}`)
+        }
+        const view = changed ? await tenantry.limits.set(slug, changes, { actor: cliActor() }) : await tenantry.limits.get(slug)
+        const limits = effectiveLimits(config, slug, view.overrides)
+        if (options.json) return out.json({ tenantId: view.tenantId, slug: view.slug, limits, overrides: view.overrides, plans: [...tenantry.limits.plans] })
+        if (changed) out.note(`Limits of ${slug} changed.`)
+        const ms = (limit: EffectiveLimit<number | null>) => (limit.value === null ? "data source's" : `${limit.value}ms`)
+        const n = (limit: EffectiveLimit<number | null>) => (limit.value === null ? "data source's" : String(limit.value))
+        const rows = [
+          { limit: 'plan', value: `${limits.plan.value} (${limits.rates.tenant}/tenant, ${limits.rates.token}/token per ${limits.rates.windowMs}ms)`, source: limits.plan.source },
+          { limit: 'sql statement timeout', value: ms(limits.sqlStatementTimeoutMs), source: limits.sqlStatementTimeoutMs.source },
+          { limit: 'sql transaction timeout', value: ms(limits.sqlTransactionTimeoutMs), source: limits.sqlTransactionTimeoutMs.source },
+          { limit: 'sql max streams', value: n(limits.sqlMaxStreams), source: limits.sqlMaxStreams.source },
+          { limit: 'sql max statements', value: n(limits.sqlMaxStatements), source: limits.sqlMaxStatements.source },
+          { limit: 'data api timeout', value: ms(limits.dataApiStatementTimeoutMs), source: limits.dataApiStatementTimeoutMs.source },
+        ]
+        out.table(rows, [
+          { header: 'LIMIT', value: (r) => r.limit },
+          { header: 'VALUE', value: (r) => r.value },
+          { header: 'FROM', value: (r) => r.source },
+        ])
       })
     })
 

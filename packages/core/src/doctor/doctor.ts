@@ -1,5 +1,6 @@
 import type { EngineCheck } from '../engines/engine.js'
 import { describeDataSource } from '../engines/registry.js'
+import { checkSearchIndexes, SEARCH_INDEX_STEP_PREFIX } from '../search-index/search-index.js'
 import type { Tenantry } from '../tenantry.js'
 import { checkHalfMade, doctorTenants, type HalfMadeOptions } from './repair.js'
 
@@ -29,6 +30,16 @@ export async function runDoctor(tenantry: Tenantry, options: HalfMadeOptions = {
       const engine = await tenantry.dataSources.engine(source.id)
       if (!engine.doctor) add({ name: 'engine', status: 'warn', detail: `no checks for engine ${source.engine}` })
       else for (const check of await engine.doctor({ tenants: own })) add(check)
+      // Searchable collections on Postgres want pg_trgm: without it, search scans.
+      const sample = own.find((t) => t.stored)
+      if (source.engine === 'postgres' && sample && tenantry.migrations.derived.some((d) => d.name.startsWith(SEARCH_INDEX_STEP_PREFIX))) {
+        const handle = engine.open(sample.placement, 'admin')
+        try {
+          add(await checkSearchIndexes(handle))
+        } finally {
+          await handle.close()
+        }
+      }
     } catch (error) {
       // A data source that cannot be inspected proves nothing: that is a failure, not a pass.
       add({ name: 'reachable', status: 'fail', detail: `cannot inspect ${describeDataSource(source)}: ${(error as Error).message}` })

@@ -13,10 +13,6 @@ import {
   type QueryResult,
 } from 'kysely'
 import type { RawSqlValue, SqliteRawSession } from '../engines/engine.js'
-import { isTenantryError } from '../errors.js'
-
-/** How long a query waits for its tenant's share of the executor to free up before `CONCURRENCY_LIMITED` stands. */
-const SHARE_WAIT_MS = 2000
 
 /**
  * An error SQLite (or the statement guard) raised for one statement: `code` is SQLite's
@@ -117,7 +113,8 @@ class ExecutorConnection implements DatabaseConnection {
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     const args = query.parameters.map(toRawValue)
-    const result = await this.#execute(query.sql, args)
+    // A tenant at its share of the executor waits its turn inside `execute` (the executor's per-tenant queue).
+    const result = await this.session.execute({ sql: query.sql, args })
     if (!result.ok) throw new ExecutorStatementError(result.code, result.message)
     if (result.columns.length === 0) {
       return {
@@ -133,23 +130,6 @@ class ExecutorConnection implements DatabaseConnection {
       return row as R
     })
     return { rows }
-  }
-
-  /**
-   * Runs one statement. The tenant's share of the executor (shared with its SQL-over-HTTP
-   * sessions) may be taken for a moment: wait for it a little, as a request would wait for
-   * an in-process connection, rather than failing at once.
-   */
-  async #execute(sql: string, args: RawSqlValue[]) {
-    const giveUpAt = Date.now() + SHARE_WAIT_MS
-    for (let pause = 5; ; pause = Math.min(pause * 2, 50)) {
-      try {
-        return await this.session.execute({ sql, args })
-      } catch (error) {
-        if (!isTenantryError(error, 'CONCURRENCY_LIMITED') || Date.now() + pause > giveUpAt) throw error
-        await new Promise((resolve) => setTimeout(resolve, pause))
-      }
-    }
   }
 
   // eslint-disable-next-line require-yield

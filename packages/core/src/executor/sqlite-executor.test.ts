@@ -112,15 +112,38 @@ describe('SqliteExecutor', () => {
   })
 
   it('holds each tenant to its share of the pool, so another tenant is still served', async () => {
-    start({ maxStatementsPerTenant: 1, statementTimeoutMs: 1500 })
+    await executor.close()
+    start({ maxStatementsPerTenant: 1, statementTimeoutMs: 1500, queueTimeoutMs: 300 })
     const a = tenantFile()
     const b = tenantFile()
     const runaway = executor.openSession({ tenantId: 'ta', path: a, readOnly: true }).execute({ sql: NEVER_ENDS })
     const outcome = runaway.catch((error: unknown) => error)
     await new Promise((resolve) => setTimeout(resolve, 100))
+    // The tenant's next statement waits for its share, in the tenant's own queue, then gives up.
+    const started = Date.now()
     await expect(executor.openSession({ tenantId: 'ta', path: a, readOnly: true }).execute({ sql: 'SELECT 1' })).rejects.toMatchObject({ code: 'CONCURRENCY_LIMITED' })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250)
     expect(await executor.openSession({ tenantId: 'tb', path: b, readOnly: true }).execute({ sql: 'SELECT title FROM notes' })).toMatchObject({ ok: true, rows: [['kept']] })
     expect(await outcome).toMatchObject({ code: 'STATEMENT_TIMEOUT' })
+  })
+
+  it('runs a tenant\'s statements past its share in turn, in order, once its running ones end', async () => {
+    await executor.close()
+    start({ maxStatementsPerTenant: 1, statementTimeoutMs: 300, queueTimeoutMs: 5000 })
+    const a = tenantFile()
+    const order: string[] = []
+    const runaway = executor.openSession({ tenantId: 'ta', path: a, readOnly: true }).execute({ sql: NEVER_ENDS }).catch((error: unknown) => error)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const queued = ['first', 'second', 'third'].map((name) =>
+      executor
+        .openSession({ tenantId: 'ta', path: a, readOnly: true })
+        .execute({ sql: `SELECT '${name}'` })
+        .then((result) => (order.push(name), result)),
+    )
+    expect(await runaway).toMatchObject({ code: 'STATEMENT_TIMEOUT' })
+    const results = await Promise.all(queued)
+    expect(results.map((r) => r.ok && r.rows[0]![0])).toEqual(['first', 'second', 'third'])
+    expect(order).toEqual(['first', 'second', 'third'])
   })
 
   it('runs the statement guard in the executor process', async () => {

@@ -16,8 +16,8 @@ export interface SqliteExecutorOptions {
   poolSize?: number
   /**
    * Statements one tenant may run at once, an open transaction counting as one: one tenant
-   * holds at most this share of the pool, so the others are always served. More is refused
-   * with `CONCURRENCY_LIMITED`.
+   * holds at most this share of the pool, so the others are always served. More wait in the
+   * tenant's own queue for up to `queueTimeoutMs`, then are refused with `CONCURRENCY_LIMITED`.
    * @default Math.max(1, Math.floor(poolSize / 2))
    */
   maxStatementsPerTenant?: number
@@ -38,7 +38,10 @@ export interface SqliteExecutorOptions {
   statementTimeoutMs?: number
   /** Longest a transaction stays open from its `BEGIN` before it is rolled back (`TRANSACTION_TIMEOUT`). @default 10000 */
   transactionTimeoutMs?: number
-  /** Longest a statement waits for a free process before `DATABASE_BUSY`. @default 2000 */
+  /**
+   * Longest a statement waits for a place of its tenant's share (then `CONCURRENCY_LIMITED`),
+   * and again for a free process (then `DATABASE_BUSY`). @default 2000
+   */
   queueTimeoutMs?: number
   /**
    * How long a statement waits, inside its process, for another connection's lock before
@@ -234,6 +237,12 @@ interface Waiter {
   timer: NodeJS.Timeout
 }
 
+interface ShareWaiter {
+  resolve(): void
+  reject(error: unknown): void
+  timer: NodeJS.Timeout
+}
+
 /**
  * Runs tenants' raw SQLite statements in a pool of child processes, so that no statement
  * runs on the caller's event loop and any statement, one that never ends included, is
@@ -256,6 +265,8 @@ export class SqliteExecutor {
   readonly #idle: ExecutorProcess[] = []
   readonly #waiters: Waiter[] = []
   readonly #leases = new Map<string, number>()
+  /** Per tenant, its statements waiting for a place of its share, first come first served. */
+  readonly #shareQueues = new Map<string, ShareWaiter[]>()
   readonly #sessions = new Set<ExecutorSession>()
   #started = false
   #starting = 0
@@ -329,10 +340,11 @@ export class SqliteExecutor {
   async close(): Promise<void> {
     this.#closed = true
     const closed = new TenantryError('CLOSED', 'The SQL executor is closed')
-    for (const waiter of this.#waiters.splice(0)) {
+    for (const waiter of [...this.#waiters.splice(0), ...[...this.#shareQueues.values()].flat()]) {
       clearTimeout(waiter.timer)
       waiter.reject(closed)
     }
+    this.#shareQueues.clear()
     for (const session of [...this.#sessions]) void session.end(closed)
     const exits = [...this.#processes].map((p) => new Promise<void>((resolve) => (p.child.exitCode !== null || p.child.signalCode !== null ? resolve() : p.child.once('exit', () => resolve()))))
     for (const p of this.#processes) p.kill(closed)
@@ -381,17 +393,18 @@ export class SqliteExecutor {
     } else this.#idle.push(process)
   }
 
-  /** A process for one statement (or transaction) of `tenantId`, counted against its share. */
+  /**
+   * A process for one statement (or transaction) of `tenantId`, counted against its share.
+   * A tenant at its share waits in its own queue, in order, for one of its statements to end;
+   * past `queueTimeoutMs` it is refused with `CONCURRENCY_LIMITED`. Other tenants never wait
+   * behind it: the queue is per tenant, and it holds no process.
+   */
   async acquire(tenantId: string, share = this.maxStatementsPerTenant): Promise<ExecutorProcess> {
     if (this.#closed) throw new TenantryError('CLOSED', 'The SQL executor is closed')
-    const leases = this.#leases.get(tenantId) ?? 0
-    if (leases >= share) {
-      throw new TenantryError('CONCURRENCY_LIMITED', `This tenant already runs ${leases} SQL statements or transactions at once, its most; retry when one ends`, {
-        details: { retryAfterSeconds: 1 },
-      })
-    }
-    this.#leases.set(tenantId, leases + 1)
+    await this.#takeShare(tenantId, share)
     try {
+      // `close` may have run while this statement waited for its share.
+      if (this.#closed) throw new TenantryError('CLOSED', 'The SQL executor is closed')
       const idle = this.#idle.pop()
       if (idle) return idle
       return await new Promise<ExecutorProcess>((resolve, reject) => {
@@ -430,11 +443,49 @@ export class SqliteExecutor {
     this.#sessions.delete(session)
   }
 
+  /** One of the tenant's `share` places: at once if one is free and nobody of the tenant waits, else in turn. */
+  #takeShare(tenantId: string, share: number): Promise<void> {
+    const leases = this.#leases.get(tenantId) ?? 0
+    const queue = this.#shareQueues.get(tenantId)
+    if (leases < share && !queue?.length) {
+      this.#leases.set(tenantId, leases + 1)
+      return Promise.resolve()
+    }
+    return new Promise((resolve, reject) => {
+      const waiters = queue ?? []
+      this.#shareQueues.set(tenantId, waiters)
+      const waiter: ShareWaiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1)
+          if (!waiters.length) this.#shareQueues.delete(tenantId)
+          reject(
+            new TenantryError('CONCURRENCY_LIMITED', `This tenant already runs ${share} SQL statements or transactions at once, its most; retry when one ends`, {
+              details: { retryAfterSeconds: 1 },
+            }),
+          )
+        }, this.#options.queueTimeoutMs),
+      }
+      waiters.push(waiter)
+    })
+  }
+
+  /** Gives a place of the tenant's share back: to its next waiter (the count stays), or to no one. */
   #unlease(tenantId: string): void {
+    const queue = this.#shareQueues.get(tenantId)
+    const next = queue?.shift()
+    if (next) {
+      if (!queue!.length) this.#shareQueues.delete(tenantId)
+      clearTimeout(next.timer)
+      next.resolve()
+      return
+    }
     const leases = (this.#leases.get(tenantId) ?? 1) - 1
     if (leases > 0) this.#leases.set(tenantId, leases)
     else this.#leases.delete(tenantId)
   }
+
 }
 
 interface SessionSettings {

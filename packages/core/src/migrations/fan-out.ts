@@ -127,7 +127,9 @@ async function migrateTenant(
       }
       // Shared tables may have been migrated through another tenant earlier in this run:
       // for this tenant, what it gained is what its ledger lacked.
-      const applied = handle.shared ? outcome.executed.map((m) => m.name).filter((n) => !ledger.includes(n)) : outcome.applied
+      // A derived step (search index) the ledger lacked counts as applied too.
+      const derived = migrations.derived.map((d) => d.name).filter((n) => !ledger.includes(n) && outcome.executed.some((m) => m.name === n))
+      const applied = handle.shared ? outcome.executed.map((m) => m.name).filter((n) => !ledger.includes(n)) : [...outcome.applied, ...derived]
       return { ...base, status: applied.length > 0 ? 'success' : 'skipped', applied }
     } finally {
       await handle.close()

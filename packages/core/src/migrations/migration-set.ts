@@ -7,6 +7,7 @@ import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kys
 import { TenantryError } from '../errors.js'
 import type { EngineHandle, EngineName } from '../engines/engine.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
+import type { DerivedStep } from '../search-index/search-index.js'
 
 /** What a migration is told besides its Kysely: enough to write one migration for every engine. */
 export interface TenantMigrationContext {
@@ -45,12 +46,27 @@ export class TenantMigrationSet {
   readonly names: readonly string[]
   /** Changes whenever a migration is added, removed or edited. */
   readonly key: string
+  /**
+   * Steps Tenantry derives from the config (the search indexes), run after the app's
+   * migrations by `migrateHandle`. Their names follow the migrations' in `names`, so the
+   * ledger, `migrate status` and templates treat them as migrations; Kysely never sees them.
+   */
+  readonly derived: readonly DerivedStep[]
   readonly #entries: readonly Entry[]
 
-  private constructor(entries: Entry[], key: string) {
+  private constructor(entries: readonly Entry[], key: string, derived: readonly DerivedStep[] = []) {
     this.#entries = [...entries].sort((a, b) => compareNames(a.name, b.name))
-    this.names = this.#entries.map((e) => e.name)
+    this.derived = derived
+    this.names = [...this.#entries.map((e) => e.name), ...derived.map((d) => d.name)]
     this.key = key
+  }
+
+  /** This set with `steps` run after its migrations (a step's name changes with what it makes, so the key does too). */
+  withDerived(steps: ReadonlyArray<DerivedStep | undefined>): TenantMigrationSet {
+    const derived = steps.filter((s): s is DerivedStep => s !== undefined)
+    if (derived.length === 0) return this
+    const key = createHash('sha256').update(`${this.key}\0${derived.map((d) => d.name).join('\0')}`).digest('hex').slice(0, 32)
+    return new TenantMigrationSet(this.#entries, key, [...this.derived, ...derived])
   }
 
   /** Migrations given in code: `{ '0001_jobs': { up }, ... }`. */
@@ -174,7 +190,19 @@ export async function migrateHandle(
     return []
   })
   const executed = held.filter((m) => m.executedAt).map((m) => ({ name: m.name, appliedAt: m.executedAt!.toISOString() }))
-  return error === undefined ? { applied, executed } : { applied: [], executed, error }
+  if (error !== undefined) return { applied: [], executed, error }
+  // Derived steps (search indexes) after every migrate: each is idempotent and cheap when its
+  // database is current. One that fails is logged and left out of `executed`, so the tenant
+  // stays behind and the next run tries again; the app's migrations stand.
+  for (const step of set.derived) {
+    try {
+      await step.apply(handle, logger, options.tenantId)
+      executed.push({ name: step.name, appliedAt: new Date().toISOString() })
+    } catch (err) {
+      logger.warn({ err, tenantId: options.tenantId, step: step.name }, 'A derived schema step (search index) failed; search scans until the next migrate')
+    }
+  }
+  return { applied, executed }
 }
 
 /**

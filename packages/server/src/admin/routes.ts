@@ -4,14 +4,17 @@ import { SLUG_PATTERN, type FanOutReport, type TenantMigrationResult, type Tenan
 import { HttpError } from '../errors.js'
 import type { FeatureOptions, ServerInstance } from '../feature.js'
 import { noBody, noQuery } from '../schemas.js'
+import { effectiveLimits } from '../rate-limits/tenant-limits.js'
 import type { Organizations } from '../tenants/organizations.js'
 import {
   createTenantBody,
   dataSourceList,
   deleteTenantQuery,
   fanOutReport,
+  limitsView,
   migrationRun,
   migrationStatus,
+  putLimitsBody,
   putQuotasBody,
   quotasView,
   runMigrationsBody,
@@ -68,7 +71,7 @@ export async function requirePlatformAdmin(request: FastifyRequest): Promise<voi
  * tenant's owners and admins may see, suspend and resume their own tenant (owners may delete
  * it). A tenant the caller may not manage answers like one that does not exist.
  */
-export function adminRoutes(app: ServerInstance, { tenantry, organizations }: FeatureOptions & { organizations: Organizations }): void {
+export function adminRoutes(app: ServerInstance, { tenantry, config, organizations }: FeatureOptions & { organizations: Organizations }): void {
   const tags = ['admin']
   let run: MigrationRun | null = null
   let running: Promise<void> | null = null
@@ -222,6 +225,42 @@ export function adminRoutes(app: ServerInstance, { tenantry, organizations }: Fe
       const { tenant } = await tenantAccess(request, request.params.slug, [])
       await tenantry.quotas.set(tenant.slug, request.body, { actor: actor(request), replace: true })
       return quotasOf(tenant)
+    },
+  )
+
+  /** A tenant's limits: what applies and where from, its own values, and the plans there are. */
+  async function limitsOfTenant(tenant: TenantRecord) {
+    const { overrides } = await tenantry.limits.get(tenant.slug)
+    return { tenantId: tenant.id, slug: tenant.slug, limits: effectiveLimits(config, tenant.slug, overrides), overrides, plans: [...tenantry.limits.plans] }
+  }
+
+  app.get(
+    '/api/admin/tenants/:slug/limits',
+    { schema: { tags, summary: "A tenant's limits (rate-limit plan, SQL-over-HTTP and data API), and where each comes from", params: slugParams, querystring: noQuery, response: { 200: limitsView } } },
+    async (request) => {
+      const { tenant } = await tenantAccess(request, request.params.slug, ['owner', 'admin'])
+      return limitsOfTenant(tenant)
+    },
+  )
+
+  app.put(
+    '/api/admin/tenants/:slug/limits',
+    {
+      // A tenant's owners must not raise their own limits: platform admins only.
+      ...platformOnly,
+      schema: {
+        tags,
+        summary: "Set a tenant's limits (platform admins): absent ones follow the server config; an unknown plan is 400",
+        params: slugParams,
+        querystring: noQuery,
+        body: putLimitsBody,
+        response: { 200: limitsView },
+      },
+    },
+    async (request) => {
+      const { tenant } = await tenantAccess(request, request.params.slug, [])
+      await tenantry.limits.set(tenant.slug, request.body, { actor: actor(request), replace: true })
+      return limitsOfTenant(tenant)
     },
   )
 

@@ -127,6 +127,56 @@ export const putQuotasBody = z
   })
   .describe("The tenant's own quotas, replacing the previous ones: an absent quota follows the config's default, null is unlimited")
 
+const limitSource = z.enum(['tenant', 'config', 'default']).describe("Where the value comes from: the tenant's own settings, the server config by slug, or the default")
+const effective = <T extends z.ZodTypeAny>(value: T) => z.object({ value, source: limitSource })
+const millis = z.number().int().positive().max(3_600_000)
+const count = z.number().int().positive().max(10_000)
+
+/** A tenant's own limits, as stored; an absent one follows the config. */
+const limitOverrides = z.object({
+  plan: z.string().optional(),
+  sqlStatementTimeoutMs: z.number().int().optional(),
+  sqlTransactionTimeoutMs: z.number().int().optional(),
+  sqlMaxStreams: z.number().int().optional(),
+  sqlMaxStatements: z.number().int().optional(),
+  dataApiStatementTimeoutMs: z.number().int().optional(),
+})
+
+export const limitsView = z.object({
+  tenantId: z.string(),
+  slug: z.string(),
+  limits: z
+    .object({
+      plan: effective(z.string()).describe('Rate-limit plan (server.limits.plans)'),
+      rates: z
+        .object({
+          tenant: z.number().int().describe("Requests per window of all the tenant's callers"),
+          token: z.number().int().describe('Requests per window of one token'),
+          windowMs: z.number().int(),
+        })
+        .describe("The plan's request rates"),
+      sqlStatementTimeoutMs: effective(z.number().int().nullable()).describe("SQL-over-HTTP statement deadline; null: the data source's rawSql default"),
+      sqlTransactionTimeoutMs: effective(z.number().int().nullable()).describe("SQL-over-HTTP transaction deadline; null: the data source's rawSql default"),
+      sqlMaxStreams: effective(z.number().int()).describe('SQL-over-HTTP open streams at most'),
+      sqlMaxStatements: effective(z.number().int().nullable()).describe("SQL-over-HTTP statements at once; null: the data source's rawSql default"),
+      dataApiStatementTimeoutMs: effective(z.number().int().nullable()).describe("Data API statement deadline; null: the data source's bounded default"),
+    })
+    .describe('What applies, and where each value comes from (tenant over config over default)'),
+  overrides: limitOverrides.describe("The tenant's own values; absent ones follow the config"),
+  plans: z.array(z.string()).describe('Plans a tenant may be put on'),
+})
+
+export const putLimitsBody = z
+  .strictObject({
+    plan: z.string().describe('A plan in server.limits.plans; an unknown one is 400 INVALID_OPTION').optional(),
+    sqlStatementTimeoutMs: millis.optional(),
+    sqlTransactionTimeoutMs: millis.optional(),
+    sqlMaxStreams: count.optional(),
+    sqlMaxStatements: count.optional(),
+    dataApiStatementTimeoutMs: millis.optional(),
+  })
+  .describe("The tenant's own limits, replacing the previous ones: an absent limit follows the server config (by slug, then the default)")
+
 export const usageQuery = z.strictObject({
   days: z.coerce.number().int().min(1).max(3660).optional().describe('UTC days back, today included; default 30'),
 })

@@ -3,7 +3,7 @@ import type { Tenantry } from 'tenantry'
 import type { Principal } from '../principal.js'
 import type { Organizations } from '../tenants/organizations.js'
 import { authenticateToken } from '../tokens/token-auth.js'
-import type { TenantryAuth } from './better-auth.js'
+import { CLIENT_IP_HEADER, type TenantryAuth } from './better-auth.js'
 
 export interface AuthenticateOptions {
   tenantry: Tenantry
@@ -13,13 +13,18 @@ export interface AuthenticateOptions {
   platformAdmins: ReadonlySet<string>
 }
 
-/** Fastify's incoming headers as a Fetch `Headers`. */
+/**
+ * Fastify's incoming headers as a Fetch `Headers`, for Better Auth. The client's address goes in
+ * `CLIENT_IP_HEADER`, replacing whatever the client sent there: `request.ip`, which follows
+ * `X-Forwarded-For` only from proxies `server.trustProxy` trusts.
+ */
 export function toFetchHeaders(request: FastifyRequest): Headers {
   const headers = new Headers()
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined) continue
     for (const one of Array.isArray(value) ? value : [value]) headers.append(name, String(one))
   }
+  headers.set(CLIENT_IP_HEADER, request.ip)
   return headers
 }
 

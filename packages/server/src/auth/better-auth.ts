@@ -26,6 +26,8 @@ export interface TenantryAuthOptions {
   signInLimit?: { max: number; windowSeconds: number } | false
   /** How emails are sent (see `EmailSender`). @default logs that one was due */
   sendEmail?: EmailSender
+  /** Origins of apps served elsewhere, trusted beside the server's own: `server.cors.origins` (see cors/index.ts). @default [] */
+  corsOrigins?: readonly string[]
 }
 
 /**
@@ -84,7 +86,7 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
     appName: 'Tenantry',
     baseURL: options.baseURL,
     basePath: '/api/auth',
-    trustedOrigins: trustedOrigins(options.baseURL, env),
+    trustedOrigins: trustedOrigins(options.baseURL, env, options.corsOrigins),
     // Better Auth turns origin (CSRF) checks off when it thinks it runs under test (NODE_ENV=test,
     // vitest). A server must not change its defences with an environment variable: always on.
     advanced: { disableOriginCheck: false, disableCSRFCheck: false, ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
@@ -173,14 +175,16 @@ export async function migrateAuthSchema(auth: TenantryAuth): Promise<void> {
 /**
  * The origins allowed to call the auth routes from a browser: the server's own, under both
  * loopback spellings when it runs locally (a browser at `localhost` sends that origin even
- * when the server calls itself 127.0.0.1), and any listed in `TENANTRY_TRUSTED_ORIGINS`.
+ * when the server calls itself 127.0.0.1), any listed in `TENANTRY_TRUSTED_ORIGINS`, and the
+ * CORS origins (`server.cors.origins`), which must pass the same checks.
  */
-export function trustedOrigins(baseURL: string, env: NodeJS.ProcessEnv): string[] {
+export function trustedOrigins(baseURL: string, env: NodeJS.ProcessEnv, corsOrigins: readonly string[] = []): string[] {
   const own = new URL(baseURL)
   const origins = new Set([own.origin])
   if (own.hostname === '127.0.0.1' || own.hostname === 'localhost') {
     for (const host of ['127.0.0.1', 'localhost']) origins.add(`${own.protocol}//${host}${own.port ? `:${own.port}` : ''}`)
   }
   for (const origin of (env.TENANTRY_TRUSTED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean)) origins.add(origin)
+  for (const origin of corsOrigins) origins.add(origin)
   return [...origins]
 }

@@ -80,9 +80,10 @@ export class Collection {
 
   /**
    * `where` for filters and search (shared by list and count). `engine` is the name of the
-   * tenant's engine, which decides how `q` is matched (see `searchCondition`).
+   * tenant's engine, which decides how `q` is matched (see `searchCondition`); `useIndex:
+   * false` matches without the table's search index (when using it failed).
    */
-  where(query: Pick<ListQuery, 'filters' | 'q'>, engine: string) {
+  where(query: Pick<ListQuery, 'filters' | 'q'>, engine: string, useIndex = true) {
     return (eb: ExpressionBuilder<any, any>): Expression<SqlBool> => {
       const parts: Expression<SqlBool>[] = query.filters.map((f) =>
         f.value === null
@@ -93,7 +94,7 @@ export class Collection {
       )
       if (query.q !== undefined) {
         const searchable = Object.entries(this.config.columns).filter(([, c]) => c.searchable).map(([n]) => n)
-        parts.push(searchCondition(engine, searchable, query.q))
+        parts.push(searchCondition(engine, searchable, query.q, useIndex ? { table: this.table } : undefined))
       }
       return eb.and(parts)
     }

@@ -3,6 +3,7 @@ import { dataRoutes } from './routes.js'
 
 export { Collection, constraintViolation, type ListQuery } from './collection.js'
 export { DATA_ERROR_CODES, type DataErrorCode } from './error-codes.js'
+export { searchCondition, foldSearch, type SearchIndexUse } from './search.js'
 export { collectionSchemas, BULK_MAX, FILTER_OPERATORS, type CollectionSchemas } from './schemas.js'
 
 /**

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import { isTenantryError } from 'tenantry'
 import { HttpError } from '../errors.js'
 import type { FeatureOptions, ServerInstance } from '../feature.js'
+import { limitsOf } from '../rate-limits/tenant-limits.js'
 import { noContent, noQuery } from '../schemas.js'
 import { assertWritable, inTenant } from '../tenants/resolve-tenant.js'
 import { Collection, constraintViolation } from './collection.js'
@@ -14,8 +15,8 @@ import { BULK_MAX, bulkDeleted, countResponse } from './schemas.js'
  *
  * Lists, counts and every write run through `tenantry.bounded`: on SQLite in the executor's
  * processes, never on this event loop, and everywhere under a statement deadline (the data
- * source's `bounded.statementTimeoutMs`, 2 s by default, or the tenant's own in
- * `server.dataApi.tenants`). A scan past it answers 408 `STATEMENT_TIMEOUT`; a write that
+ * source's `bounded.statementTimeoutMs`, 2 s by default, or the tenant's own: in the catalog,
+ * `tenantry.limits`, else `server.dataApi.tenants`). A scan past it answers 408 `STATEMENT_TIMEOUT`; a write that
  * waits on a lock another connection holds answers 503 `DATABASE_BUSY` with `Retry-After`.
  * Point reads by primary key stay in-process (see the route).
  */
@@ -23,9 +24,11 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
   const db = () => tenantry.db<any>() as unknown as Kysely<any>
   /** Runs `fn` bounded, inside the admitted tenant, under its deadline. */
   const bounded = <T>(request: FastifyRequest, reply: FastifyReply, readOnly: boolean, fn: (db: Kysely<any>) => Promise<T>): Promise<T> => {
-    const own = config.dataApi.tenants[request.tenant?.slug ?? '']
-    const options = { readOnly, ...(own?.statementTimeoutMs ? { statementTimeoutMs: own.statementTimeoutMs } : {}) }
-    return inTenant(tenantry, request, () => tenantry.bounded(fn, options)).catch((error: unknown) => retryLater(error, reply))
+    // The tenant's own deadline (catalog, cached), else the config's by slug, else the data source's.
+    const deadline = async () => (request.tenant ? (await limitsOf(tenantry, config, request.tenant)).dataApiStatementTimeoutMs.value : null)
+    return deadline()
+      .then((statementTimeoutMs) => inTenant(tenantry, request, () => tenantry.bounded(fn, { readOnly, ...(statementTimeoutMs ? { statementTimeoutMs } : {}) })))
+      .catch((error: unknown) => retryLater(error, reply))
   }
   /** The name of the admitted tenant's engine: search is written per engine. Both lookups are cached. */
   const engineOf = async (request: FastifyRequest): Promise<string> => {
@@ -48,14 +51,16 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
         const [primary, tieBreak] = collection.orderBy(query)
         const engine = await engineOf(request)
         const rows = await bounded(request, reply, true, (db) =>
-          collection
-            .select(db)
-            .where(collection.where(query, engine))
-            .where(collection.after(query))
-            .orderBy(primary!)
-            .orderBy(tieBreak!)
-            .limit(query.limit + 1)
-            .execute(),
+          searchIndexed(request, engine, query.q, (useIndex) =>
+            collection
+              .select(db)
+              .where(collection.where(query, engine, useIndex))
+              .where(collection.after(query))
+              .orderBy(primary!)
+              .orderBy(tieBreak!)
+              .limit(query.limit + 1)
+              .execute(),
+          ),
         )
         const page = rows.slice(0, query.limit)
         const nextCursor = rows.length > query.limit ? collection.cursorAfter(page.at(-1)!, query) : null
@@ -70,11 +75,13 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
         const query = collection.listQuery(request.query)
         const engine = await engineOf(request)
         const row = await bounded(request, reply, true, (db) =>
-          db
-            .selectFrom(collection.table)
-            .select((eb) => eb.fn.countAll<number | string>().as('n'))
-            .where(collection.where(query, engine))
-            .executeTakeFirstOrThrow(),
+          searchIndexed(request, engine, query.q, (useIndex) =>
+            db
+              .selectFrom(collection.table)
+              .select((eb) => eb.fn.countAll<number | string>().as('n'))
+              .where(collection.where(query, engine, useIndex))
+              .executeTakeFirstOrThrow(),
+          ),
         )
         return { count: Number(row.n) }
       },
@@ -184,6 +191,27 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
         return { deleted: Number(result.numDeletedRows) }
       },
     )
+  }
+}
+
+/**
+ * Runs a list or count with the search index, and again without it when that fails (on
+ * SQLite the FTS5 table may be missing, not yet made by `tenantry migrate`, or damaged by the
+ * tenant's own raw SQL): the index only makes search faster, so its failure must not fail the
+ * request. Deadlines, busy answers and shares (TenantryErrors) are not retried.
+ * Logged at warn on every fallback: a tenant without its index should be migrated.
+ */
+async function searchIndexed<T>(request: FastifyRequest, engine: string, q: string | undefined, run: (useIndex: boolean) => Promise<T>): Promise<T> {
+  if (q === undefined) return run(false)
+  // On Postgres the narrowing names no index (a missing one only means a scan), and a failed
+  // statement would have aborted the transaction anyway.
+  if (engine !== 'sqlite') return run(true)
+  try {
+    return await run(true)
+  } catch (error) {
+    if (isTenantryError(error)) throw error
+    request.log.warn({ err: error, tenantId: request.tenant?.id }, 'Search through the index failed; searching without it')
+    return run(false)
   }
 }
 

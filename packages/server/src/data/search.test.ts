@@ -1,32 +1,14 @@
-import type { Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, it } from 'vitest'
 import type { TenantryConfig } from 'tenantry'
 import { createTestDatabase, dropAppRoles, findPostgres, type TestDatabase } from 'tenantry/testing'
 import { Client, startTestServer, type TestServer } from '@tenantry/server/testing'
+import { notesCollections, notesMigration } from './notes.fixture.js'
 
 // Issue 8, item 7: `?q=` took time quadratic in the search text (a 5,000-character `q` over
 // 1,000 long rows held the server 20 s), and non-ASCII search (`ÄRZTE` vs `Ärzte`) found nothing.
 
-const notes = {
-  up: async (db: Kysely<any>) => {
-    await db.schema
-      .createTable('notes')
-      .addColumn('id', 'integer', (c) => c.primaryKey())
-      .addColumn('title', 'text')
-      .addColumn('body', 'text')
-      .execute()
-  },
-}
-
-const collections = {
-  notes: {
-    columns: {
-      id: { type: 'integer', generated: true },
-      title: { type: 'text', searchable: true },
-      body: { type: 'text', nullable: true, searchable: true, maxLength: 20_000 },
-    },
-  },
-} as const
+const notes = notesMigration
+const collections = notesCollections
 
 const ROWS = [
   { id: 1, title: 'Ärzte in Köln', body: null },

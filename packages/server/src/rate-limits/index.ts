@@ -2,13 +2,17 @@ import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
+import type { Tenantry } from 'tenantry'
 import { HttpError } from '../errors.js'
 import type { ServerInstance } from '../feature.js'
-import type { LimitsConfig, PlanConfig } from '../server-config.js'
+import type { ServerConfig } from '../server-config.js'
+import { limitsOf } from './tenant-limits.js'
 
 export interface RateLimitsOptions {
-  /** The config's validated `server.limits`. */
-  limits: LimitsConfig
+  /** The config's validated `server` section: `limits`, and the per-slug layer of a tenant's plan. */
+  config: ServerConfig
+  /** Where a tenant's own plan is looked up (`tenantry.limits`, over `server.limits.tenants`). */
+  tenantry: Tenantry
   /** Counts are kept here when given, so that every server process shares them; in memory otherwise. */
   redisUrl?: string
   /**
@@ -28,16 +32,15 @@ const REDIS_READY_WAIT_MS = 2_000
 /** How often, at most, a failing limit store is logged: under load it fails on every request. */
 const STORE_ERROR_LOG_INTERVAL_MS = 10_000
 
-/** The plan a tenant is on: `limits.tenants[slug]`, else `default` (parseServerConfig checked that both exist). */
-export function planOf(limits: LimitsConfig, slug: string): PlanConfig {
-  return limits.plans[limits.tenants[slug] ?? 'default']!
-}
+export { effectiveLimits, limitsOf, type EffectiveTenantLimits, type EffectiveLimit, type LimitSource } from './tenant-limits.js'
 
 /**
  * Fair shares (issue 8): request rates counted with `@fastify/rate-limit`, per tenant (its
  * plan's `tenant` count, sessions and tokens together), per integration token (`token`, within
  * the tenant's), per signed-in user outside a tenant (`user`) and per IP address for callers
- * with no credentials (`anonymous`), each per `window`. Over a limit is `429 RATE_LIMITED` with
+ * with no credentials (`anonymous`), each per `window`. A tenant's plan is its own in the
+ * catalog, else the config's by slug (`limitsOf`). The address is `request.ip`, which follows
+ * `X-Forwarded-For` only from the proxies `server.trustProxy` trusts. Over a limit is `429 RATE_LIMITED` with
  * `Retry-After`, so one tenant gets at most its share and the others are still served.
  *
  * With Redis the counts are shared by every server process; if Redis fails, requests are let
@@ -47,8 +50,12 @@ export function planOf(limits: LimitsConfig, slug: string): PlanConfig {
  * authentication (it reads `request.principal`) and before the routes it limits.
  */
 export const rateLimits = fp(
-  async (app: ServerInstance, { limits, redisUrl, selfAuthenticatedPaths = [] }: RateLimitsOptions) => {
-    if (!limits.enabled) return
+  async (app: ServerInstance, { config, tenantry, redisUrl, selfAuthenticatedPaths = [] }: RateLimitsOptions) => {
+    const limits = config.limits
+    if (!limits.enabled) {
+      app.decorate('countTenantRequest', async () => {})
+      return
+    }
     let lastStoreError = 0
     const storeFailed = (error: unknown): void => {
       if (Date.now() - lastStoreError < STORE_ERROR_LOG_INTERVAL_MS) return
@@ -77,15 +84,17 @@ export const rateLimits = fp(
       ...(redis ? { redis, nameSpace: RATE_LIMIT_NAMESPACE } : {}),
     })
 
-    const limiter = (scope: string, key: (request: FastifyRequest) => string, max: (request: FastifyRequest) => number) =>
+    const limiter = (scope: string, key: (request: FastifyRequest) => string, max: (request: FastifyRequest) => Promise<number>) =>
       app.createRateLimit({ keyGenerator: (request) => `${scope}:${key(request)}`, max, timeWindow: limits.window })
-    const byIp = limiter('ip', (r) => normalizeIP(r.ip), () => limits.anonymous)
-    const byUser = limiter('user', (r) => (r.principal?.kind === 'user' ? r.principal.userId : ''), () => limits.user)
-    const byTenant = limiter('tenant', (r) => r.tenant!.id, (r) => planOf(limits, r.tenant!.slug).tenant)
-    const byToken = limiter('token', (r) => (r.principal?.kind === 'token' ? r.principal.tokenId : ''), (r) => planOf(limits, r.tenant!.slug).token)
+    const byIp = limiter('ip', (r) => normalizeIP(r.ip), async () => limits.anonymous)
+    const byUser = limiter('user', (r) => (r.principal?.kind === 'user' ? r.principal.userId : ''), async () => limits.user)
+    // The tenant's plan: its own in the catalog (cached a few seconds), else the config's by slug.
+    const rates = async (r: FastifyRequest) => (await limitsOf(tenantry, config, r.tenant!)).rates
+    const byTenant = limiter('tenant', (r) => r.tenant!.id, async (r) => (await rates(r)).tenant)
+    const byToken = limiter('token', (r) => (r.principal?.kind === 'token' ? r.principal.tokenId : ''), async (r) => (await rates(r)).token)
 
     /** Counts the request against `limit`; throws `RATE_LIMITED` past it. */
-    async function count(limit: ReturnType<typeof limiter>, what: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    async function count(limit: ReturnType<typeof limiter>, what: string, request: FastifyRequest, reply?: FastifyReply): Promise<void> {
       let result: Awaited<ReturnType<typeof limit>>
       try {
         result = await limit(request)
@@ -95,15 +104,15 @@ export const rateLimits = fp(
       }
       if (result.isAllowed) return
       // A token's request is counted twice (tenant, token): the headers tell the tighter of the two.
-      const shown = reply.getHeader('x-ratelimit-remaining')
-      if (shown === undefined || result.remaining < Number(shown)) {
+      const shown = reply?.getHeader('x-ratelimit-remaining')
+      if (reply && (shown === undefined || result.remaining < Number(shown))) {
         void reply.header('x-ratelimit-limit', result.max)
         void reply.header('x-ratelimit-remaining', result.remaining)
         void reply.header('x-ratelimit-reset', result.ttlInSeconds)
       }
       if (!result.isExceeded) return
       const retryAfter = Math.max(1, result.ttlInSeconds)
-      void reply.header('retry-after', retryAfter)
+      void reply?.header('retry-after', retryAfter)
       throw new HttpError('RATE_LIMITED', `Too many requests for this ${what}; retry in ${retryAfter} s`)
     }
 
@@ -116,15 +125,16 @@ export const rateLimits = fp(
 
     // Route-level, so that it runs after every scope's own hooks, once a tenant route has
     // admitted the request to its tenant.
+    const countTenantRequest = async (request: FastifyRequest, reply?: FastifyReply) => {
+      await count(byTenant, 'tenant', request, reply)
+      if (request.principal?.kind === 'token') await count(byToken, 'token', request, reply)
+    }
+    app.decorate('countTenantRequest', countTenantRequest)
     const limitSignedIn: onRequestAsyncHookHandler = async (request, reply) => {
       const principal = request.principal
       if (!principal) return
-      if (request.tenant) {
-        await count(byTenant, 'tenant', request, reply)
-        if (principal.kind === 'token') await count(byToken, 'token', request, reply)
-      } else if (principal.kind === 'user') {
-        await count(byUser, 'user', request, reply)
-      }
+      if (request.tenant) await countTenantRequest(request, reply)
+      else if (principal.kind === 'user') await count(byUser, 'user', request, reply)
     }
     app.addHook('onRoute', (route: RouteOptions) => {
       route.onRequest = [...(route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]), limitSignedIn]
@@ -132,3 +142,15 @@ export const rateLimits = fp(
   },
   { name: 'tenantry-rate-limits', fastify: '5.x', dependencies: ['tenantry-authentication'] },
 )
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Counts one request of `request.tenant` (and of its token, for a token principal) against
+     * the tenant's plan, for requests the route hooks do not see one by one (messages of a
+     * WebSocket, on its upgrade request). Past a limit it throws `RATE_LIMITED`, and sets
+     * `Retry-After` and the `x-ratelimit-*` headers when there is a `reply`.
+     */
+    countTenantRequest(request: FastifyRequest, reply?: FastifyReply): Promise<void>
+  }
+}

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream'
+import { createClient } from '@libsql/client'
 import type { Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, it } from 'vitest'
 import type { TenantryConfig } from 'tenantry'
@@ -15,6 +16,9 @@ const notes = {
   },
 }
 
+/** How long a refusal is held: short here, so the suite stays quick, and measurable. */
+const REFUSAL_DELAY_MS = 300
+
 function config(redis?: string): TenantryConfig {
   return {
     migrations: { tenant: { '0001_notes': notes } },
@@ -22,19 +26,24 @@ function config(redis?: string): TenantryConfig {
       collections: { notes: { columns: { id: { type: 'integer', generated: true }, title: { type: 'text' } } } },
       limits: {
         anonymous: 5,
+        refusalDelayMs: REFUSAL_DELAY_MS,
         plans: { small: { tenant: 4, token: 3 } },
-        tenants: { acme: 'small' },
+        tenants: { acme: 'small', hooli: 'small', initech: 'small' },
       },
       ...(redis ? { redis } : {}),
     },
   }
 }
 
+/** A read-only token of tenant `slug`, created if it is new. */
+async function tokenFor(server: TestServer, slug: string): Promise<{ token: string }> {
+  if (!(await server.tenantry.router.resolve(slug).catch(() => undefined))) await server.tenantry.createTenant({ slug })
+  return server.tenantry.tokens.create(slug, { readOnly: true, createdBy: 'test' })
+}
+
 /** A client holding a read-only token of a new tenant `slug`. */
 async function tokenClient(server: TestServer, slug: string): Promise<Client> {
-  if (!(await server.tenantry.router.resolve(slug).catch(() => undefined))) await server.tenantry.createTenant({ slug })
-  const { token } = await server.tenantry.tokens.create(slug, { readOnly: true, createdBy: 'test' })
-  return new Client(server.url, { authorization: `Bearer ${token}` })
+  return new Client(server.url, { authorization: `Bearer ${(await tokenFor(server, slug)).token}` })
 }
 
 describe('rate limits in one process', () => {
@@ -51,7 +60,10 @@ describe('rate limits in one process', () => {
 
     // acme's plan: 4 requests a minute for the tenant, 3 for each token.
     for (let i = 0; i < 3; i++) expect((await first.get('/api/tenant/data/notes')).status).toBe(200)
+    // A refusal is held a moment: a client retrying at once, on many connections, cannot flood the loop with them.
+    const refusedAt = performance.now()
     const overToken = await first.get('/api/tenant/data/notes')
+    expect(performance.now() - refusedAt).toBeGreaterThanOrEqual(REFUSAL_DELAY_MS - 20)
     expect(overToken.status).toBe(429)
     expect(overToken.body).toEqual({ error: { code: 'RATE_LIMITED', message: expect.stringContaining('token') } })
     expect(Number(overToken.headers.get('retry-after'))).toBeGreaterThan(0)
@@ -74,6 +86,43 @@ describe('rate limits in one process', () => {
     const reply = await anonymous.post('/api/auth/sign-in/email', { email: 'guess@example.com', password: 'guess' })
     expect(reply.status).toBe(429)
     expect(reply.body.error.code).toBe('RATE_LIMITED')
+  })
+})
+
+describe('rate limits on SQL-over-HTTP', () => {
+  let server: TestServer
+  beforeAll(async () => {
+    server = await startTestServer({ config: config() })
+  })
+  afterAll(async () => server?.stop())
+
+  // Regression: SQL-over-HTTP routes authenticate their token themselves, so the rate-limit hook
+  // saw no tenant and counted nothing (and counted /v3 pipelines as anonymous, by address).
+  it('counts SQL-over-HTTP pipelines (v2 and v3) and WebSocket statements against the tenant’s plan', async ({ expect }) => {
+    const { token } = await tokenFor(server, 'hooli')
+    const pipeline = (version: 'v2' | 'v3') =>
+      fetch(`${server.url}/${version}/pipeline`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ requests: [{ type: 'execute', stmt: { sql: 'SELECT 1' } }, { type: 'close' }] }),
+      })
+    // More than the plan's anonymous allowance of 5 would be refused by address, were they counted so.
+    const statuses: number[] = []
+    for (const version of ['v2', 'v3', 'v3'] as const) statuses.push((await pipeline(version)).status)
+    expect(statuses).toEqual([200, 200, 200])
+    const over = await pipeline('v3')
+    expect(over.status).toBe(429)
+    expect(((await over.json()) as { error: { message: string } }).error.message).toContain('token')
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0)
+
+    // Over WebSocket, each statement is one request of the plan.
+    const ws = createClient({ url: server.url.replace(/^http/, 'ws'), authToken: (await tokenFor(server, 'initech')).token })
+    try {
+      for (let i = 0; i < 3; i++) expect((await ws.execute('SELECT 1 AS one')).rows[0]?.one).toBe(1)
+      await expect(ws.execute('SELECT 1')).rejects.toMatchObject({ code: 'RATE_LIMITED' })
+    } finally {
+      ws.close()
+    }
   })
 })
 

@@ -105,12 +105,9 @@ export async function runRequest(stream: StreamState, request: HranaRequest): Pr
         return ok({ type: 'execute', result: await execute(stream, request.stmt) })
       case 'batch':
         return ok({ type: 'batch', result: await batch(stream, request.batch) })
-      case 'store_sql': {
-        if (!Number.isInteger(request.sql_id) || typeof request.sql !== 'string') throw new HranaProtocolError('store_sql needs sql_id and sql')
-        if (stream.sqls.size >= MAX_STORED_SQL && !stream.sqls.has(request.sql_id)) throw new HranaProtocolError('Too many stored SQL texts')
-        stream.sqls.set(request.sql_id, request.sql)
+      case 'store_sql':
+        storeSql(stream.sqls, request.sql_id, request.sql)
         return ok({ type: 'store_sql' })
-      }
       case 'close_sql':
         stream.sqls.delete(request.sql_id)
         return ok({ type: 'close_sql' })
@@ -142,6 +139,16 @@ export async function runRequest(stream: StreamState, request: HranaRequest): Pr
     if (isTenantryError(error)) throw error
     return { type: 'error', error: toHranaError(error) }
   }
+}
+
+/**
+ * Stores a SQL text under `sqlId`, within the cap. Over HTTP the texts belong to a stream; over
+ * a WebSocket to the connection (every stream of it reads them), as the spec has it.
+ */
+export function storeSql(sqls: Map<number, string>, sqlId: number, sql: string): void {
+  if (!Number.isInteger(sqlId) || typeof sql !== 'string') throw new HranaProtocolError('store_sql needs sql_id and sql')
+  if (sqls.size >= MAX_STORED_SQL && !sqls.has(sqlId)) throw new HranaProtocolError('Too many stored SQL texts')
+  sqls.set(sqlId, sql)
 }
 
 function ok(response: Record<string, unknown> & { type: string }): HranaResult {
@@ -230,6 +237,34 @@ export async function* batchSteps(stream: StreamState, input: HranaBatch): Async
     }
     outcomes.push(outcome.result ? 'ok' : 'error')
     yield outcome
+  }
+}
+
+/** One entry of a Hrana 3 cursor, as both `/v3/cursor` and a WebSocket's `fetch_cursor` send it. */
+export type CursorEntry =
+  | { type: 'step_begin'; step: number; cols: HranaStmtResult['cols'] }
+  | { type: 'row'; row: HranaValue[] }
+  | { type: 'step_end'; affected_row_count: number; last_insert_rowid: string | null }
+  | { type: 'step_error'; step: number; error: HranaError }
+  | { type: 'error'; error: HranaError }
+
+/**
+ * A batch's results as cursor entries, step by step (`batchSteps`). A protocol mistake in the
+ * batch ends the cursor with an `error` entry, and the stream goes on; what ends the stream (a
+ * `TenantryError`) rejects, for the transport to report and close the stream.
+ */
+export async function* cursorEntries(stream: StreamState, input: HranaBatch): AsyncGenerator<CursorEntry> {
+  try {
+    for await (const step of batchSteps(stream, input)) {
+      if (step.error) yield { type: 'step_error', step: step.step, error: step.error }
+      if (!step.result) continue
+      yield { type: 'step_begin', step: step.step, cols: step.result.cols }
+      for (const row of step.result.rows) yield { type: 'row', row }
+      yield { type: 'step_end', affected_row_count: step.result.affected_row_count, last_insert_rowid: step.result.last_insert_rowid }
+    }
+  } catch (error) {
+    if (!(error instanceof HranaProtocolError)) throw error
+    yield { type: 'error', error: toHranaError(error) }
   }
 }
 

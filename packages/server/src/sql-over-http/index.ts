@@ -1,7 +1,8 @@
 /**
- * SQL-over-HTTP: libSQL's Hrana v2 and v3 pipelines (`POST /v2/pipeline`, `/v3/pipeline`, `/v3/cursor`) for integration tokens, on
- * tenants whose database itself confines raw SQL. One plugin, `sqlOverHttp` (routes.ts: the
- * routes and their streams); the statement rules are in statement-guard.ts.
+ * SQL-over-HTTP: libSQL's Hrana v2 and v3 pipelines (`POST /v2/pipeline`, `/v3/pipeline`, `/v3/cursor`) and Hrana over
+ * WebSocket (`/`, for `ws://` and `libsql://` URLs) for integration tokens, on tenants whose database itself confines raw
+ * SQL. One plugin, `sqlOverHttp` (routes.ts: the HTTP routes; websocket.ts: the socket; streams.ts: the streams and their
+ * limits, shared; hrana.ts: the requests, shared); the statement rules are in statement-guard.ts.
  */
 export { sqlOverHttp } from './routes.js'
 export type { SqlOverHttpOptions } from './routes.js'

@@ -2,15 +2,16 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { isTenantryError, type RawSessionOptions, type RawSessions, type SqliteRawSession, type Tenantry, type TenantRecord } from 'tenantry'
+import type { Tenantry } from 'tenantry'
 import { HttpError, toHttpError } from '../errors.js'
 import type { ServerInstance } from '../feature.js'
-import type { Principal } from '../principal.js'
 import { noQuery } from '../schemas.js'
 import { parseServerConfig } from '../server-config.js'
 import { authenticateToken } from '../tokens/token-auth.js'
-import { batchSteps, HranaProtocolError, runRequest, toHranaError, type HranaBatch, type HranaRequest, type HranaResult, type StreamState } from './hrana.js'
+import { cursorEntries, runRequest, type HranaBatch, type HranaRequest, type HranaResult } from './hrana.js'
 import { cursorBody, cursorResponse, pipelineBody, pipelineResponse, sqlErrorResponse, versionResponse } from './schemas.js'
+import { StreamPool, tokenTenant, translate, type OpenStream, type TokenPrincipal } from './streams.js'
+import { hranaOverWebSocket, type WebSocketOptions } from './websocket.js'
 
 export interface SqlOverHttpOptions {
   tenantry: Tenantry
@@ -26,21 +27,9 @@ export interface SqlOverHttpOptions {
   maxRows?: number
   /** Requests in one pipeline at most. @default 1000 */
   maxRequests?: number
+  /** Hrana over WebSocket (`ws://` and `libsql://` URLs, at `/`): its per-connection caps. */
+  webSocket?: WebSocketOptions
 }
-
-/** One open stream's place under the limits, taken before its session opens. */
-interface StreamSlot {
-  readonly tokenId: string
-  readonly tenantId: string
-}
-
-interface OpenStream extends StreamState {
-  readonly slot: StreamSlot
-  readonly tokenId: string
-  timer: NodeJS.Timeout | undefined
-}
-
-type TokenPrincipal = Extract<Principal, { kind: 'token' }>
 
 /**
  * SQL-over-HTTP: libSQL's Hrana protocol (versions 2 and 3, JSON) so that `@libsql/client`
@@ -48,6 +37,7 @@ type TokenPrincipal = Extract<Principal, { kind: 'token' }>
  *
  * - `GET /v2` and `GET /v3` answer the version probes; `POST /v2/pipeline` and
  *   `POST /v3/pipeline` run a pipeline; `POST /v3/cursor` runs a batch read as a cursor.
+ *   Hrana over WebSocket is served at `/` (websocket.ts), with the same streams and handlers.
  * - The tenant comes only from the token (`Authorization: Bearer tnt_…`); sessions are not accepted.
  * - Offered only where the engine offers raw sessions for the tenant's placement (SQLite,
  *   `database` isolation): a connection of its own on the tenant's file, never the router's,
@@ -73,21 +63,10 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
   const maxRequests = options.maxRequests ?? 1000
   /** Idle streams, by the baton that continues them. */
   const streams = new Map<string, OpenStream>()
-  /** Every open stream, idle or running a pipeline. */
-  const live = new Set<OpenStream>()
-  /** What the limits count: open streams, and streams being opened. */
-  const slots = new Set<StreamSlot>()
-  /** Engines whose raw sessions this server opened: their executors stop with it. */
-  const engines = new Set<RawSessions>()
-
-  const closeStream = async (stream: OpenStream) => {
-    live.delete(stream)
-    slots.delete(stream.slot)
-    clearTimeout(stream.timer)
-    stream.closed = true
-    // Closing a session inside a transaction rolls it back.
-    await stream.session.close()
-  }
+  /** Every open stream of both transports, under one set of limits. */
+  const pool = new StreamPool(tenantry, config, { maxStreams, maxPerToken, maxPerTenant, maxRows: options.maxRows })
+  // Closing a session inside a transaction rolls it back.
+  const closeStream = (stream: OpenStream) => pool.close(stream)
   const closeIdle = (baton: string) => {
     const stream = streams.get(baton)
     if (!stream) return
@@ -95,11 +74,13 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
     void closeStream(stream)
   }
 
+  // Hrana over WebSocket at `/`: the same streams, limits and request handlers.
+  await hranaOverWebSocket(app, { tenantry, pool, ...definedOnly(config.webSocket), ...options.webSocket })
+
   app.addHook('onClose', async () => {
     for (const baton of [...streams.keys()]) closeIdle(baton)
-    await Promise.all([...live].map(closeStream))
     // The executor processes stop with the server, whoever owns Tenantry; they start again on demand.
-    await Promise.all([...engines].map((sessions) => sessions.close?.()))
+    await pool.closeAll()
   })
 
   // Errors on these routes are answered so that both our clients ({ error: { code, message } })
@@ -139,31 +120,7 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
       clearTimeout(found.timer)
       return found
     }
-    const tenant = await tenantry.router.resolve({ id: principal.tenantId })
-    const own = config.tenants[tenant.slug]
-    const count = (key: keyof StreamSlot, value: string) => [...slots].filter((s) => s[key] === value).length
-    if (slots.size >= maxStreams || count('tokenId', principal.tokenId) >= maxPerToken || count('tenantId', tenant.id) >= (own?.maxStreams ?? maxPerTenant)) {
-      throw new HttpError('RATE_LIMITED', 'Too many open SQL streams; close transactions you no longer use')
-    }
-    // Taken before the first await, so that concurrent opens cannot all pass the check.
-    const slot: StreamSlot = { tokenId: principal.tokenId, tenantId: tenant.id }
-    slots.add(slot)
-    let opened: Awaited<ReturnType<typeof openSession>>
-    try {
-      opened = await openSession(tenantry, tenant, principal, {
-        ...(own?.statementTimeoutMs ? { statementTimeoutMs: own.statementTimeoutMs } : {}),
-        ...(own?.transactionTimeoutMs ? { transactionTimeoutMs: own.transactionTimeoutMs } : {}),
-        ...(own?.maxStatements ? { maxConcurrentStatements: own.maxStatements } : {}),
-        ...(options.maxRows ? { maxRows: options.maxRows } : {}),
-      })
-    } catch (error) {
-      slots.delete(slot)
-      throw error
-    }
-    engines.add(opened.sessions)
-    const stream: OpenStream = { session: opened.session, sqls: new Map(), closed: false, slot, tokenId: principal.tokenId, timer: undefined }
-    live.add(stream)
-    return stream
+    return pool.open(principal)
   }
 
   /** Runs `work` on the stream; what ends it closes the stream (rolling back). Returns the next baton, or null once closed. */
@@ -187,8 +144,12 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
   }
 
   // The token is checked before the body is read: a caller without one learns nothing more.
+  // Its tenant is the request's, so the tenant's and the token's request rates count it (the
+  // rate-limit hook runs after this one).
   const onRequest = async (request: FastifyRequest) => {
-    request.principal = await requireToken(tenantry, request)
+    const principal = await requireToken(tenantry, request)
+    request.principal = principal
+    request.tenant = await tokenTenant(tenantry, principal)
   }
 
   for (const version of ['v2', 'v3'] as const) {
@@ -252,18 +213,10 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
       void (async () => {
         try {
           await write({ baton, base_url: null })
-          for await (const step of batchSteps(stream, request.body.batch as HranaBatch)) {
-            if (step.error) await write({ type: 'step_error', step: step.step, error: step.error })
-            if (!step.result) continue
-            await write({ type: 'step_begin', step: step.step, cols: step.result.cols })
-            for (const row of step.result.rows) await write({ type: 'row', row })
-            await write({ type: 'step_end', affected_row_count: step.result.affected_row_count, last_insert_rowid: step.result.last_insert_rowid })
-          }
+          // The request's own mistake ends in an `error` entry, and the stream goes on.
+          for await (const entry of cursorEntries(stream, request.body.batch as HranaBatch)) await write(entry)
         } catch (error) {
-          if (error instanceof HranaProtocolError) {
-            // The request's own mistake: reported, and the stream goes on.
-            await write({ type: 'error', error: toHranaError(error) }).catch(() => {})
-          } else if (error instanceof CursorAbandoned) {
+          if (error instanceof CursorAbandoned) {
             await closeStream(stream)
             return
           } else {
@@ -290,12 +243,6 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
 /** The client of a cursor closed its connection before the end. */
 class CursorAbandoned extends Error {}
 
-/** The executor's per-tenant share answers as every other "too many" does: 429 RATE_LIMITED. */
-function translate(error: unknown): unknown {
-  if (isTenantryError(error, 'CONCURRENCY_LIMITED')) return new HttpError('RATE_LIMITED', error.message, { cause: error })
-  return error
-}
-
 /** The token principal of the request, or 401: SQL-over-HTTP accepts integration tokens only. */
 async function requireToken(tenantry: Tenantry, request: FastifyRequest): Promise<TokenPrincipal> {
   // Verified on every pipeline, a stream's continuations included: revocation must stop a stream mid-way.
@@ -304,31 +251,6 @@ async function requireToken(tenantry: Tenantry, request: FastifyRequest): Promis
     throw new HttpError('UNAUTHENTICATED', 'SQL-over-HTTP needs an integration token: Authorization: Bearer tnt_…')
   }
   return principal
-}
-
-/** A raw session on the token's tenant, after checking the engine offers raw sessions for its placement. */
-async function openSession(
-  tenantry: Tenantry,
-  tenant: TenantRecord,
-  principal: TokenPrincipal,
-  limits: Omit<RawSessionOptions, 'readOnly'>,
-): Promise<{ session: SqliteRawSession; sessions: RawSessions }> {
-  const engine = await tenantry.dataSources.engine(tenant.placement.dataSourceId)
-  // Only where the database itself confines raw SQL (the tenant's own SQLite file): the engine says where.
-  const sessions = engine.rawSession
-  if (!sessions?.isolations.includes(tenant.placement.isolation)) {
-    throw new HttpError(
-      'SQL_UNAVAILABLE',
-      `SQL-over-HTTP is not offered for tenants with ${tenant.placement.isolation} isolation on ${engine.name}${sessions ? `, only ${sessions.isolations.join(' and ')} isolation` : ''}`,
-    )
-  }
-  const placement = { tenantId: tenant.id, isolation: tenant.placement.isolation, locator: tenant.placement.locator }
-  const session = await sessions.open(placement, { ...limits, readOnly: principal.readOnly })
-  if (session.dialect !== 'sqlite') {
-    await session.close()
-    throw new HttpError('SQL_UNAVAILABLE', `SQL-over-HTTP speaks SQLite; this tenant's engine speaks ${String(session.dialect)}`)
-  }
-  return { session, sessions }
 }
 
 function sendError(reply: FastifyReply, error: HttpError): void {
@@ -342,4 +264,9 @@ function sendError(reply: FastifyReply, error: HttpError): void {
     .status(error.status)
     .header('content-type', 'application/json')
     .send(JSON.stringify({ message: error.message, code: error.code, error: { code: error.code, message: error.message } }))
+}
+
+/** The keys that are set: `exactOptionalPropertyTypes` keeps an explicit `undefined` from overriding a default. */
+function definedOnly<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> }
 }

@@ -36,12 +36,17 @@ const batchCond: z.ZodType<HranaBatchCond> = z.lazy(() =>
   ]),
 ).meta({ id: 'HranaBatchCondition' })
 
+/** A batch's steps, as both transports take them. */
+export const hranaBatch = z.strictObject({ steps: z.array(z.strictObject({ condition: batchCond.nullable().optional(), stmt })) })
+/** One statement, as both transports take it. */
+export const hranaStmt = stmt
+
 const sqlRef = { sql: z.string().optional(), sql_id: z.number().int().optional() }
 
 const request = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('close') }),
   z.strictObject({ type: z.literal('execute'), stmt }),
-  z.strictObject({ type: z.literal('batch'), batch: z.strictObject({ steps: z.array(z.strictObject({ condition: batchCond.nullable().optional(), stmt })) }) }),
+  z.strictObject({ type: z.literal('batch'), batch: hranaBatch }),
   z.strictObject({ type: z.literal('sequence'), ...sqlRef }),
   z.strictObject({ type: z.literal('describe'), ...sqlRef }),
   z.strictObject({ type: z.literal('store_sql'), sql_id: z.number().int(), sql: z.string() }),
@@ -78,7 +83,7 @@ export const pipelineResponse = z.object({
 /** `POST /v3/cursor`: one batch on a stream, its results read as a cursor. */
 export const cursorBody = z.strictObject({
   baton: z.string().nullable().optional().describe('From the previous answer, to continue its stream (a transaction)'),
-  batch: z.strictObject({ steps: z.array(z.strictObject({ condition: batchCond.nullable().optional(), stmt })) }),
+  batch: hranaBatch,
 })
 
 /** Newline-separated JSON documents (see the route's description). */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SILENT_LOGGER } from '../../logger.js'
 import { SecretBox } from '../../secrets/secret-box.js'
 import { runEngineConformance } from '../../testing/engine-conformance.js'
 import { createManagedAdmin, createTestDatabase, dropAppRoles, findPostgres, type ManagedAdmin, type TestDatabase } from '../../testing/services.js'
@@ -63,7 +64,7 @@ for (const admin of ['superuser', 'managed'] as const) {
           url = data.url
         }
         adminUrl = url
-        return createEngine({ ...toDataSourceRecord(config(), box), createdAt: '' }, { box, logger: console })
+        return createEngine({ ...toDataSourceRecord(config(), box), createdAt: '' }, { box, logger: SILENT_LOGGER })
       },
       skip: isolation === 'row' ? ROW_SKIPS : [],
       additionalTests: ({ engine, createTenant, withHandle }) => {
@@ -269,7 +270,7 @@ for (const admin of ['superuser', 'managed'] as const) {
               await c.query(`DROP ROLE ${roleOf(placement)}`)
             })
             // A process started after the upgrade: the doctor reports what is left to do ...
-            const upgraded = createEngine({ ...toDataSourceRecord(config(), box), createdAt: '' }, { box, logger: console })
+            const upgraded = createEngine({ ...toDataSourceRecord(config(), box), createdAt: '' }, { box, logger: SILENT_LOGGER })
             try {
               const checks = await doctor([placement], upgraded)
               expect(checks.find((c) => c.name === 'tenant roles')).toMatchObject({ status: 'fail', detail: expect.stringContaining(roleOf(placement)) })
@@ -347,7 +348,7 @@ describe.skipIf('skip' in postgres)('postgres connection test', () => {
     url.username = role
     url.password = 'x'
     const box = new SecretBox(randomBytes(32))
-    engine = createEngine({ ...toDataSourceRecord({ id: `pg_login_only_${process.pid}`, engine: 'postgres', url: url.toString() }, box), createdAt: '' }, { box, logger: console })
+    engine = createEngine({ ...toDataSourceRecord({ id: `pg_login_only_${process.pid}`, engine: 'postgres', url: url.toString() }, box), createdAt: '' }, { box, logger: SILENT_LOGGER })
     const error = await engine.test!().catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'INVALID_CONFIG' })
     expect((error as Error).message).toMatch(/CREATEROLE/)

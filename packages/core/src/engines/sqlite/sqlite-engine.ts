@@ -9,7 +9,6 @@ import { SILENT_LOGGER, type Logger } from '../../logger.js'
 import { isProcessAlive } from '../../processes.js'
 import { SqliteExecutor, type SqliteExecutorOptions, type SqliteExecutorStats } from '../../executor/sqlite-executor.js'
 import { ExecutorDialect } from '../../executor/executor-dialect.js'
-import { TenantGate } from '../../executor/tenant-gate.js'
 import { boundedTimeout, type BoundedConfig } from '../../bounded.js'
 import type {
   BoundedQueries,
@@ -57,9 +56,6 @@ export interface SqliteEngineOptions {
   logger?: Logger
 }
 
-/** How long a bounded call waits for its tenant's share of the executor before `CONCURRENCY_LIMITED`. */
-const BOUNDED_SHARE_WAIT_MS = 5000
-
 interface SqliteTemplate extends EngineTemplate {
   readonly path: string
 }
@@ -90,21 +86,16 @@ export class SqliteEngine implements DatabaseEngine {
     run: async (target, options, fn) => {
       const statementTimeoutMs = boundedTimeout(options.statementTimeoutMs, this.#bounded)
       const session = await this.#openRawSession(target.placement, { readOnly: options.readOnly ?? false, statementTimeoutMs })
-      // A burst of one tenant's calls waits its turn for the tenant's share of the executor.
-      const leave = await this.#gate.enter(target.placement.tenantId, this.#executor!.maxStatementsPerTenant).catch(async (error: unknown) => {
-        await session.close()
-        throw error
-      })
+      // A burst of one tenant's calls waits its turn for the tenant's share inside the executor.
       const db = new Kysely<any>({ dialect: new ExecutorDialect(session) })
       try {
         return await fn(db)
       } finally {
         // Closes the session, rolling back a transaction `fn` left open.
-        await db.destroy().finally(leave)
+        await db.destroy()
       }
     },
   }
-  readonly #gate = new TenantGate(BOUNDED_SHARE_WAIT_MS)
   readonly #bounded: BoundedConfig | undefined
   readonly #synchronous: SqliteSynchronous
   readonly #busyTimeoutMs: number
