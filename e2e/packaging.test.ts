@@ -14,7 +14,7 @@ import { tempDir } from 'tenantry/testing'
 // points nowhere, or a runtime import that only the monorepo's root provides fails here.
 
 const REPO = fileURLToPath(new URL('../', import.meta.url))
-const PACKAGES = ['packages/core', 'packages/server', 'packages/cli']
+const PACKAGES = ['packages/core', 'packages/server', 'packages/cli', 'packages/client']
 /** Installing compiles better-sqlite3 where no prebuilt binary can be fetched: minutes on a busy machine. */
 const INSTALL_TIMEOUT_MS = 15 * 60_000
 
@@ -163,7 +163,7 @@ describe('packages installed from their tarballs into a fresh app', () => {
     const packed = JSON.parse(
       await succeed('npm', ['pack', ...PACKAGES.flatMap((p) => ['-w', p]), '--pack-destination', tarballs, '--ignore-scripts', '--json'], REPO),
     ) as Array<{ filename: string }>
-    expect(packed.map((p) => p.filename).sort()).toEqual(['tenantry-0.1.0.tgz', 'tenantry-cli-0.1.0.tgz', 'tenantry-server-0.1.0.tgz'])
+    expect(packed.map((p) => p.filename).sort()).toEqual(['tenantry-0.1.0.tgz', 'tenantry-cli-0.1.0.tgz', 'tenantry-client-0.1.0.tgz', 'tenantry-server-0.1.0.tgz'])
 
     mkdirSync(join(app, 'migrations'), { recursive: true })
     writeFileSync(join(app, 'package.json'), `${JSON.stringify({ name: 'packed-app', private: true, type: 'module' }, null, 2)}\n`)
@@ -212,5 +212,10 @@ describe('packages installed from their tarballs into a fresh app', () => {
     expect(start).not.toContain('demo')
     const after = JSON.parse(await succeed('npx', ['--no', 'tenantry', 'tenant', 'list', '--json'], app)) as TenantRecord[]
     expect(after.map((t) => t.slug)).toEqual(['acme'])
+  })
+
+  it('the browser SDK installs with its own dependencies and its entry points load', async () => {
+    const script = "const m = await import('@tenantry/client'); const t = await import('@tenantry/client/testing'); console.log(JSON.stringify([typeof m.createClient, typeof t.runConformance]))"
+    expect(JSON.parse(await succeed(process.execPath, ['--input-type=module', '-e', script], app))).toEqual(['function', 'function'])
   })
 })
