@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^tenantry$/, replacement: at('./packages/core/src/index.ts') },
       { find: /^@tenantry\/server\/testing$/, replacement: at('./packages/server/src/testing/index.ts') },
       { find: /^@tenantry\/server$/, replacement: at('./packages/server/src/index.ts') },
+      { find: /^@tenantry\/client\/semantics$/, replacement: at('./packages/client/src/semantics.ts') },
       { find: /^@tenantry\/cli\/testing$/, replacement: at('./packages/cli/src/testing/index.ts') },
       { find: /^@tenantry\/cli$/, replacement: at('./packages/cli/src/index.ts') },
     ],

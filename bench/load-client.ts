@@ -42,3 +42,10 @@ export async function startLoadClient(): Promise<LoadClient> {
     },
   }
 }
+
+/** Asks `url` once before timing starts: a target that does not answer 200 with `expected` in its body fails the group. */
+export async function expectAnswer(name: string, url: string, init: RequestInit, expected: string): Promise<void> {
+  const response = await fetch(url, init)
+  const text = await response.text()
+  if (response.status !== 200 || !text.includes(expected)) throw new Error(`${name}: ${response.status} ${text.slice(0, 200)}`)
+}

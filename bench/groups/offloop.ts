@@ -6,7 +6,7 @@ import { createTenantry, type Tenantry } from 'tenantry'
 import { inTenant, startServer, type RunningServer, type TenantFeature } from '@tenantry/server'
 import { compareThroughput, fmt, type BenchContext, type ThroughputVariant } from '../harness.js'
 import type { LoadRequest } from '../http-load-child.js'
-import { startLoadClient, type LoadClient } from '../load-client.js'
+import { expectAnswer, startLoadClient, type LoadClient } from '../load-client.js'
 import { benchServerSetup, seedJobs } from '../server-fixture.js'
 
 const CONNECTIONS = 8
@@ -61,11 +61,7 @@ export async function offloopGroup(ctx: BenchContext): Promise<void> {
       { name: 'data API GET /data/jobs/:id', url: `${base}/data/jobs/${id}`, note: 'as shipped: in-process' },
       { name: `data API GET /data/jobs?limit=${PAGE}`, url: `${base}/data/jobs?limit=${PAGE}&order=id`, note: 'as shipped: off-loop' },
     ]
-    for (const target of targets) {
-      const response = await fetch(target.url, { headers: auth })
-      const text = await response.text()
-      if (response.status !== 200 || !text.includes('Company')) throw new Error(`${target.name}: ${response.status} ${text.slice(0, 200)}`)
-    }
+    for (const target of targets) await expectAnswer(target.name, target.url, { headers: auth }, 'Company')
     const variants: ThroughputVariant[] = targets.map((target) => ({
       name: target.name,
       note: target.note,

@@ -7,7 +7,7 @@ import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { startServer, type RunningServer } from '@tenantry/server'
 import { compareThroughput, fmt, type BenchContext, type ThroughputVariant } from '../harness.js'
 import type { LoadRequest } from '../http-load-child.js'
-import { startLoadClient, type LoadClient } from '../load-client.js'
+import { expectAnswer, startLoadClient, type LoadClient } from '../load-client.js'
 import { benchServerSetup, seedJobs } from '../server-fixture.js'
 
 const CONNECTIONS = 8
@@ -79,11 +79,7 @@ export async function serverGroup(ctx: BenchContext): Promise<void> {
       },
     ]
     // Each target answers once before timing starts, with the row expected.
-    for (const target of targets) {
-      const response = await fetch(target.req.url, { method: target.req.method, headers: target.req.headers, body: target.req.body })
-      const text = await response.text()
-      if (response.status !== 200 || !text.includes('Company')) throw new Error(`${target.name}: ${response.status} ${text.slice(0, 200)}`)
-    }
+    for (const { name, req } of targets) await expectAnswer(name, req.url, { method: req.method, headers: req.headers, body: req.body ?? null }, 'Company')
     const variants: ThroughputVariant[] = targets.map((target) => ({
       name: target.name,
       note: target.note,

@@ -10,16 +10,20 @@ import { SEARCH_MAX_LENGTH } from './search.js'
  */
 
 /** Longest text accepted where a column sets no `maxLength` (the server's). */
-const DEFAULT_MAX_LENGTH = 10_000
+export const DEFAULT_MAX_LENGTH = 10_000
 /** Most rows one bulk call may create or delete (the server's `BULK_MAX`). */
 export const BULK_MAX = 500
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/
+/** A date as the data API takes and gives it. */
+export const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/
 
 type Column = ResolvedCollection['columns'][string]
 
+/** What `valueSchema` reads of a column: the server's resolved config and the client's declaration both have it. */
+export type ValueColumn = Pick<Column, 'type' | 'nullable'> & { maxLength?: number | undefined }
+
 /** A value of `column` in a body or a filter. */
-export function valueSchema(column: Column): z.ZodType {
+export function valueSchema(column: ValueColumn): z.ZodType {
   let schema: z.ZodType
   switch (column.type) {
     case 'text':
@@ -35,7 +39,7 @@ export function valueSchema(column: Column): z.ZodType {
       schema = z.boolean()
       break
     case 'date':
-      schema = z.string().regex(DATE, 'expected a date as YYYY-MM-DD')
+      schema = z.string().regex(DATE_PATTERN, 'expected a date as YYYY-MM-DD')
       break
   }
   return column.nullable ? schema.nullable() : schema

@@ -1,7 +1,6 @@
 /**
  * The search semantics of `?q=` / `list({ q })`, browser-safe, so the local backend matches
- * exactly what the server matches. The server's `packages/server/src/data/search.ts` has the
- * same fold today; it should import it from here (one definition) once both settle.
+ * exactly what the server matches: the server's `data/search.ts` folds with this `foldSearch`.
  */
 
 /** Longest `q` accepted (the server's `SEARCH_MAX_LENGTH`). */

@@ -1,6 +1,9 @@
 import { z } from 'zod'
 import type { CollectionConfig, ColumnConfig } from '../server-config.js'
-import { SEARCH_MAX_LENGTH } from './search.js'
+import { BULK_MAX, DATE_PATTERN, DEFAULT_MAX_LENGTH, SEARCH_MAX_LENGTH, valueSchema } from '@tenantry/client/semantics'
+
+// Shared with the browser SDK's local backend: one definition of what a value may be and of the bulk bound.
+export { BULK_MAX, valueSchema }
 
 /**
  * The data API's schemas, built at start from `server.collections` in `tenantry.config.ts`:
@@ -12,37 +15,6 @@ import { SEARCH_MAX_LENGTH } from './search.js'
 /** Comparison operators of `?column[op]=value`; plain `?column=value` is `eq`. */
 export const FILTER_OPERATORS = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const
 export type FilterOperator = keyof typeof FILTER_OPERATORS
-
-/** Most rows one bulk call may create or delete. */
-export const BULK_MAX = 500
-
-/** Longest text accepted where a column sets no `maxLength`. */
-const DEFAULT_MAX_LENGTH = 10_000
-
-const DATE = /^\d{4}-\d{2}-\d{2}$/
-
-/** A value of `column` in a JSON body. */
-export function valueSchema(column: ColumnConfig): z.ZodType {
-  let schema: z.ZodType
-  switch (column.type) {
-    case 'text':
-      schema = z.string().max(column.maxLength ?? DEFAULT_MAX_LENGTH)
-      break
-    case 'integer':
-      schema = z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)
-      break
-    case 'number':
-      schema = z.number()
-      break
-    case 'boolean':
-      schema = z.boolean()
-      break
-    case 'date':
-      schema = z.string().regex(DATE, 'expected a date as YYYY-MM-DD')
-      break
-  }
-  return column.nullable ? schema.nullable() : schema
-}
 
 /** A value of `column` as the API answers it; `null` where the row has none. */
 function outputSchema(column: ColumnConfig): z.ZodType {
@@ -70,7 +42,7 @@ function queryValueSchema(column: ColumnConfig): z.ZodType<unknown, string> {
       schema = z.enum(['true', 'false']).transform((v) => v === 'true')
       break
     case 'date':
-      schema = z.string().regex(DATE, 'expected a date as YYYY-MM-DD')
+      schema = z.string().regex(DATE_PATTERN, 'expected a date as YYYY-MM-DD')
       break
   }
   return column.nullable ? z.union([z.literal('null').transform(() => null), schema]) : schema

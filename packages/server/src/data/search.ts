@@ -2,30 +2,13 @@ import Database from 'better-sqlite3'
 import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely'
 import { SEARCH_TOKENIZER, searchIndexTable } from 'tenantry'
 
-/**
- * Longest `?q=` accepted. Matching costs up to the text's length times the needle's on some
- * engines; a bounded needle bounds it (issue 8: a 5,000-character `q` held the server 20 s).
- */
-export const SEARCH_MAX_LENGTH = 200
+import { foldSearch } from '@tenantry/client/semantics'
 
-/** Letters whose lower case is not their fold (Unicode CaseFolding): Greek final sigma is a σ. */
-const EXTRA_FOLDS: Readonly<Record<string, string>> = { 'ς': 'σ' }
+// `q`'s bound and fold are the data API's, shared with the browser SDK's local backend.
+export { foldSearch, SEARCH_MAX_LENGTH } from '@tenantry/client/semantics'
+
+/** Letters that fold to another (Unicode CaseFolding): a final sigma is a σ, as `foldSearch` has it. */
 const FOLDED_FROM: Readonly<Record<string, readonly string[]>> = { 'σ': ['ς'] }
-
-/**
- * `q` folded for matching: NFC, and each character lower-cased where its lower case is one
- * character (so `ÄRZTE` is `ärzte`, while `İ`, whose lower case is two characters, stays itself),
- * then Greek final sigma folded to σ. The same fold is applied to the column in SQL.
- */
-export function foldSearch(q: string): string {
-  let out = ''
-  for (const c of q.normalize('NFC')) {
-    const lower = c.toLowerCase()
-    const one = [...lower].length === 1 ? lower : c
-    out += EXTRA_FOLDS[one] ?? one
-  }
-  return out
-}
 
 /**
  * The characters a column's text must have folded to match `needle`: SQLite's `lower()` folds
