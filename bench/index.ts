@@ -3,8 +3,12 @@
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { cacheGroup } from './groups/cache.js'
+import { claimGroup } from './groups/claim.js'
+import { clientSizeGroup } from './groups/client-size.js'
 import { coldGroup } from './groups/cold.js'
 import { fanoutGroup } from './groups/fanout.js'
+import { jobsGroup } from './groups/jobs.js'
 import { noisyGroup } from './groups/noisy.js'
 import { offloopGroup } from './groups/offloop.js'
 import { postgresGroup } from './groups/postgres.js'
@@ -24,6 +28,10 @@ const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   noisy: noisyGroup,
   offloop: offloopGroup,
   search: searchGroup,
+  cache: cacheGroup,
+  jobs: jobsGroup,
+  claim: claimGroup,
+  'client-size': clientSizeGroup,
 }
 
 const { values } = parseArgs({

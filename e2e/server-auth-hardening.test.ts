@@ -179,6 +179,9 @@ describe('files under the home are private (issue 9 #12)', () => {
   it('creates directories 0700 and files 0600 (sealed templates 0400): catalog, its WAL, tenant files, templates, auth secret', async () => {
     const user = await signUp(server, 'user@twelve.test')
     expect((await user.post('/api/tenant/data/jobs', { company: 'x', title: 'y', start_date: '2020-01-01' })).status).toBe(201)
+    // A tenant's files too (regression: the upload's temporary folder was made 0755).
+    const upload = await user.request('PUT', '/api/tenant/files/cv/2026.pdf', '%PDF-1.7', { 'content-type': 'application/pdf' })
+    expect(upload.status, upload.text).toBeLessThan(300)
 
     const seen: Array<{ path: string; mode: number; dir: boolean }> = []
     const walk = (dir: string) => {
@@ -193,6 +196,7 @@ describe('files under the home are private (issue 9 #12)', () => {
     for (const expected of ['catalog.db', 'catalog.db-wal', 'auth-secret']) expect(names).toContain(expected)
     expect(names.some((n) => /^tenants\/t[a-z0-9]{19}\.db-wal$/.test(n))).toBe(true)
     expect(names.some((n) => n.startsWith('tenants/.templates/'))).toBe(true)
+    expect(names.some((n) => /^files\/t[a-z0-9]{19}\/data\/cv\/2026\.pdf$/.test(n))).toBe(true)
     for (const { path, mode, dir } of seen) {
       if (dir) expect(mode.toString(8), path).toBe('700')
       else expect(mode & 0o077, `${path} is ${mode.toString(8)}`).toBe(0)

@@ -1,7 +1,8 @@
 // Makes a fresh clone runnable: installs dependencies when missing or stale, then builds.
 // Used by `npm start`, `npm test` and `npm run bench`, so each is one command on a new machine.
 import { execSync } from 'node:child_process'
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 
 const run = (command) => execSync(command, { stdio: 'inherit' })
 const mtime = (path) => (existsSync(path) ? statSync(path).mtimeMs : 0)
@@ -28,3 +29,20 @@ if (wantsBrowser && !existsSync('/usr/bin/chromium')) {
   }
 }
 run('npx tsc -b')
+
+// The web console (packages/console, a Vite build the server serves at `/`): built when its
+// dist/ is missing or older than any of its sources (its own, the client's it bundles, and the
+// example app's declarations).
+const newest = (path) => {
+  if (!existsSync(path)) return 0
+  const stat = statSync(path)
+  if (!stat.isDirectory()) return stat.mtimeMs
+  return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newest(join(path, name))))
+}
+const consoleBuilt = mtime('packages/console/dist/index.html')
+const consoleSources = ['packages/console/src', 'packages/console/index.html', 'packages/console/vite.config.ts', 'packages/console/package.json', 'packages/client/src', 'examples/cv-builder/collections.ts']
+if (!consoleBuilt || Math.max(...consoleSources.map(newest)) > consoleBuilt) {
+  console.log('tenantry: building the web console (vite build)…')
+  run('npm run build --silent -w @tenantry/console')
+}
+

@@ -24,7 +24,8 @@ export const collections = {
     defaultOrder: 'position',
     columns: {
       id: { type: 'integer', generated: true, filterable: true, sortable: true },
-      job_id: { type: 'integer', required: true, filterable: true },
+      // The table's foreign key (migrations/0001): a job's highlights go with it.
+      job_id: { type: 'integer', required: true, filterable: true, references: 'jobs', onDelete: 'cascade' },
       content: { type: 'text', required: true, searchable: true },
       domains: { type: 'text', maxLength: 2000, searchable: true },
       skills: { type: 'text', maxLength: 2000, searchable: true },

@@ -71,12 +71,12 @@ describe.concurrent('tenantry CLI', SUITE, () => {
       home, 'tenant', 'show', 'acme',
     )
     expect(shown.tenant).toEqual(created)
-    // The app's migrations, then Tenantry's search index step for the collections' searchable columns.
-    expect(shown.ledger.map((m) => m.migration)).toEqual(['0001_jobs_and_highlights', '0002_highlight_indexes', expect.stringMatching(/^tenantry_search\./)])
+    // The app's migrations, then Tenantry's steps for the declared collections (listed by name): the search index, the write ledger.
+    expect(shown.ledger.map((m) => m.migration)).toEqual(['0001_jobs_and_highlights', '0002_highlight_indexes', expect.stringMatching(/^tenantry_search\./), 'tenantry_writes.v1'])
     expect(shown.pending).toEqual([])
     expect(shown.auditLog.map((e) => e.action)).toEqual(['tenant.create.started', 'tenant.create.succeeded'])
     expect(shown.auditLog[0]!.actor).toMatch(/^cli/)
-    expect((await cli(home, 'tenant', 'show', 'acme')).stdout).toMatch(/Migrations: 3 applied, 0 pending[\s\S]*tenant\.create\.succeeded/)
+    expect((await cli(home, 'tenant', 'show', 'acme')).stdout).toMatch(/Migrations: 4 applied, 0 pending[\s\S]*tenant\.create\.succeeded/)
 
     expect(await json<TenantRecord>(home, 'tenant', 'suspend', 'acme')).toMatchObject({ status: 'suspended' })
     const refused = await cli(home, 'sql', 'acme', 'select 1')

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander'
 import { registerDataSourceCommands } from './commands/data-source.js'
 import { registerDoctorCommand } from './commands/doctor.js'
 import { registerMigrateCommands } from './commands/migrate.js'
+import { registerSecretCommands } from './commands/secret.js'
 import { registerSecretKeyCommands } from './commands/secret-key.js'
 import { registerSqlCommand } from './commands/sql.js'
 import { registerStartCommand } from './commands/start.js'
@@ -48,6 +49,7 @@ export function createProgram(options: ProgramOptions = {}): Command {
   registerStartCommand(program, out)
   registerDoctorCommand(program, out)
   registerSecretKeyCommands(program, out)
+  registerSecretCommands(program, out)
   return program
 }
 

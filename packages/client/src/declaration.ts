@@ -21,6 +21,17 @@ export interface ColumnDeclaration {
   readonly sortable?: boolean
   readonly searchable?: boolean
   readonly maxLength?: number
+  /**
+   * A declared foreign key: the name of another collection of the same declaration whose
+   * primary key this column holds (same type). The server's config checks both.
+   */
+  readonly references?: string
+  /**
+   * What deleting the referenced row does to rows that refer to it: the table's own `ON DELETE`
+   * (the server's database applies it; the local backend does the same). Only with `references`.
+   * @default 'restrict' (the delete is refused while rows refer to it)
+   */
+  readonly onDelete?: 'cascade' | 'set null' | 'restrict'
 }
 
 /** One collection, as in the server config. */
@@ -106,7 +117,7 @@ export interface ResolvedCollection {
   name: string
   table: string
   primaryKey: string
-  columns: Record<string, Required<Omit<ColumnDeclaration, 'maxLength'>> & { maxLength?: number }>
+  columns: Record<string, Required<Omit<ColumnDeclaration, 'maxLength' | 'references' | 'onDelete'>> & { maxLength?: number; references?: string; onDelete?: 'cascade' | 'set null' | 'restrict' }>
   defaultOrder: string
   maxLimit: number
 }
@@ -125,6 +136,7 @@ export function resolveCollection(name: string, declaration: CollectionDeclarati
       sortable: c.sortable ?? false,
       searchable: c.searchable ?? false,
       ...(c.maxLength !== undefined ? { maxLength: c.maxLength } : {}),
+      ...(c.references !== undefined ? { references: c.references, onDelete: c.onDelete ?? 'restrict' } : {}),
     }
   }
   if (!columns[primaryKey]) throw new Error(`collection ${name}: primary key "${primaryKey}" is not among its columns`)
@@ -136,4 +148,41 @@ export function resolveCollection(name: string, declaration: CollectionDeclarati
     defaultOrder: declaration.defaultOrder ?? primaryKey,
     maxLimit: declaration.maxLimit ?? 100,
   }
+}
+
+/** What `referenceOrder` reads of a declaration: its columns' `references`. */
+export interface Referencing {
+  readonly columns: Readonly<Record<string, { readonly type: string; readonly references?: string | undefined }>>
+}
+
+/**
+ * The names of `declarations` with every referenced collection before those that reference it
+ * (so rows can be written, or copied, in this order), otherwise in declaration order. A
+ * collection referencing itself (a tree) is no cycle; a cycle through others is answered as
+ * `cycle` (e.g. `['a', 'b', 'a']`), and `order` is then incomplete. The server's config refuses
+ * a cycle (`collectionsInReferenceOrder` in `tenantry`), so a client never meets one.
+ */
+export function referenceOrder(declarations: Readonly<Record<string, Referencing>>): { order: string[]; cycle?: string[] } {
+  const order: string[] = []
+  const state = new Map<string, 'visiting' | 'done'>()
+  const visit = (name: string, path: string[]): string[] | undefined => {
+    const seen = state.get(name)
+    if (seen === 'done') return undefined
+    if (seen === 'visiting') return [...path.slice(path.indexOf(name)), name]
+    state.set(name, 'visiting')
+    for (const column of Object.values(declarations[name]?.columns ?? {})) {
+      const target = column.references
+      if (target === undefined || target === name || !(target in declarations)) continue
+      const cycle = visit(target, [...path, name])
+      if (cycle) return cycle
+    }
+    state.set(name, 'done')
+    order.push(name)
+    return undefined
+  }
+  for (const name of Object.keys(declarations)) {
+    const cycle = visit(name, [])
+    if (cycle) return { order, cycle }
+  }
+  return { order }
 }

@@ -5,8 +5,11 @@
  */
 export { createClient, type CollectionClient, type CreateClientOptions, type ListParams, type Page, type TenantryClient } from './client.js'
 export type { Backend } from './backend.js'
-export { remoteBackend, type RemoteBackendOptions } from './remote.js'
-export { localBackend, type LocalBackendOptions } from './local.js'
+export { remoteBackend, type RemoteBackendOptions, type WriteOp } from './remote.js'
+export { queuedBackend, type QueuedBackend, type QueuedBackendOptions, type QueuedWrite, type QueueStatus } from './queue.js'
+export { localBackend, type LocalBackend, type LocalBackendOptions } from './local.js'
+export { claimLocalData, resumeClaim, hasPendingClaim, abandonClaim, type ClaimLocalDataOptions, type ClaimOutcome, type ClaimProgress } from './claim.js'
+export { isPassingFailure, jsonRequest, type JsonRequestInit, type RetryOptions, type ServerTarget } from './http.js'
 export {
   defineCollections,
   resolveCollection,
@@ -27,3 +30,4 @@ export {
 export { TenantryClientError, isTenantryClientError, type TenantryClientErrorCode } from './errors.js'
 export { foldSearch, matchesSearch, SEARCH_MAX_LENGTH } from './search.js'
 export type { ListOptions } from './query.js'
+export { createAuth, type AuthOptions, type AuthProvider, type Me, type Session, type SessionUser, type TenantryAuthClient, type Workspace } from './auth.js'

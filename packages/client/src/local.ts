@@ -1,4 +1,4 @@
-import { Dexie, type Table } from 'dexie'
+import { Dexie, type DexieOptions, type Table } from 'dexie'
 import type { Backend } from './backend.js'
 import { resolveCollection, type CollectionsDeclaration, type ResolvedCollection } from './declaration.js'
 import { TenantryClientError } from './errors.js'
@@ -18,16 +18,30 @@ export interface LocalBackendOptions<C extends CollectionsDeclaration> {
    */
   defaults?: { [K in keyof C]?: Record<string, unknown> }
   /** Another IndexedDB (e.g. `fake-indexeddb`), as Dexie's `indexedDB` and `IDBKeyRange` options. */
-  indexedDB?: { indexedDB: IDBFactory; IDBKeyRange: typeof IDBKeyRange }
+  indexedDB?: { indexedDB: NonNullable<DexieOptions['indexedDB']>; IDBKeyRange: NonNullable<DexieOptions['IDBKeyRange']> }
 }
 
 type Row = Record<string, unknown>
+
+/** The local backend: a `Backend` whose IndexedDB database the claim (claim.ts) also keeps its record in. */
+export interface LocalBackend<C extends CollectionsDeclaration = CollectionsDeclaration> extends Backend<C> {
+  readonly kind: 'local'
+  /** The IndexedDB database's name. */
+  readonly name: string
+  /** The Dexie database: one store per collection, and `CLAIMS_STORE`. */
+  readonly dexie: Dexie
+}
+
+/** The store of claim records (claim.ts): not a collection name, which is an identifier. */
+export const CLAIMS_STORE = 'tenantry:claims'
 
 interface Local {
   collection: ResolvedCollection
   schemas: LocalSchemas
   /** An integer primary key set by the database: IndexedDB's key generator numbers it. */
   autoIncrement: boolean
+  /** Reference columns (`references` in the declaration): column → referenced collection. */
+  references: Record<string, string>
 }
 
 /**
@@ -39,18 +53,74 @@ interface Local {
  * Lists read the collection's rows and filter them in memory: right for an anonymous user's
  * own data (hundreds to a few thousand rows), not for a large data set.
  */
-export function localBackend<const C extends CollectionsDeclaration>(options: LocalBackendOptions<C>): Backend<C> {
+export function localBackend<const C extends CollectionsDeclaration>(options: LocalBackendOptions<C>): LocalBackend<C> {
   const locals = new Map<string, Local>()
   const stores: Record<string, string> = {}
   for (const [name, declaration] of Object.entries(options.collections)) {
     const collection = resolveCollection(name, declaration)
     const key = collection.columns[collection.primaryKey]!
     const autoIncrement = key.type === 'integer' && key.generated
-    locals.set(name, { collection, schemas: localSchemas(collection), autoIncrement })
+    const references: Record<string, string> = {}
+    for (const [column, c] of Object.entries(declaration.columns)) {
+      const target = (c as { references?: string }).references
+      if (target) references[column] = target
+    }
+    locals.set(name, { collection, schemas: localSchemas(collection), autoIncrement, references })
     stores[name] = `${autoIncrement ? '++' : ''}${collection.primaryKey}`
   }
-  const db = new Dexie(options.name ?? 'tenantry', options.indexedDB ? { indexedDB: options.indexedDB.indexedDB, IDBKeyRange: options.indexedDB.IDBKeyRange } : {})
+  const dbName = options.name ?? 'tenantry'
+  const db = new Dexie(dbName, options.indexedDB ? { indexedDB: options.indexedDB.indexedDB, IDBKeyRange: options.indexedDB.IDBKeyRange } : {})
   db.version(1).stores(stores)
+  // Version 2 adds the claim records beside the collections.
+  db.version(2).stores({ ...stores, [CLAIMS_STORE]: 'id' })
+  const allTables = () => Object.keys(stores).map((name) => db.table(name))
+  /**
+   * Refuses a reference to a row that does not exist, as the server's foreign key does (409
+   * CONSTRAINT_VIOLATION): a claim could not remap it. Null references pass.
+   */
+  const assertReferences = async (l: Local, row: Row) => {
+    for (const [column, target] of Object.entries(l.references)) {
+      const value = row[column]
+      if (value === null || value === undefined) continue
+      if ((await db.table(target).get(value as string | number)) === undefined) {
+        throw referenceRefused()
+      }
+    }
+  }
+
+  /** For each collection, the columns elsewhere that refer to it, with their declared `onDelete`. */
+  const referencedBy = new Map<string, Array<{ collection: string; column: string; onDelete: 'cascade' | 'set null' | 'restrict' }>>()
+  for (const [name, declaration] of Object.entries(options.collections)) {
+    for (const [column, c] of Object.entries(declaration.columns)) {
+      if (!c.references) continue
+      const list = referencedBy.get(c.references) ?? []
+      list.push({ collection: name, column, onDelete: c.onDelete ?? 'restrict' })
+      referencedBy.set(c.references, list)
+    }
+  }
+  /**
+   * Deletes rows `keys` of collection `name` as the server's database does, inside the caller's
+   * transaction over every table: rows referring to them are deleted too (`cascade`), set to
+   * null (`set null`), or refuse the delete (`restrict`, 409 CONSTRAINT_VIOLATION). Scans the
+   * referring tables: right for a browser's own data.
+   */
+  const deleteRows = async (name: string, keys: Array<string | number>, deleting = new Set<string>()): Promise<void> => {
+    const fresh = keys.filter((key) => !deleting.has(`${name}\u0000${key}`))
+    if (fresh.length === 0) return
+    for (const key of fresh) deleting.add(`${name}\u0000${key}`)
+    const gone = new Set<unknown>(fresh)
+    for (const ref of referencedBy.get(name) ?? []) {
+      const table = db.table(ref.collection)
+      const pk = locals.get(ref.collection)!.collection.primaryKey
+      const referring = (await table.filter((row: Row) => gone.has(row[ref.column])).toArray()) as Row[]
+      const others = referring.filter((row) => !deleting.has(`${ref.collection}\u0000${String(row[pk])}`))
+      if (others.length === 0) continue
+      if (ref.onDelete === 'restrict') throw referenceRefused()
+      if (ref.onDelete === 'set null') await table.bulkPut(others.map((row) => ({ ...row, [ref.column]: null })))
+      else await deleteRows(ref.collection, others.map((row) => row[pk] as string | number), deleting)
+    }
+    await db.table(name).bulkDelete(fresh)
+  }
 
   const local = (name: string) => {
     const found = locals.get(name)
@@ -97,6 +167,8 @@ export function localBackend<const C extends CollectionsDeclaration>(options: Lo
   return {
     kind: 'local',
     collections: options.collections,
+    name: dbName,
+    dexie: db,
     async list(name, listOptions) {
       const l = local(name)
       const query = listQuery(l.collection, listOptions)
@@ -124,17 +196,23 @@ export function localBackend<const C extends CollectionsDeclaration>(options: Lo
     async create(name, values) {
       const l = local(name)
       const row = newRow(l, parse(l.schemas.create, values, 'body'))
-      const key = await l.table.add(row).catch(constraint)
+      const key = await db
+        .transaction('rw', allTables(), async () => {
+          await assertReferences(l, row)
+          return l.table.add(row)
+        })
+        .catch(constraint)
       return output(l.collection, { ...row, [l.collection.primaryKey]: key })
     },
     async update(name, id, changes) {
       const l = local(name)
       const key = parse(l.schemas.id, id, 'params.id')
       const values = parse(l.schemas.update, changes, 'body')
-      return db.transaction('rw', l.table, async () => {
+      return db.transaction('rw', allTables(), async () => {
         const row = await l.table.get(key)
         if (!row) throw notFound(name, id)
         const next = { ...row, ...values }
+        await assertReferences(l, next)
         const pk = l.collection.primaryKey
         if (next[pk] !== key) {
           // A new primary key moves the row, as SQL's UPDATE does; a key already taken is refused.
@@ -147,9 +225,9 @@ export function localBackend<const C extends CollectionsDeclaration>(options: Lo
     async delete(name, id) {
       const l = local(name)
       const key = parse(l.schemas.id, id, 'params.id')
-      await db.transaction('rw', l.table, async () => {
+      await db.transaction('rw', allTables(), async () => {
         if ((await l.table.get(key)) === undefined) throw notFound(name, id)
-        await l.table.delete(key)
+        await deleteRows(name, [key])
       })
     },
     async bulkCreate(name, items) {
@@ -160,9 +238,12 @@ export function localBackend<const C extends CollectionsDeclaration>(options: Lo
       // Every item is validated before anything is written, and the writes are one transaction: all or none.
       const rows = items.map((item, i) => newRow(l, parse(l.schemas.create, item, `body.items.${i}`)))
       return db
-        .transaction('rw', l.table, async () => {
+        .transaction('rw', allTables(), async () => {
           const out: Row[] = []
-          for (const row of rows) out.push(output(l.collection, { ...row, [l.collection.primaryKey]: await l.table.add(row) }))
+          for (const row of rows) {
+            await assertReferences(l, row)
+            out.push(output(l.collection, { ...row, [l.collection.primaryKey]: await l.table.add(row) }))
+          }
           return out
         })
         .catch(constraint)
@@ -170,15 +251,19 @@ export function localBackend<const C extends CollectionsDeclaration>(options: Lo
     async bulkDelete(name, ids) {
       const l = local(name)
       const keys = parse(l.schemas.bulkIds, ids, 'body.ids')
-      return db.transaction('rw', l.table, async () => {
-        const unique = [...new Set(keys)]
-        const found = (await l.table.bulkGet(unique)).filter((row) => row !== undefined).length
-        await l.table.bulkDelete(unique)
-        return found
+      return db.transaction('rw', allTables(), async () => {
+        const found = (await l.table.bulkGet([...new Set(keys)])).filter((row): row is Row => row !== undefined)
+        await deleteRows(name, found.map((row) => row[l.collection.primaryKey] as string | number))
+        return found.length
       })
     },
     async close() {
       db.close()
     },
   }
+}
+
+/** The server's answer to a write its foreign keys refuse: the same code, status and message. */
+function referenceRefused(): TenantryClientError {
+  return new TenantryClientError('CONSTRAINT_VIOLATION', 'The database refused the change: a referenced row does not exist, or rows still refer to this one', 409)
 }

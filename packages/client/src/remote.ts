@@ -1,89 +1,74 @@
 import type { Backend } from './backend.js'
 import type { CollectionsDeclaration } from './declaration.js'
-import { TenantryClientError } from './errors.js'
+import { tenantRequester, type Requester, type RequestOptions, type ServerTarget } from './http.js'
 import { filtersOf, type ListOptions } from './query.js'
 
-export interface RemoteBackendOptions<C extends CollectionsDeclaration> {
+export interface RemoteBackendOptions<C extends CollectionsDeclaration> extends ServerTarget {
   /** The same declarations as the server's `server.collections`. */
   collections: C
-  /** The server's origin (and path prefix, if any), e.g. `https://api.example.com`. */
-  baseUrl: string
-  /**
-   * The tenant's slug: calls go to `/api/t/<slug>/data/…`. Without one, to the caller's active
-   * tenant (`/api/tenant/data/…`: the session's active one, or a token's own).
-   */
-  tenant?: string
-  /**
-   * An integration token sent as `Authorization: Bearer …`. Without one, the session cookie is
-   * sent (`credentials: 'include'`): an app on another origin needs it in the server's
-   * `server.cors.origins`.
-   */
-  token?: string | (() => string | undefined | Promise<string | undefined>)
-  /** @default globalThis.fetch */
-  fetch?: typeof fetch
 }
 
 type Row = Record<string, unknown>
 
-/** Collections over the server's data API, with fetch. Validation is the server's; its error codes come through as they are. */
+/**
+ * Collections over the server's data API, with fetch. Validation is the server's; its error
+ * codes come through as they are. Every write sends an `Idempotency-Key` and is retried with
+ * the same key when it failed in passing (no answer, 408, 429, 503), a few times with backoff
+ * (`retry`), so a write whose answer was lost is applied once.
+ */
 export function remoteBackend<const C extends CollectionsDeclaration>(options: RemoteBackendOptions<C>): Backend<C> {
-  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
-  const root = `${options.baseUrl.replace(/\/+$/, '')}${options.tenant !== undefined ? `/api/t/${encodeURIComponent(options.tenant)}` : '/api/tenant'}/data`
-
-  const request = async <T>(method: string, path: string, body?: unknown, params?: URLSearchParams): Promise<T> => {
-    const token = typeof options.token === 'function' ? await options.token() : options.token
-    const headers: Record<string, string> = { accept: 'application/json' }
-    if (body !== undefined) headers['content-type'] = 'application/json'
-    if (token) headers.authorization = `Bearer ${token}`
-    const query = params?.toString() ? `?${params}` : ''
-    let response: Response
-    try {
-      response = await doFetch(`${root}${path}${query}`, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        credentials: token ? 'omit' : 'include',
-      })
-    } catch (error) {
-      throw new TenantryClientError('NETWORK_ERROR', `The server could not be reached: ${(error as Error).message}`, 0, { cause: error })
-    }
-    if (response.status === 204) return undefined as T
-    const text = await response.text()
-    let parsed: unknown
-    try {
-      parsed = text ? JSON.parse(text) : undefined
-    } catch {
-      parsed = undefined
-    }
-    if (!response.ok) {
-      const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error
-      const code = typeof error?.code === 'string' ? error.code : `HTTP_${response.status}`
-      const message = typeof error?.message === 'string' ? error.message : `The server answered ${response.status}`
-      throw new TenantryClientError(code, message, response.status)
-    }
-    return parsed as T
-  }
-
-  const itemPath = (collection: string, id?: string | number, tail = '') =>
-    `/${encodeURIComponent(collection)}${id !== undefined ? `/${encodeURIComponent(String(id))}` : ''}${tail}`
+  const send = tenantRequester(options)
+  const read = <T>(path: string, params?: URLSearchParams): Promise<T> => send<T>('GET', `/data${path}`, params ? { params } : {})
+  const write = <T>(op: WriteOp) => sendWrite(send, op) as Promise<T>
 
   return {
     kind: 'remote',
     collections: options.collections,
-    list: (collection, listOptions) => request('GET', itemPath(collection), undefined, toParams(listOptions)),
-    count: async (collection, countOptions) =>
-      (await request<{ count: number }>('GET', itemPath(collection, undefined, '/count'), undefined, toParams(countOptions))).count,
-    get: (collection, id) => request<Row>('GET', itemPath(collection, id)),
-    create: (collection, values) => request<Row>('POST', itemPath(collection), values),
-    update: (collection, id, changes) => request<Row>('PATCH', itemPath(collection, id), changes),
+    list: (collection, listOptions) => read(itemPath(collection), toParams(listOptions)),
+    count: async (collection, countOptions) => (await read<{ count: number }>(itemPath(collection, undefined, '/count'), toParams(countOptions))).count,
+    get: (collection, id) => read<Row>(itemPath(collection, id)),
+    create: (collection, values) => write<Row>({ op: 'create', collection, values }),
+    update: (collection, id, changes) => write<Row>({ op: 'update', collection, id, changes }),
     delete: async (collection, id) => {
-      await request<void>('DELETE', itemPath(collection, id))
+      await write<void>({ op: 'delete', collection, id })
     },
-    bulkCreate: async (collection, items) => (await request<{ items: Row[] }>('POST', itemPath(collection, undefined, '/bulk'), { items })).items,
-    bulkDelete: async (collection, ids) => (await request<{ deleted: number }>('POST', itemPath(collection, undefined, '/bulk-delete'), { ids })).deleted,
+    bulkCreate: (collection, items) => write<Row[]>({ op: 'bulkCreate', collection, items }),
+    bulkDelete: (collection, ids) => write<number>({ op: 'bulkDelete', collection, ids }),
     close: async () => {},
   }
 }
+
+/** One write of the data API, as data: what the offline queue (queue.ts) keeps and replays. */
+export type WriteOp =
+  | { op: 'create'; collection: string; values: Row }
+  | { op: 'update'; collection: string; id: string | number; changes: Row }
+  | { op: 'delete'; collection: string; id: string | number }
+  | { op: 'bulkCreate'; collection: string; items: Row[] }
+  | { op: 'bulkDelete'; collection: string; ids: Array<string | number> }
+
+/**
+ * Sends `op` to the data API under `idempotencyKey` (a new one if not given) and answers what
+ * the backend's method answers: the row, the rows, the count deleted, or nothing.
+ */
+export async function sendWrite(send: Requester, op: WriteOp, options: Pick<RequestOptions, 'idempotencyKey' | 'retry' | 'signal'> = {}): Promise<unknown> {
+  const path = (id?: string | number, tail = '') => `/data${itemPath(op.collection, id, tail)}`
+  switch (op.op) {
+    case 'create':
+      return send<Row>('POST', path(), { ...options, body: op.values })
+    case 'update':
+      return send<Row>('PATCH', path(op.id), { ...options, body: op.changes })
+    case 'delete':
+      await send<void>('DELETE', path(op.id), options)
+      return undefined
+    case 'bulkCreate':
+      return (await send<{ items: Row[] }>('POST', path(undefined, '/bulk'), { ...options, body: { items: op.items } })).items
+    case 'bulkDelete':
+      return (await send<{ deleted: number }>('POST', path(undefined, '/bulk-delete'), { ...options, body: { ids: op.ids } })).deleted
+  }
+}
+
+const itemPath = (collection: string, id?: string | number, tail = '') =>
+  `/${encodeURIComponent(collection)}${id !== undefined ? `/${encodeURIComponent(String(id))}` : ''}${tail}`
 
 /** List options as the data API's query string: `col=v`, `col[op]=v`, `null` for null, `order`, `limit`, `cursor`, `q`. */
 function toParams(options: ListOptions): URLSearchParams {

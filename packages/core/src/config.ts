@@ -9,6 +9,7 @@ import { KYSELY_ENTRY, type TenantMigration } from './migrations/migration-set.j
 import type { PlacementPolicy } from './provisioning/provisioner.js'
 import type { RouterOptions } from './router/router.js'
 import { resolveQuotasConfig, type QuotasConfig, type ResolvedQuotasConfig } from './quotas/quotas.js'
+import { resolveServicesConfig, type ResolvedServicesConfig, type ServicesConfig } from './services/services-config.js'
 
 /**
  * What `tenantry.config.ts` exports (through `defineConfig`). Relative paths are
@@ -60,6 +61,8 @@ export interface TenantryConfig {
   }
   /** The HTTP server's own settings (collections, auth providers); read by `@tenantry/server`, opaque here. */
   server?: Record<string, unknown>
+  /** Tenant-scoped services: the cache's store, state on or off. See `ServicesConfig`. */
+  services?: ServicesConfig
 }
 
 /** The config with every default applied and every path absolute. */
@@ -75,6 +78,7 @@ export interface ResolvedConfig {
   quotas: ResolvedQuotasConfig
   usage: { flushIntervalMs: number }
   server: Record<string, unknown>
+  services: ResolvedServicesConfig
 }
 
 /** Identity function that types a config file. */
@@ -117,6 +121,7 @@ export function resolveConfig(
     quotas: resolveQuotasConfig(config.quotas),
     usage: { flushIntervalMs: flushInterval(config.usage?.flushIntervalMs) },
     server: config.server ?? {},
+    services: resolveServicesConfig(config.services, { home, resolvePath: at }),
   }
 }
 

@@ -27,6 +27,15 @@ export const TENANTRY_ERROR_CODES = {
   DATABASE_BUSY: 'The database is busy; retry shortly',
   CONCURRENCY_LIMITED: 'The tenant runs as many statements at once as it may; retry shortly',
   QUOTA_EXCEEDED: "The tenant's quota does not allow this",
+  VALIDATION_FAILED: 'The request is invalid',
+  NOT_FOUND: 'Not found',
+  INVALID_PATH: 'Invalid file path',
+  FILE_TOO_LARGE: 'The file is larger than allowed',
+  PATH_CONFLICT: 'A file and a folder would share this path',
+  CONSTRAINT_VIOLATION: 'The change breaks a rule of the database: a reference, a unique value, a required value or a check',
+  IDEMPOTENCY_KEY_IN_USE: 'The idempotency key is taken by a write that is still running or just committed; retry shortly',
+  IDEMPOTENCY_KEY_REUSED: 'The idempotency key was already used for a different request',
+  VERSION_CONFLICT: 'The entry changed since it was read (compare-and-set); read it again and retry',
   INTERNAL: 'Internal error',
 } as const
 

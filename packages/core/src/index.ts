@@ -49,6 +49,7 @@ export type {
   RawSqlValue,
   RawStatement,
   RawStatementFailure,
+  RawCursor,
   RawStatementSuccess,
   RawStatementDescription,
   ReadOnlyAccess,
@@ -105,3 +106,47 @@ export type { UsageCounts, UsageDay, UsageDelta } from './catalog/catalog.js'
 export type { TenantStorage, StatementSink } from './engines/engine.js'
 export { searchDeclarations, searchIndexStep, searchIndexTable, searchIndexName, trigramSchema, SEARCH_TOKENIZER, SEARCH_INDEX_STEP_PREFIX } from './search-index/search-index.js'
 export type { SearchIndexDeclaration, DerivedStep } from './search-index/search-index.js'
+export { findLedgerEntry, recordLedgerEntry, pruneLedger, ledgerStep, LEDGER_TABLE, LEDGER_STEP_NAME, LEDGER_RETENTION_MS, LEDGER_PRUNE_BATCH, LEDGER_CLAIM_PREFIX, LEDGER_CLAIM_RETENTION_MS } from './ledger/ledger.js'
+export type { LedgerEntry } from './ledger/ledger.js'
+export { ClaimStore, applyClaim, claimProblems } from './claims/index.js'
+export type { ClaimRows, StagedChunk, StageResult, ApplyClaimOptions, ClaimCollection, ClaimProblem, ClaimResult } from './claims/index.js'
+export { scopeTenant, TenantServices } from './services/scope.js'
+export type { TenantService, PurgeReport } from './services/scope.js'
+export { resolveServicesConfig } from './services/services-config.js'
+export type { ServicesConfig, CacheConfig, CacheCommonConfig, ResolvedServicesConfig, ResolvedCacheConfig, FilesConfig, ResolvedFilesConfig, JobsConfig, ResolvedJobsConfig } from './services/services-config.js'
+export { TenantCache, CACHE_MAX_KEY_LENGTH } from './services/cache/tenant-cache.js'
+export type { CacheSetOptions, CacheStats } from './services/cache/tenant-cache.js'
+export type { CacheDriver, SweepStep } from './services/cache/cache-driver.js'
+export { MemoryCacheDriver } from './services/cache/memory-driver.js'
+export { RedisCacheDriver } from './services/cache/redis-driver.js'
+export type { RedisCacheDriverOptions } from './services/cache/redis-driver.js'
+export { TenantSecrets, SECRET_NAME_PATTERN, SECRET_MAX_BYTES, tenantKeyPurpose, tenantSecretPurpose } from './services/secrets/tenant-secrets.js'
+export type { SecretRecord, SecretWriteOptions } from './services/secrets/tenant-secrets.js'
+export { TenantState, STATE_MAX_KEY_LENGTH, STATE_MAX_VALUE_BYTES } from './services/state/tenant-state.js'
+export type { StateEntry, StateSetOptions, StateListOptions } from './services/state/tenant-state.js'
+export { stateStep, STATE_TABLE, STATE_STEP_NAME } from './services/state/state-step.js'
+export { TenantFiles, checkContentType } from './services/files/tenant-files.js'
+export type { FileBody, FilePutOptions, FileListOptions, FileListPage } from './services/files/tenant-files.js'
+export type { FileDriver, FilePutLimits, FileStat } from './services/files/file-driver.js'
+export { LocalFileDriver } from './services/files/local-driver.js'
+export { TenantJobs } from './services/jobs/tenant-jobs.js'
+export type { JobDefinitionInput, JobContext, DefinedJob, DeadLetter } from './services/jobs/tenant-jobs.js'
+export { checkFilePath, checkFilePrefix, FILE_PATH_MAX_BYTES, FILE_SEGMENT_MAX_BYTES } from './services/files/file-path.js'
+export type { PurgeHook } from './provisioning/provisioner.js'
+export {
+  columnSchema,
+  collectionSchema,
+  collectionsSchema,
+  parseCollections,
+  resolveCollections,
+  collectionsInReferenceOrder,
+  COLLECTION_IDENTIFIER,
+} from './collections/declaration.js'
+export type { ColumnConfig, CollectionConfig, CollectionConfigInput } from './collections/declaration.js'
+export { Collection, constraintViolation, type ListQuery } from './collections/collection.js'
+export { collectionSchemas, BULK_MAX, FILTER_OPERATORS, countResponse, bulkDeleted, type CollectionSchemas, type FilterOperator } from './collections/schemas.js'
+export { searchCondition, foldSearch, ftsFold, SEARCH_MAX_LENGTH, type SearchIndexUse } from './collections/search.js'
+export { CollectionRepository, type CollectionRunner, type Page } from './collections/repository.js'
+export { Collections, type CollectionsHost } from './collections/collections.js'
+export { TenantCollection, zodMessage, type FindManyParams, type CountParams, type WriteOptions, type WhereValue } from './collections/tenant-collection.js'
+export { assertIdempotencyKey, canonicalJson, requestHash, idempotentWrite, type WriteOutcome, type WriteRequest, type BoundedRun } from './collections/idempotency.js'

@@ -9,6 +9,9 @@ import { openSecretBox } from './secrets/secret-key.js'
 import { MIGRATABLE_STATUSES, runFanOut, type FanOutOptions, type FanOutReport } from './migrations/fan-out.js'
 import { TenantMigrationSet } from './migrations/migration-set.js'
 import { searchDeclarations, searchIndexStep } from './search-index/search-index.js'
+import { declaresCollections, ledgerStep } from './ledger/ledger.js'
+import { Collections } from './collections/collections.js'
+import type { TenantCollection } from './collections/tenant-collection.js'
 import {
   Provisioner,
   type CreateTenantOptions,
@@ -22,6 +25,16 @@ import { Quotas } from './quotas/quotas.js'
 import { TenantLimits, planNamesOf } from './limits/tenant-limits.js'
 import { UsageMeter } from './usage/usage-meter.js'
 import type { UsageDay } from './catalog/catalog.js'
+import { join } from 'node:path'
+import { SecretBox } from './secrets/secret-box.js'
+import { SECRET_KEY_FILE } from './secrets/secret-key.js'
+import { TenantServices } from './services/scope.js'
+import { TenantCache } from './services/cache/tenant-cache.js'
+import { TenantSecrets } from './services/secrets/tenant-secrets.js'
+import { TenantState } from './services/state/tenant-state.js'
+import { stateStep } from './services/state/state-step.js'
+import { TenantFiles } from './services/files/tenant-files.js'
+import { TenantJobs } from './services/jobs/tenant-jobs.js'
 
 export interface CreateTenantryOptions {
   /** Bring the catalog's own tables up to date on start. @default true */
@@ -81,6 +94,20 @@ export class Tenantry {
   readonly limits: TenantLimits
   /** Per-tenant usage counters, flushed to the catalog periodically and on `close`. */
   readonly usage: UsageMeter
+  /** The tenant in context's cache (memory or Redis, `services.cache`). See `TenantCache`. */
+  readonly cache: TenantCache
+  /** The tenant in context's secrets, sealed with its own data key. See `TenantSecrets`. */
+  readonly secrets: TenantSecrets
+  /** The tenant in context's durable key-value state, in its database (`services.state`). See `TenantState`. */
+  readonly state: TenantState
+  /** The tenant in context's files (`services.files`). See `TenantFiles`. */
+  readonly files: TenantFiles
+  /** Background jobs that carry their tenant, fair across tenants (`services.jobs`, BullMQ). See `TenantJobs`. */
+  readonly jobs: TenantJobs
+  /** Every tenant-scoped service: purged with a tenant, closed with Tenantry. */
+  readonly services: TenantServices
+  /** The collections declared in `server.collections`, as `collection(name)` serves them (and the server's data API). */
+  readonly collections: Collections
 
   constructor(parts: {
     config: ResolvedConfig
@@ -95,6 +122,8 @@ export class Tenantry {
     quotas?: Quotas
     /** @default a meter flushing to `catalog` */
     usage?: UsageMeter
+    /** The deployment's master key, as `openSecretBox` checked it. @default from `TENANTRY_SECRET_KEY` or the key file, never created */
+    secretBox?: SecretBox
   }) {
     this.logger = parts.logger ?? SILENT_LOGGER
     this.config = parts.config
@@ -107,6 +136,45 @@ export class Tenantry {
     this.limits = new TenantLimits(parts.catalog, planNamesOf(parts.config.server))
     this.usage = parts.usage ?? new UsageMeter(parts.catalog, { flushIntervalMs: parts.config.usage.flushIntervalMs, logger: this.logger })
     this.tokens = new TokenStore(parts.catalog, { logger: this.logger, quotas: this.quotas })
+    const box = parts.secretBox ?? SecretBox.fromEnvironment(join(parts.config.home, SECRET_KEY_FILE), process.env, { create: false })
+    this.services = new TenantServices()
+    this.cache = this.services.register(new TenantCache(parts.config.services.cache, { logger: this.logger }))
+    this.secrets = this.services.register(new TenantSecrets(parts.catalog, () => box))
+    this.state = this.services.register(new TenantState(() => this.db(), parts.config.services.state))
+    this.files = this.services.register(new TenantFiles(parts.config.services.files))
+    this.jobs = this.services.register(
+      new TenantJobs(parts.config.services.jobs, {
+        tenantOf: (id) => this.catalog.findTenantById(id),
+        run: (id, fn) => this.withTenant({ id }, fn),
+        logger: this.logger,
+      }),
+    )
+    this.tenants.onPurge((tenantId) => this.services.purgeTenant(tenantId))
+    this.collections = new Collections({
+      server: parts.config.server,
+      bounded: (fn, options) => this.bounded(fn, options),
+      db: () => this.db() as unknown as Kysely<any>,
+      engineOf: async (tenantId) => {
+        const tenant = await this.router.resolve({ id: tenantId })
+        return (await this.dataSources.engine(tenant.placement.dataSourceId)).name
+      },
+      ownStatementTimeoutMs: async (tenantId) => (await this.limits.of(tenantId)).dataApiStatementTimeoutMs,
+      logger: this.logger,
+    })
+  }
+
+  /**
+   * A collection declared in `server.collections`, in-process, with the data API's semantics:
+   * `create`, `findById`, `get`, `findMany`, `paginate`, `search`, `count`, `update`, `delete`,
+   * `bulkCreate`, `bulkDelete`, each validated as the data API validates (`VALIDATION_FAILED`),
+   * lists, counts and writes bounded under the tenant's deadline, writes idempotent with
+   * `{ idempotencyKey }`. Use it inside `withTenant`; an undeclared name is `NOT_FOUND`.
+   *
+   * @example
+   * await tenantry.withTenant('acme', () => tenantry.collection<Job>('jobs').findMany({ where: { company: 'Acme' } }))
+   */
+  collection<Row extends Record<string, unknown> = Record<string, unknown>, Create = Partial<Row>>(name: string): TenantCollection<Row, Create> {
+    return this.collections.get<Row, Create>(name)
   }
 
   /**
@@ -265,6 +333,7 @@ export class Tenantry {
   async close(): Promise<void> {
     // First, while the catalog (and the engines that measure storage) are still open.
     await this.usage.close().catch((err: unknown) => this.logger.warn({ err }, 'Flushing tenant usage on close failed'))
+    await this.services.close().catch((err: unknown) => this.logger.warn({ err }, 'Closing the tenant services (cache connection) failed'))
     await this.router.close()
     await this.dataSources.close()
     await this.catalog.close()
@@ -288,18 +357,25 @@ export async function createTenantry(
 ): Promise<Tenantry> {
   const resolved = isResolved(config) ? config : resolveConfig(config)
   const logger = options.logger ?? SILENT_LOGGER
-  // The app's migrations, then the search indexes Tenantry derives from `server.collections`.
+  // The app's migrations, then what Tenantry derives from `server.collections`: the write
+  // ledger of idempotent writes (where collections are declared) and the search indexes.
   const migrations = (
     typeof resolved.tenantMigrations === 'string'
       ? await TenantMigrationSet.fromDirectory(resolved.tenantMigrations)
       : TenantMigrationSet.fromRecord(resolved.tenantMigrations)
-  ).withDerived([searchIndexStep(searchDeclarations(resolved.server))])
+  ).withDerived([
+    declaresCollections(resolved.server) ? ledgerStep() : undefined,
+    resolved.services.state ? stateStep() : undefined, // `tenantry.state`'s table, where the config switches it on
+    searchIndexStep(searchDeclarations(resolved.server)),
+  ])
   const catalog = Catalog.open({ url: resolved.catalogUrl, logger })
   let dataSources: DataSources
+  let secretBox: SecretBox
   try {
     if (options.migrateCatalog ?? true) await catalog.migrate()
     // Before anything is sealed: a key that cannot open what the catalog holds is refused here.
-    dataSources = new DataSources(catalog, await openSecretBox(catalog, resolved.home, process.env, logger), logger)
+    secretBox = await openSecretBox(catalog, resolved.home, process.env, logger)
+    dataSources = new DataSources(catalog, secretBox, logger)
     await dataSources.sync(resolved.dataSources)
   } catch (error) {
     await catalog.close()
@@ -330,7 +406,7 @@ export async function createTenantry(
       ...(options.beforeProvisioningStep ? { beforeStep: options.beforeProvisioningStep } : {}),
     },
   )
-  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations, logger, quotas, usage })
+  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations, logger, quotas, usage, secretBox })
 }
 
 function isResolved(config: TenantryConfig | ResolvedConfig): config is ResolvedConfig {

@@ -6,6 +6,8 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import { TenantryError, type Tenantry } from 'tenantry'
 import { admin } from './admin/index.js'
 import { authentication, createTenantryAuth, migrateAuthSchema, platformAdminSet, type EmailSender, type TenantryAuth } from './auth/index.js'
+import { claims } from './claims/index.js'
+import { consoleFallback } from './console/index.js'
 import { allowedOrigins, cors } from './cors/index.js'
 import { dataApi } from './data/index.js'
 import { SERVER_ERROR_CODES } from './error-codes.js'
@@ -17,6 +19,7 @@ import './principal.js'
 import { rateLimits } from './rate-limits/index.js'
 import { readOnlyAccess } from './read-only-access/index.js'
 import { parseServerConfig } from './server-config.js'
+import { services } from './services/index.js'
 import { sqlOverHttp } from './sql-over-http/index.js'
 import { Organizations, tenants } from './tenants/index.js'
 import { tokens } from './tokens/index.js'
@@ -41,6 +44,11 @@ export interface CreateAppOptions {
   features?: readonly ServerFeature[]
   /** How the server sends email (e.g. telling an account's owner that someone signed up with their email). @default logs that one was due */
   sendEmail?: EmailSender
+  /**
+   * The web console's build, served at `/` (see console/index.ts); `false` serves none.
+   * @default $TENANTRY_CONSOLE_DIR, else the installed `@tenantry/console` package's `dist/`
+   */
+  consoleDir?: string | false
 }
 
 /** The app `createApp` builds: Fastify with zod schemas, and the Better Auth instance it signs in with. */
@@ -53,7 +61,7 @@ export type TenantryApp = ServerInstance & { auth: TenantryAuth }
 const PUBLIC_PATHS = ['/api/auth/', '/v2', '/healthz', '/metrics', '/docs', '/openapi.json']
 
 /** The features served under every tenant prefix, in order, before `CreateAppOptions.tenantFeatures`. */
-const TENANT_FEATURES: readonly TenantFeature[] = [dataApi, tokens, readOnlyAccess]
+const TENANT_FEATURES: readonly TenantFeature[] = [dataApi, claims, tokens, readOnlyAccess, services]
 
 /** Never in a log line: credentials in headers, and secrets anywhere in a logged object. */
 export const LOG_REDACT_PATHS = [
@@ -113,6 +121,8 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
   // Fastify's own request lines are off: the observability feature logs one per request, with the tenant on it.
   const app = Fastify({
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Path parameters up to 128 characters (claim ids): find-my-way answers 414 past 100 by default.
+    routerOptions: { maxParamLength: 200 },
     logger,
     logController: new LogController({ disableRequestLogging: true }),
     // Node and Fastify wait for slow clients forever (requestTimeout 0) or for minutes (headers):
@@ -155,8 +165,11 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
     if (http.status >= 500) request.log.error({ err: error }, 'request failed')
     void reply.status(http.status).send({ error: { code: http.code, message: http.message } })
   })
-  app.setNotFoundHandler((_request, reply) => {
-    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: 'Not found' } })
+  // The web console answers the GETs no route does (outside the API's paths); the rest is the API's 404.
+  const serveConsole = await consoleFallback(app, { env, ...(options.consoleDir !== undefined ? { dir: options.consoleDir } : {}) })
+  app.setNotFoundHandler(async (request, reply) => {
+    if (await serveConsole(request, reply)) return reply
+    return reply.status(404).send({ error: { code: 'NOT_FOUND', message: 'Not found' } })
   })
 
   // One list of other origins: CORS answers them, and Better Auth (and so the Origin check on

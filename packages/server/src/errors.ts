@@ -1,11 +1,13 @@
 import { isTenantryError, TENANTRY_ERROR_CODES, type TenantryErrorCode } from 'tenantry'
 import { AUTH_ERROR_CODES, type AuthErrorCode } from './auth/error-codes.js'
+import { CLAIM_ERROR_CODES, type ClaimErrorCode } from './claims/error-codes.js'
 import { DATA_ERROR_CODES, type DataErrorCode } from './data/error-codes.js'
 import { SERVER_ERROR_CODES, type ServerErrorCode } from './error-codes.js'
 import { SQL_OVER_HTTP_ERROR_CODES, type SqlOverHttpErrorCode } from './sql-over-http/error-codes.js'
+import { SERVICES_ERROR_CODES, type ServicesErrorCode } from './services/error-codes.js'
 
 /** Every code the server answers with: its own, its features' and core's. */
-export type ErrorCode = ServerErrorCode | AuthErrorCode | DataErrorCode | SqlOverHttpErrorCode | TenantryErrorCode
+export type ErrorCode = ServerErrorCode | AuthErrorCode | DataErrorCode | ClaimErrorCode | SqlOverHttpErrorCode | ServicesErrorCode | TenantryErrorCode
 
 /** Default messages, by code. */
 const MESSAGES: Record<ErrorCode, string> = {
@@ -13,7 +15,9 @@ const MESSAGES: Record<ErrorCode, string> = {
   ...SERVER_ERROR_CODES,
   ...AUTH_ERROR_CODES,
   ...DATA_ERROR_CODES,
+  ...CLAIM_ERROR_CODES,
   ...SQL_OVER_HTTP_ERROR_CODES,
+  ...SERVICES_ERROR_CODES,
 }
 
 /**
@@ -39,6 +43,10 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   TENANT_PROVISIONING_FAILED: 500,
   // data API
   CONSTRAINT_VIOLATION: 409,
+  // claims
+  CLAIM_INCOMPLETE: 409,
+  CLAIM_TOO_LARGE: 413,
+  CLAIM_INVALID_REFERENCE: 400,
   // SQL-over-HTTP
   INVALID_BATON: 400,
   SQL_UNAVAILABLE: 403,
@@ -57,6 +65,17 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   TENANT_NOT_READY: 409,
   INVALID_TRANSITION: 409,
   MIGRATION_LOCKED: 409,
+  // Idempotency keys (the write ledger): a key held by a write still running is passing (409,
+  // retry to get the replay); the same key sent with another request is the client's mistake.
+  IDEMPOTENCY_KEY_IN_USE: 409,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  // tenantry.state's compare-and-set: the entry moved on since it was read.
+  VERSION_CONFLICT: 409,
+  // tenantry.files: a refused path, a file over the size limit, a file where a folder is (or the reverse).
+  INVALID_PATH: 400,
+  FILE_TOO_LARGE: 413,
+  PATH_CONFLICT: 409,
+  RANGE_NOT_SATISFIABLE: 416,
   INVALID_CONFIG: 500,
   PROVISIONING_FAILED: 500,
   MIGRATION_FAILED: 500,

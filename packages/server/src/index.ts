@@ -17,4 +17,6 @@ export type { ServerConfig, ServerConfigInput, CollectionConfig, ColumnConfig, H
 export { admitTenant, inTenant, assertWritable, requireTenantManager, Organizations, TENANT_PREFIXES } from './tenants/index.js'
 export type { Membership, TenantSource } from './tenants/index.js'
 export { SQL_OVER_HTTP_ERROR_CODES } from './sql-over-http/index.js'
+export { SERVICES_ERROR_CODES, type ServicesErrorCode } from './services/error-codes.js'
 export { DATA_ERROR_CODES, searchCondition, foldSearch } from './data/index.js'
+export { CLAIM_ERROR_CODES, CLAIM_ID_PATTERN, claimsConfigSchema, type ClaimErrorCode, type ClaimsConfig } from './claims/index.js'

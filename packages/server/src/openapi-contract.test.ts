@@ -183,9 +183,14 @@ async function walk(path: string, method: string, operation: Operation): Promise
   const params = operation.parameters ?? []
   const pathParams = params.filter((p) => p.in === 'path')
   const query = params.filter((p) => p.in === 'query')
+  // A path parameter is its documented example where it has one (a claim id is no '1'), else '1'.
+  const example = (name: string) => {
+    const value = (pathParams.find((p) => p.name === name)?.schema as { example?: unknown } | undefined)?.example
+    return typeof value === 'string' ? value : undefined
+  }
   const fill = (values: Record<string, string> = {}) =>
     path.replace(/\{(\w+)\}/g, (_, name: string) =>
-      encodeURIComponent(values[name] ?? (name === 'slug' ? slug : name === 'id' && path.includes('/tokens/') ? tokenId : '1')),
+      encodeURIComponent(values[name] ?? (name === 'slug' ? slug : name === 'id' && path.includes('/tokens/') ? tokenId : (example(name) ?? '1'))),
     )
   const bodySchema = operation.requestBody?.content['application/json']?.schema
   const body = bodySchema ? (sample(bodySchema) as Record<string, unknown>) : undefined
@@ -296,8 +301,10 @@ describe('the OpenAPI document is the contract', () => {
     // (b) cannot apply where every declared field takes any text (a slug, a token id) or none is
     // declared: listed, so that a new route without typed fields is a decision, not an accident.
     expect(walked.filter((w) => w.skipped.length).map((w) => w.route).sort()).toEqual([
+      'DELETE /api/t/{slug}/files/{*}',
       'DELETE /api/t/{slug}/read-only-access',
       'DELETE /api/t/{slug}/tokens/{id}',
+      'DELETE /api/tenant/files/{*}',
       'DELETE /api/tenant/read-only-access',
       'DELETE /api/tenant/tokens/{id}',
       'GET /api/admin/data-sources',
@@ -308,7 +315,12 @@ describe('the OpenAPI document is the contract', () => {
       'GET /api/admin/tenants/{slug}/limits',
       'GET /api/admin/tenants/{slug}/quotas',
       'GET /api/me',
+      'GET /api/sign-in-providers',
+      'GET /api/t/{slug}/files/{*}',
+      'GET /api/t/{slug}/secrets',
       'GET /api/t/{slug}/tokens',
+      'GET /api/tenant/files/{*}',
+      'GET /api/tenant/secrets',
       'GET /api/tenant/tokens',
       'GET /v2',
       'GET /v3',
@@ -316,6 +328,8 @@ describe('the OpenAPI document is the contract', () => {
       'POST /api/admin/tenants/{slug}/suspend',
       'POST /api/t/{slug}/read-only-access',
       'POST /api/tenant/read-only-access',
+      'PUT /api/t/{slug}/files/{*}',
+      'PUT /api/tenant/files/{*}',
     ])
   })
 

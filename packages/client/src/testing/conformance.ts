@@ -156,5 +156,16 @@ export async function runConformance(client: ConformanceClient): Promise<Observa
   await step('delete', () => jobs.delete(created[2]!.id))
   await step('get deleted', () => jobs.get(created[2]!.id))
   await step('count at the end', () => jobs.count())
+
+  // Declared foreign keys (`references`, `onDelete: 'cascade'`): a highlight needs its job, and goes with it.
+  await step('highlight of a missing job', () => highlights.create({ job_id: 999_999, content: 'Orphan' }))
+  await step('highlights of the first job', () => highlights.count({ where: { job_id: first.id } }))
+  await step('delete a job with highlights', () => jobs.delete(first.id))
+  await step('its highlights went with it', () => highlights.count({ where: { job_id: first.id } }))
+  const last = (await step('one more job', () => jobs.create(job('Cascade', '2022-01-01')))) as { id: number }
+  // Its id is not observed: SQLite may reuse the ids of the highlights just deleted, IndexedDB never does.
+  await step('its highlight', async () => (await highlights.create({ job_id: last.id, content: 'Kept until the job goes' })).content)
+  await step('bulk delete cascades too', () => jobs.bulkDelete([last.id]))
+  await step('highlights at the end', () => highlights.count())
   return out
 }

@@ -153,5 +153,47 @@ export function catalogMigrations(engine: EngineName): Record<string, Migration>
         .execute()
     },
   },
+  '0006_claim_chunks': {
+    async up(db: Kysely<any>) {
+      // Chunks of a claim (a browser's local data moving into a tenant) staged until the claim
+      // commits in the tenant's own database (see claims/claim-store.ts). Bound to the tenant and
+      // to who stages them; deleted at commit, or when abandoned.
+      await db.schema
+        .createTable('claim_chunks')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('claim_id', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('rows', 'text', (c) => c.notNull())
+        .addColumn('row_count', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('claim_chunks_pk', ['tenant_id', 'claim_id', 'seq'])
+        .execute()
+      await db.schema.createIndex('claim_chunks_created').on('claim_chunks').column('created_at').execute()
+    },
+  },
+  '0007_tenant_secrets': {
+    async up(db: Kysely<any>) {
+      // Tenant-scoped secrets (services/secrets): each tenant's data key, sealed by the master key,
+      // and its secrets, sealed by the data key. Purging a tenant deletes both (crypto-shredding).
+      await db.schema
+        .createTable('tenant_keys')
+        .addColumn('tenant_id', 'text', (c) => c.primaryKey().references('tenants.id'))
+        .addColumn('sealed', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('tenant_secrets')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('sealed', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tenant_secrets_pk', ['tenant_id', 'name'])
+        .execute()
+    },
+  },
 }
 }

@@ -119,6 +119,39 @@ export interface SealedValuesTable {
   updated_at: string
 }
 
+/** One staged chunk of a claim (claims/claim-store.ts). */
+export interface ClaimChunksTable {
+  tenant_id: string
+  /** 8 to 128 of [A-Za-z0-9_-], chosen by the client. */
+  claim_id: string
+  /** 0 to N-1; re-sending a seq replaces the chunk. */
+  seq: number
+  /** Who staged it (`user:<id>` or `token:<id>`): nobody else sees or commits it. */
+  owner: string
+  /** JSON: `{ [collection]: Array<{ localId, values }> }`, already validated. */
+  rows: string
+  row_count: number
+  created_at: string
+}
+
+/** A tenant's data key (services/secrets), sealed by the master key and bound to `tenant-key:<tenant id>`. */
+export interface TenantKeysTable {
+  tenant_id: string
+  sealed: string
+  created_at: string
+}
+
+/** A tenant's secret, sealed with the tenant's data key and bound to `tenant-secret:<tenant id>:<name>`. */
+export interface TenantSecretsTable {
+  tenant_id: string
+  name: string
+  sealed: string
+  created_at: string
+  updated_at: string
+  created_by: string
+  updated_by: string
+}
+
 export interface CatalogDatabase {
   tenants: TenantsTable
   placements: PlacementsTable
@@ -130,4 +163,7 @@ export interface CatalogDatabase {
   tenant_settings: TenantSettingsTable
   tenant_usage: TenantUsageTable
   sealed_values: SealedValuesTable
+  tenant_keys: TenantKeysTable
+  tenant_secrets: TenantSecretsTable
+  claim_chunks: ClaimChunksTable
 }

@@ -218,7 +218,38 @@ export interface SqliteRawSession {
   sequence(sql: string): Promise<{ ok: true } | RawStatementFailure>
   /** Compiles one statement through the guard and describes it, running nothing. */
   describe(sql: string): Promise<RawStatementDescription | RawStatementFailure>
+  /**
+   * Runs one statement as a cursor: its rows are read a batch at a time, whatever their number
+   * (no `maxRows` or result-size cap; the value cap holds), so neither side holds more than a
+   * batch. The session runs nothing else until the cursor ends or is closed. A statement that
+   * writes is not streamed: it runs as `execute` does, within the caps, and comes in one batch.
+   */
+  cursor(statement: Omit<RawStatement, 'wantRows'>): Promise<RawCursor | RawStatementFailure>
   /** Ends the session, rolling back an open transaction. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * A statement whose rows are read a batch at a time (`SqliteRawSession.cursor`). It holds its
+ * executor process, and a place of its tenant's statement share, until it ends or is closed,
+ * and for no longer than the statement deadline (the transaction's, inside one): past it, the
+ * session ends with `STATEMENT_TIMEOUT` (or `TRANSACTION_TIMEOUT`) and `signal` aborts, so that
+ * whoever waits on a client that stopped reading can let go too.
+ */
+export interface RawCursor {
+  readonly ok: true
+  readonly columns: Array<{ name: string; type: string | null }>
+  /**
+   * The next rows, with `done` once the statement gave its last. A SQL error met part-way
+   * resolves to a failure and ends the cursor; what ends the session rejects (as `execute`).
+   */
+  next(): Promise<{ ok: true; rows: RawSqlValue[][]; done: boolean } | RawStatementFailure>
+  /** Rows written (only a statement that writes, which comes in one batch). */
+  readonly rowsAffected: number
+  readonly lastInsertRowid: bigint | null
+  /** Aborted, with the reason, when the cursor ends other than by `next` or `close`. */
+  readonly signal: AbortSignal
+  /** Stops the statement before its end and frees the executor process. Idempotent. */
   close(): Promise<void>
 }
 
@@ -255,6 +286,12 @@ export interface BoundedQueryOptions {
    * @default the data source's `bounded.statementTimeoutMs`, else 2000
    */
   statementTimeoutMs?: number
+  /**
+   * Longest a transaction `fn` opens may stay open (SQLite's executor rolls it back past it,
+   * `TRANSACTION_TIMEOUT`): for a long write in one transaction, such as a claim's commit.
+   * @default the data source's `rawSql.transactionTimeoutMs` (10 s)
+   */
+  transactionTimeoutMs?: number
 }
 
 /** What `BoundedQueries.run` is handed about the tenant in context. */

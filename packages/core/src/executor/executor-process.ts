@@ -11,7 +11,7 @@
  */
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
-import type { ChildRequest, ChildResponse, RawValue } from './executor-protocol.js'
+import type { ChildRequest, ChildResponse, CursorBatch, OpenParams, RawValue, StatementCaps } from './executor-protocol.js'
 import { beginMode, BindingError, bindParameters, splitStatements, sqlParameters } from './sql-text.js'
 import { prepareGuarded, StatementRefused, type Bindings } from './statement-guard.js'
 
@@ -52,7 +52,7 @@ function afterStatement(db: Database.Database, sql: string): void {
 /** A cap reached while reading rows. */
 class TooLarge extends Error {}
 
-function open(params: NonNullable<Extract<ChildRequest, { op: 'execute' }>['open']>): Database.Database {
+function open(params: OpenParams): Database.Database {
   const db = new Database(params.path, { readonly: params.readOnly, fileMustExist: true, timeout: params.busyTimeoutMs })
   try {
     // As on every handle of the SQLite engine, set before any statement of the client's.
@@ -89,7 +89,8 @@ function sizeOf(value: unknown): number {
   return 8
 }
 
-function execute(request: Extract<ChildRequest, { op: 'execute' }>): ChildResponse {
+/** The session's connection: its own, a spare one, or a new one. */
+function connectionFor(request: { session: number; open?: OpenParams | undefined }): Database.Database {
   let db = connections.get(request.session)
   if (!db) {
     if (!request.open) throw new Error(`No connection for session ${request.session}`)
@@ -101,12 +102,27 @@ function execute(request: Extract<ChildRequest, { op: 'execute' }>): ChildRespon
     connections.set(request.session, db)
   }
   endReadTransaction(db)
+  return db
+}
+
+function execute(request: Extract<ChildRequest, { op: 'execute' }>): ChildResponse {
+  const db = connectionFor(request)
   const readOnly = request.open?.readOnly ?? db.readonly
   if (request.mode === 'sequence') return sequence(db, request, readOnly)
   if (request.mode === 'describe') return describe(db, request)
   // Bound as SQLite numbers parameters: better-sqlite3 alone cannot bind `?NNN` by position.
   const bindings: Bindings = bindParameters(request.sql, request.args, request.namedArgs)
   const statement = prepareGuarded(db, request.sql, bindings, readOnly)
+  return runStatement(db, request, statement, bindings)
+}
+
+/** Runs a guarded statement to its end, its rows held within `caps`. */
+function runStatement(
+  db: Database.Database,
+  request: { id: number; sql: string; caps: StatementCaps; wantRows?: boolean },
+  statement: Database.Statement,
+  bindings: Bindings,
+): Extract<ChildResponse, { ok: true }> {
   if (!statement.reader) {
     const info = statement.run(...bindings)
     afterStatement(db, request.sql)
@@ -150,21 +166,82 @@ function execute(request: Extract<ChildRequest, { op: 'execute' }>): ChildRespon
     ok: true,
     inTransaction: db.inTransaction,
     columns,
-    rows: request.wantRows ? rows : [],
+    rows: request.wantRows !== false ? rows : [],
     rowsAffected: writes ? rows.length : 0,
     lastInsertRowid,
   }
 }
 
-const done = (request: { id: number }, db: Database.Database): Extract<ChildResponse, { ok: true }> => ({
-  id: request.id,
-  ok: true,
-  inTransaction: db.inTransaction,
-  columns: [],
-  rows: [],
-  rowsAffected: 0,
-  lastInsertRowid: null,
-})
+/**
+ * A statement read a batch at a time (Hrana cursors): better-sqlite3's iterator steps SQLite
+ * one row at a time, and stops between batches until the parent asks for the next, so this
+ * process never holds more than one batch of a result of any size. The statement's read
+ * snapshot stays open meanwhile; the parent bounds how long (the statement's deadline).
+ */
+interface OpenCursor {
+  rows: Iterator<RawValue[]>
+  caps: StatementCaps
+  batch: CursorBatch
+}
+/** By session: a session runs one statement at a time, so it has one cursor at most. */
+const cursors = new Map<number, OpenCursor>()
+
+function openCursor(request: Extract<ChildRequest, { op: 'cursor' }>): ChildResponse {
+  const db = connectionFor(request)
+  const readOnly = request.open?.readOnly ?? db.readonly
+  const bindings: Bindings = bindParameters(request.sql, request.args, request.namedArgs)
+  const statement = prepareGuarded(db, request.sql, bindings, readOnly)
+  // Only a statement that reads and writes nothing streams. One that writes (`INSERT …
+  // RETURNING`) runs to its end under the caps, in its savepoint, as `execute` runs it: a cap
+  // reached undoes its changes, where a write streamed half-way could not be.
+  if (!statement.reader || !statement.readonly) return { ...runStatement(db, request, statement, bindings), done: true }
+  const columns = statement.columns().map((c) => ({ name: c.name, type: c.type }))
+  const rows = (statement.raw(true).iterate(...bindings) as IterableIterator<RawValue[]>)[Symbol.iterator]()
+  cursors.set(request.session, { rows, caps: request.caps, batch: request.batch })
+  return { ...nextBatch(request, db), columns }
+}
+
+/** The next rows of the session's cursor, up to its batch size; the cursor closes at its end or on a failure. */
+function nextBatch(request: { id: number; session: number }, db: Database.Database | undefined): Extract<ChildResponse, { ok: true }> {
+  const cursor = cursors.get(request.session)
+  // A parent that asks for more than there is: its bug, answered as INTERNAL.
+  if (!cursor || !db) throw new Error(`No cursor open for session ${request.session}`)
+  const rows: RawValue[][] = []
+  let bytes = 0
+  let done = false
+  try {
+    while (rows.length < cursor.batch.maxRows && bytes < cursor.batch.maxBytes) {
+      const next = cursor.rows.next()
+      if (next.done) {
+        done = true
+        break
+      }
+      for (const value of next.value) {
+        const size = sizeOf(value)
+        if (size > cursor.caps.maxValueBytes) throw new TooLarge(`A value of the result is larger than ${cursor.caps.maxValueBytes} bytes`)
+        bytes += size
+      }
+      rows.push(next.value)
+    }
+  } catch (error) {
+    closeCursor(request.session)
+    throw error
+  }
+  if (done) cursors.delete(request.session)
+  return { ...succeeded(request, db), rows, done }
+}
+
+/** Stops the session's cursor: SQLite resets the statement and lets its read snapshot go. */
+function closeCursor(session: number): void {
+  const cursor = cursors.get(session)
+  cursors.delete(session)
+  cursor?.rows.return?.()
+}
+
+/** A success that carries nothing but the connection's transaction state. */
+function succeeded(request: { id: number }, db: Database.Database): Extract<ChildResponse, { ok: true }> {
+  return { id: request.id, ok: true, inTransaction: db.inTransaction, columns: [], rows: [], rowsAffected: 0, lastInsertRowid: null }
+}
 
 /**
  * A script (Hrana's `sequence`, libSQL's `executeMultiple`), split into statements where
@@ -185,7 +262,7 @@ function sequence(db: Database.Database, request: Extract<ChildRequest, { op: 'e
     afterStatement(db, sql)
   }
   endReadTransaction(db)
-  return done(request, db)
+  return succeeded(request, db)
 }
 
 /** Compiles one statement (through the guard: compiling a PRAGMA applies it) and reports it, running nothing. */
@@ -193,7 +270,7 @@ function describe(db: Database.Database, request: Extract<ChildRequest, { op: 'e
   // Whether it would write is reported, not refused: nothing runs, and the connection stays read-only.
   const statement = prepareGuarded(db, request.sql, bindParameters(request.sql, [], undefined, { unboundIsNull: true }), false)
   return {
-    ...done(request, db),
+    ...succeeded(request, db),
     description: {
       params: sqlParameters(request.sql),
       columns: statement.reader ? statement.columns().map((c) => ({ name: c.name, type: c.type })) : [],
@@ -225,19 +302,37 @@ function failure(request: ChildRequest, error: unknown): ChildResponse {
 function handle(request: ChildRequest): ChildResponse {
   try {
     if (request.op === 'close') {
+      closeCursor(request.session)
       const db = connections.get(request.session)
       connections.delete(request.session)
       // Closing inside a transaction rolls it back.
       db?.close()
       return { id: request.id, ok: true, inTransaction: false, columns: [], rows: [], rowsAffected: 0, lastInsertRowid: null }
     }
-    const response = execute(request)
-    if (request.closeIfIdle && !response.inTransaction) closeSession(request.session)
+    const response = run(request)
+    // A session whose cursor is still open keeps its connection: the cursor reads on it.
+    if (request.closeIfIdle && !response.inTransaction && !cursors.has(request.session)) closeSession(request.session)
     return response
   } catch (error) {
     const response = failure(request, error)
-    if (request.op === 'execute' && request.closeIfIdle && !response.inTransaction) closeSession(request.session)
+    if (request.op !== 'close' && request.closeIfIdle && !response.inTransaction && !cursors.has(request.session)) closeSession(request.session)
     return response
+  }
+}
+
+function run(request: Exclude<ChildRequest, { op: 'close' }>): ChildResponse {
+  switch (request.op) {
+    case 'execute':
+      return execute(request)
+    case 'cursor':
+      return openCursor(request)
+    case 'cursor-next':
+      return nextBatch(request, connections.get(request.session))
+    case 'cursor-close': {
+      closeCursor(request.session)
+      const db = connections.get(request.session)
+      return db ? succeeded(request, db) : { id: request.id, ok: true, inTransaction: false, columns: [], rows: [], rowsAffected: 0, lastInsertRowid: null }
+    }
   }
 }
 

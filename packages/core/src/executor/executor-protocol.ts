@@ -44,7 +44,36 @@ export type ChildRequest =
       /** Close the connection after the statement unless it left a transaction open. */
       closeIfIdle: boolean
     }
+  | {
+      id: number
+      /**
+       * Opens a cursor on one statement and answers its first batch of rows: the rest stay in
+       * SQLite until `cursor-next` asks for them, so only a batch is ever held, here and in the
+       * parent. Only a statement that reads and writes nothing streams; any other runs as
+       * `execute` does (under `caps`) and answers in one batch, `done`.
+       */
+      op: 'cursor'
+      session: number
+      open?: OpenParams
+      sql: string
+      args: RawValue[]
+      namedArgs?: Record<string, RawValue>
+      /** `maxValueBytes` applies to every row; `maxRows`/`maxResultBytes` only to a statement that does not stream. */
+      caps: StatementCaps
+      batch: CursorBatch
+      closeIfIdle: boolean
+    }
+  /** The next batch of the session's cursor. */
+  | { id: number; op: 'cursor-next'; session: number; closeIfIdle: boolean }
+  /** Stops the session's cursor before its end (a no-op when it has none). */
+  | { id: number; op: 'cursor-close'; session: number; closeIfIdle: boolean }
   | { id: number; op: 'close'; session: number }
+
+/** How much one answer of a cursor holds at most: whichever bound is reached first. */
+export interface CursorBatch {
+  maxRows: number
+  maxBytes: number
+}
 
 /** Why a statement failed, as the child saw it. */
 export type ChildFailureKind =
@@ -68,6 +97,8 @@ export type ChildResponse =
       lastInsertRowid: bigint | null
       /** For `describe`: what SQLite compiled. */
       description?: StatementDescription
+      /** For a cursor: the statement gave its last row (the cursor is closed in the process). */
+      done?: boolean
     }
   | { id: number; ok: false; inTransaction: boolean; kind: ChildFailureKind; code: string; message: string }
 

@@ -2,10 +2,10 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { availableParallelism, setPriority } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { RawSqlValue, RawStatement, RawStatementDescription, RawStatementFailure, RawStatementSuccess, SqliteRawSession } from '../engines/engine.js'
+import type { RawCursor, RawSqlValue, RawStatement, RawStatementDescription, RawStatementFailure, RawStatementSuccess, SqliteRawSession } from '../engines/engine.js'
 import { TenantryError } from '../errors.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
-import type { ChildReady, ChildRequest, ChildResponse, OpenParams, StatementCaps, StatementDescription } from './executor-protocol.js'
+import type { ChildReady, ChildRequest, ChildResponse, CursorBatch, OpenParams, StatementCaps, StatementDescription } from './executor-protocol.js'
 
 /** Options of `SqliteExecutor`. Every limit has a default that suits a shared server. */
 export interface SqliteExecutorOptions {
@@ -252,6 +252,8 @@ interface ShareWaiter {
  *
  * - A statement takes a free process for its run; a session with an open transaction keeps
  *   its process (it is pinned) until `COMMIT`, `ROLLBACK`, its deadline or `close`.
+ * - A cursor (`session.cursor`) keeps its process between batches, which the process reads
+ *   only when asked (backpressure), until its last row, `close`, or the statement's deadline.
  * - Tenant databases are in WAL mode: a killed process's uncommitted transaction is never
  *   seen by the next connection, and the tenant's file stays intact and writable.
  * - Processes start on the first session and stop on `close`.
@@ -505,6 +507,8 @@ class ExecutorSession implements SqliteRawSession {
   #pinned: ExecutorProcess | undefined
   #transactionDeadline = 0
   #transactionTimer: NodeJS.Timeout | undefined
+  /** The cursor reading on this session's process, until it ends. */
+  #cursor: ExecutorCursor | undefined
 
   constructor(
     private readonly executor: SqliteExecutor,
@@ -549,9 +553,7 @@ class ExecutorSession implements SqliteRawSession {
     try {
       process = this.#pinned ?? (await this.executor.acquire(tenantId, this.options.maxConcurrentStatements))
       if (this.#ended) throw this.#ended
-      const now = Date.now()
-      const transactionBound = this.#inTransaction && this.#transactionDeadline - now < this.settings.statementTimeoutMs
-      const deadline = transactionBound ? this.#transactionDeadline - now : this.settings.statementTimeoutMs
+      const { deadlineMs, onDeadline } = this.#deadline()
       const started = performance.now()
       const response = await process.request(
         {
@@ -566,11 +568,8 @@ class ExecutorSession implements SqliteRawSession {
           caps: this.settings.caps,
           closeIfIdle: true,
         },
-        deadline,
-        () =>
-          transactionBound
-            ? new TenantryError('TRANSACTION_TIMEOUT', `The transaction stayed open past its deadline of ${this.settings.transactionTimeoutMs} ms and was rolled back`)
-            : new TenantryError('STATEMENT_TIMEOUT', `The statement ran past its deadline of ${this.settings.statementTimeoutMs} ms and was stopped`),
+        deadlineMs,
+        onDeadline,
       )
       this.#track(process, response.inTransaction)
       if (response.ok) {
@@ -578,6 +577,98 @@ class ExecutorSession implements SqliteRawSession {
         this.executor.noteStatement(tenantId, { rowsRead: columns.length ? rows.length : 0, rowsWritten: rowsAffected, ms: performance.now() - started })
         return { ok: true, columns, rows, rowsAffected, lastInsertRowid, ...(response.description ? { description: response.description } : {}) }
       }
+      return this.#failed(response, process)
+    } catch (error) {
+      // The process was killed (deadline, memory) or died: its connection, and any transaction, is gone.
+      if (process && !process.alive) void this.end(error instanceof TenantryError ? error : new TenantryError('INTERNAL', 'The executor process failed', { cause: error }))
+      throw error
+    } finally {
+      this.#running = false
+      if (process && this.#pinned !== process) this.executor.release(process, tenantId)
+    }
+  }
+
+  /**
+   * Runs one statement as a cursor (`RawCursor`): the first batch comes with the answer, the
+   * rest as the caller asks. The process (and the tenant's share) stays with the cursor until
+   * it ends, is closed, or reaches the statement's deadline.
+   */
+  async cursor(statement: Omit<RawStatement, 'wantRows'>): Promise<RawCursor | RawStatementFailure> {
+    if (this.#ended) throw this.#ended
+    if (this.#running) throw new TenantryError('INVALID_OPTION', 'A raw session runs one statement at a time')
+    this.#running = true
+    const tenantId = this.options.tenantId
+    let process: ExecutorProcess | undefined
+    let handedOver = false
+    try {
+      process = this.#pinned ?? (await this.executor.acquire(tenantId, this.options.maxConcurrentStatements))
+      if (this.#ended) throw this.#ended
+      const { deadlineMs, onDeadline } = this.#deadline()
+      const deadlineAt = Date.now() + deadlineMs
+      const started = performance.now()
+      const response = await process.request(
+        {
+          op: 'cursor',
+          session: this.id,
+          ...(this.#pinned ? {} : { open: this.settings.open }),
+          sql: statement.sql,
+          args: (statement.args ?? []) as RawSqlValue[],
+          ...(statement.namedArgs ? { namedArgs: statement.namedArgs } : {}),
+          caps: this.settings.caps,
+          batch: CURSOR_BATCH,
+          closeIfIdle: true,
+        },
+        deadlineMs,
+        onDeadline,
+      )
+      this.#track(process, response.inTransaction)
+      if (!response.ok) return this.#failed(response, process)
+      const held = process
+      const cursor = new ExecutorCursor(this.id, held, response, deadlineAt, onDeadline, {
+        deadline: () => void this.end(onDeadline()),
+        failed: (failure) => this.#failed(failure, held),
+        died: (error) => void this.end(error instanceof TenantryError ? error : new TenantryError('INTERNAL', 'The executor process failed', { cause: error })),
+        finished: (rowsRead) => {
+          this.executor.noteStatement(tenantId, { rowsRead, rowsWritten: cursor.rowsAffected, ms: performance.now() - started })
+          if (this.#cursor === cursor) this.#cursor = undefined
+          this.#running = false
+          // A session that ended gave its pinned process to the cursor to let go of.
+          if (this.#pinned !== held) this.executor.release(held, tenantId)
+        },
+      })
+      if (response.done) {
+        this.executor.noteStatement(tenantId, { rowsRead: response.rows.length, rowsWritten: response.rowsAffected, ms: performance.now() - started })
+      } else {
+        this.#cursor = cursor
+        handedOver = true
+      }
+      return cursor
+    } catch (error) {
+      if (process && !process.alive) void this.end(error instanceof TenantryError ? error : new TenantryError('INTERNAL', 'The executor process failed', { cause: error }))
+      throw error
+    } finally {
+      if (!handedOver) {
+        this.#running = false
+        if (process && this.#pinned !== process) this.executor.release(process, tenantId)
+      }
+    }
+  }
+
+  /** How long the next statement may run, and what it fails with past that: the statement's deadline, or the transaction's if sooner. */
+  #deadline(): { deadlineMs: number; onDeadline: () => TenantryError } {
+    const now = Date.now()
+    const transactionBound = this.#inTransaction && this.#transactionDeadline - now < this.settings.statementTimeoutMs
+    return {
+      deadlineMs: transactionBound ? this.#transactionDeadline - now : this.settings.statementTimeoutMs,
+      onDeadline: () =>
+        transactionBound
+          ? new TenantryError('TRANSACTION_TIMEOUT', `The transaction stayed open past its deadline of ${this.settings.transactionTimeoutMs} ms and was rolled back`)
+          : new TenantryError('STATEMENT_TIMEOUT', `The statement ran past its deadline of ${this.settings.statementTimeoutMs} ms and was stopped`),
+    }
+  }
+
+  /** A failure the process answered: the SQL's own (resolved), or what ends the request or the session (thrown). */
+  #failed(response: Extract<ChildResponse, { ok: false }>, process: ExecutorProcess): RawStatementFailure {
       switch (response.kind) {
         case 'statement':
           // The tenant's storage quota (max_page_count): SQLite undid the statement; the caller's
@@ -600,14 +691,6 @@ class ExecutorSession implements SqliteRawSession {
         default:
           throw new TenantryError('INTERNAL', `Unknown executor failure ${String((response as { kind?: unknown }).kind)}`)
       }
-    } catch (error) {
-      // The process was killed (deadline, memory) or died: its connection, and any transaction, is gone.
-      if (process && !process.alive) void this.end(error instanceof TenantryError ? error : new TenantryError('INTERNAL', 'The executor process failed', { cause: error }))
-      throw error
-    } finally {
-      this.#running = false
-      if (process && this.#pinned !== process) this.executor.release(process, tenantId)
-    }
   }
 
   /** Pins the process while a transaction is open, and arms the transaction's deadline at its `BEGIN`. */
@@ -645,6 +728,8 @@ class ExecutorSession implements SqliteRawSession {
     this.#inTransaction = false
     this.executor.forget(this)
     const pinned = this.#unpin()
+    // An open cursor holds the process, pinned or not: it closes the connection (rolling back) and lets the process go.
+    if (this.#cursor) return this.#cursor.abort(reason)
     // A running statement's own `finally` gives its process back.
     if (!pinned || this.#running) return Promise.resolve()
     if (!pinned.alive) {
@@ -663,6 +748,168 @@ class ExecutorSession implements SqliteRawSession {
     this.#pinned = undefined
     if (pinned && pinned.owner === this) pinned.owner = undefined
     return pinned
+  }
+}
+
+/**
+ * Rows of one cursor batch at most, and their bytes: what a paused cursor holds, in its
+ * process and here, and few enough round trips that a cursor reads about as fast as a
+ * statement would.
+ */
+const CURSOR_BATCH: CursorBatch = { maxRows: 512, maxBytes: 256 * 1024 }
+
+const ignore = () => {}
+
+/** What a cursor tells its session. */
+interface CursorHooks {
+  /** Its deadline passed: the session ends (and aborts the cursor). */
+  deadline(): void
+  /** A failure the process answered part-way: returned or thrown as `execute` would. */
+  failed(response: Extract<ChildResponse, { ok: false }>): RawStatementFailure
+  /** Its process died or was killed: the session ends. */
+  died(error: unknown): void
+  /** The statement ended in its process: the session takes its process back (or lets it go). */
+  finished(rowsRead: number): void
+}
+
+/**
+ * A cursor of an executor session: asks its process for one batch at a time, and for the next
+ * one as soon as the caller takes a batch, so that reading overlaps with what the caller does
+ * with it while at most one batch waits here. Past its deadline it ends with its session.
+ */
+class ExecutorCursor implements RawCursor {
+  readonly ok = true
+  readonly columns: Array<{ name: string; type: string | null }>
+  readonly rowsAffected: number
+  readonly lastInsertRowid: bigint | null
+  readonly #controller = new AbortController()
+  /** The batch that came with the open, not yet taken. */
+  #first: RawSqlValue[][] | undefined
+  /** The next batch, asked for. */
+  #ahead: Promise<ChildResponse> | undefined
+  /** Settles when no request of this cursor is in flight. */
+  #inFlight: Promise<void> = Promise.resolve()
+  /** The statement ended in the process: its last row read, a failure, or closed. */
+  #done: boolean
+  /** The process was given back to the session. */
+  #finished: boolean
+  #closing: Promise<void> | undefined
+  #rowsRead: number
+  readonly #timer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly session: number,
+    private readonly process: ExecutorProcess,
+    first: Extract<ChildResponse, { ok: true }>,
+    private readonly deadlineAt: number,
+    private readonly onDeadline: () => TenantryError,
+    private readonly hooks: CursorHooks,
+  ) {
+    this.columns = first.columns
+    this.rowsAffected = first.rowsAffected
+    this.lastInsertRowid = first.lastInsertRowid
+    this.#first = first.rows
+    this.#rowsRead = first.rows.length
+    this.#done = first.done !== false
+    this.#finished = this.#done
+    if (!this.#done) {
+      this.#timer = setTimeout(() => this.hooks.deadline(), Math.max(0, deadlineAt - Date.now()))
+      this.#timer.unref()
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal
+  }
+
+  async next(): Promise<{ ok: true; rows: RawSqlValue[][]; done: boolean } | RawStatementFailure> {
+    if (this.#controller.signal.aborted) throw this.#controller.signal.reason
+    const first = this.#first
+    if (first) {
+      this.#first = undefined
+      if (!this.#done) this.#ahead = this.#fetch()
+      return { ok: true, rows: first, done: this.#done }
+    }
+    const ahead = this.#ahead
+    this.#ahead = undefined
+    if (!ahead) return { ok: true, rows: [], done: true }
+    let response: ChildResponse
+    try {
+      response = await ahead
+    } catch (error) {
+      // Killed at its deadline, or died: the session ends, and with it this cursor.
+      if (!this.process.alive) this.hooks.died(error)
+      throw error
+    }
+    if (this.#controller.signal.aborted) throw this.#controller.signal.reason
+    if (!response.ok) {
+      // The process closed the cursor already.
+      this.#done = true
+      try {
+        return this.hooks.failed(response)
+      } finally {
+        this.#finish()
+      }
+    }
+    this.#rowsRead += response.rows.length
+    if (response.done) {
+      this.#done = true
+      this.#finish()
+    } else this.#ahead = this.#fetch()
+    return { ok: true, rows: response.rows, done: this.#done }
+  }
+
+  /** Stops the statement in its process (a no-op once it ended) and gives the process back. */
+  close(): Promise<void> {
+    if (this.#finished) return Promise.resolve()
+    this.#closing ??= (async () => {
+      await this.#inFlight
+      this.#ahead = undefined
+      if (!this.#done && this.process.alive) {
+        await this.process
+          .request({ op: 'cursor-close', session: this.session, closeIfIdle: true }, CLOSE_DEADLINE_MS, () => new TenantryError('INTERNAL', 'Closing a cursor took too long'))
+          .catch(ignore)
+      }
+      this.#done = true
+      if (!this.process.alive) this.hooks.died(new TenantryError('INTERNAL', 'The executor process reading the cursor exited'))
+      this.#finish()
+    })()
+    return this.#closing
+  }
+
+  /**
+   * The session ended (`reason`): whoever waits on the cursor hears it, and the session's
+   * connection in the process is closed, rolling back a transaction, before the process goes.
+   */
+  async abort(reason: TenantryError): Promise<void> {
+    if (!this.#controller.signal.aborted) this.#controller.abort(reason)
+    await this.#inFlight
+    await this.#closing
+    this.#ahead = undefined
+    if (!this.#finished && this.process.alive) {
+      await this.process.request({ op: 'close', session: this.session }, CLOSE_DEADLINE_MS, () => new TenantryError('INTERNAL', 'A rollback took too long')).catch(ignore)
+    }
+    this.#done = true
+    this.#finish()
+  }
+
+  #fetch(): Promise<ChildResponse> {
+    const request = this.process.request(
+      { op: 'cursor-next', session: this.session, closeIfIdle: true },
+      Math.max(0, this.deadlineAt - Date.now()),
+      this.onDeadline,
+    )
+    this.#inFlight = request.then(ignore, ignore)
+    // Observed by `next`, or by nobody when the caller stops reading.
+    request.catch(ignore)
+    return request
+  }
+
+  #finish(): void {
+    if (this.#finished) return
+    this.#finished = true
+    clearTimeout(this.#timer)
+    this.hooks.finished(this.#rowsRead)
   }
 }
 

@@ -30,6 +30,9 @@ export interface DeleteTenantOptions {
   actor?: string
 }
 
+/** Removes what a tenant has outside its storage when it is purged; returns what it removed (never values). */
+export type PurgeHook = (tenantId: string) => Promise<Record<string, unknown>>
+
 /** How new tenants are placed when no data source is named. */
 export type PlacementPolicy = 'default' | 'least-loaded'
 
@@ -77,6 +80,8 @@ export class Provisioner {
   readonly #templates = new Map<string, Promise<EngineTemplate | undefined>>()
   /** What the migrator found in the first tenant copied from each template: nothing to apply, these executed. */
   readonly #templateLedgers = new WeakMap<EngineTemplate, HandleMigrationOutcome['executed']>()
+  /** Called by a purge after the tenant's storage is dropped (tenant-scoped services: cache, secrets…). */
+  readonly #purgeHooks: PurgeHook[] = []
 
   /** `deps.logger` hears of cleanup that failed after a failed create. @default SILENT_LOGGER */
   constructor(
@@ -253,6 +258,15 @@ export class Provisioner {
     return (await this.#catalog.findTenantById(id))!
   }
 
+  /**
+   * Adds what a purge removes besides the tenant's storage: `hook(tenantId)` runs after the
+   * storage is dropped, must be idempotent (a purge cut short is asked for again), and returns
+   * what it removed, for the audit entry `tenant.services.purged`. A hook that throws fails the purge.
+   */
+  onPurge(hook: PurgeHook): void {
+    this.#purgeHooks.push(hook)
+  }
+
   /** `ready` → `suspended`: the tenant's data is kept and no longer served. */
   suspend(slug: string, actor = 'system'): Promise<TenantRecord> {
     return this.#simpleTransition(slug, 'suspend', ['ready'], 'suspended', actor)
@@ -284,6 +298,11 @@ export class Provisioner {
         const engine = await this.#dataSources.engine(tenant.placement.dataSourceId)
         await engine.drop({ tenantId: tenant.id, ...tenant.placement })
         await this.#catalog.clearLedger(tenant.id)
+        // What the tenant has outside its database (cache entries, secrets and their key…), and the audit log says what went.
+        for (const hook of this.#purgeHooks) {
+          const removed = await hook(tenant.id)
+          await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.services.purged', actor, details: removed })
+        }
       }
       await this.#catalog.transition(tenant.id, ['deleting'], 'deleted', { purged: options.purge ?? false })
     } catch (error) {

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely'
 import { afterEach, describe, it } from 'vitest'
 import { createTenantry, type Tenantry } from '../index.js'
 import { createTestDatabase, dropAppRoles, findPostgres, tempDir } from '../testing/index.js'
+import { LEDGER_STEP_NAME } from '../ledger/ledger.js'
 import { SEARCH_INDEX_STEP_PREFIX, searchDeclarations, searchIndexTable } from './search-index.js'
 
 // Issue 8, item 7: the search indexes are a step Tenantry derives from `server.collections`
@@ -55,7 +56,8 @@ describe('search index step', () => {
     const home = tempDir()
     dirs.push(home)
     const before = await tenantryWith(home.path, notesWith({}))
-    expect(before.migrations.names).toEqual(['0001_notes'])
+    // Declaring a collection adds the write ledger's step (ledger/ledger.ts); nothing searchable, no index step.
+    expect(before.migrations.names).toEqual(['0001_notes', LEDGER_STEP_NAME])
     await before.createTenant({ slug: 'acme' })
     await before.withTenant('acme', () => before.db<any>().insertInto('notes').values({ id: 1, title: 'Ärzte', body: 'Köln' }).execute())
     await before.close()

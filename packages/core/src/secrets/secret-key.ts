@@ -4,6 +4,7 @@ import type { Catalog } from '../catalog/catalog.js'
 import { TenantryError } from '../errors.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { SecretBox } from './secret-box.js'
+import { tenantKeyPurpose } from '../services/secrets/tenant-secrets.js'
 
 /**
  * The secret key is a deployment secret: every process on one catalog must use the same one,
@@ -37,7 +38,7 @@ interface SealedEntry {
   /** The associated data it is bound to. */
   purpose: string
   sealed: string
-  kind: 'data-source' | 'value'
+  kind: 'data-source' | 'value' | 'tenant-key'
   id: string
 }
 
@@ -50,21 +51,25 @@ export function secretKeySource(home: string, env: NodeJS.ProcessEnv = process.e
 
 async function sealedEntries(catalog: Catalog): Promise<SealedEntry[]> {
   const sources = await catalog.db.selectFrom('data_sources').select(['id', 'secret']).where('secret', 'is not', null).orderBy('id').execute()
-  // A catalog not migrated yet (`migrate --dry-run` opens it as it is) has no `sealed_values`: nothing sealed there.
-  const values = await catalog.db
-    .selectFrom('sealed_values')
-    .select(['name', 'sealed'])
-    .orderBy('name')
-    .execute()
-    .catch(async (error: unknown) => {
-      if ((await catalog.db.introspection.getTables()).some((t) => t.name === 'sealed_values' && (!t.schema || t.schema === 'public'))) throw error
-      return []
-    })
+  // A catalog not migrated yet (`migrate --dry-run` opens it as it is) has no `sealed_values`
+  // (nor `tenant_keys`): nothing sealed there.
+  const values = await readIfExists(catalog, 'sealed_values', () => catalog.db.selectFrom('sealed_values').select(['name', 'sealed']).orderBy('name').execute())
+  // Tenants' data keys (services/secrets): sealed by the master key, re-sealed by a rotation; the values they seal are not touched.
+  const tenantKeys = await readIfExists(catalog, 'tenant_keys', () => catalog.db.selectFrom('tenant_keys').select(['tenant_id', 'sealed']).orderBy('tenant_id').execute())
   return [
     // `data-source:<id>`: what every engine binds a data source's credentials to (catalog-schema.ts).
     ...sources.map((s) => ({ label: `data source "${s.id}"`, purpose: `data-source:${s.id}`, sealed: s.secret!, kind: 'data-source' as const, id: s.id })),
     ...values.map((v) => ({ label: `sealed value "${v.name}"`, purpose: `sealed-value:${v.name}`, sealed: v.sealed, kind: 'value' as const, id: v.name })),
+    ...tenantKeys.map((k) => ({ label: `tenant key "${k.tenant_id}"`, purpose: tenantKeyPurpose(k.tenant_id), sealed: k.sealed, kind: 'tenant-key' as const, id: k.tenant_id })),
   ]
+}
+
+/** The rows `read` returns, or none when `table` does not exist yet (a catalog not migrated). */
+async function readIfExists<T>(catalog: Catalog, table: string, read: () => Promise<T[]>): Promise<T[]> {
+  return read().catch(async (error: unknown) => {
+    if ((await catalog.db.introspection.getTables()).some((t) => t.name === table && (!t.schema || t.schema === 'public'))) throw error
+    return []
+  })
 }
 
 /** The entries the box cannot open (AES-GCM's tag does not verify). */
@@ -200,12 +205,17 @@ export async function rotateSecretKey(catalog: Catalog, home: string, env: NodeJ
         const result =
           entry.kind === 'data-source'
             ? await trx.updateTable('data_sources').set({ secret: entry.next }).where('id', '=', entry.id).where('secret', '=', entry.sealed).executeTakeFirst()
-            : await trx.updateTable('sealed_values').set({ sealed: entry.next, updated_at: new Date().toISOString() }).where('name', '=', entry.id).where('sealed', '=', entry.sealed).executeTakeFirst()
+            : entry.kind === 'tenant-key'
+              ? await trx.updateTable('tenant_keys').set({ sealed: entry.next }).where('tenant_id', '=', entry.id).where('sealed', '=', entry.sealed).executeTakeFirst()
+              : await trx.updateTable('sealed_values').set({ sealed: entry.next, updated_at: new Date().toISOString() }).where('name', '=', entry.id).where('sealed', '=', entry.sealed).executeTakeFirst()
         if (Number(result.numUpdatedRows) !== 1) throw changedMeanwhile(entry.label)
       }
       // A secret sealed by another process since the read would stay under the old key.
       const sealedNow = await trx.selectFrom('data_sources').select((eb) => eb.fn.countAll<number | string>().as('n')).where('secret', 'is not', null).executeTakeFirstOrThrow()
       if (Number(sealedNow.n) !== resealed.filter((e) => e.kind === 'data-source').length) throw changedMeanwhile('a data source')
+      // Likewise a tenant's first secret, which made its data key under the old key.
+      const keysNow = await readIfExists(catalog, 'tenant_keys', () => trx.selectFrom('tenant_keys').select((eb) => eb.fn.countAll<number | string>().as('n')).execute())
+      if (Number(keysNow[0]?.n ?? 0) !== resealed.filter((e) => e.kind === 'tenant-key').length) throw changedMeanwhile('a tenant key')
       await trx
         .insertInto('sealed_values')
         .values({ name: DERIVATION_ROOT, sealed: sealedRoot, updated_at: new Date().toISOString() })

@@ -5,6 +5,7 @@ import type { Organizations } from '../tenants/organizations.js'
 import { HttpError } from '../errors.js'
 import { authenticate } from './authenticate.js'
 import type { TenantryAuth } from './better-auth.js'
+import { authProviderRoutes } from './providers.js'
 import { betterAuthRoutes } from './routes.js'
 
 export { createTenantryAuth, migrateAuthSchema, trustedOrigins, OIDC_PROVIDER_ID } from './better-auth.js'
@@ -57,6 +58,7 @@ export const authentication = fp(
       request.principal = principal
     })
     await betterAuthRoutes(app, options.auth, options.baseURL)
+    authProviderRoutes(app, options.auth)
   },
   { name: 'tenantry-authentication', fastify: '5.x' },
 )

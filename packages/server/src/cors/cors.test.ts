@@ -42,7 +42,8 @@ describe('CORS', () => {
       expect(reply.headers.get('access-control-allow-origin'), path).toBe(APP)
       expect(reply.headers.get('access-control-allow-credentials'), path).toBe('true')
       expect(reply.headers.get('access-control-allow-methods'), path).toContain(method)
-      expect(reply.headers.get('access-control-allow-headers'), path).toContain('content-type')
+      // JSON bodies, writes' idempotency keys (a retry from the browser applies once), a file's byte range.
+      for (const header of ['content-type', 'idempotency-key', 'range']) expect(reply.headers.get('access-control-allow-headers'), path).toContain(header)
       expect(reply.headers.get('vary'), path).toMatch(/origin/i)
     }
   })
@@ -65,6 +66,8 @@ describe('CORS', () => {
     expect(created.status).toBe(201)
     expect(created.headers.get('access-control-allow-origin')).toBe(APP)
     expect(created.headers.get('access-control-allow-credentials')).toBe('true')
+    // A retried write's answer says it was a replay: the app must be able to read that header.
+    expect(created.headers.get('access-control-expose-headers')).toContain('idempotent-replayed')
     const listed = await app.get(`${data}/jobs?company=${encodeURIComponent('Cors GmbH')}`)
     expect(listed.body.items).toHaveLength(1)
     expect(listed.headers.get('access-control-allow-origin')).toBe(APP)

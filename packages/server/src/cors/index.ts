@@ -14,11 +14,11 @@ const CORS_PATHS = ['/api/', '/v2/', '/v3/']
 /** Methods the routes above use; a preflight asking for another gets no permission for it. */
 const METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE']
 
-/** Request headers an app may send cross-origin: JSON bodies and integration tokens. */
-const ALLOWED_HEADERS = ['content-type', 'authorization']
+/** Request headers an app may send cross-origin: JSON bodies, integration tokens, writes' idempotency keys, a file's byte range. */
+const ALLOWED_HEADERS = ['content-type', 'authorization', 'idempotency-key', 'range']
 
-/** Answer headers an app may read cross-origin: when to retry after a 429 or 503. */
-const EXPOSED_HEADERS = ['retry-after']
+/** Answer headers an app may read cross-origin: when to retry after a 429 or 503, whether a write was a replay, a file's range. */
+const EXPOSED_HEADERS = ['retry-after', 'idempotent-replayed', 'content-range', 'accept-ranges']
 
 /**
  * The origins of apps served elsewhere that may call the server from a browser: the config's

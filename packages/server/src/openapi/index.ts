@@ -48,7 +48,8 @@ const ERROR_STATUSES = {
   408: 'Too slow: the request was not received in time, or a statement ran past its deadline (REQUEST_TIMEOUT, STATEMENT_TIMEOUT)',
   413: 'The body is larger than the server accepts (PAYLOAD_TOO_LARGE)',
   415: 'The body is not JSON (UNSUPPORTED_MEDIA_TYPE)',
-  422: 'A result larger than the tenant may read at once (RESULT_TOO_LARGE)',
+  409: 'Conflict: the database refused the change (CONSTRAINT_VIOLATION), or a write with the same Idempotency-Key is still running (IDEMPOTENCY_KEY_IN_USE)',
+  422: 'A result larger than the tenant may read at once (RESULT_TOO_LARGE), or an Idempotency-Key sent again with a different request (IDEMPOTENCY_KEY_REUSED)',
   429: 'Rate limited: too many requests from this address, user, token or tenant, or too many at once (RATE_LIMITED, CONCURRENCY_LIMITED); retry after Retry-After',
   503: 'Busy: the tenant database is locked by another writer or every executor is busy (DATABASE_BUSY); retry after Retry-After',
 } as const
@@ -60,6 +61,7 @@ export const RETRY_AFTER_STATUSES: readonly ErrorStatus[] = [429, 503]
 /** Routes served inside a tenant (its database is reached): deadlines, locks and 404 for an unknown tenant. */
 const TENANT_ROUTE = /^\/(api\/t\/|api\/tenant(\/|$)|v2(\/|$)|v3(\/|$))/
 const SQL_OVER_HTTP_ROUTE = /^\/v[23](\/|$)/
+const DATA_ROUTE = /^\/api\/(t\/:slug|tenant)\/data\//
 /** Documented routes that answer without credentials: the Hrana version probes. */
 const PUBLIC_ROUTE = /^\/v[23]$/
 
@@ -68,7 +70,8 @@ const PUBLIC_ROUTE = /^\/v[23]$/
  * refused as invalid (400), too slow (408) and rate limited (429), and needs credentials (401,
  * 403), but for the Hrana version probes; one with path parameters or under a tenant can name what does not exist
  * (404); one with a body can be sent too much or not JSON (413, 415); one served inside a tenant
- * can find its database busy (503); SQL-over-HTTP can read past its row cap (422).
+ * can find its database busy (503); SQL-over-HTTP can read past its row cap (422); a data API
+ * write can meet a constraint or an idempotency key in use (409) or reuse a key (422).
  */
 export function errorStatusesOf(route: Pick<RouteOptions, 'url' | 'method' | 'schema'>): ErrorStatus[] {
   if (PUBLIC_ROUTE.test(route.url)) return [400, 408, 429]
@@ -77,6 +80,8 @@ export function errorStatusesOf(route: Pick<RouteOptions, 'url' | 'method' | 'sc
   if (route.url.includes(':') || tenantRoute) statuses.push(404)
   if (route.schema?.body) statuses.push(413, 415)
   if (SQL_OVER_HTTP_ROUTE.test(route.url) && route.schema?.body) statuses.push(422)
+  // The data API's writes: a constraint or a key in use (409), a key reused (422).
+  if (DATA_ROUTE.test(route.url) && [route.method].flat().some((m) => m !== 'GET' && m !== 'HEAD')) statuses.push(409, 422)
   if (tenantRoute) statuses.push(503)
   return statuses.sort((a, b) => a - b)
 }

@@ -78,6 +78,18 @@ describe('Hrana 3 over HTTP with @libsql/hrana-client', () => {
     }
   })
 
+  it('answers 404 on /v3-protobuf, so that a client probing it falls back to JSON, whatever answers other paths', async () => {
+    for (const [method, path] of [['GET', '/v3-protobuf'], ['POST', '/v3-protobuf/pipeline'], ['POST', '/v3-protobuf/cursor']] as const) {
+      const response = await fetch(`${server.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${tokens.rw}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+        ...(method === 'POST' ? { body: '{}' } : {}),
+      })
+      expect(response.status).toBe(404)
+      expect(await response.json()).toMatchObject({ code: 'NOT_FOUND' })
+    }
+  })
+
   it('runs batches through /v3/cursor, conditions included, and read-only rules apply per step', async () => {
     const client = open(tokens.ro)
     expect(await client.getVersion()).toBe(3)

@@ -1,4 +1,4 @@
-import { isTenantryError, type RawSqlValue, type SqliteRawSession } from 'tenantry'
+import { isTenantryError, type RawCursor, type RawSqlValue, type SqliteRawSession } from 'tenantry'
 
 /**
  * Hrana 2 and 3 over HTTP, JSON encoding: the request and response shapes that
@@ -198,46 +198,28 @@ async function execute(stream: StreamState, stmt: HranaStmt): Promise<HranaStmtR
 }
 
 async function batch(stream: StreamState, input: HranaBatch): Promise<{ step_results: Array<HranaStmtResult | null>; step_errors: Array<HranaError | null> }> {
+  if (!input || !Array.isArray(input.steps)) throw new HranaProtocolError('A batch needs steps')
   const results: Array<HranaStmtResult | null> = []
   const errors: Array<HranaError | null> = []
-  for await (const step of batchSteps(stream, input)) {
-    results.push(step.result ?? null)
-    errors.push(step.error ?? null)
-  }
-  return { step_results: results, step_errors: errors }
-}
-
-/** One step of a batch as it ran: its result, its error, or neither when its condition did not hold. */
-export interface BatchStep {
-  step: number
-  result?: HranaStmtResult
-  error?: HranaError
-}
-
-/**
- * Runs a batch's steps in order, yielding each as it ends, so that a cursor can write one
- * step's rows before the next runs and hold no more than one statement's result. What ends
- * the stream (a `TenantryError`) rejects.
- */
-export async function* batchSteps(stream: StreamState, input: HranaBatch): AsyncGenerator<BatchStep> {
-  if (!input || !Array.isArray(input.steps)) throw new HranaProtocolError('A batch needs steps')
   const outcomes: Array<'ok' | 'error' | 'skipped'> = []
   for (const [i, step] of input.steps.entries()) {
-    if (step.condition && !holds(step.condition, outcomes, stream, i)) {
-      outcomes.push('skipped')
-      yield { step: i }
-      continue
+    let result: HranaStmtResult | null = null
+    let error: HranaError | null = null
+    if (step.condition && !holds(step.condition, outcomes, stream, i)) outcomes.push('skipped')
+    else {
+      try {
+        result = await execute(stream, step.stmt)
+      } catch (failure) {
+        // What ends the stream ends the whole request; the SQL's own errors end only their step.
+        if (isTenantryError(failure)) throw failure
+        error = toHranaError(failure)
+      }
+      outcomes.push(result ? 'ok' : 'error')
     }
-    let outcome: BatchStep
-    try {
-      outcome = { step: i, result: await execute(stream, step.stmt) }
-    } catch (error) {
-      if (isTenantryError(error)) throw error
-      outcome = { step: i, error: toHranaError(error) }
-    }
-    outcomes.push(outcome.result ? 'ok' : 'error')
-    yield outcome
+    results.push(result)
+    errors.push(error)
   }
+  return { step_results: results, step_errors: errors }
 }
 
 /** One entry of a Hrana 3 cursor, as both `/v3/cursor` and a WebSocket's `fetch_cursor` send it. */
@@ -248,23 +230,67 @@ export type CursorEntry =
   | { type: 'step_error'; step: number; error: HranaError }
   | { type: 'error'; error: HranaError }
 
+/** What a cursor's reader may want to know while it runs. */
+export interface CursorWatch {
+  /** Called with each statement's signal, which aborts when the statement's deadline ends it (or its session ends). */
+  statement?(signal: AbortSignal): void
+}
+
 /**
- * A batch's results as cursor entries, step by step (`batchSteps`). A protocol mistake in the
- * batch ends the cursor with an `error` entry, and the stream goes on; what ends the stream (a
- * `TenantryError`) rejects, for the transport to report and close the stream.
+ * A batch's results as cursor entries, read from the executor a batch of rows at a time
+ * (`SqliteRawSession.cursor`) and yielded one by one: a step's rows are never all held, so a
+ * cursor reads past the row and size caps of `execute`, at the pace of its reader. A
+ * protocol mistake in the batch ends the cursor with an `error` entry, and the stream goes
+ * on; what ends the stream (a `TenantryError`) rejects, for the transport to report and close
+ * the stream. Returning early (`return()`) stops the running statement and frees its process.
  */
-export async function* cursorEntries(stream: StreamState, input: HranaBatch): AsyncGenerator<CursorEntry> {
+export async function* cursorEntries(stream: StreamState, input: HranaBatch, watch: CursorWatch = {}): AsyncGenerator<CursorEntry> {
   try {
-    for await (const step of batchSteps(stream, input)) {
-      if (step.error) yield { type: 'step_error', step: step.step, error: step.error }
-      if (!step.result) continue
-      yield { type: 'step_begin', step: step.step, cols: step.result.cols }
-      for (const row of step.result.rows) yield { type: 'row', row }
-      yield { type: 'step_end', affected_row_count: step.result.affected_row_count, last_insert_rowid: step.result.last_insert_rowid }
+    if (!input || !Array.isArray(input.steps)) throw new HranaProtocolError('A batch needs steps')
+    const outcomes: Array<'ok' | 'error' | 'skipped'> = []
+    for (const [i, step] of input.steps.entries()) {
+      if (step.condition && !holds(step.condition, outcomes, stream, i)) {
+        outcomes.push('skipped')
+        continue
+      }
+      outcomes.push((yield* cursorStep(stream, step.stmt, i, watch)) ? 'ok' : 'error')
     }
   } catch (error) {
     if (!(error instanceof HranaProtocolError)) throw error
     yield { type: 'error', error: toHranaError(error) }
+  }
+}
+
+/** One step of a cursor: its entries, as its rows come; whether it succeeded. */
+async function* cursorStep(stream: StreamState, stmt: HranaStmt, step: number, watch: CursorWatch): AsyncGenerator<CursorEntry, boolean> {
+  let cursor: RawCursor
+  try {
+    const sql = sqlOf(stream, stmt)
+    const opened = await stream.session.cursor({ sql, ...bindingsOf(stmt) })
+    if (!opened.ok) throw new StatementFailed(opened.code, opened.message)
+    cursor = opened
+  } catch (error) {
+    if (isTenantryError(error)) throw error
+    yield { type: 'step_error', step, error: toHranaError(error) }
+    return false
+  }
+  try {
+    watch.statement?.(cursor.signal)
+    yield { type: 'step_begin', step, cols: cursor.columns.map((c) => ({ name: c.name, decltype: c.type })) }
+    for (;;) {
+      const batch = await cursor.next()
+      if (!batch.ok) {
+        // A SQL error part-way (after some rows): the step ends with it, as libSQL's server reports one.
+        yield { type: 'step_error', step, error: toHranaError(new StatementFailed(batch.code, batch.message)) }
+        return false
+      }
+      if (stmt.want_rows !== false) for (const row of batch.rows) yield { type: 'row', row: row.map(encodeValue) }
+      if (batch.done) break
+    }
+    yield { type: 'step_end', affected_row_count: cursor.rowsAffected, last_insert_rowid: cursor.lastInsertRowid === null ? null : String(cursor.lastInsertRowid) }
+    return true
+  } finally {
+    await cursor.close()
   }
 }
 

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Tenantry } from 'tenantry'
@@ -8,6 +7,7 @@ import type { ServerInstance } from '../feature.js'
 import { noQuery } from '../schemas.js'
 import { parseServerConfig } from '../server-config.js'
 import { authenticateToken } from '../tokens/token-auth.js'
+import { LineWriter, ReaderGone } from './line-writer.js'
 import { cursorEntries, runRequest, type HranaBatch, type HranaRequest, type HranaResult } from './hrana.js'
 import { cursorBody, cursorResponse, pipelineBody, pipelineResponse, sqlErrorResponse, versionResponse } from './schemas.js'
 import { StreamPool, tokenTenant, translate, type OpenStream, type TokenPrincipal } from './streams.js'
@@ -107,6 +107,20 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
     )
   }
 
+  // `hrana3-protobuf` is not offered, and says so whatever else answers unknown paths (the web
+  // console answers GETs): a client that probes `/v3-protobuf` (`@libsql/hrana-client` at
+  // version 3) must get a 404 to fall back to JSON.
+  for (const url of ['/v3-protobuf', '/v3-protobuf/*']) {
+    app.route({
+      method: ['GET', 'POST'],
+      url,
+      schema: { hide: true },
+      handler: async () => {
+        throw new HttpError('NOT_FOUND', 'hrana3-protobuf is not offered: use Hrana over JSON (/v3, /v2), as libSQL clients do when this answers 404')
+      },
+    })
+  }
+
   /** The stream a request continues (its baton) or opens, under the stream limits. */
   const takeStream = async (principal: TokenPrincipal, baton: string | null | undefined): Promise<OpenStream> => {
     if (baton !== undefined && baton !== null) {
@@ -187,7 +201,8 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
         summary: "Run a Hrana 3 batch on the token's tenant and read its results as a cursor",
         description:
           'The answer is newline-separated JSON: first `{ baton, base_url }`, then the entries `step_begin`, `row`, `step_end` or `step_error` of each step. ' +
-          "Each statement's rows are held within the same caps as the pipeline's (rows, bytes) before they are written.",
+          "Rows are read from the database as the client reads the answer, a batch at a time, so a cursor is not held to the pipeline's row and size caps " +
+          "(a statement that writes still is); each statement stops at its deadline, and a client that stops reading is cut off then.",
         security: [{ token: [] }],
         querystring: noQuery,
         body: cursorBody,
@@ -196,33 +211,41 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
     },
     async (request, reply) => {
       const stream = await takeStream(request.principal as TokenPrincipal, request.body.baton)
-      // Written as the steps run: one statement's rows at a time, waiting for the client to read
-      // them (backpressure). The status is sent first, so what ends the stream from here on is an
-      // `error` entry, and the baton sent up front is then unknown.
+      // Written as the rows come, a batch at a time from the executor, waiting for the client to
+      // read them (backpressure): nothing holds a whole result. The status is sent first, so what
+      // ends the stream from here on is an `error` entry, and the baton sent up front is then unknown.
       const out = new PassThrough()
       // A client that goes away mid-cursor ends its stream (rolling back), not a wait forever.
       reply.raw.once('close', () => out.destroy())
-      const write = async (entry: unknown) => {
-        if (out.destroyed) throw new CursorAbandoned()
-        if (!out.write(`${JSON.stringify(entry)}\n`)) await Promise.race([once(out, 'drain'), once(out, 'close')])
-        if (out.destroyed) throw new CursorAbandoned()
+      const lines = new LineWriter(out)
+      const watch = {
+        // A client that stops reading holds its statement's executor until the statement's
+        // deadline, which ends the statement: the client, blocked, is then cut off.
+        statement: (signal: AbortSignal) =>
+          signal.addEventListener(
+            'abort',
+            () => {
+              if (lines.waiting) reply.raw.destroy()
+            },
+            { once: true },
+          ),
       }
       const baton = randomBytes(24).toString('base64url')
       // A stream payload is piped as it is, past the schema's serializer.
       void reply.type('application/json').send(out as unknown as string)
       void (async () => {
         try {
-          await write({ baton, base_url: null })
+          await lines.write({ baton, base_url: null })
           // The request's own mistake ends in an `error` entry, and the stream goes on.
-          for await (const entry of cursorEntries(stream, request.body.batch as HranaBatch)) await write(entry)
+          for await (const entry of cursorEntries(stream, request.body.batch as HranaBatch, watch)) await lines.write(entry)
         } catch (error) {
-          if (error instanceof CursorAbandoned) {
+          if (error instanceof ReaderGone) {
             await closeStream(stream)
             return
           } else {
             const http = toHttpError(translate(error))
             if (http.status >= 500 && http.code !== 'DATABASE_BUSY') request.log.error({ err: error }, 'SQL-over-HTTP cursor failed')
-            out.end(`${JSON.stringify({ type: 'error', error: { code: http.code, message: http.message } })}\n`)
+            lines.end({ type: 'error', error: { code: http.code, message: http.message } })
             await closeStream(stream)
             return
           }
@@ -233,15 +256,12 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
           stream.timer.unref()
           streams.set(baton, stream)
         }
-        out.end()
+        lines.end()
       })()
       return reply
     },
   )
 }
-
-/** The client of a cursor closed its connection before the end. */
-class CursorAbandoned extends Error {}
 
 /** The token principal of the request, or 401: SQL-over-HTTP accepts integration tokens only. */
 async function requireToken(tenantry: Tenantry, request: FastifyRequest): Promise<TokenPrincipal> {

@@ -39,6 +39,13 @@ const MAX_QUEUED_BYTES = 16 * 1024 * 1024
 
 /** Cursor entries sent in one `fetch_cursor` answer at most, whatever the client asks. */
 const MAX_FETCH = 1000
+/**
+ * About how many bytes of values one `fetch_cursor` answer holds at most (Hrana lets an answer
+ * carry fewer entries than asked; the client fetches again). Small answers keep the server's
+ * memory flat while a cursor streams: an answer of 1000 wide rows is a string of megabytes,
+ * which V8 keeps in its large-object space until a full collection.
+ */
+const MAX_FETCH_BYTES = 64 * 1024
 
 interface SocketStream {
   /** Set once the session opened; undefined while opening, or when opening failed. */
@@ -331,7 +338,8 @@ function serveSocket(
         // request on the stream's tail, by which time `entries` is set (or `failed`).
         const cursor: SocketCursor = { owner, done: false }
         cursors.set(cursorId, cursor)
-        return onEntry(request, async (stream) => {
+        return onEntry(request, async (stream, entry) => {
+          if (readingCursor(entry, cursor)) return { error: CURSOR_OPEN }
           // Nothing runs yet: each `fetch_cursor` runs the steps as far as its entries need.
           cursor.entries = cursorEntries(stream, batch)
           return { ok: { type: 'open_cursor' } }
@@ -357,7 +365,8 @@ function serveSocket(
             cursor.done = true
             entries.push({ type: 'error', error: cursor.failed ?? { code: 'CURSOR_CLOSED', message: 'The cursor did not open' } })
           }
-          while (!cursor.done && entries.length < max) {
+          let bytes = 0
+          while (!cursor.done && entries.length < max && bytes < MAX_FETCH_BYTES) {
             let next: IteratorResult<CursorEntry>
             try {
               next = await cursor.entries!.next()
@@ -370,17 +379,34 @@ function serveSocket(
               break
             }
             if (next.done) cursor.done = true
-            else entries.push(next.value)
+            else {
+              entries.push(next.value)
+              bytes += entryBytes(next.value)
+            }
           }
           return { ok: { type: 'fetch_cursor', entries, done: cursor.done } }
         })
       }
-      case 'close_cursor':
-        closeCursor(integer(request.cursor_id, 'cursor_id'))
+      case 'close_cursor': {
+        const cursorId = integer(request.cursor_id, 'cursor_id')
+        const cursor = cursors.get(cursorId)
+        if (!cursor) return { ok: { type: 'close_cursor' } }
+        cursors.delete(cursorId)
+        // In the stream's order, and answered once its statement stopped: a request behind it runs on a free connection.
+        await chain(cursor.owner, async () => {
+          await cursor.entries?.return(undefined)
+        })
         return { ok: { type: 'close_cursor' } }
+      }
       default:
         throw new HranaProtocolError(`Unknown request type ${JSON.stringify(request.type)}`)
     }
+  }
+
+  /** Whether a cursor of the stream (other than `except`) is open and not read to its end. */
+  function readingCursor(owner: SocketStream, except?: SocketCursor): boolean {
+    for (const cursor of cursors.values()) if (cursor.owner === owner && cursor !== except && cursor.entries && !cursor.done) return true
+    return false
   }
 
   function closeCursor(cursorId: number): void {
@@ -392,7 +418,9 @@ function serveSocket(
 
   /** A stream request, run by the one implementation both transports share (`runRequest`). */
   function onStream(request: Message, hrana: HranaRequest): Promise<{ ok: Message } | { error: HranaError }> {
-    return onEntry(request, async (stream) => {
+    return onEntry(request, async (stream, entry) => {
+      // The cursor's statement holds the stream's connection until it is read to its end or closed.
+      if (hrana.type !== 'get_autocommit' && readingCursor(entry)) return { error: CURSOR_OPEN }
       const result = await runRequest(stream, hrana)
       return result.type === 'ok' ? { ok: result.response } : { error: result.error }
     })
@@ -439,6 +467,12 @@ function serveSocket(
   }
 }
 
+/** What a request on a stream whose cursor is still being read gets (libSQL's clients wait for the cursor to close first). */
+const CURSOR_OPEN: HranaError = {
+  code: 'PROTOCOL_ERROR',
+  message: 'A cursor is open on this stream: read it to its end or close it (close_cursor) first',
+}
+
 /** The requests that run SQL: each counts against the tenant's and the token's request rates. */
 const COUNTED_REQUESTS = new Set(['execute', 'batch', 'sequence', 'describe', 'open_cursor'])
 
@@ -447,6 +481,14 @@ function hranaErrorOf(error: unknown): HranaError {
   if (error instanceof HranaProtocolError) return toHranaError(error)
   const http = toHttpError(translate(error))
   return { code: http.code, message: http.message }
+}
+
+/** About the size of a cursor entry once encoded: its values' text, and a little for the rest. */
+function entryBytes(entry: CursorEntry): number {
+  if (entry.type !== 'row') return 64
+  let bytes = 16
+  for (const value of entry.row) bytes += 16 + ('value' in value ? String(value.value).length : 'base64' in value ? value.base64.length : 0)
+  return bytes
 }
 
 function messageSize(data: Buffer | ArrayBuffer | Buffer[]): number {

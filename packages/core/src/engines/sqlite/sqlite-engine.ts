@@ -85,7 +85,11 @@ export class SqliteEngine implements DatabaseEngine {
   readonly boundedQueries: BoundedQueries = {
     run: async (target, options, fn) => {
       const statementTimeoutMs = boundedTimeout(options.statementTimeoutMs, this.#bounded)
-      const session = await this.#openRawSession(target.placement, { readOnly: options.readOnly ?? false, statementTimeoutMs })
+      const session = await this.#openRawSession(target.placement, {
+        readOnly: options.readOnly ?? false,
+        statementTimeoutMs,
+        ...(options.transactionTimeoutMs !== undefined ? { transactionTimeoutMs: options.transactionTimeoutMs } : {}),
+      })
       // A burst of one tenant's calls waits its turn for the tenant's share inside the executor.
       const db = new Kysely<any>({ dialect: new ExecutorDialect(session) })
       try {

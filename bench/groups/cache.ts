@@ -1,0 +1,83 @@
+// `npm run bench -- --only cache`: `tenantry.cache` get and set on Redis against the same
+// commands sent with raw ioredis (issue 12's goal: at most 1.2× the time). Tenantry's extra work
+// per call is the tenant lookup in the context, the key check, JSON, and a Lua script (EVALSHA)
+// that reads the tenant's generation and touches the entry in the same round trip.
+import { Redis } from 'ioredis'
+import { createTenantry, type Tenantry } from 'tenantry'
+import { findRedis } from 'tenantry/testing'
+import { compareThroughput, fmt, type BenchContext, type ThroughputVariant } from '../harness.js'
+
+/** A value of about 120 bytes as JSON, like a cached settings object. */
+const VALUE = { plan: 'pro', seats: 25, features: ['sso', 'audit', 'export'], region: 'eu-west-1', trialEndsAt: '2026-01-31T00:00:00.000Z' }
+const KEYS = 100
+
+export async function cacheGroup(ctx: BenchContext): Promise<void> {
+  const found = await findRedis()
+  if ('skip' in found) throw new Error(`the cache group needs Redis: ${found.skip}`)
+  const prefix = `tenantry-bench-${process.pid}:`
+  const home = await ctx.workDir('cache')
+  const tenantry: Tenantry = await createTenantry({ home, services: { cache: { driver: 'redis', url: found.url, prefix } } })
+  // The same client options as the driver's, so the comparison is of what Tenantry adds.
+  const raw = new Redis(found.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true })
+  try {
+    await tenantry.createTenant({ slug: 'bench' })
+    const json = JSON.stringify(VALUE)
+    const rawKey = (i: number) => `${prefix}raw:${i % KEYS}`
+    const cacheKey = (i: number) => `settings:${i % KEYS}`
+    // Filled first, so every get is a hit on both sides.
+    for (let i = 0; i < KEYS; i++) await raw.set(rawKey(i), json)
+    await tenantry.withTenant('bench', () => tenantry.cache.setMany(Array.from({ length: KEYS }, (_, i) => [cacheKey(i), VALUE] as const)))
+
+    /** `ops` calls, `inFlight` at a time, inside one `withTenant` for Tenantry (as one request's work would be). */
+    const run = (op: (i: number) => Promise<unknown>, inFlight: number) => async (ops: number) => {
+      let next = 0
+      const worker = async () => {
+        while (next < ops) await op(next++)
+      }
+      await Promise.all(Array.from({ length: inFlight }, worker))
+    }
+    const inTenant = (op: (i: number) => Promise<unknown>, inFlight: number) => (ops: number) => tenantry.withTenant('bench', () => run(op, inFlight)(ops))
+
+    for (const inFlight of [1, 16]) {
+      const variants: ThroughputVariant[] = [
+        { name: 'raw ioredis GET', run: run(async (i) => JSON.parse((await raw.get(rawKey(i)))!), inFlight), note: 'JSON.parse included' },
+        { name: 'tenantry.cache.get', run: inTenant((i) => tenantry.cache.get(cacheKey(i)), inFlight) },
+        { name: 'raw ioredis SET', run: run((i) => raw.set(rawKey(i), JSON.stringify(VALUE)), inFlight), note: 'JSON.stringify included' },
+        { name: 'tenantry.cache.set', run: inTenant((i) => tenantry.cache.set(cacheKey(i), VALUE), inFlight) },
+      ]
+      const result = await compareThroughput({
+        title: `cache get/set of a ${json.length}-byte JSON value on Redis, ${inFlight} call${inFlight > 1 ? 's' : ''} in flight`,
+        baseline: 'raw ioredis GET',
+        variants,
+        opsPerRound: ctx.size(4_000, 800),
+        rounds: ctx.size(5, 3),
+        warmupRounds: 1,
+        unit: 'calls',
+      })
+      ctx.table(result)
+      const us = (name: string) => result.rows.find((r) => r.name === name)!.medianUsPerOp
+      for (const [op, rawName, ours] of [
+        ['get', 'raw ioredis GET', 'tenantry.cache.get'],
+        ['set', 'raw ioredis SET', 'tenantry.cache.set'],
+      ] as const) {
+        const ratio = us(ours) / us(rawName)
+        ctx.metric(`${op}Ratio${inFlight}`, ratio)
+        ctx.goal({
+          name: `tenantry.cache.${op} vs raw ioredis, ${inFlight} in flight`,
+          target: '≤ 1.2× the time',
+          measured: `${ratio.toFixed(2)}× (${fmt(us(ours))} vs ${fmt(us(rawName))} µs per call)`,
+          met: ratio <= 1.2,
+        })
+      }
+    }
+  } finally {
+    let cursor = '0'
+    do {
+      const [next, keys] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length) await raw.unlink(...keys)
+      cursor = next
+    } while (cursor !== '0')
+    raw.disconnect()
+    await tenantry.close()
+  }
+}

@@ -1,0 +1,243 @@
+import { useCallback, useEffect, useState, type FormEvent } from 'react'
+import { api } from '../api.js'
+import { ErrorMessage } from '../components/ErrorMessage.js'
+import { useConsole } from '../session.js'
+
+/**
+ * The operator's admin (platform admins): every tenant with its status, isolation, data source
+ * and size; create, suspend, resume and delete. Each action answers with the tenant's new
+ * state, and a refusal shows the API's message.
+ */
+
+interface TenantView {
+  id: string
+  slug: string
+  name: string
+  status: string
+  statusReason: string | null
+  placement: { isolation: string; dataSourceId: string; locator: string }
+  createdAt: string
+}
+
+interface AuditEntry {
+  at: string
+  action: string
+  actor: string
+  details: unknown
+}
+
+/** A tenant's audit log, newest last, as the catalog keeps it. */
+function AuditLog({ slug }: { slug: string }) {
+  const [entries, setEntries] = useState<AuditEntry[]>()
+  const [error, setError] = useState<unknown>()
+  useEffect(() => {
+    api<{ auditLog: AuditEntry[] }>('GET', `/api/admin/tenants/${slug}`).then((t) => setEntries(t.auditLog), setError)
+  }, [slug])
+  if (error) return <ErrorMessage error={error} />
+  if (!entries) return <p className="muted">Loading…</p>
+  return (
+    <ol className="audit" aria-label={`Audit log of ${slug}`}>
+      {entries.map((e, i) => (
+        <li key={i}>
+          <time dateTime={e.at}>{new Date(e.at).toLocaleString()}</time> <strong>{e.action}</strong> by {e.actor}
+        </li>
+      ))}
+    </ol>
+  )
+}
+
+interface DataSource {
+  id: string
+  engine: string
+  mode: string
+}
+
+const size = (bytes: number | null | undefined) =>
+  bytes === undefined ? '…' : bytes === null ? 'n/a' : bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`
+
+export function Admin() {
+  const { me } = useConsole()
+  const [tenants, setTenants] = useState<TenantView[]>()
+  const [sizes, setSizes] = useState<Record<string, number | null>>({})
+  const [sources, setSources] = useState<DataSource[]>([])
+  const [error, setError] = useState<unknown>()
+  const [busy, setBusy] = useState<string>()
+  const [notice, setNotice] = useState('')
+  const [audited, setAudited] = useState<string>()
+
+  const load = useCallback(async () => {
+    try {
+      const list = (await api<{ tenants: TenantView[] }>('GET', '/api/admin/tenants')).tenants
+      setTenants(list)
+      // Sizes one by one, after the list shows: measuring can take a moment per tenant.
+      for (const t of list.filter((t) => t.status !== 'deleted').slice(0, 100)) {
+        api<{ storageBytes: number | null }>('GET', `/api/admin/tenants/${t.slug}/usage?days=1`).then(
+          (u) => setSizes((s) => ({ ...s, [t.slug]: u.storageBytes })),
+          () => setSizes((s) => ({ ...s, [t.slug]: null })),
+        )
+      }
+    } catch (e) {
+      setError(e)
+    }
+  }, [])
+  useEffect(() => {
+    if (!me?.user.platformAdmin) return
+    void load()
+    api<{ dataSources: DataSource[] }>('GET', '/api/admin/data-sources').then((r) => setSources(r.dataSources), setError)
+  }, [load, me?.user.platformAdmin])
+
+  const act = async (label: string, slug: string, run: () => Promise<TenantView>) => {
+    setBusy(slug)
+    setError(undefined)
+    setNotice('')
+    try {
+      const after = await run()
+      setNotice(`${label} ${after.slug}: now ${after.status}`)
+      await load()
+    } catch (e) {
+      setError(e)
+    } finally {
+      setBusy(undefined)
+    }
+  }
+
+  const create = async (event: FormEvent<HTMLFormElement>) => {
+    event.preventDefault()
+    const form = new FormData(event.currentTarget)
+    const slug = String(form.get('slug') ?? '').trim()
+    const name = String(form.get('name') ?? '').trim()
+    const isolation = String(form.get('isolation') ?? '')
+    const dataSource = String(form.get('dataSource') ?? '')
+    const ownerEmail = String(form.get('ownerEmail') ?? '').trim()
+    await act('Created', slug, () =>
+      api<TenantView>('POST', '/api/admin/tenants', {
+        slug,
+        ...(name ? { name } : {}),
+        ...(isolation ? { isolation } : {}),
+        ...(dataSource ? { dataSource } : {}),
+        ...(ownerEmail ? { ownerEmail } : {}),
+      }),
+    )
+  }
+
+  return (
+    <>
+      <h1 tabIndex={-1}>Admin: tenants</h1>
+      <form onSubmit={create} className="card form-grid" aria-label="Create a tenant">
+        <p className="field">
+          <label htmlFor="tenant-slug">Slug</label>
+          <input id="tenant-slug" name="slug" required pattern="[a-z][a-z0-9_]{1,62}" title="a lower-case letter, then 1 to 62 lower-case letters, digits or _" />
+        </p>
+        <p className="field">
+          <label htmlFor="tenant-name">Name</label>
+          <input id="tenant-name" name="name" maxLength={200} />
+        </p>
+        <p className="field">
+          <label htmlFor="tenant-isolation">Isolation</label>
+          <select id="tenant-isolation" name="isolation" defaultValue="">
+            <option value="">Default</option>
+            <option value="database">database</option>
+            <option value="schema">schema</option>
+            <option value="row">row</option>
+          </select>
+        </p>
+        <p className="field">
+          <label htmlFor="tenant-source">Data source</label>
+          <select id="tenant-source" name="dataSource" defaultValue="">
+            <option value="">Default</option>
+            {sources.map((s) => (
+              <option key={s.id} value={s.id}>
+                {s.id} ({s.engine}, {s.mode})
+              </option>
+            ))}
+          </select>
+        </p>
+        <p className="field">
+          <label htmlFor="tenant-owner">Owner's email (optional)</label>
+          <input id="tenant-owner" name="ownerEmail" type="email" />
+        </p>
+        <div className="actions wide">
+          <button type="submit" className="primary" disabled={busy !== undefined}>
+            Create tenant
+          </button>
+        </div>
+      </form>
+      <ErrorMessage error={error} />
+      <p role="status" className="muted">
+        {notice}
+      </p>
+      {tenants === undefined ? (
+        <p className="muted">Loading…</p>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <caption className="visually-hidden">Tenants</caption>
+            <thead>
+              <tr>
+                <th scope="col">Tenant</th>
+                <th scope="col">Status</th>
+                <th scope="col">Isolation</th>
+                <th scope="col">Data source</th>
+                <th scope="col">Size</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {tenants.map((t) => [
+                <tr key={t.id} data-slug={t.slug}>
+                  <th scope="row">
+                    {t.name} <span className="muted">({t.slug})</span>
+                  </th>
+                  <td>
+                    <span className={`status status-${t.status}`}>{t.status}</span>
+                    {t.statusReason && <span className="muted small"> {t.statusReason}</span>}
+                  </td>
+                  <td>{t.placement.isolation}</td>
+                  <td>{t.placement.dataSourceId}</td>
+                  <td>{t.status === 'deleted' ? '—' : size(sizes[t.slug])}</td>
+                  <td className="actions">
+                    {t.status === 'ready' && (
+                      <button type="button" disabled={busy === t.slug} aria-label={`Suspend ${t.slug}`} onClick={() => act('Suspended', t.slug, () => api('POST', `/api/admin/tenants/${t.slug}/suspend`, {}))}>
+                        Suspend
+                      </button>
+                    )}
+                    {t.status === 'suspended' && (
+                      <button type="button" disabled={busy === t.slug} aria-label={`Resume ${t.slug}`} onClick={() => act('Resumed', t.slug, () => api('POST', `/api/admin/tenants/${t.slug}/resume`, {}))}>
+                        Resume
+                      </button>
+                    )}
+                    {t.status !== 'deleted' && (
+                      <button
+                        type="button"
+                        className="danger"
+                        disabled={busy === t.slug}
+                        aria-label={`Delete ${t.slug}`}
+                        onClick={() => {
+                          if (confirm(`Delete the tenant ${t.slug}? Its data is kept, and it is no longer served.`)) void act('Deleted', t.slug, () => api('DELETE', `/api/admin/tenants/${t.slug}`))
+                        }}
+                      >
+                        Delete
+                      </button>
+                    )}
+                    <button type="button" aria-expanded={audited === t.slug} aria-label={`Audit log of ${t.slug}`} onClick={() => setAudited(audited === t.slug ? undefined : t.slug)}>
+                      Audit log
+                    </button>
+                  </td>
+                </tr>,
+                audited === t.slug && (
+                  <tr key={`${t.id}-audit`}>
+                    <td colSpan={6}>
+                      <AuditLog slug={t.slug} />
+                    </td>
+                  </tr>
+                ),
+              ])}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  )
+}

@@ -1,0 +1,158 @@
+import { useCallback, useEffect, useRef, useState } from 'react'
+import { api } from '../api.js'
+import { ErrorMessage } from '../components/ErrorMessage.js'
+
+/**
+ * Admin → Migrations: each tenant migration with how many tenants have it and how many are
+ * behind, the tenants behind, and a run of the fan-out with its progress per tenant (polled
+ * from `GET /api/admin/migrations/run` while the run's own request is open) and its errors.
+ */
+
+interface MigrationStatus {
+  migrations: Array<{ name: string; appliedTenants: number; pendingTenants: number }>
+  tenants: number
+  behind: Array<{ tenantId: string; slug: string; status: string; pending: string[] }>
+  lock?: { pid: number; host: string; since: string }
+}
+
+interface TenantResult {
+  tenantId: string
+  slug: string
+  status: 'success' | 'error' | 'skipped'
+  applied: string[]
+  error?: string
+}
+
+interface Run {
+  startedAt: string
+  finishedAt: string | null
+  results: TenantResult[]
+  error: string | null
+  running: boolean
+  done: number
+  report: { total: number; upToDate: number; succeeded: number; failed: number; durationMs: number } | null
+}
+
+export function AdminMigrations() {
+  const [status, setStatus] = useState<MigrationStatus>()
+  const [run, setRun] = useState<Run | null>()
+  const [error, setError] = useState<unknown>()
+  const [busy, setBusy] = useState(false)
+  const polling = useRef<ReturnType<typeof setInterval>>(undefined)
+
+  const load = useCallback(async () => {
+    try {
+      const [s, r] = await Promise.all([api<MigrationStatus>('GET', '/api/admin/migrations'), api<{ run: Run | null }>('GET', '/api/admin/migrations/run')])
+      setStatus(s)
+      setRun(r.run)
+    } catch (e) {
+      setError(e)
+    }
+  }, [])
+  useEffect(() => {
+    void load()
+    return () => clearInterval(polling.current)
+  }, [load])
+
+  const start = async () => {
+    setBusy(true)
+    setError(undefined)
+    // Progress while the run's request is open: what each tenant has done so far.
+    polling.current = setInterval(() => {
+      api<{ run: Run | null }>('GET', '/api/admin/migrations/run').then((r) => setRun(r.run), () => {})
+    }, 500)
+    try {
+      await api('POST', '/api/admin/migrations/run', {})
+    } catch (e) {
+      setError(e)
+    } finally {
+      clearInterval(polling.current)
+      setBusy(false)
+      await load()
+    }
+  }
+
+  const total = status ? status.behind.length : 0
+  return (
+    <>
+      <h1 tabIndex={-1}>Admin: migrations</h1>
+      <ErrorMessage error={error} />
+      {status === undefined ? (
+        <p className="muted">Loading…</p>
+      ) : (
+        <>
+          <p>
+            {status.tenants} tenants; {status.behind.length === 0 ? 'all up to date.' : `${status.behind.length} behind.`}
+            {status.lock && (
+              <>
+                {' '}
+                A runner holds the lock: pid {status.lock.pid} on {status.lock.host} since {new Date(status.lock.since).toLocaleString()}.
+              </>
+            )}
+          </p>
+          <div className="table-wrap">
+            <table>
+              <caption className="visually-hidden">Tenant migrations</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Migration</th>
+                  <th scope="col">Applied</th>
+                  <th scope="col">Pending</th>
+                </tr>
+              </thead>
+              <tbody>
+                {status.migrations.map((m) => (
+                  <tr key={m.name}>
+                    <th scope="row">
+                      <code>{m.name}</code>
+                    </th>
+                    <td>{m.appliedTenants}</td>
+                    <td>{m.pendingTenants}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {status.behind.length > 0 && (
+            <>
+              <h2>Tenants behind</h2>
+              <ul>
+                {status.behind.slice(0, 100).map((b) => (
+                  <li key={b.tenantId}>
+                    {b.slug} ({b.status}): {b.pending.join(', ')}
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+          <button type="button" className="primary run" onClick={start} disabled={busy}>
+            Run migrations
+          </button>
+        </>
+      )}
+      {run && (
+        <section aria-labelledby="run-title" className="card">
+          <h2 id="run-title">{run.running ? 'Running…' : `Last run, ${new Date(run.startedAt).toLocaleString()}`}</h2>
+          <p aria-live="polite">
+            {run.report
+              ? `${run.report.total} tenants: ${run.report.upToDate} up to date, ${run.report.succeeded} migrated, ${run.report.failed} failed (${Math.round(run.report.durationMs)} ms).`
+              : `${run.done} tenant${run.done === 1 ? '' : 's'} done${total ? ` of ${total}` : ''}; ${run.results.filter((r) => r.status === 'error').length} failed.`}
+          </p>
+          {run.running && <progress aria-label="Tenants migrated" max={total || undefined} value={total ? run.done : undefined} />}
+          {run.error && <p className="error">{run.error}</p>}
+          {run.results.length > 0 && (
+            <ul>
+              {run.results.map((r) => (
+                <li key={r.tenantId}>
+                  {r.slug}: {r.status}
+                  {r.applied.length > 0 && <> ({r.applied.join(', ')})</>}
+                  {r.error && <span className="error-inline"> {r.error}</span>}
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      )}
+    </>
+  )
+}
