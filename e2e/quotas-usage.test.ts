@@ -56,7 +56,8 @@ describe('quotas', () => {
   it('stops data API writes at the SQLite storage quota with QUOTA_EXCEEDED, losing nothing; raising it lets writes go on', async ({ expect }) => {
     for (let i = 0; i < 3; i++) expect((await owner.post(`/api/t/${slug}/data/jobs`, job())).status).toBe(201)
     const before = (await root.get(`/api/admin/tenants/${slug}/quotas`)).body
-    expect(before.quotas).toEqual({ storageBytes: 1024 ** 3, tokens: 100, bulkRows: 500 })
+    expect(before.quotas).toEqual({ storageBytes: 1024 ** 3, tokens: 100, bulkRows: 500, fileBytes: 1024 ** 3 })
+    expect(before.usage.fileBytes).toBe(0)
     expect(before.usage.storageBytes).toBeGreaterThan(0)
     await setQuotas({ storageBytes: before.usage.storageBytes + 256 * 1024 })
 
@@ -117,7 +118,7 @@ describe('quotas', () => {
     expect(await count()).toBe(rows)
     expect((await owner.post(`/api/t/${slug}/data/jobs/bulk`, { items: [job(), job()] })).status).toBe(201)
     // PUT replaces: what it leaves out follows the defaults again.
-    expect((await setQuotas({})).quotas).toEqual({ storageBytes: 1024 ** 3, tokens: 100, bulkRows: 500 })
+    expect((await setQuotas({})).quotas).toEqual({ storageBytes: 1024 ** 3, tokens: 100, bulkRows: 500, fileBytes: 1024 ** 3 })
   })
 
   it('refuses organizations past organizationsPerUser (the personal tenant counts)', async ({ expect }) => {
@@ -172,6 +173,11 @@ describe('quotas', () => {
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('--storage: Invalid size "12XB"')
     expect((await cli(['tenant', 'quota', slug])).stdout).toMatch(/tokens\s+7\s+2/)
+    // The tenant's files quota (tenantry.files), shown with what its files take.
+    const files = await cli(['tenant', 'quota', slug, '--files', '5MB', '--json'])
+    expect(files.code, files.stderr).toBe(0)
+    expect(JSON.parse(files.stdout)).toMatchObject({ quotas: { fileBytes: 5 * 1024 ** 2 }, overrides: { fileBytes: 5 * 1024 ** 2 }, usage: { fileBytes: 0 } })
+    expect((await cli(['tenant', 'quota', slug])).stdout).toMatch(/files\s+5 MB\s+0 B/)
   })
 })
 

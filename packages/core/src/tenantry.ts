@@ -141,7 +141,7 @@ export class Tenantry {
     this.cache = this.services.register(new TenantCache(parts.config.services.cache, { logger: this.logger }))
     this.secrets = this.services.register(new TenantSecrets(parts.catalog, () => box))
     this.state = this.services.register(new TenantState(() => this.db(), parts.config.services.state))
-    this.files = this.services.register(new TenantFiles(parts.config.services.files))
+    this.files = this.services.register(new TenantFiles(parts.config.services.files, { quotaOf: async (id) => (await this.quotas.of(id)).fileBytes }))
     this.jobs = this.services.register(
       new TenantJobs(parts.config.services.jobs, {
         tenantOf: (id) => this.catalog.findTenantById(id),

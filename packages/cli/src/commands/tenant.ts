@@ -44,6 +44,7 @@ interface QuotaOptions extends JsonOption {
   storage?: string
   tokens?: string
   bulkRows?: string
+  files?: string
 }
 
 /** `unlimited` → null, `default` → follow the config, anything else through `parse`; bad input is a usage error. */
@@ -239,6 +240,7 @@ export function registerTenantCommands(program: Command, out: Output): void {
     .option('--storage <size>', 'storage, e.g. 500MB or 2GB (KB, MB, GB, TB are binary), unlimited or default')
     .option('--tokens <n>', 'live integration tokens, unlimited or default')
     .option('--bulk-rows <n>', 'rows per bulk create or delete request of the data API, unlimited or default')
+    .option('--files <size>', "the tenant's files (tenantry.files), e.g. 5GB, unlimited or default")
     .option('--json', 'print JSON: { quotas, overrides, defaults, usage }')
     .action(async (slug: string, options: QuotaOptions, command: Command) => {
       requireSlug(slug)
@@ -247,6 +249,7 @@ export function registerTenantCommands(program: Command, out: Output): void {
       if (options.storage !== undefined) changes.storageBytes = quotaValue('--storage', options.storage, sizeValue)
       if (options.tokens !== undefined) changes.tokens = quotaValue('--tokens', options.tokens, countValue)
       if (options.bulkRows !== undefined) changes.bulkRows = quotaValue('--bulk-rows', options.bulkRows, countValue)
+      if (options.files !== undefined) changes.fileBytes = quotaValue('--files', options.files, sizeValue)
       await withTenantry(command, async (tenantry) => {
         const changed = Object.keys(changes).length > 0
         const view = changed ? await tenantry.quotas.set(slug, changes, { actor: cliActor() }) : await tenantry.quotas.get(slug)
@@ -254,7 +257,8 @@ export function registerTenantCommands(program: Command, out: Output): void {
         const now = new Date().toISOString()
         const tokens = (await tenantry.tokens.list(slug)).filter((t) => !t.revokedAt && (!t.expiresAt || t.expiresAt > now)).length
         const storageBytes = (await tenantry.storageBytes(record).catch(() => undefined)) ?? null
-        const usage = { storageBytes, tokens }
+        const fileBytes = await tenantry.files.driver.usage(record.id)
+        const usage = { storageBytes, tokens, fileBytes }
         if (options.json) return out.json({ ...view, usage })
         if (changed) out.note(`Quotas of ${slug} changed.`)
         const show = (name: keyof TenantQuotas, format: (n: number) => string = String) => {
@@ -266,6 +270,7 @@ export function registerTenantCommands(program: Command, out: Output): void {
             { quota: 'storage', limit: show('storageBytes', formatBytes), used: storageBytes === null ? 'not measured' : formatBytes(storageBytes) },
             { quota: 'tokens', limit: show('tokens'), used: String(tokens) },
             { quota: 'bulk rows', limit: show('bulkRows'), used: 'per request' },
+            { quota: 'files', limit: show('fileBytes', formatBytes), used: formatBytes(fileBytes) },
           ],
           [
             { header: 'QUOTA', value: (r) => r.quota },

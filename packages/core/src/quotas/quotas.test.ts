@@ -36,7 +36,7 @@ async function fillUp(insert: (id: number) => Promise<unknown>, first = 1): Prom
 
 describe('quotas', () => {
   it('reads config defaults, refuses unknown or bad fields, and parses sizes', () => {
-    expect(tenantry.quotas.defaults).toEqual({ storageBytes: 1024 ** 3, tokens: 100, bulkRows: 500 })
+    expect(tenantry.quotas.defaults).toEqual({ storageBytes: 1024 ** 3, tokens: 100, bulkRows: 500, fileBytes: 1024 ** 3 })
     expect(() => resolveQuotasConfig({ storage: 1 })).toThrow(/quotas: .*unknown field "storage"/)
     expect(() => resolveQuotasConfig({ tokens: -1 })).toThrow(/quotas: tokens/)
     expect(parseBytes('1GB')).toBe(1024 ** 3)
@@ -47,7 +47,7 @@ describe('quotas', () => {
 
   it('sets, reads and resets per-tenant overrides, audited, and rejects bad values', async () => {
     const view = await tenantry.quotas.set('globex', { tokens: 5, bulkRows: null }, { actor: 'test' })
-    expect(view.quotas).toEqual({ storageBytes: 1024 ** 3, tokens: 5, bulkRows: null })
+    expect(view.quotas).toEqual({ storageBytes: 1024 ** 3, tokens: 5, bulkRows: null, fileBytes: 1024 ** 3 })
     expect(view.overrides).toEqual({ tokens: 5, bulkRows: null })
     expect((await tenantry.quotas.set('globex', { tokens: 'default' })).overrides).toEqual({ bulkRows: null })
     expect((await tenantry.quotas.get('globex')).quotas.tokens).toBe(100)

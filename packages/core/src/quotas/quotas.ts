@@ -17,10 +17,12 @@ export interface TenantQuotas {
   tokens: number | null
   /** Rows in one bulk create or bulk delete request of the data API. */
   bulkRows: number | null
+  /** Bytes of the tenant's files (`tenantry.files`); an upload that would pass it keeps nothing. */
+  fileBytes: number | null
 }
 
 export type TenantQuotaName = keyof TenantQuotas
-export const TENANT_QUOTA_NAMES: readonly TenantQuotaName[] = ['storageBytes', 'tokens', 'bulkRows']
+export const TENANT_QUOTA_NAMES: readonly TenantQuotaName[] = ['storageBytes', 'tokens', 'bulkRows', 'fileBytes']
 
 /** The config's `quotas`: defaults for every tenant, and limits that are not per tenant. */
 export interface QuotasConfig extends Partial<TenantQuotas> {
@@ -36,15 +38,16 @@ export interface ResolvedQuotasConfig {
   storageCheckIntervalMs: number
 }
 
-export const DEFAULT_QUOTAS: Readonly<TenantQuotas> = { storageBytes: 1024 ** 3, tokens: 100, bulkRows: 500 }
+export const DEFAULT_QUOTAS: Readonly<TenantQuotas> = { storageBytes: 1024 ** 3, tokens: 100, bulkRows: 500, fileBytes: 1024 ** 3 }
 export const DEFAULT_ORGANIZATIONS_PER_USER = 10
 
 const limit = z.number().int().min(0).nullable()
-const overridesSchema = z.strictObject({ storageBytes: limit.optional(), tokens: limit.optional(), bulkRows: limit.optional() })
+const overridesSchema = z.strictObject({ storageBytes: limit.optional(), tokens: limit.optional(), bulkRows: limit.optional(), fileBytes: limit.optional() })
 const configSchema = z.strictObject({
   storageBytes: limit.optional(),
   tokens: limit.optional(),
   bulkRows: limit.optional(),
+  fileBytes: limit.optional(),
   organizationsPerUser: z.number().int().min(1).nullable().optional(),
   storageCheckIntervalMs: z.number().int().positive().optional(),
 })
@@ -59,6 +62,7 @@ export function resolveQuotasConfig(input: unknown): ResolvedQuotasConfig {
       storageBytes: q.storageBytes === undefined ? DEFAULT_QUOTAS.storageBytes : q.storageBytes,
       tokens: q.tokens === undefined ? DEFAULT_QUOTAS.tokens : q.tokens,
       bulkRows: q.bulkRows === undefined ? DEFAULT_QUOTAS.bulkRows : q.bulkRows,
+      fileBytes: q.fileBytes === undefined ? DEFAULT_QUOTAS.fileBytes : q.fileBytes,
     },
     organizationsPerUser: q.organizationsPerUser === undefined ? DEFAULT_ORGANIZATIONS_PER_USER : q.organizationsPerUser,
     storageCheckIntervalMs: q.storageCheckIntervalMs ?? 30_000,

@@ -7,10 +7,10 @@ describe('services config', () => {
     expect(resolveServicesConfig(undefined, { home: '/srv/app/.tenantry', resolvePath: (p) => p })).toEqual({
       cache: { driver: 'memory', prefix: 'tenantry:', sweepBatch: 200, sweepIntervalMs: 1000, maxValueBytes: 1024 * 1024 },
       state: false,
-      files: { driver: 'local', directory: '/srv/app/.tenantry/files', quotaBytes: 1024 ** 3, maxFileBytes: 100 * 1024 ** 2 },
+      files: { driver: 'local', directory: '/srv/app/.tenantry/files', maxFileBytes: 100 * 1024 ** 2 },
     })
-    expect(resolveConfig({ services: { files: { directory: 'uploads', quotaBytes: null }, jobs: { url: 'redis://q:6379' } } }, { root: '/srv/app' }).services).toMatchObject({
-      files: { directory: '/srv/app/uploads', quotaBytes: null },
+    expect(resolveConfig({ services: { files: { directory: 'uploads' }, jobs: { url: 'redis://q:6379' } } }, { root: '/srv/app' }).services).toMatchObject({
+      files: { directory: '/srv/app/uploads' },
       jobs: { url: 'redis://q:6379', prefix: 'tenantry', suspendedDelayMs: 30_000, lockMs: 60_000 },
     })
     expect(resolveConfig({ services: { cache: { driver: 'redis', url: 'redis://cache:6379/2', prefix: 'app:' }, state: true } }).services).toMatchObject({
@@ -34,7 +34,7 @@ describe('services config', () => {
       [{ cache: { driver: 'memory', ttl: 5 } }, '"ttl"'],
       [{ state: 'yes' }, 'services.state'],
       [{ files: { driver: 's3' } }, 'services.files.driver'],
-      [{ files: { quotaBytes: -1 } }, 'services.files.quotaBytes'],
+      [{ files: { quotaBytes: 1000 } }, 'services.files: unknown field "quotaBytes"'],
       [{ files: { maxFileBytes: 0 } }, 'services.files.maxFileBytes'],
       [{ jobs: {} }, 'services.jobs.url'],
       [{ jobs: { url: 'redis://x', prefix: 'a:b' } }, 'services.jobs.prefix'],

@@ -30,8 +30,6 @@ export interface FilesConfig {
   driver?: 'local'
   /** Relative to the config file. @default `${home}/files` */
   directory?: string
-  /** Bytes of files one tenant may keep; `null`: unlimited. @default 1 GiB */
-  quotaBytes?: number | null
   /** Largest single file, in bytes. @default 100 MiB */
   maxFileBytes?: number
 }
@@ -52,7 +50,6 @@ export interface ResolvedFilesConfig {
   driver: 'local'
   /** Absolute. */
   directory: string
-  quotaBytes: number | null
   maxFileBytes: number
 }
 
@@ -115,7 +112,6 @@ const cacheSchema = z.discriminatedUnion('driver', [
 const filesSchema = z.strictObject({
   driver: z.literal('local').optional(),
   directory: z.string().min(1).optional(),
-  quotaBytes: z.number().int().min(0).nullable().optional(),
   maxFileBytes: z.number().int().positive().optional(),
 })
 const jobsSchema = z.strictObject({
@@ -153,7 +149,6 @@ export function resolveServicesConfig(
     files: {
       driver: 'local',
       directory: parsed.data.files?.directory === undefined ? join(paths.home, 'files') : paths.resolvePath(parsed.data.files.directory),
-      quotaBytes: parsed.data.files?.quotaBytes === undefined ? 1024 ** 3 : parsed.data.files.quotaBytes,
       maxFileBytes: parsed.data.files?.maxFileBytes ?? 100 * 1024 ** 2,
     },
     ...(parsed.data.jobs ? {

@@ -188,14 +188,15 @@ export function adminRoutes(app: ServerInstance, { tenantry, config, organizatio
 
   /** A tenant's quotas, with what it uses of those that are counted. */
   async function quotasOf(tenant: TenantRecord) {
-    const [view, storageBytes, tokens] = await Promise.all([
+    const [view, storageBytes, tokens, fileBytes] = await Promise.all([
       tenantry.quotas.get(tenant.slug),
       tenantry.storageBytes(tenant).catch(() => undefined),
       tenantry.tokens.list(tenant.slug),
+      tenantry.files.driver.usage(tenant.id),
     ])
     const now = new Date().toISOString()
     const live = tokens.filter((t) => !t.revokedAt && (!t.expiresAt || t.expiresAt > now)).length
-    return { ...view, usage: { storageBytes: storageBytes ?? null, tokens: live } }
+    return { ...view, usage: { storageBytes: storageBytes ?? null, tokens: live, fileBytes } }
   }
 
   app.get(

@@ -105,6 +105,7 @@ const tenantQuotas = z.object({
   storageBytes: quotaValue.describe('Bytes of storage (SQLite: enforced by the database; Postgres: checked before data API writes)'),
   tokens: quotaValue.describe('Live integration tokens'),
   bulkRows: quotaValue.describe('Rows in one bulk create or bulk delete request'),
+  fileBytes: quotaValue.describe("Bytes of the tenant's files"),
 })
 
 export const quotasView = z.object({
@@ -116,6 +117,7 @@ export const quotasView = z.object({
   usage: z.object({
     storageBytes: z.number().int().nullable().describe('Measured now; null where the engine does not measure it'),
     tokens: z.number().int().describe('Live tokens'),
+    fileBytes: z.number().int().describe("Bytes the tenant's files take"),
   }),
 })
 
@@ -124,6 +126,7 @@ export const putQuotasBody = z
     storageBytes: quotaValue.optional(),
     tokens: quotaValue.optional(),
     bulkRows: quotaValue.optional(),
+    fileBytes: quotaValue.optional(),
   })
   .describe("The tenant's own quotas, replacing the previous ones: an absent quota follows the config's default, null is unlimited")
 

@@ -20,7 +20,7 @@ let readWrite: Client
 
 beforeAll(async () => {
   server = await startTestServer({
-    config: { ...repoConfig, services: { files: { maxFileBytes: 1000, quotaBytes: 2500 } } },
+    config: { ...repoConfig, quotas: { fileBytes: 2500 }, services: { files: { maxFileBytes: 1000 } } },
     root: dirname(REPO_CONFIG),
   })
   owner = await signUp(server, 'owner@files.test')

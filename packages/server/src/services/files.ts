@@ -90,7 +90,7 @@ export async function fileRoutes(app: ServerInstance, { tenantry }: FeatureOptio
       assertWritable(request)
       const path = checkFilePath(request.params['*'])
       const contentType = checkContentType(request.headers['content-type'])
-      const { maxFileBytes } = tenantry.files.limits
+      const { maxFileBytes } = tenantry.files
       const declared = Number(request.headers['content-length'])
       if (declared > maxFileBytes) throw new HttpError('FILE_TOO_LARGE', `Files are at most ${maxFileBytes} bytes`)
       const body = request.body instanceof Readable ? request.body : Readable.from([])

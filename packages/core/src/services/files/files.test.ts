@@ -17,7 +17,7 @@ let filesDir: string
 const ids: Record<string, string> = {}
 
 beforeAll(async () => {
-  tenantry = await createTenantry({ home: home.path, services: { files: { quotaBytes: 1000, maxFileBytes: 600 } } })
+  tenantry = await createTenantry({ home: home.path, quotas: { fileBytes: 1000 }, services: { files: { maxFileBytes: 600 } } })
   filesDir = tenantry.config.services.files.directory
   for (const slug of ['acme', 'beta', 'gone']) ids[slug] = (await tenantry.createTenant({ slug })).id
   writeFileSync(join(outside.path, 'secret.txt'), 'outside the tenant')
@@ -178,6 +178,25 @@ describe('tenantry.files on the local file system', () => {
       expect(await files().usage()).toEqual({ bytes: 550, quotaBytes: 1000 })
     })
     expect(readdirSync(join(filesDir, ids.gone!, 'tmp'))).toEqual([])
+  })
+
+  it("takes the tenant's own quota from tenantry.quotas (fileBytes), over the config's", async () => {
+    await tenantry.quotas.set('beta', { fileBytes: 100 })
+    try {
+      await as('beta', async () => {
+        await expect(files().put('quota/over.bin', Buffer.alloc(101))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', details: { quota: 'fileBytes', limit: 100 } })
+        expect(await files().stat('quota/over.bin')).toBeUndefined()
+        expect((await files().usage()).quotaBytes).toBe(100)
+      })
+      await tenantry.quotas.set('beta', { fileBytes: null })
+      await as('beta', async () => {
+        await files().put('quota/over.bin', Buffer.alloc(1001 - 600))
+        expect((await files().usage()).quotaBytes).toBeNull()
+        expect(await files().delete('quota/over.bin')).toBe(true)
+      })
+    } finally {
+      await tenantry.quotas.set('beta', { fileBytes: 'default' })
+    }
   })
 
   it('a failing body stream keeps nothing and leaves the old file', async () => {

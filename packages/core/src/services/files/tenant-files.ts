@@ -55,15 +55,21 @@ export class TenantFiles implements TenantService {
   readonly name = 'files'
   readonly driver: FileDriver
   readonly #config: ResolvedFilesConfig
+  readonly #quotaOf: (tenantId: string) => Promise<number | null>
 
-  constructor(config: ResolvedFilesConfig, options: { driver?: FileDriver } = {}) {
+  /**
+   * `quotaOf` answers a tenant's files quota in bytes (`null`: unlimited): the `fileBytes` of
+   * `tenantry.quotas`, the config's `quotas.fileBytes` unless the tenant has its own.
+   */
+  constructor(config: ResolvedFilesConfig, options: { driver?: FileDriver; quotaOf: (tenantId: string) => Promise<number | null> }) {
     this.#config = config
+    this.#quotaOf = options.quotaOf
     this.driver = options.driver ?? new LocalFileDriver({ directory: config.directory })
   }
 
-  /** The size limit of one upload and the tenant's files quota, as configured. */
-  get limits(): { maxFileBytes: number; quotaBytes: number | null } {
-    return { maxFileBytes: this.#config.maxFileBytes, quotaBytes: this.#config.quotaBytes }
+  /** The size limit of one upload, as configured. */
+  get maxFileBytes(): number {
+    return this.#config.maxFileBytes
   }
 
   /** Stores `body` at `path` (replacing the file there, atomically) and returns its stat. */
@@ -75,7 +81,7 @@ export class TenantFiles implements TenantService {
       throw new TenantryError('INVALID_OPTION', `maxBytes must be a whole number of bytes, not ${String(options.maxBytes)}`)
     }
     const maxBytes = Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, this.#config.maxFileBytes)
-    return this.driver.put(tenant.id, checked, toReadable(body), { contentType, maxBytes, quotaBytes: this.#config.quotaBytes })
+    return this.driver.put(tenant.id, checked, toReadable(body), { contentType, maxBytes, quotaBytes: await this.#quotaOf(tenant.id) })
   }
 
   /** The file at `path` as a stream (bytes `start`..`end` inclusive, if given) with its stat, or `undefined`. */
@@ -125,7 +131,7 @@ export class TenantFiles implements TenantService {
   /** Bytes the tenant's files take, and its quota (`null`: unlimited). */
   async usage(): Promise<{ bytes: number; quotaBytes: number | null }> {
     const tenant = scopeTenant('files')
-    return { bytes: await this.driver.usage(tenant.id), quotaBytes: this.#config.quotaBytes }
+    return { bytes: await this.driver.usage(tenant.id), quotaBytes: await this.#quotaOf(tenant.id) }
   }
 
   purgeTenant(tenantId: string): Promise<{ files: number; bytes: number }> {
