@@ -141,6 +141,15 @@ describe('executeMultiple (Hrana sequence)', () => {
     expect(row).toMatchObject({ company: 'Seq; Co', title: 'b', content: '/* not a comment; */' })
   })
 
+  it("regression: an HTTP error answer reaches the client with the server's code and message, not just its status", async () => {
+    // libSQL's clients read an error body only when its content type is exactly application/json;
+    // with `; charset=utf-8` they threw "HTTP status 401" and dropped the code and the reason.
+    const error = await client('tnt_not_a_real_token').execute('SELECT 1').catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(LibsqlError)
+    expect((error as LibsqlError).message).not.toMatch(/HTTP status \d+/)
+    expect((error as LibsqlError).message).toMatch(/token/i)
+  })
+
   it('refuses a write for a read-only token, and nothing of the sequence is applied', async () => {
     const db = client(tokens.ro)
     const before = fileHash()

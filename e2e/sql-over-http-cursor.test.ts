@@ -188,7 +188,31 @@ describe('a cursor past the pipeline caps', () => {
     }
   }, 180_000)
 
-  it('is read whole over WebSocket (Hrana 3, fetch_cursor), the server and its executors growing by < 64 MB', async () => {
+  it('is read whole through /v3-protobuf/cursor (Hrana 3 in protobuf, what the client negotiates at version 3), growing by < 64 MB', async () => {
+    const paths = new Set<string>()
+    const counting = (request: Request) => {
+      paths.add(new URL(request.url).pathname)
+      return fetch(request)
+    }
+    const client = hrana.openHttp(url, tokens.bigRo, counting as unknown as typeof fetch, 3)
+    try {
+      expect(await client.getVersion()).toBe(3)
+      expect(await readAll(client.openStream())).toBe(ROWS)
+      let read = 0
+      const growth = await growthDuring(async () => {
+        read = await readAll(client.openStream())
+      })
+      expect(read).toBe(ROWS)
+      expect([...paths].sort()).toEqual(['/v3-protobuf', '/v3-protobuf/cursor'])
+      expect(growth.server).toBeLessThan(GROWTH_BOUND)
+      for (const executor of growth.executors) expect(executor).toBeLessThan(GROWTH_BOUND)
+    } finally {
+      client.close()
+    }
+  }, 180_000)
+
+  it('is read whole over WebSocket (Hrana 3 in protobuf, fetch_cursor), the server and its executors growing by < 64 MB', async () => {
+    // hrana-client at version 3 offers hrana3-protobuf first, which the server chooses.
     const client = hrana.openWs(url.replace('http:', 'ws:'), tokens.bigRw, 3)
     try {
       expect(await client.getVersion()).toBe(3)

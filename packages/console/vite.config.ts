@@ -11,6 +11,6 @@ export default defineConfig({
   resolve: { alias: [{ find: /^@tenantry\/client$/, replacement: fileURLToPath(new URL('../client/src/index.ts', import.meta.url)) }] },
   // Always the production JSX runtime: a build is what the server serves (NODE_ENV may be `test` here).
   oxc: { jsx: { runtime: 'automatic', development: false } },
-  // React, Better Auth's client, Dexie and zod: about 480 kB (150 kB gzipped) in one chunk.
+  // The first chunk holds React, Better Auth's client, Dexie, zod and the CV builder; every other page is a chunk of its own (App.tsx).
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', sourcemap: true, chunkSizeWarningLimit: 600 },
 })

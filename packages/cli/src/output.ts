@@ -28,6 +28,12 @@ export class Output {
     this.#streams.stderr.write(`${text}\n`)
   }
 
+  /** stderr when it is a terminal (a live progress bar may be drawn there), otherwise `undefined`. */
+  terminal(): NodeJS.WriteStream | undefined {
+    const stderr = this.#streams.stderr as Partial<NodeJS.WriteStream>
+    return stderr.isTTY === true && process.env.TERM !== 'dumb' ? (stderr as NodeJS.WriteStream) : undefined
+  }
+
   /** The whole result as one JSON document on stdout. */
   json(value: unknown): void {
     this.line(toJson(value))

@@ -2,12 +2,14 @@ import { createRequire } from 'node:module'
 import { Command, CommanderError } from 'commander'
 import { registerDataSourceCommands } from './commands/data-source.js'
 import { registerDoctorCommand } from './commands/doctor.js'
+import { registerJobsCommands } from './commands/jobs.js'
 import { registerMigrateCommands } from './commands/migrate.js'
 import { registerSecretCommands } from './commands/secret.js'
 import { registerSecretKeyCommands } from './commands/secret-key.js'
 import { registerSqlCommand } from './commands/sql.js'
 import { registerStartCommand } from './commands/start.js'
 import { registerTenantCommands } from './commands/tenant.js'
+import { registerTenantBulkCommands } from './commands/tenant-bulk.js'
 import { registerTokenCommands } from './commands/token.js'
 import { EXIT, exitCodeFor, formatError, oneLine } from './errors.js'
 import { Output, type OutputStreams } from './output.js'
@@ -42,6 +44,7 @@ export function createProgram(options: ProgramOptions = {}): Command {
     // Subcommands created after this inherit both the output and the exit override.
     .exitOverride()
   registerTenantCommands(program, out)
+  registerTenantBulkCommands(program, out)
   registerTokenCommands(program, out)
   registerMigrateCommands(program, out)
   registerSqlCommand(program, out)
@@ -50,6 +53,7 @@ export function createProgram(options: ProgramOptions = {}): Command {
   registerDoctorCommand(program, out)
   registerSecretKeyCommands(program, out)
   registerSecretCommands(program, out)
+  registerJobsCommands(program, out)
   return program
 }
 

@@ -1,6 +1,7 @@
 import { createAuthClient } from 'better-auth/client'
 import { TenantryClientError } from './errors.js'
 import { jsonRequest } from './http.js'
+import { membersClient, type AuthFetch, type MembersClient } from './members.js'
 
 /**
  * Signing in from the browser: a thin, typed wrapper over Better Auth's own client
@@ -65,16 +66,17 @@ export interface Me {
 }
 
 export interface TenantryAuthClient {
-  /** Better Auth's own client, for what this wrapper does not cover (organizations, password reset…). */
+  /** Better Auth's own client, for what this wrapper does not cover (creating organizations, password reset…). */
   readonly betterAuth: ReturnType<typeof createAuthClient>
   /** The providers the server offers besides email + password (none when it has none configured). */
   providers(): Promise<AuthProvider[]>
   /**
-   * Creates an account, then signs in. The server never signs in on sign-up (its answer must
+   * Creates an account, then signs in. The server emails a link that verifies the address and
+   * then goes to `callbackURL` (default: the server's `/`, the console). The server never signs in on sign-up (its answer must
    * not tell whether the email already had an account), so a taken email fails at the sign-in
    * step with `INVALID_EMAIL_OR_PASSWORD` unless the password is the account's own.
    */
-  signUp(input: { email: string; password: string; name?: string }): Promise<Session>
+  signUp(input: { email: string; password: string; name?: string; callbackURL?: string }): Promise<Session>
   signIn(input: { email: string; password: string }): Promise<Session>
   /**
    * Starts a social or OpenID sign-in: answers the provider's URL, and goes there unless
@@ -93,6 +95,14 @@ export interface TenantryAuthClient {
   me(): Promise<Me | null>
   /** Makes `slug` (a tenant the user belongs to) the session's active tenant. */
   switchTenant(slug: string): Promise<Workspace>
+  /**
+   * Sends (again) the signed-in user's verification email: its link verifies the address and
+   * goes to `callbackURL` (default: the server's `/`). Accepting invitations needs a verified
+   * email. Fails with `EMAIL_ALREADY_VERIFIED` when it is.
+   */
+  sendVerificationEmail(options?: { callbackURL?: string }): Promise<void>
+  /** Members and invitations of the user's workspaces (see `MembersClient`). */
+  readonly members: MembersClient
 }
 
 /** The page's address, where there is one (a browser); typed here so the module needs no DOM types. */
@@ -169,8 +179,8 @@ export function createAuth(options: AuthOptions): TenantryAuthClient {
   return {
     betterAuth,
     providers: async () => (await api<{ providers: AuthProvider[] }>('GET', '/api/sign-in-providers')).providers,
-    signUp: async ({ email, password, name }) => {
-      await call(() => betterAuth.signUp.email({ email, password, name: name ?? email.split('@')[0] ?? email }))
+    signUp: async ({ email, password, name, callbackURL }) => {
+      await call(() => betterAuth.signUp.email({ email, password, name: name ?? email.split('@')[0] ?? email, ...(callbackURL ? { callbackURL } : {}) }))
       return signIn({ email, password })
     },
     signIn,
@@ -217,5 +227,12 @@ export function createAuth(options: AuthOptions): TenantryAuthClient {
       if (!active || active.slug !== slug) throw new TenantryClientError('TENANT_NOT_FOUND', `Could not switch to ${slug}`, 404)
       return active
     },
+    sendVerificationEmail: async ({ callbackURL } = {}) => {
+      const session = await currentSession()
+      if (!session) throw new TenantryClientError('UNAUTHENTICATED', 'Sign in to verify your email', 401)
+      await call(() => betterAuth.sendVerificationEmail({ email: session.user.email, ...(callbackURL ? { callbackURL } : {}) }))
+      refreshSession()
+    },
+    members: membersClient(betterAuth.$fetch as unknown as AuthFetch, call),
   }
 }

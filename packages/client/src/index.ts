@@ -31,3 +31,38 @@ export { TenantryClientError, isTenantryClientError, type TenantryClientErrorCod
 export { foldSearch, matchesSearch, SEARCH_MAX_LENGTH } from './search.js'
 export type { ListOptions } from './query.js'
 export { createAuth, type AuthOptions, type AuthProvider, type Me, type Session, type SessionUser, type TenantryAuthClient, type Workspace } from './auth.js'
+export type { Invitation, MembersClient, ReceivedInvitation, WorkspaceMember, WorkspaceRef, WorkspaceRole } from './members.js'
+export {
+  createIntegrations,
+  type CreatedIntegrationToken,
+  type CreateTokenInput,
+  type IntegrationsClient,
+  type IntegrationToken,
+  type ReadOnlyAccessGrant,
+  type ReadOnlyAccessOffer,
+} from './integrations.js'
+export {
+  createAdmin,
+  type AddDataSourceInput,
+  type AdminClient,
+  type AdminTenant,
+  type AdminTenantDetail,
+  type AuditEntry,
+  type CreateTenantInput,
+  type DataSource,
+  type DataSourceChange,
+  type DataSourceMode,
+  type DataSourceTest,
+  type ErasedTenant,
+  type FanOutReport,
+  type Isolation,
+  type MigrationRun,
+  type MigrationStatus,
+  type TenantLimitOverrides,
+  type TenantLimits,
+  type TenantMigrationResult,
+  type TenantQuotas,
+  type TenantQuotaValues,
+  type TenantUsage,
+  type UsageDay,
+} from './admin.js'

@@ -1,16 +1,21 @@
-import { Component, type ReactNode } from 'react'
+import { Component, lazy, Suspense, type ReactNode } from 'react'
 import { ErrorMessage } from './components/ErrorMessage.js'
 import { Header } from './components/Header.js'
 import { MovingOverlay } from './components/MovingOverlay.js'
 import { AdminNav } from './components/AdminNav.js'
-import { Admin } from './pages/Admin.js'
-import { AdminDataSources } from './pages/AdminDataSources.js'
-import { AdminMigrations } from './pages/AdminMigrations.js'
 import { CvBuilder } from './pages/CvBuilder.js'
-import { Settings } from './pages/Settings.js'
-import { SignIn } from './pages/SignIn.js'
-import { Link, usePath } from './router.js'
+import { invitationIdOf, Link, usePath } from './router.js'
 import { ConsoleProvider, useConsole } from './session.js'
+
+// The CV builder is the landing page (anonymous visitors included): it ships in the first chunk.
+// Every other page is its own chunk, loaded the first time it is shown.
+const SignIn = lazy(() => import('./pages/SignIn.js').then((m) => ({ default: m.SignIn })))
+const Settings = lazy(() => import('./pages/Settings.js').then((m) => ({ default: m.Settings })))
+const Members = lazy(() => import('./pages/Members.js').then((m) => ({ default: m.Members })))
+const InvitationPage = lazy(() => import('./pages/Members.js').then((m) => ({ default: m.InvitationPage })))
+const Admin = lazy(() => import('./pages/Admin.js').then((m) => ({ default: m.Admin })))
+const AdminMigrations = lazy(() => import('./pages/AdminMigrations.js').then((m) => ({ default: m.AdminMigrations })))
+const AdminDataSources = lazy(() => import('./pages/AdminDataSources.js').then((m) => ({ default: m.AdminDataSources })))
 
 /** A render failure shows its message and a way back, never a blank page. */
 class ErrorBoundary extends Component<{ children: ReactNode }, { error: unknown }> {
@@ -40,6 +45,8 @@ function Page() {
   if (path === '/sign-in') return <SignIn mode="sign-in" />
   if (path === '/sign-up') return <SignIn mode="sign-up" />
   if (path === '/settings') return <Settings />
+  if (path === '/members') return <Members />
+  if (invitationIdOf(path)) return <InvitationPage id={invitationIdOf(path)!} />
   if (path === '/admin' || path.startsWith('/admin/')) {
     if (!me?.user.platformAdmin) {
       return (
@@ -80,7 +87,9 @@ function Shell() {
       <main id="main">
         <ErrorMessage error={loadError} />
         <ErrorBoundary>
-          <Page />
+          <Suspense fallback={<p className="loading">Loading…</p>}>
+            <Page />
+          </Suspense>
         </ErrorBoundary>
       </main>
       {moving && <MovingOverlay progress={moving} />}

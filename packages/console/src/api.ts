@@ -1,17 +1,11 @@
-import { jsonRequest, TenantryClientError } from '@tenantry/client'
+import { createAdmin, createIntegrations, type IntegrationsClient } from '@tenantry/client'
 
 /**
- * The console's calls to Tenantry routes that `@tenantry/client` has no typed face for yet
- * (integration tokens, the admin API), on the same origin with the session cookie. Failures
- * are `TenantryClientError`s with the server's code and message, like the client's own.
+ * The console's typed faces of the server, from `@tenantry/client`, on the same origin with the
+ * session cookie: the admin API, and a workspace's integrations (tokens, read-only access).
+ * Failures are `TenantryClientError`s with the server's code and message (`describeError`).
  */
-export function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-  return jsonRequest<T>(path, { method, body })
-}
+export const admin = createAdmin({ baseUrl: location.origin })
 
-/** What to show for a failure: the API's message (and code), never a blank page. */
-export function describeError(error: unknown): string {
-  if (error instanceof TenantryClientError) return `${error.message} (${error.code})`
-  if (error instanceof Error) return error.message
-  return String(error)
-}
+/** The integrations of the workspace `slug`. */
+export const integrationsOf = (slug: string): IntegrationsClient => createIntegrations({ baseUrl: location.origin, tenant: slug })

@@ -1,14 +1,8 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createClient as createLibsqlClient } from '@libsql/client'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { build } from 'vite'
+import type { BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Client, signUp, startTestServer, verifyEmail, type TestServer } from '@tenantry/server/testing'
-import { haveChromium, launchChromium } from '../../client/src/testing/chromium.fixture.js'
+import { Client, signUp, verifyEmail, type TestServer } from '@tenantry/server/testing'
+import { checkPage, PASSWORD, startConsole, withChromium, type ConsoleHarness } from './testing/console.fixture.js'
 
 /**
  * The console walked in real Chromium (Debian's package, never a downloaded browser) against
@@ -17,48 +11,14 @@ import { haveChromium, launchChromium } from '../../client/src/testing/chromium.
  * `@libsql/client`), and the admin's tenants. On every page axe-core must find no serious or
  * critical violation, and a screenshot is kept under test-results/console/.
  */
-const at = (path: string) => fileURLToPath(new URL(path, import.meta.url))
-const SHOTS = at('../../../test-results/console')
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
 const ADMIN = 'admin@example.com'
-const PASSWORD = 'correct horse battery'
 
-const withChromium = haveChromium("the console's browser tests")
-
-type Violation = { id: string; impact: string | null; help: string; nodes: Array<{ target: unknown }> }
-
-/** axe-core on the page as it is now: the serious and critical violations (expected none), and a screenshot. */
-async function checkPage(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
-  if (!(await page.evaluate(() => 'axe' in globalThis))) await page.addScriptTag({ content: AXE })
-  const violations = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run: (context: unknown, options: unknown) => Promise<{ violations: Violation[] }> } }).axe
-    const result = await axe.run((globalThis as unknown as { document: unknown }).document, { resultTypes: ['violations'] })
-    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target) }))
-  })
-  expect(
-    violations.filter((v) => v.impact === 'serious' || v.impact === 'critical'),
-    `${name}: axe-core`,
-  ).toEqual([])
-}
-
-describe.skipIf(!withChromium)('the console in Chromium', () => {
+describe.skipIf(!withChromium())('the console in Chromium', () => {
+  let harness: ConsoleHarness
   let server: TestServer
-  let browser: Browser
-  let dist: string
-  const errors: string[] = []
 
   /** A fresh browser profile on the console: no cookies, no IndexedDB. */
-  async function open(viewport: { width: number; height: number } = { width: 1280, height: 900 }): Promise<{ context: BrowserContext; page: Page }> {
-    const context = await browser.newContext({ viewport, baseURL: server.url })
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url })
-    const page = await context.newPage()
-    page.on('pageerror', (error) => errors.push(error.message))
-    page.on('dialog', (dialog) => void dialog.accept())
-    await page.goto('/')
-    await page.getByRole('heading', { level: 1 }).first().waitFor()
-    return { context, page }
-  }
+  const open = (viewport?: { width: number; height: number }): Promise<{ context: BrowserContext; page: Page }> => harness.open({ viewport })
 
   /** The job's card in the list. */
   const jobCard = (page: Page, title: string) => page.locator('li.job', { has: page.getByRole('heading', { name: new RegExp(title) }) })
@@ -76,30 +36,12 @@ describe.skipIf(!withChromium)('the console in Chromium', () => {
   }
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true })
-    dist = mkdtempSync(join(tmpdir(), 'tenantry-console-build-'))
-    // Production React, as `npm start` serves it (vitest's NODE_ENV is `test`).
-    await build({
-      configFile: at('../vite.config.ts'),
-      root: at('..'),
-      mode: 'production',
-      logLevel: 'warn',
-      define: { 'process.env.NODE_ENV': '"production"' },
-      build: { outDir: dist, emptyOutDir: true, sourcemap: false },
-    })
-    server = await startTestServer({
-      config: at('../../../tenantry.config.ts'),
-      app: { consoleDir: dist },
-      env: { TENANTRY_PLATFORM_ADMINS: ADMIN, TENANTRY_TRUSTED_ORIGINS: '' },
-    })
-    browser = await launchChromium()
+    harness = await startConsole({ env: { TENANTRY_PLATFORM_ADMINS: ADMIN, TENANTRY_TRUSTED_ORIGINS: '' } })
+    server = harness.server
   }, 180_000)
 
   afterAll(async () => {
-    await browser?.close()
-    await server?.stop()
-    if (dist) rmSync(dist, { recursive: true, force: true })
-    expect(errors).toEqual([])
+    await harness?.stop()
   })
 
   it('anonymous, at 375 px: the CV builder keeps jobs and highlights in this browser ("Stored locally")', async () => {
@@ -163,6 +105,10 @@ describe.skipIf(!withChromium)('the console in Chromium', () => {
       await acme.waitFor()
       expect(await page.locator('li.job').count()).toBe(1)
       expect(await acme.getByText('Cut the p99 latency of the billing API').isVisible()).toBe(true)
+      // Code splitting: the landing page loads no other page's code (sign-in, settings, admin…).
+      const scripts = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.endsWith('.js')))
+      expect(scripts.length).toBeGreaterThan(0)
+      expect(scripts.filter((s) => /\/assets\/(Admin|Settings|Members|SignIn)/.test(s))).toEqual([])
     } finally {
       await context.close()
     }
@@ -230,7 +176,7 @@ describe.skipIf(!withChromium)('the console in Chromium', () => {
       // Integrations: a read-only token, shown once, copied, then used from Node.
       await page.getByRole('link', { name: 'Settings' }).first().click()
       await page.getByRole('heading', { name: 'Integrations' }).waitFor()
-      await page.getByLabel('Read-only').check()
+      await page.getByRole('radio', { name: 'Read-only' }).check()
       await page.getByRole('button', { name: 'Create token' }).click()
       await page.getByRole('heading', { name: 'Token created: copy it now' }).waitFor()
       await page.getByRole('button', { name: 'Copy Token' }).click()

@@ -49,3 +49,24 @@ export function Link({ href, onClick, ...rest }: AnchorHTMLAttributes<HTMLAnchor
     />
   )
 }
+
+/**
+ * Where to go after signing in: the `next` query parameter when it is a console path (one
+ * leading `/`, so never another site), else `fallback`. Pages that need a signed-in user (an
+ * invitation's link) send the user to `/sign-in?next=<their path>` and get them back.
+ */
+export function nextPath(fallback = '/'): string {
+  const next = new URLSearchParams(location.search).get('next')
+  return next && /^\/(?![/\\])/.test(next) ? next : fallback
+}
+
+/** Where the invitation page's path names an invitation: `/invitations/<id>` → its id. */
+export function invitationIdOf(path: string): string | undefined {
+  const match = /^\/invitations\/([^/]+)$/.exec(path)
+  if (!match) return undefined
+  try {
+    return decodeURIComponent(match[1]!)
+  } catch {
+    return undefined // a malformed escape (`%zz`) names no invitation: the not-found page says so
+  }
+}

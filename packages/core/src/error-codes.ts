@@ -36,6 +36,7 @@ export const TENANTRY_ERROR_CODES = {
   IDEMPOTENCY_KEY_IN_USE: 'The idempotency key is taken by a write that is still running or just committed; retry shortly',
   IDEMPOTENCY_KEY_REUSED: 'The idempotency key was already used for a different request',
   VERSION_CONFLICT: 'The entry changed since it was read (compare-and-set); read it again and retry',
+  INVALID_EXPORT: 'The file is not a Tenantry export this version can import (damaged, cut short, another format version, or unknown migrations)',
   INTERNAL: 'Internal error',
 } as const
 

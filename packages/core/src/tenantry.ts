@@ -35,6 +35,7 @@ import { TenantState } from './services/state/tenant-state.js'
 import { stateStep } from './services/state/state-step.js'
 import { TenantFiles } from './services/files/tenant-files.js'
 import { TenantJobs } from './services/jobs/tenant-jobs.js'
+import { TenantLifecycle } from './lifecycle/tenant-lifecycle.js'
 
 export interface CreateTenantryOptions {
   /** Bring the catalog's own tables up to date on start. @default true */
@@ -150,6 +151,9 @@ export class Tenantry {
       }),
     )
     this.tenants.onPurge((tenantId) => this.services.purgeTenant(tenantId))
+    this.tenants.useLifecycle(
+      new TenantLifecycle({ catalog: parts.catalog, dataSources: parts.dataSources, migrations: parts.migrations, provisioner: parts.tenants, files: this.files, logger: this.logger }),
+    )
     this.collections = new Collections({
       server: parts.config.server,
       bounded: (fn, options) => this.bounded(fn, options),

@@ -187,6 +187,10 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
   })
   await migrateAuthSchema(auth)
   const organizations = new Organizations(auth, tenantry, app.log)
+  // An erased tenant's memberships end: core cannot reach Better Auth, so the server removes the
+  // tenant's organization (and with it its members and invitations) from the erase itself.
+  const stopErasing = tenantry.tenants.onErase(async (tenant) => ({ organizations: await organizations.removeForTenant(tenant.id) }))
+  app.addHook('onClose', async () => stopErasing())
   const base: FeatureOptions = { tenantry, config, baseURL }
 
   // First: it documents the routes registered after it.
@@ -208,7 +212,7 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
   })
   // After authentication (limits are per tenant, token, user or address), before the routes it limits.
   const redisUrl = config.redis ?? env.TENANTRY_REDIS_URL
-  await app.register(rateLimits, { config, tenantry, selfAuthenticatedPaths: ['/v2', '/v3'], ...(redisUrl ? { redisUrl } : {}) })
+  await app.register(rateLimits, { config, tenantry, selfAuthenticatedPaths: ['/v2', '/v3', '/v3-protobuf'], ...(redisUrl ? { redisUrl } : {}) })
   await app.register(tenants, { ...base, organizations, features: [...TENANT_FEATURES, ...(options.tenantFeatures ?? [])] })
   await app.register(admin, { ...base, organizations })
   for (const feature of options.features ?? []) await app.register(feature, base)

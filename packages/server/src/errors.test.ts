@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { TENANTRY_ERROR_CODES, TenantryError } from 'tenantry'
-import { AUTH_ERROR_CODES, CLAIM_ERROR_CODES, DATA_ERROR_CODES, HttpError, SERVER_ERROR_CODES, SQL_OVER_HTTP_ERROR_CODES, SERVICES_ERROR_CODES, STATUS_BY_CODE, toHttpError } from '@tenantry/server'
+import { ADMIN_ERROR_CODES, AUTH_ERROR_CODES, CLAIM_ERROR_CODES, DATA_ERROR_CODES, HttpError, SERVER_ERROR_CODES, SQL_OVER_HTTP_ERROR_CODES, SERVICES_ERROR_CODES, STATUS_BY_CODE, toHttpError } from '@tenantry/server'
 
-const ALL_CODES = [TENANTRY_ERROR_CODES, SERVER_ERROR_CODES, AUTH_ERROR_CODES, DATA_ERROR_CODES, CLAIM_ERROR_CODES, SQL_OVER_HTTP_ERROR_CODES, SERVICES_ERROR_CODES].flatMap((codes) => Object.keys(codes))
+const ALL_CODES = [TENANTRY_ERROR_CODES, SERVER_ERROR_CODES, AUTH_ERROR_CODES, DATA_ERROR_CODES, CLAIM_ERROR_CODES, SQL_OVER_HTTP_ERROR_CODES, SERVICES_ERROR_CODES, ADMIN_ERROR_CODES].flatMap((codes) => Object.keys(codes))
 
 describe('one status per error code', () => {
   it('every code the server or core can raise has exactly one status, in one table', () => {

@@ -1,4 +1,5 @@
 import { isTenantryError, TENANTRY_ERROR_CODES, type TenantryErrorCode } from 'tenantry'
+import { ADMIN_ERROR_CODES, type AdminErrorCode } from './admin/error-codes.js'
 import { AUTH_ERROR_CODES, type AuthErrorCode } from './auth/error-codes.js'
 import { CLAIM_ERROR_CODES, type ClaimErrorCode } from './claims/error-codes.js'
 import { DATA_ERROR_CODES, type DataErrorCode } from './data/error-codes.js'
@@ -7,7 +8,15 @@ import { SQL_OVER_HTTP_ERROR_CODES, type SqlOverHttpErrorCode } from './sql-over
 import { SERVICES_ERROR_CODES, type ServicesErrorCode } from './services/error-codes.js'
 
 /** Every code the server answers with: its own, its features' and core's. */
-export type ErrorCode = ServerErrorCode | AuthErrorCode | DataErrorCode | ClaimErrorCode | SqlOverHttpErrorCode | ServicesErrorCode | TenantryErrorCode
+export type ErrorCode =
+  | ServerErrorCode
+  | AuthErrorCode
+  | DataErrorCode
+  | ClaimErrorCode
+  | SqlOverHttpErrorCode
+  | ServicesErrorCode
+  | AdminErrorCode
+  | TenantryErrorCode
 
 /** Default messages, by code. */
 const MESSAGES: Record<ErrorCode, string> = {
@@ -18,6 +27,7 @@ const MESSAGES: Record<ErrorCode, string> = {
   ...CLAIM_ERROR_CODES,
   ...SQL_OVER_HTTP_ERROR_CODES,
   ...SERVICES_ERROR_CODES,
+  ...ADMIN_ERROR_CODES,
 }
 
 /**
@@ -50,11 +60,20 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   // SQL-over-HTTP
   INVALID_BATON: 400,
   SQL_UNAVAILABLE: 403,
+  // tenant services: jobs without services.jobs in the config (not offered, as SQL_UNAVAILABLE).
+  JOBS_UNAVAILABLE: 403,
+  // admin: data sources. A failed connection test is 422, not 5xx: the source described (or
+  // recorded) does not answer as given, which the same request would meet again.
+  DATA_SOURCE_EXISTS: 409,
+  DATA_SOURCE_IN_CONFIG: 409,
+  DATA_SOURCE_TEST_FAILED: 422,
   // core
   INVALID_SLUG: 400,
   INVALID_IDENTIFIER: 400,
   INVALID_OPTION: 400,
   INVALID_MIGRATION: 400,
+  // tenant import: the export file is damaged, of another format version, or ahead of this deployment's migrations
+  INVALID_EXPORT: 400,
   DATA_SOURCE_NOT_FOUND: 400,
   UNSUPPORTED_PLACEMENT: 400,
   NO_TENANT: 404,

@@ -18,5 +18,6 @@ export { admitTenant, inTenant, assertWritable, requireTenantManager, Organizati
 export type { Membership, TenantSource } from './tenants/index.js'
 export { SQL_OVER_HTTP_ERROR_CODES } from './sql-over-http/index.js'
 export { SERVICES_ERROR_CODES, type ServicesErrorCode } from './services/error-codes.js'
+export { ADMIN_ERROR_CODES, type AdminErrorCode } from './admin/error-codes.js'
 export { DATA_ERROR_CODES, searchCondition, foldSearch } from './data/index.js'
 export { CLAIM_ERROR_CODES, CLAIM_ID_PATTERN, claimsConfigSchema, type ClaimErrorCode, type ClaimsConfig } from './claims/index.js'

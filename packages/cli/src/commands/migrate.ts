@@ -13,6 +13,7 @@ import { UsageError, oneLine } from '../errors.js'
 import { positiveInteger, requireSlug } from '../input.js'
 import { loadCommandConfig, withTenantry } from '../open-tenantry.js'
 import { cell, safeText, type Output } from '../output.js'
+import { Progress } from '../progress.js'
 
 interface MigrateOptions {
   catalogOnly?: boolean
@@ -51,13 +52,15 @@ export function registerMigrateCommands(program: Command, out: Output): void {
         command,
         async (tenantry) => {
           const tenantIds = options.tenant ? [await migratableTenantId(tenantry, options.tenant, out)] : undefined
+          const progress = new Progress(out, { unit: 'tenants', json: options.json })
           const report = await tenantry.migrate({
             ...(options.concurrency ? { concurrency: options.concurrency } : {}),
             ...(tenantIds ? { tenantIds } : {}),
-            ...(options.json ? {} : { onResult: (result) => out.note(progressLine(result)) }),
+            onStart: ({ behind }) => progress.start(behind),
+            onResult: (result) => progress.done(result.slug, OUTCOME[result.status], progressLine(result), result.error),
           })
+          progress.finish(fanOutSummary(report))
           if (options.json) out.json({ catalog, tenants: report })
-          else out.line(fanOutSummary(report))
           if (report.failed > 0) {
             throw new TenantryError(
               'MIGRATION_FAILED',
@@ -161,6 +164,8 @@ function catalogSummary(results: ReadonlyArray<{ migrationName: string }>): stri
     ? 'Catalog: up to date.'
     : `Catalog: applied ${results.map((r) => r.migrationName).join(', ')}.`
 }
+
+const OUTCOME = { success: 'succeeded', skipped: 'skipped', error: 'failed' } as const
 
 /** One tenant's outcome as a progress line for stderr. */
 export function progressLine(result: TenantMigrationResult): string {

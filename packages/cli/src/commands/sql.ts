@@ -1,38 +1,113 @@
 import type { Command } from 'commander'
 import { sql } from 'kysely'
+import { forEachBounded, type Tenantry } from 'tenantry'
 import { UsageError } from '../errors.js'
-import { requireSlug } from '../input.js'
+import { positiveInteger, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
 import type { Output } from '../output.js'
+import { Progress } from '../progress.js'
+
+interface SqlOptions {
+  all?: boolean
+  concurrency?: number
+  json?: boolean
+}
+
+type Row = Record<string, unknown>
+
+/** One tenant's answer to the statement. */
+interface TenantAnswer {
+  slug: string
+  rows?: Row[]
+  numAffectedRows?: bigint
+  error?: string
+}
+
+/** Runs `statement` inside `withTenant(slug)`: it reaches that tenant's data and nothing else. */
+async function runIn(tenantry: Tenantry, slug: string, statement: string): Promise<{ rows: Row[]; numAffectedRows?: bigint }> {
+  const result = await tenantry.withTenant(slug, () => sql.raw<Row>(statement).execute(tenantry.db()))
+  // Statements that return no rows (INSERT, UPDATE, DDL) report how many rows they changed.
+  return result.rows.length === 0 && result.numAffectedRows !== undefined ? { rows: [], numAffectedRows: result.numAffectedRows } : { rows: result.rows }
+}
+
+const plural = (n: number | bigint, word: string) => `${n} ${n === 1 || n === 1n ? word : `${word}s`}`
 
 /**
  * `tenantry sql <slug> "<statement>"`: one statement in the tenant's own database, inside
- * `withTenant`, so it reaches that tenant's data and nothing else.
+ * `withTenant`, so it reaches that tenant's data and nothing else. `tenantry sql --all
+ * "<statement>"` runs it in every ready tenant, one `withTenant` each, with a progress bar
+ * on a terminal, and prints the rows with their tenant; one tenant's failure does not stop
+ * the others (the summary lists each, and the command exits 1).
  */
 export function registerSqlCommand(program: Command, out: Output): void {
   program
     .command('sql')
-    .description("run one SQL statement in a tenant's database and print its rows")
-    .argument('<slug>', 'the tenant slug')
-    .argument('<statement>', 'one SQL statement (quote it)')
-    .option('--json', 'print as JSON: { rows, numAffectedRows }')
-    .action(async (slug: string, statement: string, options: { json?: boolean }, command: Command) => {
-      requireSlug(slug)
-      if (statement.trim() === '') throw new UsageError('The SQL statement is empty')
+    .description("run one SQL statement in a tenant's database (or, with --all, in every ready tenant's) and print its rows")
+    .argument('[slug]', 'the tenant slug (not with --all)')
+    .argument('[statement]', 'one SQL statement (quote it)')
+    .option('--all', 'run it in every ready tenant')
+    .option('--concurrency <n>', 'with --all: tenants at once (default 4)', positiveInteger)
+    .option('--json', 'print as JSON: { rows, numAffectedRows }, with --all { results: [{ slug, rows | numAffectedRows | error }], succeeded, failed }')
+    .action(async (first: string | undefined, second: string | undefined, options: SqlOptions, command: Command) => {
+      if (options.all) {
+        if (second !== undefined) throw new UsageError('With --all, give the statement only: tenantry sql --all "<statement>"')
+        if (first === undefined || first.trim() === '') throw new UsageError('The SQL statement is empty')
+        return withTenantry(command, (tenantry) => runEverywhere(tenantry, first, options, out))
+      }
+      if (options.concurrency !== undefined) throw new UsageError('--concurrency goes with --all')
+      if (first === undefined || second === undefined) throw new UsageError('Give a tenant slug and a statement: tenantry sql <slug> "<statement>" (or --all "<statement>")')
+      requireSlug(first)
+      if (second.trim() === '') throw new UsageError('The SQL statement is empty')
       await withTenantry(command, async (tenantry) => {
-        const result = await tenantry.withTenant(slug, () =>
-          sql.raw<Record<string, unknown>>(statement).execute(tenantry.db()),
-        )
-        // Statements that return no rows (INSERT, UPDATE, DDL) report how many rows they changed.
-        const numAffectedRows = result.rows.length === 0 ? result.numAffectedRows : undefined
-        if (options.json) {
-          return out.json({ rows: result.rows, ...(numAffectedRows !== undefined ? { numAffectedRows } : {}) })
-        }
-        if (numAffectedRows !== undefined) return out.line(`${numAffectedRows} ${numAffectedRows === 1n ? 'row' : 'rows'} affected`)
+        const result = await runIn(tenantry, first, second)
+        if (options.json) return out.json(result)
+        if (result.numAffectedRows !== undefined) return out.line(`${plural(result.numAffectedRows, 'row')} affected`)
         if (result.rows.length === 0) return out.line('(0 rows)')
-        const columns = [...new Set(result.rows.flatMap((row) => Object.keys(row)))]
-        out.table(result.rows, columns.map((name) => ({ header: name, value: (row) => row[name] })))
-        out.line(`(${result.rows.length} ${result.rows.length === 1 ? 'row' : 'rows'})`)
+        printRows(out, result.rows)
+        out.line(`(${plural(result.rows.length, 'row')})`)
       })
     })
+}
+
+async function runEverywhere(tenantry: Tenantry, statement: string, options: SqlOptions, out: Output): Promise<void> {
+  const tenants = (await tenantry.catalog.listTenants()).filter((t) => t.status === 'ready').sort((a, b) => a.slug.localeCompare(b.slug))
+  const progress = new Progress(out, { unit: 'tenants', total: tenants.length, json: options.json })
+  progress.start(tenants.length)
+  const answers = new Map<string, TenantAnswer>()
+  await forEachBounded(tenants, options.concurrency ?? 4, async ({ slug }) => {
+    try {
+      const result = await runIn(tenantry, slug, statement)
+      answers.set(slug, { slug, ...result })
+      const what = result.numAffectedRows !== undefined ? `${plural(result.numAffectedRows, 'row')} affected` : plural(result.rows.length, 'row')
+      progress.done(slug, 'succeeded', `  ${slug}: ${what}`)
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      answers.set(slug, { slug, error: message })
+      progress.done(slug, 'failed', `  FAILED ${slug}: ${message}`, message)
+    }
+  })
+  // In slug order, whatever order the tenants finished in.
+  const results = tenants.map((t) => answers.get(t.slug)!)
+  const failed = results.filter((r) => r.error !== undefined).length
+  if (options.json) {
+    out.json({ results: results.map(({ rows, ...rest }) => (rest.error === undefined && rest.numAffectedRows === undefined ? { ...rest, rows } : rest)), succeeded: results.length - failed, failed })
+  } else {
+    const rows = results.flatMap((r) => (r.rows ?? []).map((row) => ({ tenant: r.slug, ...row })))
+    const affected = results.reduce((sum, r) => sum + (r.numAffectedRows ?? 0n), 0n)
+    if (rows.length > 0) printRows(out, rows)
+    const ran = results.length - failed
+    const returnedRows = results.some((r) => r.error === undefined && r.numAffectedRows === undefined)
+    progress.finish(
+      returnedRows || ran === 0
+        ? `${plural(rows.length, 'row')} from ${plural(ran, 'tenant')}; ${failed} failed.`
+        : `${plural(affected, 'row')} affected in ${plural(ran, 'tenant')}; ${failed} failed.`,
+    )
+  }
+  // Exit 1: a script must see that some tenants did not run it.
+  if (failed > 0) throw new Error(`The statement failed in ${plural(failed, 'tenant')} of ${tenants.length}`)
+}
+
+function printRows(out: Output, rows: Row[]): void {
+  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))]
+  out.table(rows, columns.map((name) => ({ header: name, value: (row: Row) => row[name] })))
 }

@@ -15,6 +15,7 @@ import { UsageError } from '../errors.js'
 import { cliActor, positiveInteger, requireDataSourceId, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
 import { cell, type Column, type Output } from '../output.js'
+import { registerTenantLifecycleCommands } from './tenant-lifecycle.js'
 
 const ISOLATIONS: readonly Isolation[] = ['database', 'schema', 'row']
 
@@ -92,7 +93,7 @@ function positiveValue(option: string, text: string): number | null {
   return Number(text)
 }
 
-/** `tenantry tenant …`: create, list, show, suspend, resume, delete, quota, limits, usage, read-only-access. */
+/** `tenantry tenant …`: create, list, show, suspend, resume, delete, quota, limits, usage, read-only-access, export, import, erase. */
 export function registerTenantCommands(program: Command, out: Output): void {
   const tenant = program.command('tenant').description('create, list, inspect and change tenants')
 
@@ -372,4 +373,6 @@ export function registerTenantCommands(program: Command, out: Output): void {
         out.line(access.url)
       })
     })
+
+  registerTenantLifecycleCommands(tenant, out)
 }

@@ -1,4 +1,4 @@
-import { describeError } from '../api.js'
+import { TenantryClientError } from '@tenantry/client'
 
 /** A failure as the API worded it, announced to screen readers. Renders nothing without an error. */
 export function ErrorMessage({ error }: { error: unknown }) {
@@ -8,4 +8,11 @@ export function ErrorMessage({ error }: { error: unknown }) {
       {describeError(error)}
     </p>
   )
+}
+
+/** What to show for a failure: the API's message (and code), never a blank page. */
+export function describeError(error: unknown): string {
+  if (error instanceof TenantryClientError) return `${error.message} (${error.code})`
+  if (error instanceof Error) return error.message
+  return String(error)
 }

@@ -117,6 +117,11 @@ export function Header() {
           </li>
           {me && (
             <li>
+              <Link href="/members">Members</Link>
+            </li>
+          )}
+          {me && (
+            <li>
               <Link href="/settings">Settings</Link>
             </li>
           )}

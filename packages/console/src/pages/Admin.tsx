@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState, type FormEvent } from 'react'
-import { api } from '../api.js'
+import type { AdminTenant, AuditEntry, DataSource, Isolation } from '@tenantry/client'
+import { admin } from '../api.js'
 import { ErrorMessage } from '../components/ErrorMessage.js'
 import { useConsole } from '../session.js'
 
@@ -9,29 +10,12 @@ import { useConsole } from '../session.js'
  * state, and a refusal shows the API's message.
  */
 
-interface TenantView {
-  id: string
-  slug: string
-  name: string
-  status: string
-  statusReason: string | null
-  placement: { isolation: string; dataSourceId: string; locator: string }
-  createdAt: string
-}
-
-interface AuditEntry {
-  at: string
-  action: string
-  actor: string
-  details: unknown
-}
-
 /** A tenant's audit log, newest last, as the catalog keeps it. */
 function AuditLog({ slug }: { slug: string }) {
   const [entries, setEntries] = useState<AuditEntry[]>()
   const [error, setError] = useState<unknown>()
   useEffect(() => {
-    api<{ auditLog: AuditEntry[] }>('GET', `/api/admin/tenants/${slug}`).then((t) => setEntries(t.auditLog), setError)
+    admin.tenants.get(slug).then((t) => setEntries(t.auditLog), setError)
   }, [slug])
   if (error) return <ErrorMessage error={error} />
   if (!entries) return <p className="muted">Loading…</p>
@@ -46,18 +30,12 @@ function AuditLog({ slug }: { slug: string }) {
   )
 }
 
-interface DataSource {
-  id: string
-  engine: string
-  mode: string
-}
-
 const size = (bytes: number | null | undefined) =>
   bytes === undefined ? '…' : bytes === null ? 'n/a' : bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`
 
 export function Admin() {
   const { me } = useConsole()
-  const [tenants, setTenants] = useState<TenantView[]>()
+  const [tenants, setTenants] = useState<AdminTenant[]>()
   const [sizes, setSizes] = useState<Record<string, number | null>>({})
   const [sources, setSources] = useState<DataSource[]>([])
   const [error, setError] = useState<unknown>()
@@ -67,11 +45,11 @@ export function Admin() {
 
   const load = useCallback(async () => {
     try {
-      const list = (await api<{ tenants: TenantView[] }>('GET', '/api/admin/tenants')).tenants
+      const list = await admin.tenants.list()
       setTenants(list)
       // Sizes one by one, after the list shows: measuring can take a moment per tenant.
       for (const t of list.filter((t) => t.status !== 'deleted').slice(0, 100)) {
-        api<{ storageBytes: number | null }>('GET', `/api/admin/tenants/${t.slug}/usage?days=1`).then(
+        admin.tenants.usage(t.slug, { days: 1 }).then(
           (u) => setSizes((s) => ({ ...s, [t.slug]: u.storageBytes })),
           () => setSizes((s) => ({ ...s, [t.slug]: null })),
         )
@@ -83,10 +61,10 @@ export function Admin() {
   useEffect(() => {
     if (!me?.user.platformAdmin) return
     void load()
-    api<{ dataSources: DataSource[] }>('GET', '/api/admin/data-sources').then((r) => setSources(r.dataSources), setError)
+    admin.dataSources.list().then(setSources, setError)
   }, [load, me?.user.platformAdmin])
 
-  const act = async (label: string, slug: string, run: () => Promise<TenantView>) => {
+  const act = async (label: string, slug: string, run: () => Promise<AdminTenant>) => {
     setBusy(slug)
     setError(undefined)
     setNotice('')
@@ -110,10 +88,10 @@ export function Admin() {
     const dataSource = String(form.get('dataSource') ?? '')
     const ownerEmail = String(form.get('ownerEmail') ?? '').trim()
     await act('Created', slug, () =>
-      api<TenantView>('POST', '/api/admin/tenants', {
+      admin.tenants.create({
         slug,
         ...(name ? { name } : {}),
-        ...(isolation ? { isolation } : {}),
+        ...(isolation ? { isolation: isolation as Isolation } : {}),
         ...(dataSource ? { dataSource } : {}),
         ...(ownerEmail ? { ownerEmail } : {}),
       }),
@@ -199,12 +177,12 @@ export function Admin() {
                   <td>{t.status === 'deleted' ? '—' : size(sizes[t.slug])}</td>
                   <td className="actions">
                     {t.status === 'ready' && (
-                      <button type="button" disabled={busy === t.slug} aria-label={`Suspend ${t.slug}`} onClick={() => act('Suspended', t.slug, () => api('POST', `/api/admin/tenants/${t.slug}/suspend`, {}))}>
+                      <button type="button" disabled={busy === t.slug} aria-label={`Suspend ${t.slug}`} onClick={() => act('Suspended', t.slug, () => admin.tenants.suspend(t.slug))}>
                         Suspend
                       </button>
                     )}
                     {t.status === 'suspended' && (
-                      <button type="button" disabled={busy === t.slug} aria-label={`Resume ${t.slug}`} onClick={() => act('Resumed', t.slug, () => api('POST', `/api/admin/tenants/${t.slug}/resume`, {}))}>
+                      <button type="button" disabled={busy === t.slug} aria-label={`Resume ${t.slug}`} onClick={() => act('Resumed', t.slug, () => admin.tenants.resume(t.slug))}>
                         Resume
                       </button>
                     )}
@@ -215,7 +193,7 @@ export function Admin() {
                         disabled={busy === t.slug}
                         aria-label={`Delete ${t.slug}`}
                         onClick={() => {
-                          if (confirm(`Delete the tenant ${t.slug}? Its data is kept, and it is no longer served.`)) void act('Deleted', t.slug, () => api('DELETE', `/api/admin/tenants/${t.slug}`))
+                          if (confirm(`Delete the tenant ${t.slug}? Its data is kept, and it is no longer served.`)) void act('Deleted', t.slug, () => admin.tenants.delete(t.slug))
                         }}
                       >
                         Delete

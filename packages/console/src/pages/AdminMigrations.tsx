@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
-import { api } from '../api.js'
+import type { MigrationRun, MigrationStatus } from '@tenantry/client'
+import { admin } from '../api.js'
 import { ErrorMessage } from '../components/ErrorMessage.js'
 
 /**
@@ -8,43 +9,18 @@ import { ErrorMessage } from '../components/ErrorMessage.js'
  * from `GET /api/admin/migrations/run` while the run's own request is open) and its errors.
  */
 
-interface MigrationStatus {
-  migrations: Array<{ name: string; appliedTenants: number; pendingTenants: number }>
-  tenants: number
-  behind: Array<{ tenantId: string; slug: string; status: string; pending: string[] }>
-  lock?: { pid: number; host: string; since: string }
-}
-
-interface TenantResult {
-  tenantId: string
-  slug: string
-  status: 'success' | 'error' | 'skipped'
-  applied: string[]
-  error?: string
-}
-
-interface Run {
-  startedAt: string
-  finishedAt: string | null
-  results: TenantResult[]
-  error: string | null
-  running: boolean
-  done: number
-  report: { total: number; upToDate: number; succeeded: number; failed: number; durationMs: number } | null
-}
-
 export function AdminMigrations() {
   const [status, setStatus] = useState<MigrationStatus>()
-  const [run, setRun] = useState<Run | null>()
+  const [run, setRun] = useState<MigrationRun | null>()
   const [error, setError] = useState<unknown>()
   const [busy, setBusy] = useState(false)
   const polling = useRef<ReturnType<typeof setInterval>>(undefined)
 
   const load = useCallback(async () => {
     try {
-      const [s, r] = await Promise.all([api<MigrationStatus>('GET', '/api/admin/migrations'), api<{ run: Run | null }>('GET', '/api/admin/migrations/run')])
+      const [s, r] = await Promise.all([admin.migrations.status(), admin.migrations.progress()])
       setStatus(s)
-      setRun(r.run)
+      setRun(r)
     } catch (e) {
       setError(e)
     }
@@ -59,10 +35,10 @@ export function AdminMigrations() {
     setError(undefined)
     // Progress while the run's request is open: what each tenant has done so far.
     polling.current = setInterval(() => {
-      api<{ run: Run | null }>('GET', '/api/admin/migrations/run').then((r) => setRun(r.run), () => {})
+      admin.migrations.progress().then(setRun, () => {})
     }, 500)
     try {
-      await api('POST', '/api/admin/migrations/run', {})
+      await admin.migrations.run()
     } catch (e) {
       setError(e)
     } finally {
@@ -72,7 +48,8 @@ export function AdminMigrations() {
     }
   }
 
-  const total = status ? status.behind.length : 0
+  // The run's own count of the tenants behind once it has one; until then the status page's.
+  const total = run?.total ?? (status ? status.behind.length : 0)
   return (
     <>
       <h1 tabIndex={-1}>Admin: migrations</h1>

@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useState, type FormEvent } from 'react'
-import { api } from '../api.js'
+import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react'
+import type { CreatedIntegrationToken, IntegrationToken, ReadOnlyAccessGrant, ReadOnlyAccessOffer } from '@tenantry/client'
+import { integrationsOf } from '../api.js'
 import { CopyField } from '../components/CopyField.js'
 import { ErrorMessage } from '../components/ErrorMessage.js'
 import { Link } from '../router.js'
@@ -9,25 +10,9 @@ import { useConsole } from '../session.js'
  * Settings: the account, and the active workspace's integrations (seed 000's n8n case): create
  * a read-only or read-write token, shown once with the SQL-over-HTTP URL, copy buttons and
  * snippets for `@libsql/client` and an n8n HTTP Request node; the token list with last use and
- * revoke.
+ * revoke; and, where the tenant's database confines a login (Postgres schema and database
+ * tenants), a read-only Postgres URL for psql or a BI tool, shown once.
  */
-
-interface TokenRecord {
-  id: string
-  name: string
-  prefix: string
-  readOnly: boolean
-  createdAt: string
-  expiresAt: string | null
-  revokedAt: string | null
-  lastUsedAt: string | null
-}
-
-interface CreatedToken {
-  token: string
-  record: TokenRecord
-  sqlUrl: string
-}
 
 const when = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : '—')
 
@@ -52,19 +37,19 @@ export const n8nSnippet = (url: string, token: string) =>
   )
 
 function Integrations({ slug }: { slug: string }) {
-  const [tokens, setTokens] = useState<TokenRecord[]>()
-  const [created, setCreated] = useState<CreatedToken>()
+  const [tokens, setTokens] = useState<IntegrationToken[]>()
+  const [created, setCreated] = useState<CreatedIntegrationToken>()
   const [error, setError] = useState<unknown>()
   const [busy, setBusy] = useState(false)
-  const base = `/api/t/${encodeURIComponent(slug)}/tokens`
+  const integrations = useMemo(() => integrationsOf(slug), [slug])
 
   const load = useCallback(async () => {
     try {
-      setTokens((await api<{ items: TokenRecord[] }>('GET', base)).items)
+      setTokens(await integrations.tokens())
     } catch (e) {
       setError(e)
     }
-  }, [base])
+  }, [integrations])
   useEffect(() => {
     setCreated(undefined)
     setTokens(undefined)
@@ -79,7 +64,7 @@ function Integrations({ slug }: { slug: string }) {
     setBusy(true)
     setError(undefined)
     try {
-      const result = await api<CreatedToken>('POST', base, {
+      const result = await integrations.createToken({
         name: String(form.get('name') ?? '').trim() || 'n8n',
         readOnly: form.get('access') !== 'read-write',
         ...(expiresIn ? { expiresIn } : {}),
@@ -93,11 +78,11 @@ function Integrations({ slug }: { slug: string }) {
     }
   }
 
-  const revoke = async (token: TokenRecord) => {
+  const revoke = async (token: IntegrationToken) => {
     if (!confirm(`Revoke the token "${token.name}"? Anything using it stops working.`)) return
     setError(undefined)
     try {
-      await api('DELETE', `${base}/${encodeURIComponent(token.id)}`)
+      await integrations.revokeToken(token.id)
       await load()
     } catch (e) {
       setError(e)
@@ -206,6 +191,92 @@ function Integrations({ slug }: { slug: string }) {
   )
 }
 
+/**
+ * Read-only Postgres access: a login that reads this tenant and nothing else, its URL shown
+ * once (it carries the password; granting again answers the same login). SQLite tenants read
+ * through SQL-over-HTTP with a read-only token instead, which the section says, as a fact.
+ */
+function ReadOnlyAccess({ slug }: { slug: string }) {
+  const [offer, setOffer] = useState<ReadOnlyAccessOffer>()
+  const [grant, setGrant] = useState<ReadOnlyAccessGrant>()
+  const [error, setError] = useState<unknown>()
+  const [notice, setNotice] = useState('')
+  const [busy, setBusy] = useState(false)
+  const integrations = useMemo(() => integrationsOf(slug), [slug])
+
+  useEffect(() => {
+    setOffer(undefined)
+    setGrant(undefined)
+    setError(undefined)
+    setNotice('')
+    integrations.readOnlyAccess().then(setOffer, setError)
+  }, [integrations])
+
+  const act = async (revoke: boolean) => {
+    setBusy(true)
+    setError(undefined)
+    setNotice('')
+    try {
+      if (revoke) {
+        await integrations.revokeReadOnlyAccess()
+        setGrant(undefined)
+        setNotice('Read-only access revoked: the login no longer exists.')
+      } else {
+        setGrant(await integrations.grantReadOnlyAccess())
+      }
+    } catch (e) {
+      setError(e)
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  return (
+    <section aria-labelledby="read-only-access">
+      <h2 id="read-only-access">Read-only Postgres access</h2>
+      <ErrorMessage error={error} />
+      {offer === undefined ? (
+        !error && <p className="muted">Loading…</p>
+      ) : offer.available ? (
+        <>
+          <p>
+            A Postgres login that reads this workspace's tables and nothing else, for psql or a BI tool. Its URL carries the password: it is shown once; revoke it
+            to shut every copy out.
+          </p>
+          <div className="actions">
+            <button type="button" className="primary" disabled={busy} onClick={() => act(false)}>
+              Grant read-only access
+            </button>
+            <button type="button" disabled={busy} onClick={() => act(true)}>
+              Revoke read-only access
+            </button>
+          </div>
+          <p role="status" className="muted">
+            {notice}
+          </p>
+          {grant && (
+            <div className="card created" aria-labelledby="ro-granted">
+              <h3 id="ro-granted">Read-only access granted: copy the URL now</h3>
+              <p>
+                Login <code>{grant.role}</code>. It can read, never change, the data.
+              </p>
+              <CopyField label="Read-only Postgres URL" value={grant.url} />
+              <button type="button" onClick={() => setGrant(undefined)}>
+                Done
+              </button>
+            </div>
+          )}
+        </>
+      ) : (
+        <p>
+          This workspace's data is in {offer.engine === 'sqlite' ? 'a SQLite database' : `${offer.engine} (${offer.isolation} isolation)`}, which has no Postgres
+          login to hand out: read it with SQL over HTTP and a read-only token, created under Integrations above.
+        </p>
+      )}
+    </section>
+  )
+}
+
 export function Settings() {
   const { me } = useConsole()
   if (!me) {
@@ -240,7 +311,10 @@ export function Settings() {
         </dl>
       </section>
       {active && (active.role === 'owner' || active.role === 'admin') ? (
-        <Integrations slug={active.slug} />
+        <>
+          <Integrations slug={active.slug} />
+          <ReadOnlyAccess slug={active.slug} />
+        </>
       ) : (
         <section aria-labelledby="integrations">
           <h2 id="integrations">Integrations</h2>

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react'
 import { ErrorMessage } from '../components/ErrorMessage.js'
-import { Link, navigate } from '../router.js'
+import { Link, navigate, nextPath } from '../router.js'
 import { auth, useConsole } from '../session.js'
 
 /**
@@ -21,10 +21,11 @@ export function SignIn({ mode }: { mode: 'sign-in' | 'sign-up' }) {
     setBusy(true)
     setError(undefined)
     try {
-      if (signUp) await auth.signUp({ email, password, name: String(form.get('name') ?? '') || email.split('@')[0]! })
+      // The verification link that sign-up emails comes back to where the user was going (an invitation).
+      if (signUp) await auth.signUp({ email, password, name: String(form.get('name') ?? '') || email.split('@')[0]!, callbackURL: `${location.origin}${nextPath()}` })
       else await auth.signIn({ email, password })
       await signedIn()
-      navigate('/')
+      navigate(nextPath())
     } catch (e) {
       setError(e)
     } finally {
@@ -83,11 +84,11 @@ export function SignIn({ mode }: { mode: 'sign-in' | 'sign-up' }) {
       <p>
         {signUp ? (
           <>
-            Already have an account? <Link href="/sign-in">Sign in</Link>
+            Already have an account? <Link href={`/sign-in${location.search}`}>Sign in</Link>
           </>
         ) : (
           <>
-            No account yet? <Link href="/sign-up">Create one</Link>
+            No account yet? <Link href={`/sign-up${location.search}`}>Create one</Link>
           </>
         )}
       </p>

@@ -217,6 +217,25 @@ export class Catalog {
     }
   }
 
+  /**
+   * Changes what placement reads of a data source (capacity, region, mode): an absent field is
+   * kept, `null` clears capacity or region. Never its engine, location or credentials, which
+   * name where tenants already live. Answers the updated record, or undefined for an unknown id.
+   * A source the config declares is recorded again from the config at the next start.
+   */
+  async updateDataSource(
+    id: string,
+    changes: { capacity?: number | null; region?: string | null; mode?: DataSourceMode },
+  ): Promise<DataSourceRecord | undefined> {
+    const set = {
+      ...(changes.capacity !== undefined ? { capacity: changes.capacity } : {}),
+      ...(changes.region !== undefined ? { region: changes.region } : {}),
+      ...(changes.mode !== undefined ? { mode: changes.mode } : {}),
+    }
+    if (Object.keys(set).length > 0) await this.db.updateTable('data_sources').set(set).where('id', '=', id).execute()
+    return this.findDataSource(id)
+  }
+
   /** Live tenants placed on each data source, for placement by load. */
   async placementCounts(): Promise<Map<string, number>> {
     const rows = await this.db

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely'
 import { TenantryError } from '../errors.js'
-import type { DerivedStep } from '../search-index/search-index.js'
+import { derivedTableStep, type DerivedStep } from '../migrations/derived-step.js'
 
 /**
  * The write ledger (issue 10): a tenant-local table of the writes made under an idempotency
@@ -131,40 +131,22 @@ export async function pruneLedger(db: Kysely<any>, olderThanMs: number): Promise
 }
 
 /**
- * The derived migration step that makes `tenantry_writes` (see `TenantMigrationSet.withDerived`):
- * created once, in one transaction with what the handle does after each migration (row
- * isolation: `tenant_id`, a key leading with it, RLS; Postgres: the app role's privileges on
- * the new table), so the table is confined and usable exactly as the app's own tables are.
- * Cheap when the table exists. `created_at` is ISO text on every engine: it sorts as it reads.
+ * The derived migration step that makes `tenantry_writes` (`derivedTableStep`: confined and
+ * usable exactly as the app's own tables are). `created_at` is ISO text on every engine: it
+ * sorts as it reads.
  */
 export function ledgerStep(): DerivedStep {
-  return {
-    name: LEDGER_STEP_NAME,
-    apply: async (handle) => {
-      const exists = async (db: Kysely<any>) =>
-        handle.engine === 'sqlite'
-          ? (await sql`select 1 from sqlite_master where type = 'table' and name = ${LEDGER_TABLE}`.execute(db)).rows.length > 0
-          : (
-              await sql`select 1 from information_schema.tables where table_schema = ${handle.schema ? sql`${handle.schema}` : sql`current_schema()`} and table_name = ${LEDGER_TABLE}`.execute(
-                db,
-              )
-            ).rows.length > 0
-      if (await exists(handle.db)) return
-      await handle.db.transaction().execute(async (trx) => {
-        if (await exists(trx)) return
-        await trx.schema
-          .createTable(LEDGER_TABLE)
-          .addColumn('key', 'text', (c) => c.primaryKey())
-          .addColumn('request_hash', 'text', (c) => c.notNull())
-          .addColumn('status', 'integer', (c) => c.notNull())
-          .addColumn('response', 'text', (c) => c.notNull())
-          .addColumn('created_at', 'text', (c) => c.notNull())
-          .execute()
-        await trx.schema.createIndex(`${LEDGER_TABLE}_created_at`).on(LEDGER_TABLE).column('created_at').execute()
-        await handle.afterEachMigration?.(trx)
-      })
-    },
-  }
+  return derivedTableStep(LEDGER_STEP_NAME, LEDGER_TABLE, async (trx) => {
+    await trx.schema
+      .createTable(LEDGER_TABLE)
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('request_hash', 'text', (c) => c.notNull())
+      .addColumn('status', 'integer', (c) => c.notNull())
+      .addColumn('response', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute()
+    await trx.schema.createIndex(`${LEDGER_TABLE}_created_at`).on(LEDGER_TABLE).column('created_at').execute()
+  })
 }
 
 /** Whether a config's opaque `server` block declares any collection: the ledger is made only then. */

@@ -16,6 +16,8 @@ export interface FanOutOptions {
   dryRun?: boolean
   /** Called as each tenant finishes, for progress output. */
   onResult?: (result: TenantMigrationResult) => void
+  /** Called once the tenants behind are known, before the first is migrated (a progress bar's total). */
+  onStart?: (run: { total: number; behind: number }) => void
 }
 
 /** One tenant's outcome. A batch never stops at the first failure (Kysely's migrator style). */
@@ -76,6 +78,8 @@ export async function runFanOut(deps: FanOutDeps, options: FanOutOptions = {}): 
     const scope = options.tenantIds ? { tenantIds: options.tenantIds } : {}
     const behind = await catalog.tenantsBehind(migrations.names, { statuses: MIGRATABLE_STATUSES, ...scope })
     const total = await catalog.countTenants(MIGRATABLE_STATUSES, options.tenantIds)
+
+    options.onStart?.({ total, behind: behind.length })
 
     const results: TenantMigrationResult[] = []
     const migrateOne = async ({ tenant, applied }: { tenant: TenantRecord; applied: string[] }) => {

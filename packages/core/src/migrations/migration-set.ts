@@ -7,7 +7,7 @@ import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kys
 import { TenantryError } from '../errors.js'
 import type { EngineHandle, EngineName } from '../engines/engine.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
-import type { DerivedStep } from '../search-index/search-index.js'
+import type { DerivedStep } from './derived-step.js'
 
 /** What a migration is told besides its Kysely: enough to write one migration for every engine. */
 export interface TenantMigrationContext {
@@ -158,6 +158,12 @@ export interface MigrateHandleOptions {
   tenantId?: string
   /** Hears of errors the migrate survives. @default SILENT_LOGGER */
   logger?: Logger
+  /**
+   * Stop after this app migration instead of the latest (an import brings a new tenant to its
+   * export's level before inserting the rows). Derived steps run as after any migrate.
+   * @default the latest
+   */
+  upTo?: string
 }
 
 /**
@@ -180,7 +186,7 @@ export async function migrateHandle(
     ...(handle.schema ? { migrationTableSchema: handle.schema } : {}),
     nameComparator: compareNames,
   })
-  const { error, results = [] } = await migrator.migrateToLatest()
+  const { error, results = [] } = options.upTo === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(options.upTo)
   const applied = results.filter((r: MigrationResult) => r.status === 'Success').map((r) => r.migrationName)
   // A failed run rolled back; read what the database really holds so the ledger matches it.
   // If even that read fails, the ledger gains nothing now and the next run brings it level.

@@ -7,6 +7,16 @@ import type { DatabaseEngine, EnginePlacement, EngineTemplate, Isolation } from 
 import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { migrateHandle, type HandleMigrationOutcome, type TenantMigrationSet } from '../migrations/migration-set.js'
 import type { Router } from '../router/router.js'
+import type {
+  EraseHook,
+  EraseTenantOptions,
+  EraseTenantResult,
+  ExportTenantOptions,
+  ExportTenantResult,
+  ImportTenantOptions,
+  ImportTenantResult,
+  TenantLifecycle,
+} from '../lifecycle/tenant-lifecycle.js'
 
 /** The steps of a create, in order. A failpoint can stop the process before any of them. */
 export const PROVISIONING_STEPS = ['record', 'create-database', 'migrate', 'activate'] as const
@@ -28,6 +38,18 @@ export interface DeleteTenantOptions {
   /** Remove the tenant's data for good and free its slug. Without it the data stays and the slug stays taken. */
   purge?: boolean
   actor?: string
+}
+
+/**
+ * What an import (`tenantry.tenants.import`) asks of a create: migrate only up to the export's
+ * level, and fill the tenant before it is activated. A failure in `beforeActivate` fails the
+ * create as any step does (its storage is dropped). @internal
+ */
+export interface CreateHooks {
+  /** The last app migration to apply; templates (which hold the latest) are not used then. */
+  migrateTo?: string
+  /** Runs after the migrate step, before the tenant becomes `ready`. */
+  beforeActivate?: (tenant: { id: string; slug: string }, placement: EnginePlacement, engine: DatabaseEngine) => Promise<void>
 }
 
 /** Removes what a tenant has outside its storage when it is purged; returns what it removed (never values). */
@@ -82,6 +104,10 @@ export class Provisioner {
   readonly #templateLedgers = new WeakMap<EngineTemplate, HandleMigrationOutcome['executed']>()
   /** Called by a purge after the tenant's storage is dropped (tenant-scoped services: cache, secrets…). */
   readonly #purgeHooks: PurgeHook[] = []
+  /** Called by an erase after the purge (the server's organization and memberships). */
+  readonly #eraseHooks: EraseHook[] = []
+  /** Export, import and erase need the tenant services: `Tenantry` hands them over. */
+  #lifecycle: TenantLifecycle | undefined
 
   /** `deps.logger` hears of cleanup that failed after a failed create. @default SILENT_LOGGER */
   constructor(
@@ -162,7 +188,7 @@ export class Provisioner {
    * removed and the tenant is left `failed` with the reason; it never serves traffic.
    * While one call creates a slug, another for the same slug is refused with `SLUG_TAKEN`.
    */
-  async create(options: CreateTenantOptions): Promise<TenantRecord> {
+  async create(options: CreateTenantOptions, hooks: CreateHooks = {}): Promise<TenantRecord> {
     assertValidSlug(options.slug)
     // One create per slug at a time: a retry racing a running create would drop the storage it is building or has just activated.
     const lock = await this.#catalog.acquireLock(createLockName(options.slug)).catch((error: unknown) => {
@@ -180,14 +206,14 @@ export class Provisioner {
     }, CREATE_LOCK_HEARTBEAT_MS)
     heartbeat.unref()
     try {
-      return await this.#create(options)
+      return await this.#create(options, hooks)
     } finally {
       clearInterval(heartbeat)
       await lock.release()
     }
   }
 
-  async #create(options: CreateTenantOptions): Promise<TenantRecord> {
+  async #create(options: CreateTenantOptions, hooks: CreateHooks): Promise<TenantRecord> {
     const plan = await this.plan(options)
     const actor = options.actor ?? 'system'
     const engine = await this.#dataSources.engine(plan.dataSource)
@@ -220,7 +246,7 @@ export class Provisioner {
         await engine.drop(placement)
         await this.#catalog.clearLedger(id)
       }
-      const template = await this.#template(engine, plan.dataSource, plan.isolation)
+      const template = hooks.migrateTo === undefined ? await this.#template(engine, plan.dataSource, plan.isolation) : undefined
       if (template) await engine.createFromTemplate!(placement, template)
       else await engine.create(placement)
 
@@ -233,7 +259,11 @@ export class Provisioner {
       } else {
         const handle = engine.open(placement, 'admin')
         try {
-          const outcome = await migrateHandle(handle, this.#migrations, { tenantId: id, logger: this.#logger })
+          const outcome = await migrateHandle(handle, this.#migrations, {
+            tenantId: id,
+            logger: this.#logger,
+            ...(hooks.migrateTo === undefined ? {} : { upTo: hooks.migrateTo }),
+          })
           if (outcome.error !== undefined) throw outcome.error
           await this.#catalog.recordMigrations(id, outcome.executed)
           if (template && outcome.applied.length === 0) this.#templateLedgers.set(template, outcome.executed)
@@ -241,6 +271,8 @@ export class Provisioner {
           await handle.close()
         }
       }
+
+      await hooks.beforeActivate?.(ref, placement, engine)
 
       await this.#step('activate', ref)
       if (!(await this.#catalog.transition(id, ['provisioning'], 'ready'))) {
@@ -265,6 +297,44 @@ export class Provisioner {
    */
   onPurge(hook: PurgeHook): void {
     this.#purgeHooks.push(hook)
+  }
+
+  /**
+   * Adds what an erase ends besides what Tenantry holds: `hook(tenant)` runs after the purge,
+   * must be idempotent, and returns counts (no personal data) for the `tenant.erased` entry.
+   * A hook that throws fails the erase, which can be asked for again. Returns its removal.
+   */
+  onErase(hook: EraseHook): () => void {
+    this.#eraseHooks.push(hook)
+    return () => {
+      const at = this.#eraseHooks.indexOf(hook)
+      if (at >= 0) this.#eraseHooks.splice(at, 1)
+    }
+  }
+
+  /** @internal `Tenantry` hands over the lifecycle operations that need its services. */
+  useLifecycle(lifecycle: TenantLifecycle): void {
+    this.#lifecycle = lifecycle
+  }
+
+  /** Writes the tenant to a portable, versioned file (see `TenantLifecycle.export`). */
+  export(slug: string, options: ExportTenantOptions): Promise<ExportTenantResult> {
+    return this.#requireLifecycle().export(slug, options)
+  }
+
+  /** Creates tenant `slug` from an export file, on any engine (see `TenantLifecycle.import`). */
+  import(slug: string, options: ImportTenantOptions): Promise<ImportTenantResult> {
+    return this.#requireLifecycle().import(slug, options)
+  }
+
+  /** Erases the tenant for good, keeping one audit entry without personal data (see `TenantLifecycle.erase`). */
+  erase(slug: string, options: EraseTenantOptions = {}): Promise<EraseTenantResult> {
+    return this.#requireLifecycle().erase(slug, options, [...this.#eraseHooks])
+  }
+
+  #requireLifecycle(): TenantLifecycle {
+    if (!this.#lifecycle) throw new TenantryError('INVALID_CONFIG', 'Export, import and erase need a Tenantry instance (createTenantry), not a bare Provisioner')
+    return this.#lifecycle
   }
 
   /** `ready` → `suspended`: the tenant's data is kept and no longer served. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import type { EngineHandle } from '../engines/engine.js'
 import type { Logger } from '../logger.js'
+import type { DerivedStep } from '../migrations/derived-step.js'
 
 /**
  * Indexes for the data API's `?q=` (issue 8, item 7): Tenantry derives them from the
@@ -75,13 +76,6 @@ export function searchIndexName(table: string, column: string): string {
 /** The FTS5 tokenizer: trigrams, case folded (Unicode simple folding), diacritics kept. */
 export const SEARCH_TOKENIZER = 'trigram case_sensitive 0 remove_diacritics 0'
 
-/** A step the migration set runs after the app's migrations (see `TenantMigrationSet.withDerived`). */
-export interface DerivedStep {
-  /** The ledger name: changes whenever what the step makes changes. */
-  readonly name: string
-  /** Brings the handle's database to what the step makes; idempotent, cheap when nothing changed. */
-  apply(handle: EngineHandle, logger: Logger, tenantId?: string): Promise<void>
-}
 
 /** The search index step for `declarations`, or none when nothing is searchable. */
 export function searchIndexStep(declarations: readonly SearchIndexDeclaration[]): DerivedStep | undefined {

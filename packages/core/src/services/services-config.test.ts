@@ -5,7 +5,7 @@ import { resolveServicesConfig } from './services-config.js'
 describe('services config', () => {
   it('defaults to the memory cache, no state table, files under home and no jobs', () => {
     expect(resolveServicesConfig(undefined, { home: '/srv/app/.tenantry', resolvePath: (p) => p })).toEqual({
-      cache: { driver: 'memory', prefix: 'tenantry:', sweepBatch: 200, sweepIntervalMs: 1000, maxValueBytes: 1024 * 1024 },
+      cache: { driver: 'memory', prefix: 'tenantry:', sweepBatch: 200, sweepIntervalMs: 1000, maxValueBytes: 1024 * 1024, maxCachedTenants: 10_000 },
       state: false,
       files: { driver: 'local', directory: '/srv/app/.tenantry/files', maxFileBytes: 100 * 1024 ** 2 },
     })

@@ -78,6 +78,8 @@ export interface CacheCommonConfig {
   sweepIntervalMs?: number
   /** Largest value (its JSON) a tenant may store under one key. @default 1048576 */
   maxValueBytes?: number
+  /** Redis: tenants whose current generation each process keeps (least recently used dropped first). @default 10000 */
+  maxCachedTenants?: number
 }
 
 /** The cache config with its defaults: a `CacheConfig` itself, so a resolved config can be given again. */
@@ -86,6 +88,7 @@ export type ResolvedCacheConfig = ({ driver: 'memory'; url?: undefined } | { dri
   sweepBatch: number
   sweepIntervalMs: number
   maxValueBytes: number
+  maxCachedTenants: number
 }
 
 export interface ResolvedServicesConfig {
@@ -100,6 +103,7 @@ const common = {
   sweepBatch: z.number().int().min(1).max(100_000).optional(),
   sweepIntervalMs: z.number().int().positive().optional(),
   maxValueBytes: z.number().int().positive().max(512 * 1024 * 1024).optional(),
+  maxCachedTenants: z.number().int().min(1).max(10_000_000).optional(),
 }
 const cacheSchema = z.discriminatedUnion('driver', [
   z.strictObject({ driver: z.literal('memory'), ...common }),
@@ -144,6 +148,7 @@ export function resolveServicesConfig(
       sweepBatch: cache.sweepBatch ?? 200,
       sweepIntervalMs: cache.sweepIntervalMs ?? 1_000,
       maxValueBytes: cache.maxValueBytes ?? 1024 * 1024,
+      maxCachedTenants: cache.maxCachedTenants ?? 10_000,
     },
     state: parsed.data.state ?? false,
     files: {

@@ -39,4 +39,22 @@ describe('admin API', () => {
     expect((await owner.post('/api/auth/organization/create', { name: 'Globex 2', slug: 'globex' })).status).toBe(200)
     expect((await owner.get('/api/t/globex/data/jobs')).body.items).toEqual([])
   })
+
+  it('erases a tenant (platform admins only): its organization and memberships end, one audit entry remains', async ({ expect }) => {
+    const owner = await signUp(server, 'erase-me@example.com')
+    expect((await root.post('/api/admin/tenants', { slug: 'erasable', name: 'Erase Me Inc', ownerEmail: 'erase-me@example.com' })).status).toBe(201)
+    expect((await owner.get('/api/me')).body.tenants.map((t: { slug: string }) => t.slug)).toContain('erasable')
+    const refused = await owner.post('/api/admin/tenants/erasable/erase')
+    expect(refused.status).toBe(403)
+    const erased = await root.post('/api/admin/tenants/erasable/erase')
+    expect(erased.status, JSON.stringify(erased.body)).toBe(200)
+    expect(erased.body.removed).toMatchObject({ organizations: 1, tokens: 0, services: { files: { files: 0, bytes: 0 } } })
+    expect((await owner.get('/api/me')).body.tenants.map((t: { slug: string }) => t.slug)).not.toContain('erasable')
+    const audit = await server.tenantry.catalog.auditLog(erased.body.tenantId)
+    expect(audit.map((e) => e.action)).toEqual(['tenant.erased'])
+    expect(JSON.stringify(audit)).not.toContain('erase-me@example.com')
+    expect((await root.post('/api/admin/tenants/erasable/erase')).status).toBe(404)
+    // The slug is free again.
+    expect((await root.post('/api/admin/tenants', { slug: 'erasable' })).status).toBe(201)
+  })
 })

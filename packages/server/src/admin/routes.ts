@@ -8,8 +8,8 @@ import { effectiveLimits } from '../rate-limits/tenant-limits.js'
 import type { Organizations } from '../tenants/organizations.js'
 import {
   createTenantBody,
-  dataSourceList,
   deleteTenantQuery,
+  erasedView,
   fanOutReport,
   limitsView,
   migrationRun,
@@ -33,6 +33,8 @@ interface MigrationRun {
   id: string
   startedAt: string
   finishedAt: string | null
+  /** Tenants behind when the run started: what `results` counts towards. */
+  total: number | null
   results: TenantMigrationResult[]
   report: FanOutReport | null
   error: string | null
@@ -53,13 +55,13 @@ function view(t: TenantRecord) {
 }
 
 /** The signed-in user making the request (the admin plugin's hook has turned everyone else away). */
-function userOf(request: FastifyRequest) {
+export function userOf(request: FastifyRequest) {
   const principal = request.principal
   if (principal?.kind !== 'user') throw new HttpError('UNAUTHENTICATED')
   return principal
 }
 
-const actor = (request: FastifyRequest) => `user:${userOf(request).userId}`
+export const actor = (request: FastifyRequest) => `user:${userOf(request).userId}`
 
 /** A route hook: platform admins only. */
 export async function requirePlatformAdmin(request: FastifyRequest): Promise<void> {
@@ -69,7 +71,8 @@ export async function requirePlatformAdmin(request: FastifyRequest): Promise<voi
 /**
  * `/api/admin/...`: platform admins manage every tenant, the fan-out and data sources; a
  * tenant's owners and admins may see, suspend and resume their own tenant (owners may delete
- * it). A tenant the caller may not manage answers like one that does not exist.
+ * it). A tenant the caller may not manage answers like one that does not exist. Data sources:
+ * data-source-routes.ts.
  */
 export function adminRoutes(app: ServerInstance, { tenantry, config, organizations }: FeatureOptions & { organizations: Organizations }): void {
   const tags = ['admin']
@@ -186,6 +189,22 @@ export function adminRoutes(app: ServerInstance, { tenantry, config, organizatio
     },
   )
 
+  app.post(
+    '/api/admin/tenants/:slug/erase',
+    {
+      ...platformOnly,
+      schema: {
+        tags,
+        summary: 'Erase a tenant for good (GDPR, platform admins): its data, files, cache, jobs, tokens, state, secrets, organization and memberships, and its audit details; one tenant.erased audit entry without personal data remains',
+        params: slugParams,
+        querystring: noQuery,
+        body: noBody,
+        response: { 200: erasedView },
+      },
+    },
+    async (request) => tenantry.tenants.erase(request.params.slug, { actor: actor(request) }),
+  )
+
   /** A tenant's quotas, with what it uses of those that are counted. */
   async function quotasOf(tenant: TenantRecord) {
     const [view, storageBytes, tokens, fileBytes] = await Promise.all([
@@ -295,13 +314,14 @@ export function adminRoutes(app: ServerInstance, { tenantry, config, organizatio
     async (request) => {
       const concurrency = request.body?.concurrency
       if (running) throw new HttpError('MIGRATION_LOCKED', 'A migration run started here is still going; poll GET /api/admin/migrations/run')
-      const current: MigrationRun = { id: randomUUID(), startedAt: new Date().toISOString(), finishedAt: null, results: [], report: null, error: null }
+      const current: MigrationRun = { id: randomUUID(), startedAt: new Date().toISOString(), finishedAt: null, total: null, results: [], report: null, error: null }
       run = current
       let report: FanOutReport | undefined
       running = (async () => {
         try {
           report = await tenantry.migrate({
             ...(concurrency ? { concurrency } : {}),
+            onStart: ({ behind }) => void (current.total = behind),
             onResult: (result) => void current.results.push(result),
           })
           current.report = report
@@ -325,14 +345,5 @@ export function adminRoutes(app: ServerInstance, { tenantry, config, organizatio
       schema: { tags, summary: 'Progress of the current (or last) fan-out run started through this server', querystring: noQuery, response: { 200: migrationRun } },
     },
     async () => ({ run: run && { ...run, running: run.finishedAt === null, done: run.results.length } }),
-  )
-
-  app.get(
-    '/api/admin/data-sources',
-    { ...platformOnly, schema: { tags, summary: 'Data sources (platform admins); no secrets', querystring: noQuery, response: { 200: dataSourceList } } },
-    async () => {
-      const sources = await tenantry.catalog.listDataSources()
-      return { dataSources: sources.map(({ id, engine, mode, capacity, region, createdAt }) => ({ id, engine, mode, capacity, region, createdAt })) }
-    },
   )
 }

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path'
 import { z } from 'zod'
 import { slugParam } from '../schemas.js'
 
@@ -39,6 +40,11 @@ export const deleteTenantQuery = z.strictObject({
     .describe('true: remove its data and free its slug; default false (the data is kept, the slug stays taken)'),
 })
 
+export const erasedView = z.object({
+  tenantId: z.string(),
+  removed: z.record(z.string(), z.unknown()).describe('What went, as counts (no personal data): the same as the tenant.erased audit entry'),
+})
+
 export const migrationStatus = z.object({
   migrations: z.array(z.object({ name: z.string(), appliedTenants: z.number().int(), pendingTenants: z.number().int() })),
   tenants: z.number().int(),
@@ -75,6 +81,7 @@ export const migrationRun = z.object({
       id: z.string(),
       startedAt: z.string(),
       finishedAt: z.string().nullable(),
+      total: z.number().int().nullable().describe('Tenants the run migrates (those behind), once it knows'),
       results: z.array(tenantMigrationResult),
       report: fanOutReport.nullable(),
       error: z.string().nullable(),
@@ -85,17 +92,94 @@ export const migrationRun = z.object({
     .describe('The current or last run started through this server; null before the first'),
 })
 
-export const dataSourceList = z.object({
-  dataSources: z.array(
-    z.object({
-      id: z.string(),
-      engine: z.string(),
-      mode: z.string(),
-      capacity: z.number().int().nullable(),
-      region: z.string().nullable(),
-      createdAt: z.string(),
-    }),
-  ),
+/** A data source as the admin API shows it: facts and counts, never its credentials. */
+export const dataSourceView = z.object({
+  id: z.string(),
+  engine: z.string(),
+  mode: z.string(),
+  capacity: z.number().int().nullable(),
+  region: z.string().nullable(),
+  createdAt: z.string(),
+  tenants: z.number().int().describe('Live tenants placed on it'),
+  location: z.string().describe("Where it is, as its engine describes it (a directory, user@host:port/database): never a password"),
+  hasCredentials: z.boolean().describe('Whether sealed credentials are recorded (they are never answered)'),
+  declaredInConfig: z.boolean().describe('Declared in the config file, which is recorded again at every start: change it there'),
+})
+
+export const dataSourceList = z.object({ dataSources: z.array(dataSourceView) })
+
+const dataSourceId = z.string().describe('^[a-z][a-z0-9_]{0,62}$ (fewer characters where the engine names database objects after it)')
+const dataSourceMode = z.enum(['shared', 'dedicated', 'byod']).describe('shared takes new tenants by placement policy; dedicated and byod only when named')
+const capacity = z.number().int().min(1).max(1_000_000_000)
+const region = z.string().trim().min(1).max(100)
+/**
+ * One strict object for both engines (the OpenAPI contract wants strict bodies), each engine's
+ * fields checked by `superRefine`: a SQLite source takes a directory, a Postgres one a URL.
+ */
+export const addDataSourceBody = z
+  .strictObject({
+    id: dataSourceId,
+    engine: z.enum(['sqlite', 'postgres']).describe('The database software'),
+    mode: dataSourceMode.optional().describe('Default shared'),
+    capacity: capacity.optional().describe('Tenants it should hold at most; placement skips it when full. Default: unlimited'),
+    region: region.optional().describe('Where it is, for placement and compliance'),
+    directory: z
+      .string()
+      .min(1)
+      .max(4096)
+      .refine((d) => isAbsolute(d), 'must be an absolute path on the server')
+      .optional()
+      .describe("sqlite: the server's directory for tenant files (absolute); default <home>/<id>"),
+    url: z
+      .string()
+      .min(1)
+      .max(4096)
+      // Never quoted back: the message names the shape only.
+      .refine(isPostgresUrl, 'must look like postgres://user:password@host:5432/database')
+      .optional()
+      .describe('postgres: the admin connection URL, postgres://user:password@host:5432/database; sealed in the catalog, never answered'),
+    isolations: z.array(z.enum(['schema', 'database', 'row'])).min(1).optional().describe('postgres: isolations offered; default schema, database and row'),
+  })
+  .superRefine((body, ctx) => {
+    const wrong = (field: string, message: string) => ctx.addIssue({ code: 'custom', path: [field], message })
+    if (body.engine === 'postgres') {
+      if (body.url === undefined) wrong('url', 'is required for a postgres data source')
+      if (body.directory !== undefined) wrong('directory', 'is for sqlite data sources, not postgres')
+    } else {
+      if (body.url !== undefined) wrong('url', 'is for postgres data sources, not sqlite')
+      if (body.isolations !== undefined) wrong('isolations', 'is for postgres data sources, not sqlite')
+    }
+  })
+  .describe('A data source to add: tested before it is recorded')
+
+/** Whether `text` is a postgres:// URL with a host and a database (core checks it again when it seals it). */
+function isPostgresUrl(text: string): boolean {
+  try {
+    const url = new URL(text)
+    return /^postgres(ql)?:$/.test(url.protocol) && url.hostname !== '' && url.pathname.length > 1
+  } catch {
+    return false
+  }
+}
+
+export const dataSourceParams = z.object({
+  id: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'is not a data source id').describe('A data source id').meta({ example: 'local' }),
+})
+
+export const patchDataSourceBody = z
+  .strictObject({
+    capacity: capacity.nullable().optional().describe('null: unlimited'),
+    region: region.nullable().optional().describe('null: none'),
+    mode: dataSourceMode.optional(),
+  })
+  .refine((b) => Object.keys(b).length > 0, 'Give capacity, region or mode')
+  .describe('What placement reads of a data source; absent fields are kept. Its engine, location and credentials never change')
+
+export const dataSourceTestResult = z.object({
+  id: z.string(),
+  engine: z.string(),
+  detail: z.string().describe('What answered (the server version, the directory)'),
+  latencyMs: z.number().describe('How long the connection test took'),
 })
 
 const quotaValue = z.number().int().min(0).nullable()

@@ -5,7 +5,7 @@ import { genericOAuth } from 'better-auth/plugins'
 import type { Kysely } from 'kysely'
 import type { Logger, Tenantry } from 'tenantry'
 import { Organizations, tenantOrganizations } from '../tenants/organizations.js'
-import { existingAccountNotice, loggingEmailSender, type EmailSender } from './email.js'
+import { existingAccountNotice, loggingEmailSender, verificationEmail, type EmailSender } from './email.js'
 import { loadAuthSecret } from './secret.js'
 
 export interface TenantryAuthOptions {
@@ -121,6 +121,16 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
         await sendEmail(existingAccountNotice(user.email, options.baseURL))
       },
     },
+    // Accepting an invitation needs a verified email (see tenantOrganizations): the link goes out
+    // on sign-up (for a new email only: an existing one gets `existingAccountNotice` instead, so
+    // both answers send one email) and again on `POST /api/auth/send-verification-email`. Signing
+    // in does not wait for it. The link lands on `callbackURL`, by default `/`: the console.
+    emailVerification: {
+      sendOnSignUp: true,
+      sendVerificationEmail: async ({ user, url }) => {
+        await sendEmail(verificationEmail(user.email, url, options.baseURL))
+      },
+    },
     socialProviders,
     telemetry: { enabled: false },
     logger: {
@@ -156,7 +166,7 @@ export function createTenantryAuth(options: TenantryAuthOptions) {
       },
     },
     plugins: [
-      tenantOrganizations(tenantry, organizations),
+      tenantOrganizations(tenantry, organizations, { sendEmail, baseURL: options.baseURL }),
       ...oidc,
     ],
   })

@@ -29,6 +29,45 @@ export function existingAccountNotice(email: string, baseURL: string): EmailMess
   }
 }
 
+/**
+ * The link that proves a user owns their email address (sent on sign-up, and again on request).
+ * `url` is Better Auth's `/api/auth/verify-email?token=…` link, which marks the email verified
+ * and then goes to the console: accepting an invitation needs a verified email.
+ */
+export function verificationEmail(email: string, url: string, baseURL: string): EmailMessage {
+  return {
+    to: email,
+    subject: 'Verify your email address',
+    text:
+      `To confirm that this address is yours on ${baseURL}, open this link:\n\n${url}\n\n` +
+      'You need a verified email to accept invitations to workspaces. If you did not create an account, you can ignore this email.\n',
+  }
+}
+
+/** What an invitation says: who invites whom to which workspace, with the console page that accepts it. */
+export interface InvitationDetails {
+  /** The invitation's id: the console's `/invitations/<id>` page shows and accepts it. */
+  id: string
+  email: string
+  role: string
+  organizationName: string
+  /** The inviter, as their name or email. */
+  inviter: string
+}
+
+/** The invitation to a workspace (an organization): a link to the console page that accepts it, `<baseURL>/invitations/<id>`. */
+export function invitationEmail(invitation: InvitationDetails, baseURL: string): EmailMessage {
+  const url = `${baseURL.replace(/\/+$/, '')}/invitations/${encodeURIComponent(invitation.id)}`
+  return {
+    to: invitation.email,
+    subject: `${invitation.inviter} invited you to ${invitation.organizationName}`,
+    text:
+      `${invitation.inviter} invited you to join the workspace ${invitation.organizationName} on ${baseURL} as ${invitation.role}.\n\n` +
+      `To accept, open:\n\n${url}\n\n` +
+      `Sign in (or create an account) with ${invitation.email} and verify that address first. If you did not expect this, you can ignore this email.\n`,
+  }
+}
+
 /** The sender used when the app configures none: logs that a message was due, not its content. */
 export function loggingEmailSender(logger: Logger): EmailSender {
   return async (message) => {

@@ -16,7 +16,7 @@ import type { ServerInstance } from '../feature.js'
  */
 
 /** Paths that belong to the API (or its docs): an unknown one stays a JSON 404. */
-export const API_PREFIXES = ['/api', '/v2', '/v3', '/openapi.json', '/healthz', '/metrics', '/docs'] as const
+export const API_PREFIXES = ['/api', '/v2', '/v3', '/v3-protobuf', '/openapi.json', '/healthz', '/metrics', '/docs'] as const
 
 export interface ConsoleOptions {
   /**

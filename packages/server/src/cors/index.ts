@@ -9,7 +9,7 @@ import type { CorsConfig } from '../server-config.js'
  * `/api/` (sign-in, the user's tenants), and SQL-over-HTTP's pipelines. Health, metrics and the
  * docs are for operators, not for apps.
  */
-const CORS_PATHS = ['/api/', '/v2/', '/v3/']
+const CORS_PATHS = ['/api/', '/v2/', '/v3/', '/v3-protobuf/']
 
 /** Methods the routes above use; a preflight asking for another gets no permission for it. */
 const METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE']

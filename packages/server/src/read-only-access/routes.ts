@@ -2,16 +2,44 @@ import { HttpError } from '../errors.js'
 import type { FeatureOptions, ServerInstance } from '../feature.js'
 import { noBody, noContent, noQuery } from '../schemas.js'
 import { requireTenantManager } from '../tenants/resolve-tenant.js'
-import { readOnlyAccessGrant } from './schemas.js'
+import { readOnlyAccessGrant, readOnlyAccessOffer } from './schemas.js'
 
 /**
  * Read-only access to the admitted tenant's database: `POST` grants it (the same login again
  * if it exists) and answers with its URL, `DELETE` revokes it. Offered where the database
  * itself confines the login (Postgres schema and database tenants); elsewhere
  * `UNSUPPORTED_PLACEMENT` (SQLite tenants read through SQL-over-HTTP with a read-only token).
+ * `GET` says which, without granting anything, so a settings page can offer the right one.
  */
 export function readOnlyAccessRoutes(app: ServerInstance, { tenantry }: FeatureOptions): void {
   const tags = ['read-only access']
+
+  app.get(
+    '/read-only-access',
+    {
+      schema: {
+        tags,
+        summary: "Whether this tenant's database offers read-only access (nothing is granted); where not, why",
+        querystring: noQuery,
+        response: { 200: readOnlyAccessOffer },
+      },
+    },
+    async (request) => {
+      const { slug } = requireTenantManager(request, 'read-only access')
+      const tenant = await tenantry.router.resolve(slug)
+      const engine = await tenantry.dataSources.engine(tenant.placement.dataSourceId)
+      const { isolation } = tenant.placement
+      const available = engine.readOnlyAccess?.isolations.includes(isolation) ?? false
+      return {
+        available,
+        engine: engine.name,
+        isolation,
+        ...(available
+          ? {}
+          : { reason: `${isolation} isolation on ${engine.name} offers no read-only database login: use SQL-over-HTTP with a read-only token` }),
+      }
+    },
+  )
 
   app.post(
     '/read-only-access',

@@ -7,8 +7,9 @@ import type { ServerInstance } from '../feature.js'
 import { noQuery } from '../schemas.js'
 import { parseServerConfig } from '../server-config.js'
 import { authenticateToken } from '../tokens/token-auth.js'
-import { LineWriter, ReaderGone } from './line-writer.js'
+import { jsonLine, LineWriter, ReaderGone, type ItemEncoder } from './line-writer.js'
 import { cursorEntries, runRequest, type HranaBatch, type HranaRequest, type HranaResult } from './hrana.js'
+import { decodeCursorBody, decodePipelineBody, encodeCursorItem, encodePipelineResponse, PROTOBUF_CONTENT_TYPE, ProtobufDecodeError } from './protobuf.js'
 import { cursorBody, cursorResponse, pipelineBody, pipelineResponse, sqlErrorResponse, versionResponse } from './schemas.js'
 import { StreamPool, tokenTenant, translate, type OpenStream, type TokenPrincipal } from './streams.js'
 import { hranaOverWebSocket, type WebSocketOptions } from './websocket.js'
@@ -32,11 +33,13 @@ export interface SqlOverHttpOptions {
 }
 
 /**
- * SQL-over-HTTP: libSQL's Hrana protocol (versions 2 and 3, JSON) so that `@libsql/client`
- * works unmodified with `createClient({ url, authToken })`.
+ * SQL-over-HTTP: libSQL's Hrana protocol (versions 2 and 3, JSON, and version 3 in protobuf) so
+ * that `@libsql/client` works unmodified with `createClient({ url, authToken })`.
  *
- * - `GET /v2` and `GET /v3` answer the version probes; `POST /v2/pipeline` and
- *   `POST /v3/pipeline` run a pipeline; `POST /v3/cursor` runs a batch read as a cursor.
+ * - `GET /v2`, `GET /v3` and `GET /v3-protobuf` answer the version probes; `POST /v2/pipeline`,
+ *   `POST /v3/pipeline` and `POST /v3-protobuf/pipeline` run a pipeline; `POST /v3/cursor` and
+ *   `POST /v3-protobuf/cursor` run a batch read as a cursor. The protobuf routes only decode and
+ *   encode (protobuf.ts): the requests run in the same handlers as JSON's.
  *   Hrana over WebSocket is served at `/` (websocket.ts), with the same streams and handlers.
  * - The tenant comes only from the token (`Authorization: Bearer tnt_…`); sessions are not accepted.
  * - Offered only where the engine offers raw sessions for the tenant's placement (SQLite,
@@ -95,10 +98,10 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
   const errors = { '4xx': sqlErrorResponse, '5xx': sqlErrorResponse }
 
   // Hrana 2 and 3 over HTTP, JSON encoding: v3 adds `get_autocommit`, the `is_autocommit`
-  // condition and cursors. `/v3-protobuf` is not offered. Note that `@libsql/client` (up to
-  // 0.18) opens HTTP connections at version 2 without probing, and `@libsql/hrana-client`
-  // asked for version 3 probes `/v3-protobuf` only (its JSON `/v3` entry is commented out),
-  // then falls back to v2: v3 serves clients that speak JSON v3 themselves.
+  // condition and cursors. Note that `@libsql/client` (up to 0.18) opens HTTP connections at
+  // version 2 without probing; `@libsql/hrana-client` asked for version 3 probes
+  // `/v3-protobuf` only (its JSON `/v3` entry is commented out): v3 JSON serves clients that
+  // speak it themselves.
   for (const version of ['v2', 'v3'] as const) {
     app.get(
       `/${version}`,
@@ -107,18 +110,27 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
     )
   }
 
-  // `hrana3-protobuf` is not offered, and says so whatever else answers unknown paths (the web
-  // console answers GETs): a client that probes `/v3-protobuf` (`@libsql/hrana-client` at
-  // version 3) must get a 404 to fall back to JSON.
-  for (const url of ['/v3-protobuf', '/v3-protobuf/*']) {
-    app.route({
-      method: ['GET', 'POST'],
-      url,
-      schema: { hide: true },
-      handler: async () => {
-        throw new HttpError('NOT_FOUND', 'hrana3-protobuf is not offered: use Hrana over JSON (/v3, /v2), as libSQL clients do when this answers 404')
-      },
-    })
+  // Hrana 3 in protobuf (`@libsql/hrana-client` at version 3 probes this first). Not in the
+  // OpenAPI document, which describes JSON bodies: the messages are the spec's (protobuf.ts).
+  app.get('/v3-protobuf', { schema: { hide: true, querystring: noQuery } }, async () => ({}))
+
+  // Protobuf bodies, decoded into the JSON encoding's shape, which the routes' schemas then
+  // check as they check JSON: a field of the wrong kind is the same 400. Bytes that are no
+  // message at all are a 400 too; a protobuf body anywhere else, a 415.
+  app.addContentTypeParser(PROTOBUF_CONTENT_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
+    const decoder = PROTOBUF_DECODERS[request.routeOptions.url ?? '']
+    if (!decoder) return done(new HttpError('UNSUPPORTED_MEDIA_TYPE', `${PROTOBUF_CONTENT_TYPE} is accepted only by /v3-protobuf/pipeline and /v3-protobuf/cursor`), undefined)
+    try {
+      done(null, decoder(body as Buffer))
+    } catch (error) {
+      if (error instanceof ProtobufDecodeError) return done(new HttpError('VALIDATION_FAILED', error.message), undefined)
+      done(error as Error, undefined)
+    }
+  })
+  /** The protobuf routes take protobuf only: a JSON body there is a client that mixed its encodings up. */
+  const protobufOnly = async (request: FastifyRequest) => {
+    const type = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+    if (type !== PROTOBUF_CONTENT_TYPE) throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as ${PROTOBUF_CONTENT_TYPE} (a Hrana 3 protobuf message)`)
   }
 
   /** The stream a request continues (its baton) or opens, under the stream limits. */
@@ -166,6 +178,16 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
     request.tenant = await tokenTenant(tenantry, principal)
   }
 
+  /** Runs a pipeline (either encoding's body, once decoded and checked) and gives its answer. */
+  const runPipeline = async (principal: TokenPrincipal, body: { baton?: string | null | undefined; requests: unknown[] }) => {
+    const stream = await takeStream(principal, body.baton)
+    const results: HranaResult[] = []
+    const baton = await onStream(stream, async () => {
+      for (const item of body.requests as HranaRequest[]) results.push(await runRequest(stream, item))
+    })
+    return { baton, base_url: null, results }
+  }
+
   for (const version of ['v2', 'v3'] as const) {
     app.post(
       `/${version}/pipeline`,
@@ -181,15 +203,31 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
         },
       },
       async (request, reply) => {
-        const stream = await takeStream(request.principal as TokenPrincipal, request.body.baton)
-        const results: HranaResult[] = []
-        const baton = await onStream(stream, async () => {
-          for (const item of request.body.requests as HranaRequest[]) results.push(await runRequest(stream, item))
-        })
+        const answer = await runPipeline(request.principal as TokenPrincipal, request.body)
         void reply.type('application/json')
-        return { baton, base_url: null, results }
+        return answer
       },
     )
+  }
+
+  app.post(
+    '/v3-protobuf/pipeline',
+    { onRequest, preValidation: protobufOnly, schema: { hide: true, querystring: noQuery, body: pipelineBody(maxRequests) } },
+    async (request, reply) => {
+      const answer = await runPipeline(request.principal as TokenPrincipal, request.body)
+      void reply.type(PROTOBUF_CONTENT_TYPE)
+      return Buffer.from(encodePipelineResponse(answer))
+    },
+  )
+
+  /**
+   * Runs a batch as a cursor on the request's stream, and answers with its items as they come,
+   * each encoded by `encode` (newline-separated JSON, or length-delimited protobuf).
+   */
+  const runCursor = async (request: FastifyRequest, reply: FastifyReply, body: { baton?: string | null | undefined; batch: unknown }, contentType: string, encode: ItemEncoder) => {
+    const stream = await takeStream(request.principal as TokenPrincipal, body.baton)
+    streamCursor(request, reply, stream, body.batch as HranaBatch, contentType, encode)
+    return reply
   }
 
   app.post(
@@ -209,58 +247,71 @@ export async function sqlOverHttp(app: ServerInstance, options: SqlOverHttpOptio
         response: { 200: cursorResponse, ...errors },
       },
     },
-    async (request, reply) => {
-      const stream = await takeStream(request.principal as TokenPrincipal, request.body.baton)
-      // Written as the rows come, a batch at a time from the executor, waiting for the client to
-      // read them (backpressure): nothing holds a whole result. The status is sent first, so what
-      // ends the stream from here on is an `error` entry, and the baton sent up front is then unknown.
-      const out = new PassThrough()
-      // A client that goes away mid-cursor ends its stream (rolling back), not a wait forever.
-      reply.raw.once('close', () => out.destroy())
-      const lines = new LineWriter(out)
-      const watch = {
-        // A client that stops reading holds its statement's executor until the statement's
-        // deadline, which ends the statement: the client, blocked, is then cut off.
-        statement: (signal: AbortSignal) =>
-          signal.addEventListener(
-            'abort',
-            () => {
-              if (lines.waiting) reply.raw.destroy()
-            },
-            { once: true },
-          ),
-      }
-      const baton = randomBytes(24).toString('base64url')
-      // A stream payload is piped as it is, past the schema's serializer.
-      void reply.type('application/json').send(out as unknown as string)
-      void (async () => {
-        try {
-          await lines.write({ baton, base_url: null })
-          // The request's own mistake ends in an `error` entry, and the stream goes on.
-          for await (const entry of cursorEntries(stream, request.body.batch as HranaBatch, watch)) await lines.write(entry)
-        } catch (error) {
-          if (error instanceof ReaderGone) {
-            await closeStream(stream)
-            return
-          } else {
-            const http = toHttpError(translate(error))
-            if (http.status >= 500 && http.code !== 'DATABASE_BUSY') request.log.error({ err: error }, 'SQL-over-HTTP cursor failed')
-            lines.end({ type: 'error', error: { code: http.code, message: http.message } })
-            await closeStream(stream)
-            return
-          }
-        }
-        if (stream.closed) await closeStream(stream)
-        else {
-          stream.timer = setTimeout(() => closeIdle(baton), idleMs)
-          stream.timer.unref()
-          streams.set(baton, stream)
-        }
-        lines.end()
-      })()
-      return reply
-    },
+    async (request, reply) => runCursor(request, reply, request.body, 'application/json', jsonLine),
   )
+
+  app.post(
+    '/v3-protobuf/cursor',
+    { onRequest, preValidation: protobufOnly, schema: { hide: true, querystring: noQuery, body: cursorBody } },
+    async (request, reply) => runCursor(request, reply, request.body, PROTOBUF_CONTENT_TYPE, encodeCursorItem as ItemEncoder),
+  )
+
+  /** Answers with the cursor's items as they are read from the database (see `/v3/cursor`'s description). */
+  function streamCursor(request: FastifyRequest, reply: FastifyReply, stream: OpenStream, batch: HranaBatch, contentType: string, encode: ItemEncoder): void {
+    // Written as the rows come, a batch at a time from the executor, waiting for the client to
+    // read them (backpressure): nothing holds a whole result. The status is sent first, so what
+    // ends the stream from here on is an `error` entry, and the baton sent up front is then unknown.
+    const out = new PassThrough()
+    // A client that goes away mid-cursor ends its stream (rolling back), not a wait forever.
+    reply.raw.once('close', () => out.destroy())
+    const lines = new LineWriter(out, undefined, encode)
+    const watch = {
+      // A client that stops reading holds its statement's executor until the statement's
+      // deadline, which ends the statement: the client, blocked, is then cut off.
+      statement: (signal: AbortSignal) =>
+        signal.addEventListener(
+          'abort',
+          () => {
+            if (lines.waiting) reply.raw.destroy()
+          },
+          { once: true },
+        ),
+    }
+    const baton = randomBytes(24).toString('base64url')
+    // A stream payload is piped as it is, past the schema's serializer.
+    void reply.type(contentType).send(out as unknown as string)
+    void (async () => {
+      try {
+        await lines.write({ baton, base_url: null })
+        // The request's own mistake ends in an `error` entry, and the stream goes on.
+        for await (const entry of cursorEntries(stream, batch, watch)) await lines.write(entry)
+      } catch (error) {
+        if (error instanceof ReaderGone) {
+          await closeStream(stream)
+          return
+        } else {
+          const http = toHttpError(translate(error))
+          if (http.status >= 500 && http.code !== 'DATABASE_BUSY') request.log.error({ err: error }, 'SQL-over-HTTP cursor failed')
+          lines.end({ type: 'error', error: { code: http.code, message: http.message } })
+          await closeStream(stream)
+          return
+        }
+      }
+      if (stream.closed) await closeStream(stream)
+      else {
+        stream.timer = setTimeout(() => closeIdle(baton), idleMs)
+        stream.timer.unref()
+        streams.set(baton, stream)
+      }
+      lines.end()
+    })()
+  }
+}
+
+/** The protobuf routes' body decoders, by route. */
+const PROTOBUF_DECODERS: Record<string, (body: Buffer) => unknown> = {
+  '/v3-protobuf/pipeline': decodePipelineBody,
+  '/v3-protobuf/cursor': decodeCursorBody,
 }
 
 /** The token principal of the request, or 401: SQL-over-HTTP accepts integration tokens only. */
@@ -280,10 +331,12 @@ function sendError(reply: FastifyReply, error: HttpError): void {
     const seconds = cause?.details?.retryAfterSeconds
     void reply.header('retry-after', String(typeof seconds === 'number' ? seconds : 1))
   }
+  // As bytes: Fastify would add `; charset=utf-8` to a string's type, and libSQL's clients read
+  // the message only when the type is exactly application/json (else "HTTP status 422" alone).
   void reply
     .status(error.status)
     .header('content-type', 'application/json')
-    .send(JSON.stringify({ message: error.message, code: error.code, error: { code: error.code, message: error.message } }))
+    .send(Buffer.from(JSON.stringify({ message: error.message, code: error.code, error: { code: error.code, message: error.message } })))
 }
 
 /** The keys that are set: `exactOptionalPropertyTypes` keeps an explicit `undefined` from overriding a default. */

@@ -6,6 +6,7 @@ import { toHttpError } from '../errors.js'
 import type { ServerInstance } from '../feature.js'
 import { authenticateToken } from '../tokens/token-auth.js'
 import { cursorEntries, runRequest, storeSql, toHranaError, HranaProtocolError, type CursorEntry, type HranaError, type HranaRequest } from './hrana.js'
+import { decodeClientMsg, encodeServerMsg, ProtobufDecodeError } from './protobuf.js'
 import { hranaBatch, hranaStmt } from './schemas.js'
 import { tokenTenant, translate, type OpenStream, type StreamPool, type TokenPrincipal } from './streams.js'
 
@@ -24,8 +25,11 @@ export interface WebSocketOptions {
   helloTimeoutMs?: number
 }
 
-/** The subprotocols offered, best first: JSON only (`hrana3-protobuf` is not offered). */
-const SUBPROTOCOLS = ['hrana3', 'hrana2', 'hrana1'] as const
+/** The subprotocols offered, best first (a client that offers several gets the first of these it offers). */
+const SUBPROTOCOLS = ['hrana3-protobuf', 'hrana3', 'hrana2', 'hrana1'] as const
+
+/** The subprotocol whose messages are binary protobuf (protobuf.ts); the others' are JSON text. */
+const PROTOBUF_SUBPROTOCOL = 'hrana3-protobuf'
 
 /** WebSocket close codes used here (RFC 6455). */
 const CLOSE = { normal: 1000, goingAway: 1001, protocol: 1002, unsupported: 1003, policy: 1008 } as const
@@ -68,8 +72,10 @@ interface SocketCursor {
 type Message = Record<string, unknown>
 
 /**
- * Hrana over WebSocket (JSON; subprotocols `hrana3`, `hrana2`, `hrana1`), at `/`, which is
- * where `@libsql/client` connects for `ws://host:port` and `libsql://host:port` URLs.
+ * Hrana over WebSocket (subprotocols `hrana3-protobuf`, in binary messages, and `hrana3`,
+ * `hrana2`, `hrana1`, in JSON text), at `/`, which is where `@libsql/client` connects for
+ * `ws://host:port` and `libsql://host:port` URLs. A protobuf message is decoded into the JSON
+ * shape and handled as a JSON one is; only the codec differs.
  *
  * - The tenant comes only from the token in `hello` (verified as the HTTP routes verify their
  *   `Authorization` header); cookies and the upgrade request's headers are never read, so a
@@ -125,7 +131,8 @@ export async function hranaOverWebSocket(app: ServerInstance, options: { tenantr
         request.tenant = await tokenTenant(options.tenantry, principal)
         await app.countTenantRequest(request)
       }
-      serveSocket(socket, app.log, options.tenantry, options.pool, countRequest, { maxStreams, maxPending, idleMs, pingMs, helloTimeoutMs })
+      const protobuf = socket.protocol === PROTOBUF_SUBPROTOCOL
+      serveSocket(socket, app.log, options.tenantry, options.pool, countRequest, { maxStreams, maxPending, idleMs, pingMs, helloTimeoutMs }, protobuf)
     },
   })
 }
@@ -137,6 +144,7 @@ function serveSocket(
   pool: StreamPool,
   countRequest: (principal: TokenPrincipal) => Promise<void>,
   limits: { maxStreams: number; maxPending: number; idleMs: number; pingMs: number; helloTimeoutMs: number },
+  protobuf: boolean,
 ): void {
   let principal: TokenPrincipal | undefined
   /** The token `principal` was verified from, kept to verify it again when a stream opens. */
@@ -155,7 +163,9 @@ function serveSocket(
   let ended = false
 
   const send = (message: object) => {
-    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message))
+    if (socket.readyState !== socket.OPEN) return
+    if (protobuf) socket.send(encodeServerMsg(message as Message))
+    else socket.send(JSON.stringify(message))
   }
   const end = (code: number, reason: string) => {
     if (ended) return
@@ -198,14 +208,26 @@ function serveSocket(
   socket.on('message', (data, isBinary) => {
     lastActive = Date.now()
     if (ended) return
-    if (isBinary) return end(CLOSE.unsupported, 'Only JSON text messages are accepted')
-    let message: unknown
-    try {
-      message = JSON.parse(String(data))
-    } catch {
-      return end(CLOSE.protocol, 'A message is not valid JSON')
+    let message: Message
+    if (protobuf) {
+      if (!isBinary) return end(CLOSE.unsupported, 'Only binary messages are accepted with hrana3-protobuf')
+      try {
+        message = decodeClientMsg(Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data)
+      } catch (error) {
+        if (!(error instanceof ProtobufDecodeError)) log.error({ err: error }, 'Hrana over WebSocket: a protobuf message failed to decode')
+        return end(CLOSE.protocol, 'A message is not a valid ClientMsg')
+      }
+    } else {
+      if (isBinary) return end(CLOSE.unsupported, 'Only JSON text messages are accepted')
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(String(data))
+      } catch {
+        return end(CLOSE.protocol, 'A message is not valid JSON')
+      }
+      if (!isObject(parsed)) return end(CLOSE.protocol, 'A message must be a JSON object')
+      message = parsed
     }
-    if (!isObject(message)) return end(CLOSE.protocol, 'A message must be a JSON object')
     // Clients send their requests right behind `hello`, before it is answered: those wait here,
     // within a bound (past `maxPending` they are answered RATE_LIMITED one by one once taken).
     const size = messageSize(data)

@@ -4,6 +4,7 @@ import { APIError } from 'better-auth/api'
 import { getOrgAdapter, organization } from 'better-auth/plugins'
 import { isTenantryError, slugProblem, type Logger, type TenantRecord, type Tenantry } from 'tenantry'
 import { AUTH_ERROR_CODES } from '../auth/error-codes.js'
+import { invitationEmail, type EmailSender } from '../auth/email.js'
 import { statusOf, type ErrorCode } from '../errors.js'
 
 /**
@@ -49,18 +50,36 @@ function authError(code: ErrorCode, message: string, cause?: unknown): APIError 
   return APIError.from(statusOf(code) as ConstructorParameters<typeof APIError>[0], { code, message }, cause === undefined ? undefined : { cause })
 }
 
+/** How invitations leave: the app's email sender and the server's public URL (the console's). */
+export interface InvitationMail {
+  sendEmail?: EmailSender
+  baseURL?: string
+}
+
 /**
  * Better Auth's organization plugin, configured so that organizations are tenants: creating
  * one provisions its tenant (or creates nothing), its slug is checked as a tenant slug and can
  * never change, and organizations are never deleted through Better Auth (a tenant is deleted
  * through the admin API, which removes its organization).
  */
-export function tenantOrganizations(tenantry: Tenantry, organizations: () => Organizations) {
+export function tenantOrganizations(tenantry: Tenantry, organizations: () => Organizations, mail: InvitationMail = {}) {
   return organization({
     creatorRole: 'owner',
     disableOrganizationDeletion: true,
-    // Invitations are returned by the API; delivering them is the app's business.
-    sendInvitationEmail: async () => {},
+    // The invitee gets a link to the console's `/invitations/<id>` page, through the app's
+    // `sendEmail` (without one, the logging sender notes that an email was due).
+    sendInvitationEmail: async ({ id, email, role, organization: org, inviter }) => {
+      if (!mail.sendEmail || !mail.baseURL) return
+      const who = inviter.user.name || inviter.user.email
+      // Better Auth has stored the invitation by now: a mailer failure must not answer 500 for
+      // an invitation that exists (inviting again would then be refused as a duplicate). It
+      // stays pending, listed with the others, and the operator hears of the failure.
+      try {
+        await mail.sendEmail(invitationEmail({ id, email, role: String(role), organizationName: org.name, inviter: who }, mail.baseURL))
+      } catch (err) {
+        tenantry.logger.error({ err, invitationId: id, organizationId: org.id }, 'The invitation email could not be sent; the invitation is pending (cancel it and invite again to resend)')
+      }
+    },
     // Knowing an invitation's id is not proof of owning its address: anyone could sign up with
     // the invited email. Accepting (or rejecting) needs that email verified.
     requireEmailVerificationOnInvitation: true,
@@ -305,8 +324,8 @@ export class Organizations {
     }
   }
 
-  /** Removes the organizations of a purged tenant, with their members and invitations: its slug is free again. */
-  async removeForTenant(tenantId: string): Promise<void> {
+  /** Removes the organizations of a purged tenant, with their members and invitations: its slug is free again. Returns how many went. */
+  async removeForTenant(tenantId: string): Promise<number> {
     const context = await this.#context()
     const orgs = await (await getCurrentAdapter(context.adapter)).findMany<OrganizationRow>({
       model: 'organization',
@@ -314,6 +333,7 @@ export class Organizations {
     })
     const adapter = getOrgAdapter(context, { schema: ORGANIZATION_SCHEMA })
     for (const org of orgs) await adapter.deleteOrganization(org.id)
+    return orgs.length
   }
 
   /**

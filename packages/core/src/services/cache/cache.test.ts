@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTenantry, type Tenantry } from '../../index.js'
 import { findRedis, tempDir } from '../../testing/index.js'
 import type { CacheConfig } from '../services-config.js'
+import { SILENT_LOGGER } from '../../logger.js'
 import { RedisCacheDriver } from './redis-driver.js'
 
 // Issue 12: one conformance suite for `tenantry.cache`, run against every driver with the real
@@ -277,3 +278,118 @@ for (const driver of drivers) {
     })
   })
 }
+
+// The Redis driver keeps each tenant's generation in the process and hears of flushes by
+// pub/sub. Two drivers on their own connections stand for two processes of a deployment.
+describe.skipIf(!('url' in redis))('the Redis cache driver across processes', () => {
+  const url = 'url' in redis ? redis.url : ''
+  const sharedPrefix = `${prefix}x:`
+  const drivers: RedisCacheDriver[] = []
+  let raw: Redis
+  const open = (maxCachedTenants?: number) => {
+    const driver = new RedisCacheDriver({ url, prefix: sharedPrefix, sweepBatch: 100, logger: SILENT_LOGGER, ...(maxCachedTenants ? { maxCachedTenants } : {}) })
+    drivers.push(driver)
+    return driver
+  }
+  /** A tenant id of the catalog's shape: `t` + 19 base-32 characters. */
+  const tenantId = () => `t${Array.from({ length: 19 }, () => 'abcdefghijklmnopqrstuvwxyz234567'[Math.floor(Math.random() * 32)]).join('')}`
+  /** Connected and subscribed, so that the generations it reads are kept. */
+  const subscribed = async (driver: RedisCacheDriver) => {
+    await driver.client()
+    await vi.waitFor(() => expect(driver.subscribed).toBe(true), { timeout: 10_000, interval: 10 })
+  }
+
+  beforeAll(() => {
+    raw = new Redis(url)
+  })
+  afterAll(async () => {
+    await Promise.all(drivers.map((d) => d.close()))
+    const left = await redisKeys(raw, sharedPrefix)
+    if (left.length) await raw.unlink(...left)
+    raw.disconnect()
+  })
+
+  it('a flush in one process is seen by the other, which keeps calling with plain commands', async () => {
+    const [a, b] = [open(), open()]
+    await Promise.all([subscribed(a), subscribed(b)])
+    const t = tenantId()
+    await a.set(t, 'k', '"one"', 0)
+    expect(await b.get(t, 'k')).toBe('"one"')
+    expect(b.holdsGeneration(t)).toBe(true)
+    await a.flush(t)
+    // The flushing process at once; the other within the pub/sub latency.
+    expect(await a.get(t, 'k')).toBeUndefined()
+    await vi.waitFor(async () => expect(await b.get(t, 'k')).toBeUndefined(), { timeout: 10_000, interval: 5 })
+    // The other process replaced the generation it holds, and writes where the first reads.
+    expect(b.holdsGeneration(t)).toBe(true)
+    await b.set(t, 'k', '"two"', 0)
+    expect(await a.get(t, 'k')).toBe('"two"')
+    const [generation] = await raw.mget(`${sharedPrefix}{${t}}:g`)
+    expect(await redisKeys(raw, `${sharedPrefix}{${t}}:${generation}:`)).toEqual([`${sharedPrefix}{${t}}:${generation}:k`])
+  })
+
+  it("a flush made while the other's subscriber was down is still honoured after it reconnects", async () => {
+    const [a, b] = [open(), open()]
+    await Promise.all([subscribed(a), subscribed(b)])
+    const t = tenantId()
+    await a.set(t, 'k', '"before"', 0)
+    expect(await b.get(t, 'k')).toBe('"before"')
+    expect(b.holdsGeneration(t)).toBe(true)
+    const killedId = b.subscriberId!
+    // Only b's subscriber: other runs on this Redis keep theirs.
+    expect(Number(await raw.client('KILL', 'ID', String(killedId)))).toBe(1)
+    // Sent right after the kill (ioredis waits before reconnecting): its message never reaches b.
+    await a.flush(t)
+    await vi.waitFor(async () => expect(await b.get(t, 'k')).toBeUndefined(), { timeout: 10_000, interval: 5 })
+    // Subscribed again, on a new connection: later flushes reach b as before.
+    await vi.waitFor(() => expect(b.subscribed && b.subscriberId !== killedId).toBe(true), { timeout: 10_000, interval: 10 })
+    await a.set(t, 'k', '"after"', 0)
+    expect(await b.get(t, 'k')).toBe('"after"')
+    expect(b.holdsGeneration(t)).toBe(true)
+    await a.flush(t)
+    await vi.waitFor(async () => expect(await b.get(t, 'k')).toBeUndefined(), { timeout: 10_000, interval: 5 })
+  })
+
+  it('keeps the generations of at most maxCachedTenants tenants, least recently used dropped first', async () => {
+    const c = open(3)
+    await subscribed(c)
+    const ts = Array.from({ length: 6 }, tenantId)
+    for (const t of ts.slice(0, 5)) await c.set(t, 'k', JSON.stringify(t), 0)
+    expect(c.cachedTenants).toBe(3)
+    expect(ts.map((t) => c.holdsGeneration(t))).toEqual([false, false, true, true, true, false])
+    // Using ts[2] makes it the most recent: ts[3] goes when ts[5] comes in.
+    expect(await c.get(ts[2]!, 'k')).toBe(JSON.stringify(ts[2]))
+    await c.set(ts[5]!, 'k', JSON.stringify(ts[5]), 0)
+    expect(ts.map((t) => c.holdsGeneration(t))).toEqual([false, false, true, false, true, true])
+    // A tenant whose generation was dropped reads it again: nothing is lost.
+    expect(await c.get(ts[0]!, 'k')).toBe(JSON.stringify(ts[0]))
+    expect(c.cachedTenants).toBe(3)
+  })
+
+  it("the sweep never removes the current generation's entries, even when a flush lands during its step", async () => {
+    const a = open()
+    await subscribed(a)
+    const t = tenantId()
+    const base = a.tenantBase(t)
+    await a.set(t, 'old', '1', 0)
+    await a.flush(t)
+    await a.set(t, 'kept', '2', 0)
+    await a.flush(t)
+    // The step reads the generation, then another flush and a write land before its UNLINK.
+    const client = await a.client()
+    const mget = client.mget.bind(client) as (...keys: string[]) => Promise<Array<string | null>>
+    ;(client as unknown as { mget: typeof mget }).mget = async (...keys) => {
+      const read = await mget(...keys)
+      if (!keys.includes(`${base}g`)) return read
+      delete (client as unknown as { mget?: unknown }).mget
+      await a.flush(t)
+      await a.set(t, 'newest', '3', 0)
+      return read
+    }
+    // Other tests' tenants may be queued too: until this one's sweep is through.
+    while ((await raw.sismember(`${sharedPrefix}sweep`, t)) === 1) await a.sweep()
+    const [current] = await raw.mget(`${base}g`)
+    const entries = (await redisKeys(raw, base)).filter((k) => /^\d+:/.test(k.slice(base.length)))
+    expect(entries).toEqual([`${base}${current}:newest`])
+  })
+})

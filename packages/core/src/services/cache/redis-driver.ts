@@ -11,66 +11,76 @@ import { wrongType } from './memory-driver.js'
  * - `P{T}:g`: the tenant's current **generation**, a digit string;
  * - `P{T}:<generation>:<key>`: an entry, the caller's key as it is after the second colon;
  * - `P{T}:s`: where the background removal of old generations is (`<generation>:<cursor>`);
- * - `Psweep`: the set of tenants with old generations to remove.
+ * - `Psweep`: the set of tenants with old generations to remove;
+ * - `Pgenerations`: the pub/sub channel on which flushes announce a tenant's new generation.
  * A tenant id is `t` + 19 base-32 characters (no `{`, `}` or `:`), and a generation is digits
  * only, so the text up to an entry key's second colon after `}` names exactly one tenant and one
  * generation whatever the caller's key holds: a key can never reach another tenant's entries,
  * nor `g` or `s` (not digits), nor `Psweep` (no `{` after the prefix). The `{T}` hash tag keeps
  * a tenant's keys in one cluster slot.
  *
- * Every operation is one Lua script (EVALSHA): it reads the generation and touches the entry in
- * one round trip, atomically, so a flush by another process is seen by the very next call.
+ * **The hot path is a plain command** (`GET`, `SET`, `MGET`, …) on `P{T}:<generation>:<key>`,
+ * with the generation held in this process: a Lua script per call cost Redis 1.3–1.7× a plain
+ * `GET`/`SET`. The process learns a tenant's generation once (`GET`, or a small script that
+ * creates it when absent) and keeps it, for at most `maxCachedTenants` tenants (least recently
+ * used dropped first, so 100,000 tenants don't grow memory without limit).
+ *
  * **Flushing a tenant** sets a new generation (from Redis' clock: never an old one again, even
- * if an evicting Redis dropped the generation key) and queues the tenant in `Psweep`: O(1) for
- * the caller. A timer in each process that uses the cache then removes the old generations'
- * keys with `SCAN … COUNT sweepBatch`, one step per tick, never in a request path. A SCAN walks
- * the whole keyspace whatever its MATCH, so one tenant's pass takes about (keys in Redis /
- * sweepBatch) ticks: raise `sweepBatch` on a large Redis. Until then the old entries only take
- * memory (they are unreachable), and their TTLs still apply.
+ * if an evicting Redis dropped the generation key), queues the tenant in `Psweep` and PUBLISHes
+ * `T:<generation>` on `Pgenerations`, all in one script: O(1) for the caller. Every process
+ * SUBSCRIBEs to that channel on a connection of its own (`duplicate()`) and replaces the
+ * generation it holds. So the **window**: the flushing process sees its flush at once; another
+ * process sees it within the pub/sub latency (the time the message takes to reach it, well under
+ * a millisecond on a LAN), and a call it makes in that window reads or writes the old,
+ * unreachable generation. While the subscriber connection is down (messages may be lost), every
+ * held generation is dropped and none is kept: each call then reads the generation first (two
+ * round trips) until the subscription is back. A generation read that raced with a message or
+ * a reconnect is used for its own call only, never kept.
+ *
+ * A timer in each process that uses the cache removes the old generations' keys with
+ * `SCAN … COUNT sweepBatch`, one step per tick, never in a request path; the `UNLINK` is a script
+ * that reads the current generation in the same step, so the sweep never removes the current
+ * generation's keys, even when a flush lands during the step. A SCAN walks the whole keyspace
+ * whatever its MATCH, so one tenant's pass takes about (keys in Redis / sweepBatch) ticks: raise
+ * `sweepBatch` on a large Redis. Until then the old entries only take memory (they are
+ * unreachable), and their TTLs still apply; an entry a lagging process wrote into an old
+ * generation after its pass goes with the tenant's next flush, its TTL or a purge. Keep the
+ * generation keys from eviction (`maxmemory-policy` `noeviction` or a `volatile-*` policy: they
+ * have no TTL).
  */
 
-/** Resolves the entry key: `ARGV[1]` is `P{T}:`, `KEYS[1]` the generation key; a tenant's first call fixes its generation. */
-const ENTRY = `
-local function gen()
-  local g = redis.call('GET', KEYS[1])
-  if not g then
-    local t = redis.call('TIME')
-    g = t[1] .. string.format('%06d', tonumber(t[2]))
-    redis.call('SET', KEYS[1], g)
-  end
-  return g
+/** The tenant's generation, created from Redis' clock when absent. KEYS: generation key. */
+const GENERATION = `
+local g = redis.call('GET', KEYS[1])
+if not g then
+  local t = redis.call('TIME')
+  g = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('SET', KEYS[1], g)
 end
-local base = ARGV[1] .. gen() .. ':'
-`
+return g`
 
 const SCRIPTS = {
-  tcGet: `${ENTRY} return redis.call('GET', base .. ARGV[2])`,
-  tcSet: `${ENTRY}
-if ARGV[4] ~= '0' then return redis.call('SET', base .. ARGV[2], ARGV[3], 'PX', ARGV[4]) end
-return redis.call('SET', base .. ARGV[2], ARGV[3])`,
-  tcDel: `${ENTRY} return redis.call('DEL', base .. ARGV[2])`,
-  tcIncr: `${ENTRY}
-local k = base .. ARGV[2]
-local v = redis.call('INCRBY', k, ARGV[3])
-if ARGV[4] ~= '0' and redis.call('PTTL', k) == -1 then redis.call('PEXPIRE', k, ARGV[4]) end
+  tcGeneration: { keys: 1, lua: GENERATION },
+  // KEYS: the entry. ARGV: by, ttl ('0': none).
+  tcIncr: {
+    keys: 1,
+    lua: `
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`,
-  tcPush: `${ENTRY}
-local k = base .. ARGV[2]
-local n = redis.call('RPUSH', k, unpack(ARGV, 4))
-if ARGV[3] ~= '0' and redis.call('PTTL', k) == -1 then redis.call('PEXPIRE', k, ARGV[3]) end
+  },
+  // KEYS: the entry. ARGV: ttl ('0': none), values.
+  tcPush: {
+    keys: 1,
+    lua: `
+local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+if ARGV[1] ~= '0' and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`,
-  tcRange: `${ENTRY} return redis.call('LRANGE', base .. ARGV[2], ARGV[3], ARGV[4])`,
-  tcMget: `${ENTRY}
-local ks = {}
-for i = 2, #ARGV do ks[i - 1] = base .. ARGV[i] end
-return redis.call('MGET', unpack(ks))`,
-  tcMset: `${ENTRY}
-for i = 3, #ARGV, 2 do
-  if ARGV[2] ~= '0' then redis.call('SET', base .. ARGV[i], ARGV[i + 1], 'PX', ARGV[2]) else redis.call('SET', base .. ARGV[i], ARGV[i + 1]) end
-end
-return #ARGV`,
-  // KEYS: generation, sweep state, sweep set. ARGV: tenant id.
-  tcFlush: `
+  },
+  // KEYS: generation, sweep state, sweep set. ARGV: tenant id, channel.
+  tcFlush: {
+    keys: 3,
+    lua: `
 local t = redis.call('TIME')
 local g = t[1] .. string.format('%06d', tonumber(t[2]))
 local old = redis.call('GET', KEYS[1])
@@ -78,9 +88,27 @@ if old == g then g = g .. '1' end
 redis.call('SET', KEYS[1], g)
 redis.call('SET', KEYS[2], g .. ':0')
 redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1] .. ':' .. g)
 return g`,
+  },
+  // KEYS: generation, then the candidate entries. ARGV: the length of \`P{T}:\`.
+  // Removes the candidates of any generation but the one current now.
+  tcSweepUnlink: {
+    keys: -1,
+    lua: `
+local current = redis.call('GET', KEYS[1]) or ''
+local n = 0
+for i = 2, #KEYS do
+  local rest = string.sub(KEYS[i], tonumber(ARGV[1]) + 1)
+  local gen = string.match(rest, '^(%d+):')
+  if gen and gen ~= current then n = n + redis.call('UNLINK', KEYS[i]) end
+end
+return n`,
+  },
   // KEYS: sweep state, sweep set. ARGV: the state the step started from, the next state ('' when done), tenant id.
-  tcSweepStep: `
+  tcSweepStep: {
+    keys: 2,
+    lua: `
 local s = redis.call('GET', KEYS[1])
 if (s or '') ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then
@@ -90,12 +118,13 @@ else
   redis.call('SET', KEYS[1], ARGV[2])
 end
 return 1`,
+  },
 } as const
 
 type ScriptName = keyof typeof SCRIPTS
 type Scripts = { [K in ScriptName]: (...args: Array<string | number>) => Promise<unknown> }
 
-/** Values per script call in `push`, `getMany`, `setMany`: well under Lua's stack limit for `unpack`. */
+/** Values per command in `push`, `getMany`, `setMany`: well under Lua's stack limit for `unpack`. */
 const CHUNK = 1_000
 
 export interface RedisCacheDriverOptions {
@@ -103,18 +132,37 @@ export interface RedisCacheDriverOptions {
   prefix: string
   sweepBatch: number
   logger: Logger
+  /** Tenants whose generation this process holds (LRU). @default 10000 */
+  maxCachedTenants?: number
+}
+
+/** A generation being read: `stale` once a flush message or a reconnect came in meanwhile. */
+interface Learning {
+  promise: Promise<string>
+  stale: boolean
 }
 
 export class RedisCacheDriver implements CacheDriver {
   readonly name = 'redis' as const
   readonly #options: RedisCacheDriverOptions
+  readonly #maxCachedTenants: number
   #client: Promise<Redis & Scripts> | undefined
   /** The client once connected: the hot path calls it without awaiting `#client` again. */
   #ready: (Redis & Scripts) | undefined
+  #subscriber: Redis | undefined
+  /** Whether the subscriber is subscribed now: only then are generations kept. */
+  #subscribed = false
+  /** Bumped when the subscriber drops or comes back: a read started before is not kept. */
+  #epoch = 0
+  /** Tenant id → generation, in least-recently-used order (a `Map` keeps insertion order). */
+  readonly #generations = new Map<string, string>()
+  readonly #learning = new Map<string, Learning>()
+  #subscriberId: number | undefined
   #closed = false
 
   constructor(options: RedisCacheDriverOptions) {
     this.#options = options
+    this.#maxCachedTenants = options.maxCachedTenants ?? 10_000
   }
 
   /** The client, connected on first use (ioredis is imported then: a deployment without a Redis cache never loads it). */
@@ -123,11 +171,82 @@ export class RedisCacheDriver implements CacheDriver {
     this.#client ??= import('ioredis').then(({ Redis }) => {
       const redis = new Redis(this.#options.url, { maxRetriesPerRequest: 2, enableAutoPipelining: true })
       redis.on('error', (err: Error) => this.#options.logger.warn({ err }, 'The Redis cache connection failed; ioredis reconnects'))
-      for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: name === 'tcFlush' ? 3 : name === 'tcSweepStep' ? 2 : 1, lua })
+      // `keys` -1: the caller passes the number of keys first.
+      for (const [name, { keys, lua }] of Object.entries(SCRIPTS)) redis.defineCommand(name, keys < 0 ? { lua } : { numberOfKeys: keys, lua })
+      this.#subscribe(redis)
       this.#ready = redis as Redis & Scripts
       return this.#ready
     })
     return this.#client
+  }
+
+  /** The pub/sub channel of flushes. */
+  get channel(): string {
+    return `${this.#options.prefix}generations`
+  }
+
+  /** How many tenants' generations this process holds now (at most `maxCachedTenants`). */
+  get cachedTenants(): number {
+    return this.#generations.size
+  }
+
+  /** Whether the generation of the tenant is held in this process (for tests and operators). */
+  holdsGeneration(tenantId: string): boolean {
+    return this.#generations.has(tenantId)
+  }
+
+  /** Whether flush messages reach this process now. */
+  get subscribed(): boolean {
+    return this.#subscribed
+  }
+
+  /** The Redis client id of the subscriber connection (`CLIENT KILL ID`), once it has connected. */
+  get subscriberId(): number | undefined {
+    return this.#subscriberId
+  }
+
+  /**
+   * Subscribes on a connection of its own, again after each reconnect (ioredis' own
+   * re-subscription is off: the held generations must be dropped first, and kept again only
+   * once the subscription is confirmed).
+   */
+  #subscribe(redis: Redis): void {
+    const sub = redis.duplicate({ autoResubscribe: false, enableAutoPipelining: false, maxRetriesPerRequest: null, lazyConnect: false })
+    this.#subscriber = sub
+    sub.on('error', (err: Error) => this.#options.logger.warn({ err }, 'The Redis cache subscriber connection failed; ioredis reconnects'))
+    sub.on('close', () => this.#forgetAll())
+    sub.on('ready', () => {
+      this.#forgetAll()
+      void (async () => {
+        try {
+          this.#subscriberId = Number(await sub.client('ID'))
+          await sub.subscribe(this.channel)
+          if (sub.status !== 'ready' || this.#closed) return
+          // Anything read before now may predate a flush whose message was lost.
+          this.#forgetAll()
+          this.#subscribed = true
+        } catch (err) {
+          this.#options.logger.warn({ err }, 'The Redis cache could not subscribe to flushes; generations are read on every call until it does')
+        }
+      })()
+    })
+    sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return
+      const colon = message.indexOf(':')
+      const tenantId = message.slice(0, colon)
+      const learning = this.#learning.get(tenantId)
+      if (learning) learning.stale = true
+      // Replaced, not dropped: messages come in the order Redis ran the flushes.
+      if (this.#generations.has(tenantId)) this.#generations.set(tenantId, message.slice(colon + 1))
+    })
+  }
+
+  /** Drops every held generation and stops keeping new ones until the subscription is back. */
+  #forgetAll(): void {
+    this.#subscribed = false
+    this.#epoch++
+    this.#generations.clear()
+    for (const learning of this.#learning.values()) learning.stale = true
   }
 
   /** `P{T}:`: the start of every key of the tenant. */
@@ -149,51 +268,93 @@ export class RedisCacheDriver implements CacheDriver {
     return `${this.#options.prefix}sweep`
   }
 
+  /** Keeps the tenant's generation, most recently used, within the bound. */
+  #keep(tenantId: string, generation: string): void {
+    this.#generations.delete(tenantId)
+    this.#generations.set(tenantId, generation)
+    if (this.#generations.size > this.#maxCachedTenants) this.#generations.delete(this.#generations.keys().next().value!)
+  }
+
+  /** Reads (or creates) the tenant's generation; kept only if no flush message or reconnect came in meanwhile. */
+  #learn(redis: Redis & Scripts, tenantId: string): Promise<string> {
+    const pending = this.#learning.get(tenantId)
+    if (pending && !pending.stale) return pending.promise
+    const epoch = this.#epoch
+    // Assigned before either callback runs (they never run synchronously).
+    let learning: Learning
+    const promise = (redis.tcGeneration(this.generationKey(tenantId)) as Promise<string>).then(
+      (generation) => {
+        if (this.#learning.get(tenantId) === learning) this.#learning.delete(tenantId)
+        if (!learning.stale && this.#subscribed && epoch === this.#epoch) this.#keep(tenantId, generation)
+        return generation
+      },
+      (error: unknown) => {
+        if (this.#learning.get(tenantId) === learning) this.#learning.delete(tenantId)
+        throw error
+      },
+    )
+    learning = { promise, stale: false }
+    this.#learning.set(tenantId, learning)
+    return promise
+  }
+
   /**
-   * Runs one script for the tenant. Written with one `then` rather than `async`/`await`: this is
-   * every cache call's path, and each extra promise costs more once AsyncLocalStorage is on.
+   * Runs `command` on `P{T}:<generation>:` and hands its reply to `map`. Written with as few
+   * promises as possible (one `then` for both the reply and a refusal): this is every cache
+   * call's path, and each extra promise costs more once AsyncLocalStorage is on. With the
+   * generation held and the client connected, it is the plain command alone.
    */
-  #run(script: ScriptName, tenantId: string, key: string | undefined, ...args: Array<string | number>): Promise<unknown> {
-    const base = `${this.#options.prefix}{${tenantId}}:`
-    const call = (redis: Redis & Scripts) =>
-      key === undefined ? redis[script](`${base}g`, base, ...args) : redis[script](`${base}g`, base, key, ...args)
-    const sent = this.#ready && !this.#closed ? call(this.#ready) : this.client().then(call)
-    return sent.catch((error: unknown) => {
+  #run<R, T>(tenantId: string, key: string | undefined, command: (redis: Redis & Scripts, base: string) => Promise<R>, map: (reply: R) => T): Promise<T> {
+    const ready = this.#closed ? undefined : this.#ready
+    const generation = ready ? this.#generations.get(tenantId) : undefined
+    let sent: Promise<R>
+    if (ready && generation !== undefined) {
+      // Most recently used: the LRU drops tenants nobody asked for in a while.
+      this.#generations.delete(tenantId)
+      this.#generations.set(tenantId, generation)
+      sent = command(ready, `${this.#options.prefix}{${tenantId}}:${generation}:`)
+    } else {
+      sent = this.client().then((redis) => this.#learn(redis, tenantId).then((g) => command(redis, `${this.tenantBase(tenantId)}${g}:`)))
+    }
+    return sent.then(map, (error: unknown) => {
       throw translate(error, key)
     })
   }
 
   get(tenantId: string, key: string): Promise<string | undefined> {
-    return this.#run('tcGet', tenantId, key).then(orUndefined)
+    return this.#run(tenantId, key, (redis, base) => redis.get(base + key), orUndefined)
   }
 
   set(tenantId: string, key: string, value: string, ttlMs: number): Promise<void> {
-    return this.#run('tcSet', tenantId, key, value, ttlMs).then(nothing)
+    return this.#run(tenantId, key, (redis, base) => (ttlMs > 0 ? redis.set(base + key, value, 'PX', ttlMs) : redis.set(base + key, value)), nothing)
   }
 
-  async delete(tenantId: string, key: string): Promise<boolean> {
-    return Number(await this.#run('tcDel', tenantId, key)) > 0
+  delete(tenantId: string, key: string): Promise<boolean> {
+    return this.#run(tenantId, key, (redis, base) => redis.del(base + key), (n) => n > 0)
   }
 
-  async increment(tenantId: string, key: string, by: number, ttlMs: number): Promise<number> {
-    return Number(await this.#run('tcIncr', tenantId, key, by, ttlMs))
+  increment(tenantId: string, key: string, by: number, ttlMs: number): Promise<number> {
+    return this.#run(tenantId, key, (redis, base) => (ttlMs > 0 ? redis.tcIncr(base + key, by, ttlMs) : redis.incrby(base + key, by)), Number)
   }
 
   async push(tenantId: string, key: string, values: readonly string[], ttlMs: number): Promise<number> {
     let length = 0
-    for (let i = 0; i < values.length; i += CHUNK) length = Number(await this.#run('tcPush', tenantId, key, ttlMs, ...values.slice(i, i + CHUNK)))
+    for (let i = 0; i < values.length; i += CHUNK) {
+      const chunk = values.slice(i, i + CHUNK)
+      length = await this.#run(tenantId, key, (redis, base) => redis.tcPush(base + key, ttlMs, ...chunk), Number)
+    }
     return length
   }
 
-  async range(tenantId: string, key: string, start: number, stop: number): Promise<string[]> {
-    return (await this.#run('tcRange', tenantId, key, start, stop)) as string[]
+  range(tenantId: string, key: string, start: number, stop: number): Promise<string[]> {
+    return this.#run(tenantId, key, (redis, base) => redis.lrange(base + key, start, stop), same)
   }
 
   async getMany(tenantId: string, keys: readonly string[]): Promise<Array<string | undefined>> {
     const out: Array<string | undefined> = []
     for (let i = 0; i < keys.length; i += CHUNK) {
       const chunk = keys.slice(i, i + CHUNK)
-      const values = (await this.#run('tcMget', tenantId, undefined, ...chunk)) as Array<string | null>
+      const values = await this.#run(tenantId, undefined, (redis, base) => redis.mget(chunk.map((k) => base + k)), same)
       for (const value of values) out.push(value ?? undefined)
     }
     return out
@@ -201,21 +362,36 @@ export class RedisCacheDriver implements CacheDriver {
 
   async setMany(tenantId: string, entries: ReadonlyArray<readonly [string, string]>, ttlMs: number): Promise<void> {
     for (let i = 0; i < entries.length; i += CHUNK / 2) {
-      await this.#run('tcMset', tenantId, undefined, ttlMs, ...entries.slice(i, i + CHUNK / 2).flat())
+      const chunk = entries.slice(i, i + CHUNK / 2)
+      await this.#run(tenantId, undefined, async (redis, base) => {
+        // One MULTI: the chunk is written whole, in one round trip.
+        const multi = redis.multi()
+        for (const [key, value] of chunk) {
+          if (ttlMs > 0) multi.set(base + key, value, 'PX', ttlMs)
+          else multi.set(base + key, value)
+        }
+        const results = await multi.exec()
+        const failed = results?.find(([error]) => error)
+        if (failed) throw failed[0]
+      }, nothing)
     }
   }
 
   async flush(tenantId: string): Promise<void> {
     const redis = await this.client()
-    await redis.tcFlush(this.generationKey(tenantId), this.#sweepKey(tenantId), this.sweepSetKey, tenantId)
+    const generation = (await redis.tcFlush(this.generationKey(tenantId), this.#sweepKey(tenantId), this.sweepSetKey, tenantId, this.channel)) as string
+    // This process sees its own flush at once, whatever the subscriber's state.
+    const learning = this.#learning.get(tenantId)
+    if (learning) learning.stale = true
+    if (this.#generations.has(tenantId)) this.#generations.set(tenantId, generation)
   }
 
   /**
    * One step of the background removal: a tenant with old generations (any one; several
    * processes may sweep at once, which only repeats harmless deletes), one `SCAN` from where
    * the last step of that tenant stopped, and `UNLINK` of the keys of any generation but the
-   * current one. A flush during a sweep restarts that tenant's sweep from the beginning, so no
-   * generation is left behind.
+   * current one, decided in Redis at the time of the `UNLINK` (a script). A flush during a sweep
+   * restarts that tenant's sweep from the beginning, so no generation is left behind.
    */
   async sweep(): Promise<SweepStep> {
     const redis = await this.client()
@@ -225,16 +401,16 @@ export class RedisCacheDriver implements CacheDriver {
     const cursor = state?.split(':')[1] ?? '0'
     const base = this.tenantBase(tenantId)
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${globEscape(base)}*`, 'COUNT', this.#options.sweepBatch)
-    const stale = keys.filter((key) => {
+    const candidates = keys.filter((key) => {
       const rest = key.slice(base.length)
       const colon = rest.indexOf(':')
       const generation = colon > 0 ? rest.slice(0, colon) : ''
       return /^\d+$/.test(generation) && generation !== current
     })
-    if (stale.length > 0) await redis.unlink(...stale)
+    const removed = candidates.length > 0 ? Number(await redis.tcSweepUnlink(candidates.length + 1, this.generationKey(tenantId), ...candidates, base.length)) : 0
     const done = next === '0'
     await redis.tcSweepStep(this.#sweepKey(tenantId), this.sweepSetKey, state ?? '', done ? '' : `${current ?? '0'}:${next}`, tenantId)
-    return { tenantId, removed: stale.length, done }
+    return { tenantId, removed, done }
   }
 
   /** Every key of the tenant, its generation and sweep state included; not in a request path. */
@@ -249,14 +425,22 @@ export class RedisCacheDriver implements CacheDriver {
       cursor = next
     } while (cursor !== '0')
     await redis.srem(this.sweepSetKey, tenantId)
+    this.#generations.delete(tenantId)
+    const learning = this.#learning.get(tenantId)
+    if (learning) learning.stale = true
     return removed
   }
 
   async close(): Promise<void> {
     this.#closed = true
     const client = this.#client
+    const subscriber = this.#subscriber
     this.#client = undefined
     this.#ready = undefined
+    this.#subscriber = undefined
+    this.#generations.clear()
+    this.#subscribed = false
+    await subscriber?.quit().catch(() => subscriber.disconnect())
     if (!client) return
     const redis = await client.catch(() => undefined)
     await redis?.quit().catch(() => redis.disconnect())
@@ -264,6 +448,10 @@ export class RedisCacheDriver implements CacheDriver {
 }
 
 function nothing(): void {}
+
+function same<T>(value: T): T {
+  return value
+}
 
 function orUndefined(value: unknown): string | undefined {
   return (value as string | null) ?? undefined

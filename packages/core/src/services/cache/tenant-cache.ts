@@ -57,7 +57,7 @@ export class TenantCache implements TenantService {
     this.driver =
       options.driver ??
       (config.driver === 'redis'
-        ? new RedisCacheDriver({ url: config.url!, prefix: config.prefix, sweepBatch: config.sweepBatch, logger: this.#logger })
+        ? new RedisCacheDriver({ url: config.url!, prefix: config.prefix, sweepBatch: config.sweepBatch, maxCachedTenants: config.maxCachedTenants, logger: this.#logger })
         : new MemoryCacheDriver())
   }
 

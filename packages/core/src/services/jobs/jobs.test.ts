@@ -69,7 +69,7 @@ describe.skipIf('skip' in redis)('tenantry.jobs on BullMQ', () => {
   })
 
   it('outside withTenant every call is NO_TENANT', async () => {
-    for (const call of [() => jobs().enqueue('record', { n: 1 }), () => jobs().counts(), () => jobs().deadLetters(), () => jobs().retryDeadLetter('x')]) {
+    for (const call of [() => jobs().enqueue('record', { n: 1 }), () => jobs().counts(), () => jobs().deadLetters(), () => jobs().retryDeadLetter('x'), () => jobs().deleteDeadLetter('x')]) {
       await expect(call()).rejects.toMatchObject({ code: 'NO_TENANT' })
     }
   })
@@ -129,6 +129,13 @@ describe.skipIf('skip' in redis)('tenantry.jobs on BullMQ', () => {
     expect(await as('acme', () => jobs().retryDeadLetter(id))).toBe(false)
     expect(await as('beta', () => jobs().retryDeadLetter(id))).toBe(true)
     await runUntil(async () => (await as('beta', () => jobs().counts())).failed === 1 && failures === 6)
+    // Deleting a dead letter: only its own tenant's, and only once.
+    expect(await as('acme', () => jobs().deleteDeadLetter(id))).toBe(false)
+    expect(await as('beta', () => jobs().deleteDeadLetter(id))).toBe(true)
+    expect(await as('beta', () => jobs().deleteDeadLetter(id))).toBe(false)
+    expect(await as('beta', () => jobs().deadLetters())).toEqual([])
+    expect((await as('beta', () => jobs().counts())).failed).toBe(0)
+    expect(await client.exists(`${prefix}:t-${ids.beta}:${id}`)).toBe(0)
   })
 
   it("one tenant's backlog does not hold back another tenant's single job", async () => {

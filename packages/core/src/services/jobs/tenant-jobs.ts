@@ -27,7 +27,7 @@ import type { ResolvedJobsConfig } from '../services-config.js'
  *
  * **Failures.** A handler that throws is retried up to `attempts` times with exponential
  * backoff from `backoffMs`; a job out of attempts stays in its tenant's failed set: the
- * tenant's dead letters (`deadLetters()`, `retryDeadLetter(id)`).
+ * tenant's dead letters (`deadLetters()`, `retryDeadLetter(id)`, `deleteDeadLetter(id)`).
  */
 export class TenantJobs implements TenantService {
   readonly name = 'jobs'
@@ -58,6 +58,11 @@ export class TenantJobs implements TenantService {
     this.#tenantOf = options.tenantOf
     this.#run = options.run
     this.#logger = options.logger ?? SILENT_LOGGER
+  }
+
+  /** Whether `services.jobs` is configured: without it every call but `define` fails with `INVALID_CONFIG`. */
+  get configured(): boolean {
+    return this.#config !== undefined
   }
 
   /**
@@ -134,6 +139,19 @@ export class TenantJobs implements TenantService {
     const { redis } = await this.#connect()
     await redis.sadd(this.#activeKey(), tenant.id)
     this.#wake?.()
+    return true
+  }
+
+  /**
+   * Removes a dead letter of the tenant in context for good; whether there was one with that id.
+   * A job of another tenant, or one not (or no longer) dead, is not touched: `false`.
+   */
+  async deleteDeadLetter(id: string): Promise<boolean> {
+    const tenant = scopeTenant('jobs')
+    const queue = await this.#queue(tenant.id)
+    const job = await queue.getJob(id)
+    if (!job || (await job.getState()) !== 'failed') return false
+    await job.remove()
     return true
   }
 

@@ -1,0 +1,151 @@
+import { sql, type Kysely } from 'kysely'
+import { TenantryError } from '../errors.js'
+import { quoteReportedName } from '../identifiers.js'
+import type { EngineHandle } from '../engines/engine.js'
+import { TENANT_MIGRATION_LOCK_TABLE, TENANT_MIGRATION_TABLE } from '../migrations/migration-set.js'
+import { postgresKind, sqliteKind, type ExportTable, type ValueKind } from './export-format.js'
+
+/** A table as export and import handle it: its columns and references, and how to page through it. */
+export interface TenantTable extends ExportTable {
+  /** Postgres: the sequence behind each serial or identity column, to bring level after an import. */
+  sequences: Record<string, string>
+  /** SQLite `WITHOUT ROWID` tables are paged by offset in primary-key order; the rest by row id. */
+  primaryKey: string[]
+  withoutRowid: boolean
+}
+
+/** One page of a table's rows, values in the table's column order, and where the next page starts. */
+export interface TablePage {
+  rows: unknown[][]
+  next: string | number | undefined
+}
+
+/** The rows a page holds at most. */
+export const PAGE_ROWS = 1000
+
+/** Tenantry's bookkeeping inside a tenant database, which an import rebuilds through migrations. */
+const SKIPPED = new Set([TENANT_MIGRATION_TABLE, TENANT_MIGRATION_LOCK_TABLE])
+
+/**
+ * The tenant's tables with data, on the engine behind `handle`, parents before the tables that
+ * reference them. Leaves out the migration tables, SQLite's own, full-text indexes (virtual
+ * tables and their shadow tables: derived from the rows, rebuilt by the search-index step),
+ * generated columns, and row isolation's `tenant_id` (the import's tenant gets its own).
+ */
+export async function listTenantTables(handle: EngineHandle, db: Kysely<any>): Promise<TenantTable[]> {
+  const tables = handle.engine === 'sqlite' ? await sqliteTables(db) : handle.engine === 'postgres' ? await postgresTables(handle, db) : undefined
+  if (!tables) throw new TenantryError('UNSUPPORTED_PLACEMENT', `Export and import are not offered for ${handle.engine} tenants`)
+  return referenceOrder(tables)
+}
+
+async function sqliteTables(db: Kysely<any>): Promise<TenantTable[]> {
+  const all = (await sql<{ name: string; sql: string | null }>`select name, sql from sqlite_master where type = 'table' and name not like 'sqlite\_%' escape '\\' order by name`.execute(db)).rows
+  const virtual = all.filter((t) => /^\s*create\s+virtual\s+table/i.test(t.sql ?? '')).map((t) => t.name)
+  const tables: TenantTable[] = []
+  for (const table of all) {
+    if (SKIPPED.has(table.name) || virtual.some((v) => table.name === v || table.name.startsWith(`${v}_`))) continue
+    const columns = (await sql<{ name: string; type: string; pk: number; hidden: number }>`select name, type, pk, hidden from pragma_table_xinfo(${table.name}) order by cid`.execute(db)).rows
+    const references = (await sql<{ table: string }>`select distinct "table" from pragma_foreign_key_list(${table.name})`.execute(db)).rows.map((r) => r.table)
+    const kept = columns.filter((c) => c.hidden === 0)
+    tables.push({
+      name: table.name,
+      columns: kept.map((c) => ({ name: c.name, declared: c.type, kind: sqliteKind(c.type) })),
+      references: references.filter((r) => r !== table.name),
+      sequences: {},
+      primaryKey: kept.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name),
+      withoutRowid: /without\s+rowid\s*$/i.test(table.sql ?? ''),
+    })
+  }
+  return tables
+}
+
+async function postgresTables(handle: EngineHandle, db: Kysely<any>): Promise<TenantTable[]> {
+  const schema = handle.schema ? sql`${handle.schema}` : sql`current_schema()`
+  const rows = (
+    await sql<{ table: string; column: string; declared: string; seq: string | null; refs: string[] }>`
+      select c.relname as table, a.attname as column, format_type(a.atttypid, a.atttypmod) as declared,
+        pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq,
+        array(select distinct r.relname from pg_constraint f join pg_class r on r.oid = f.confrelid
+              where f.contype = 'f' and f.conrelid = c.oid and f.confrelid <> c.oid)::text[] as refs
+      from pg_class c
+      join pg_namespace n on n.oid = c.relnamespace
+      join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+      where n.nspname = ${schema} and c.relkind in ('r', 'p') and not c.relispartition
+      order by c.relname, a.attnum`.execute(db)
+  ).rows
+  const tables = new Map<string, TenantTable>()
+  for (const row of rows) {
+    if (SKIPPED.has(row.table)) continue
+    let table = tables.get(row.table)
+    if (!table) {
+      table = { name: row.table, columns: [], references: row.refs, sequences: {}, primaryKey: [], withoutRowid: false }
+      tables.set(row.table, table)
+    }
+    if (handle.shared && row.column === 'tenant_id') continue
+    table.columns.push({ name: row.column, declared: row.declared, kind: postgresKind(row.declared) })
+    if (row.seq) table.sequences[row.column] = row.seq
+  }
+  return [...tables.values()]
+}
+
+/** Parents first; a cycle of references (rare, and only insertable with deferred constraints) keeps the remaining tables in name order. */
+function referenceOrder(tables: TenantTable[]): TenantTable[] {
+  const pending = new Map(tables.map((t) => [t.name, t]))
+  const ordered: TenantTable[] = []
+  while (pending.size > 0) {
+    const ready = [...pending.values()].filter((t) => t.references.every((r) => !pending.has(r)))
+    const next = ready.length > 0 ? ready : [...pending.values()]
+    for (const table of next) {
+      ordered.push(table)
+      pending.delete(table.name)
+    }
+  }
+  return ordered
+}
+
+/** What a select of one column reads, so that the value comes out exact (see `encodeValue`). */
+function selectExpression(engine: string, name: string, kind: ValueKind): string {
+  const c = quoteReportedName(name)
+  if (engine === 'sqlite') {
+    // better-sqlite3 gives integers as doubles: as text they stay exact past 2^53.
+    return kind === 'integer' ? `case when typeof(${c}) = 'integer' then cast(${c} as text) else ${c} end` : c
+  }
+  switch (kind) {
+    case 'timestamptz':
+      return `to_char(${c} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+    case 'timestamp':
+      return `to_char(${c}, 'YYYY-MM-DD"T"HH24:MI:SS.US')`
+    case 'date':
+    case 'json':
+      return `${c}::text` // JSON as text keeps JSON null apart from SQL NULL
+    default:
+      return c
+  }
+}
+
+/** The table's rows after `after` (a row id; `undefined` for the first page), at most `PAGE_ROWS`. */
+export async function readPage(handle: EngineHandle, db: Kysely<any>, table: TenantTable, after: string | number | undefined): Promise<TablePage> {
+  const columns = table.columns.map((c, i) => `${selectExpression(handle.engine, c.name, c.kind)} as "c${i}"`)
+  const name = quoteReportedName(table.name)
+  let query
+  if (handle.engine === 'sqlite') {
+    if (table.withoutRowid) {
+      const offset = Number(after ?? 0)
+      const order = table.primaryKey.map(quoteReportedName).join(', ')
+      query = sql`select ${sql.raw(columns.join(', '))} from ${sql.raw(name)} order by ${sql.raw(order)} limit ${PAGE_ROWS} offset ${offset}`
+      const rows = (await query.execute(db)).rows as Array<Record<string, unknown>>
+      return { rows: rows.map((r) => table.columns.map((_, i) => r[`c${i}`])), next: rows.length < PAGE_ROWS ? undefined : offset + rows.length }
+    }
+    // The row id as text and bound as a bigint: exact past 2^53 too.
+    query = sql`select cast(_rowid_ as text) as "rid", ${sql.raw(columns.join(', '))} from ${sql.raw(name)} where ${after === undefined ? sql`1` : sql`_rowid_ > ${BigInt(after)}`} order by _rowid_ limit ${PAGE_ROWS}`
+  } else {
+    const qualified = handle.schema ? `${quoteReportedName(handle.schema)}.${name}` : name
+    query = sql`select ctid::text as "rid", ${sql.raw(columns.join(', '))} from ${sql.raw(qualified)} where ctid > ${after ?? '(0,0)'}::tid order by ctid limit ${PAGE_ROWS}`
+  }
+  const rows = (await query.execute(db)).rows as Array<Record<string, unknown>>
+  const last = rows[rows.length - 1]
+  return {
+    rows: rows.map((r) => table.columns.map((_, i) => r[`c${i}`])),
+    next: rows.length < PAGE_ROWS || !last ? undefined : (last.rid as string | number),
+  }
+}
