@@ -166,6 +166,22 @@ async function readAll(stream: hrana.Stream): Promise<number> {
   return result.rows.length
 }
 
+/**
+ * Reads the whole table through `client` twice: once to warm (the executors are up and the
+ * table's pages were read once), then measured: every row arrives, and neither the server nor
+ * any executor grew by the bound.
+ */
+async function readWholeInBoundedMemory(client: { openStream(): hrana.Stream }): Promise<void> {
+  expect(await readAll(client.openStream())).toBe(ROWS)
+  let read = 0
+  const growth = await growthDuring(async () => {
+    read = await readAll(client.openStream())
+  })
+  expect(read).toBe(ROWS)
+  expect(growth.server).toBeLessThan(GROWTH_BOUND)
+  for (const executor of growth.executors) expect(executor).toBeLessThan(GROWTH_BOUND)
+}
+
 describe('a cursor past the pipeline caps', () => {
   it('is refused in a pipeline (the caps hold there) and read whole through /v3/cursor, the server and its executors growing by < 64 MB', async () => {
     const refused = await pipeline(tokens.bigRo, 'SELECT id, description FROM jobs ORDER BY id')
@@ -174,15 +190,7 @@ describe('a cursor past the pipeline caps', () => {
 
     const client = await httpClient(tokens.bigRo)
     try {
-      // Warm: the executors are up and the pages of the table were read once.
-      expect(await readAll(client.openStream())).toBe(ROWS)
-      let read = 0
-      const growth = await growthDuring(async () => {
-        read = await readAll(client.openStream())
-      })
-      expect(read).toBe(ROWS)
-      expect(growth.server).toBeLessThan(GROWTH_BOUND)
-      for (const executor of growth.executors) expect(executor).toBeLessThan(GROWTH_BOUND)
+      await readWholeInBoundedMemory(client)
     } finally {
       client.close()
     }
@@ -197,15 +205,8 @@ describe('a cursor past the pipeline caps', () => {
     const client = hrana.openHttp(url, tokens.bigRo, counting as unknown as typeof fetch, 3)
     try {
       expect(await client.getVersion()).toBe(3)
-      expect(await readAll(client.openStream())).toBe(ROWS)
-      let read = 0
-      const growth = await growthDuring(async () => {
-        read = await readAll(client.openStream())
-      })
-      expect(read).toBe(ROWS)
+      await readWholeInBoundedMemory(client)
       expect([...paths].sort()).toEqual(['/v3-protobuf', '/v3-protobuf/cursor'])
-      expect(growth.server).toBeLessThan(GROWTH_BOUND)
-      for (const executor of growth.executors) expect(executor).toBeLessThan(GROWTH_BOUND)
     } finally {
       client.close()
     }
@@ -216,14 +217,7 @@ describe('a cursor past the pipeline caps', () => {
     const client = hrana.openWs(url.replace('http:', 'ws:'), tokens.bigRw, 3)
     try {
       expect(await client.getVersion()).toBe(3)
-      expect(await readAll(client.openStream())).toBe(ROWS)
-      let read = 0
-      const growth = await growthDuring(async () => {
-        read = await readAll(client.openStream())
-      })
-      expect(read).toBe(ROWS)
-      expect(growth.server).toBeLessThan(GROWTH_BOUND)
-      for (const executor of growth.executors) expect(executor).toBeLessThan(GROWTH_BOUND)
+      await readWholeInBoundedMemory(client)
     } finally {
       client.close()
     }

@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os'
 import { InvalidArgumentError } from 'commander'
-import { slugProblem } from 'tenantry'
+import { slugProblem, type Isolation } from 'tenantry'
 import { UsageError } from './errors.js'
 import { quoteInput } from './output.js'
 
@@ -14,6 +14,9 @@ export function requireSlug(slug: string): string {
   if (problem) throw new UsageError(`Invalid tenant slug ${quoteInput(slug)}: ${problem}`)
   return slug
 }
+
+/** The isolations a tenant can be given on the command line (`--isolation`). */
+export const ISOLATIONS: readonly Isolation[] = ['database', 'schema', 'row']
 
 const IDENTIFIER = /^[a-z][a-z0-9_]{0,62}$/
 

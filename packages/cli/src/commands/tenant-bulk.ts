@@ -2,12 +2,10 @@ import { readFileSync } from 'node:fs'
 import { Option, type Command } from 'commander'
 import { forEachBounded, slugProblem, type Isolation } from 'tenantry'
 import { UsageError } from '../errors.js'
-import { cliActor, positiveInteger, requireDataSourceId } from '../input.js'
+import { cliActor, ISOLATIONS, positiveInteger, requireDataSourceId } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
 import { quoteInput, type Output } from '../output.js'
 import { Progress } from '../progress.js'
-
-const ISOLATIONS: readonly Isolation[] = ['database', 'schema', 'row']
 
 interface CreateManyOptions {
   isolation?: Isolation

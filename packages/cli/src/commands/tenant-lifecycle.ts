@@ -3,11 +3,9 @@ import { resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import type { Isolation } from 'tenantry'
 import { UsageError } from '../errors.js'
-import { cliActor, requireDataSourceId, requireSlug } from '../input.js'
+import { cliActor, ISOLATIONS, requireDataSourceId, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
 import { quoteInput, type Output } from '../output.js'
-
-const ISOLATIONS: readonly Isolation[] = ['database', 'schema', 'row']
 
 /** `tenantry tenant export|import|erase`: one tenant out to a file, in from one, or erased (issue 13). */
 export function registerTenantLifecycleCommands(tenant: Command, out: Output): void {

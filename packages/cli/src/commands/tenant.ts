@@ -12,12 +12,10 @@ import {
   type TenantRecord,
 } from 'tenantry'
 import { UsageError } from '../errors.js'
-import { cliActor, positiveInteger, requireDataSourceId, requireSlug } from '../input.js'
+import { cliActor, ISOLATIONS, positiveInteger, requireDataSourceId, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
 import { cell, type Column, type Output } from '../output.js'
 import { registerTenantLifecycleCommands } from './tenant-lifecycle.js'
-
-const ISOLATIONS: readonly Isolation[] = ['database', 'schema', 'row']
 
 /** Audit events `tenant show` includes, newest last. */
 export const RECENT_AUDIT_EVENTS = 20
