@@ -229,14 +229,22 @@ export interface GroupReport {
   metrics: Record<string, unknown>
 }
 
+/** Options from the command line that only some groups read. */
+export interface BenchOptions {
+  /** `--scale-max`: the largest SQLite tenant count the `scale` group provisions. */
+  scaleMax?: number
+}
+
 /** What a group gets: sizes, scratch directories and a report that prints as it fills. */
 export class BenchContext {
   readonly quick: boolean
+  readonly options: BenchOptions
   readonly report: GroupReport
   readonly #dirs: string[] = []
 
-  constructor(group: string, quick: boolean) {
+  constructor(group: string, quick: boolean, options: BenchOptions = {}) {
     this.quick = quick
+    this.options = options
     this.report = { name: group, durationSec: 0, loadAverage: { start: loadAverage() }, tables: [], goals: [], notes: [], metrics: {} }
   }
 

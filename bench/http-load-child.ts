@@ -10,14 +10,17 @@ export interface LoadRequest {
   body?: string
   requests: number
   connections: number
-  /** Time every request and answer the times (ms), for percentiles. @default false */
+  /**
+   * Time every request and answer the times (ms), for percentiles, with when each was sent (ms
+   * from the round's start, in the same order), for a latency-over-time series. @default false
+   */
   latencies?: boolean
   /** Count any answer, not only 200 (an attacker's requests are refused by design). @default false */
   anyStatus?: boolean
 }
 export type LoadReply =
   | { ready: true }
-  | { ms: number; requests: number; bytes: number; latenciesMs?: number[]; statuses: Record<string, number> }
+  | { ms: number; requests: number; bytes: number; latenciesMs?: number[]; sentAtMs?: number[]; statuses: Record<string, number> }
   | { error: string }
 
 const agents = new Map<number, Agent>()
@@ -52,6 +55,7 @@ async function run(job: LoadRequest): Promise<LoadReply> {
   let bytes = 0
   const statuses: Record<string, number> = {}
   const latenciesMs: number[] = []
+  const sentAtMs: number[] = []
   const started = performance.now()
   await Promise.all(
     Array.from({ length: job.connections }, async () => {
@@ -59,11 +63,14 @@ async function run(job: LoadRequest): Promise<LoadReply> {
         left--
         const sent = performance.now()
         bytes += await once(agent, job, statuses)
-        if (job.latencies) latenciesMs.push(performance.now() - sent)
+        if (job.latencies) {
+          latenciesMs.push(performance.now() - sent)
+          sentAtMs.push(sent - started)
+        }
       }
     }),
   )
-  return { ms: performance.now() - started, requests: job.requests - Math.max(0, left), bytes, statuses, ...(job.latencies ? { latenciesMs } : {}) }
+  return { ms: performance.now() - started, requests: job.requests - Math.max(0, left), bytes, statuses, ...(job.latencies ? { latenciesMs, sentAtMs } : {}) }
 }
 
 process.on('message', (message: LoadRequest | { close: true } | { stop: true }) => {

@@ -1,5 +1,6 @@
 // `npm run bench [-- --only <group>] [-- --quick]`: runs the benchmark groups in sequence,
-// prints a table per comparison and writes everything to .bench/results.json.
+// prints a table per comparison and writes everything to .bench/results.json, and its charts to
+// .bench/charts/. `--record` then copies both into docs/benchmarks/ (bench/record.ts).
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -13,10 +14,15 @@ import { noisyGroup } from './groups/noisy.js'
 import { offloopGroup } from './groups/offloop.js'
 import { postgresGroup } from './groups/postgres.js'
 import { provisionGroup } from './groups/provision.js'
+import { scaleGroup } from './groups/scale.js'
 import { queryGroup } from './groups/query.js'
 import { searchGroup } from './groups/search.js'
 import { serverGroup } from './groups/server.js'
+import { moveGroup } from './groups/move.js'
+import { backupGroup } from './groups/backup.js'
+import { writeCharts } from './charts.js'
 import { BenchContext, loadAverage, machine, repoRoot, writeResults, type GroupReport } from './harness.js'
+import { record } from './record.js'
 
 const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   query: queryGroup,
@@ -32,10 +38,18 @@ const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   jobs: jobsGroup,
   claim: claimGroup,
   'client-size': clientSizeGroup,
+  scale: scaleGroup,
+  move: moveGroup,
+  backup: backupGroup,
 }
 
 const { values } = parseArgs({
-  options: { only: { type: 'string', multiple: true }, quick: { type: 'boolean', default: false } },
+  options: {
+    only: { type: 'string', multiple: true },
+    quick: { type: 'boolean', default: false },
+    record: { type: 'boolean', default: false },
+    'scale-max': { type: 'string' },
+  },
 })
 const only = values.only?.flatMap((o) => o.split(',')) ?? Object.keys(GROUPS)
 const unknown = only.filter((name) => !(name in GROUPS))
@@ -45,6 +59,11 @@ if (unknown.length) {
 }
 
 const quick = values.quick ?? false
+const scaleMax = values['scale-max'] === undefined ? undefined : Number(values['scale-max'])
+if (scaleMax !== undefined && !(Number.isInteger(scaleMax) && scaleMax >= 10)) {
+  console.error(`--scale-max takes a whole number of tenants ≥ 10, not ${values['scale-max']}`)
+  process.exit(2)
+}
 const git = (...args: string[]) => {
   try {
     return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim()
@@ -72,7 +91,7 @@ console.log(`revision ${commit ?? 'unknown'}${changedFiles ? ` with ${changedFil
 
 let failed = false
 for (const name of only) {
-  const ctx = new BenchContext(name, quick)
+  const ctx = new BenchContext(name, quick, { ...(scaleMax ? { scaleMax } : {}) })
   console.log(`\n== ${name} ${'='.repeat(Math.max(0, 70 - name.length))}`)
   const groupStarted = performance.now()
   let error: string | undefined
@@ -96,5 +115,7 @@ for (const name of only) {
 const goals = results.groups.flatMap((g) => g.goals.map((goal) => ({ group: g.name, ...goal })))
 console.log(`\n== goals ${'='.repeat(65)}`)
 for (const goal of goals) console.log(`  ${goal.met ? 'MET    ' : 'NOT MET'}  [${goal.group}] ${goal.name}: ${goal.measured} (target ${goal.target})`)
-console.log(`\ntotal ${results.durationSec} s; results in ${resultsPath}`)
+const charts = await writeCharts(results, join(repoRoot, '.bench/charts'))
+console.log(`\ntotal ${results.durationSec} s; results in ${resultsPath}${charts.length ? `, charts (${charts.join(', ')}) in .bench/charts/` : ''}`)
+if (values.record) console.log(`recorded in docs/benchmarks/: results.json, ${(await record()).join(', ')}`)
 if (failed) process.exitCode = 1

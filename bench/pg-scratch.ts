@@ -7,6 +7,8 @@ import { openTenantry } from './fixtures.js'
 export interface PgScratch {
   tenantry: Tenantry
   dataSource: string
+  /** The configuration it was opened with, but `home`: for another process to open the same home. */
+  config: Omit<TenantryConfig, 'home'>
   /** The scratch database, as the admin (superuser). */
   adminUrl: string
   /** The same database as the app role `tenantry_app_<dataSource>` (trust auth: no password needed). */
@@ -53,6 +55,7 @@ export async function openPgScratch(
       return tenantry
     },
     dataSource,
+    config: { ...base, ...config },
     adminUrl: data.url,
     appUrl: app.toString(),
     tenantUrl(tenantId) {

@@ -3,7 +3,7 @@
 // processes; the server (with its executor processes) runs in this one.
 import { createTenantry, type Tenantry } from 'tenantry'
 import { startServer, type RunningServer } from '@tenantry/server'
-import { fmt, summarizeLatency, type BenchContext, type LatencyRow } from '../harness.js'
+import { fmt, percentile, summarizeLatency, type BenchContext, type LatencyRow } from '../harness.js'
 import type { LoadRequest } from '../http-load-child.js'
 import { startLoadClient, type LoadClient, type LoadResult } from '../load-client.js'
 import { benchServerSetup, seedJobs } from '../server-fixture.js'
@@ -14,6 +14,34 @@ const ATTACK_CONNECTIONS = 16
 const RAMP_MS = 1000
 /** A phase ends after this long even if it has fewer samples: a slow neighbour must not make the run endless. */
 const PHASE_MAX_MS = 30_000
+/** The width of one point of the latency-over-time series. */
+const BUCKET_MS = 200
+
+/** One attack's run as a time series (metrics.noisyTimeline): the quiet reader alone, then under attack. */
+export interface NoisyTimeline {
+  attack: string
+  /** Seconds from the start of the idle phase at which the attacker started. */
+  attackStartSec: number
+  points: Array<{ phase: 'alone' | 'under attack'; tSec: number; p50Ms: number; p99Ms: number; samples: number }>
+}
+
+/** The quiet reader's samples of one phase, bucketed by when each was sent. */
+function bucket(phase: NoisyTimeline['points'][number]['phase'], offsetMs: number, sentAtMs: number[], latenciesMs: number[]): NoisyTimeline['points'] {
+  const buckets = new Map<number, number[]>()
+  sentAtMs.forEach((at, i) => {
+    const k = Math.floor(at / BUCKET_MS)
+    const list = buckets.get(k) ?? []
+    list.push(latenciesMs[i]!)
+    buckets.set(k, list)
+  })
+  return [...buckets.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([k, list]) => {
+      const sorted = list.sort((a, b) => a - b)
+      const round = (n: number) => Math.round(n * 1000) / 1000
+      return { phase, tSec: round((offsetMs + (k + 0.5) * BUCKET_MS) / 1000), p50Ms: round(percentile(sorted, 50)), p99Ms: round(percentile(sorted, 99)), samples: sorted.length }
+    })
+}
 
 /** An attack: requests the noisy tenant sends as fast as its connections allow. */
 interface Attack {
@@ -103,11 +131,15 @@ export async function noisyGroup(ctx: BenchContext): Promise<void> {
     const idle: LatencyRow[] = []
     const idleSamples: number[] = []
     const attackStats: Array<{ attack: string; answered: LoadResult }> = []
-    /** The quiet reader's samples, for at most PHASE_MAX_MS. */
+    const timelines: NoisyTimeline[] = []
+    ctx.metric('noisyTimeline', timelines)
+    /** The quiet reader's samples, for at most PHASE_MAX_MS, and when its phase started (ms on this process's clock). */
     const sample = async () => {
       const timer = setTimeout(() => quiet.stop(), PHASE_MAX_MS)
       try {
-        return (await quiet.run(read)).latenciesMs!
+        const startedAt = performance.now()
+        const result = await quiet.run(read)
+        return { latencies: result.latenciesMs!, sentAt: result.sentAtMs!, startedAt }
       } finally {
         clearTimeout(timer)
       }
@@ -116,16 +148,25 @@ export async function noisyGroup(ctx: BenchContext): Promise<void> {
       for (const attack of ATTACKS) {
         const name = `${attack.name}, ${attacker.plan}`
         const alone = await sample()
-        idleSamples.push(...alone)
-        idle.push(summarizeLatency(`alone (before "${name}")`, alone))
+        idleSamples.push(...alone.latencies)
+        idle.push(summarizeLatency(`alone (before "${name}")`, alone.latencies))
         const request = attack.request(url, attackerTokens.get(attacker.slug)!, attacker.slug)
+        const attackStartedAt = performance.now()
         const running = attackLoad.run({ ...request, requests: Number.MAX_SAFE_INTEGER, connections: ATTACK_CONNECTIONS, anyStatus: true })
         await new Promise((resolve) => setTimeout(resolve, RAMP_MS))
         const attacked = await sample()
         attackLoad.stop()
         const answered = await running
         attackStats.push({ attack: name, answered })
-        rows.push(summarizeLatency(`under attack: ${name}`, attacked, attack.note))
+        rows.push(summarizeLatency(`under attack: ${name}`, attacked.latencies, attack.note))
+        timelines.push({
+          attack: name,
+          attackStartSec: Math.round(attackStartedAt - alone.startedAt) / 1000,
+          points: [
+            ...bucket('alone', 0, alone.sentAt, alone.latencies),
+            ...bucket('under attack', attacked.startedAt - alone.startedAt, attacked.sentAt, attacked.latencies),
+          ],
+        })
       }
     }
     // Alone is every idle phase together: one idle phase's p99 moves with the machine's noise.

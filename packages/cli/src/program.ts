@@ -10,6 +10,7 @@ import { registerSqlCommand } from './commands/sql.js'
 import { registerStartCommand } from './commands/start.js'
 import { registerTenantCommands } from './commands/tenant.js'
 import { registerTenantBulkCommands } from './commands/tenant-bulk.js'
+import { registerTenantAdoptCommands } from './commands/tenant-adopt.js'
 import { registerTokenCommands } from './commands/token.js'
 import { EXIT, exitCodeFor, formatError, oneLine } from './errors.js'
 import { Output, type OutputStreams } from './output.js'
@@ -45,6 +46,7 @@ export function createProgram(options: ProgramOptions = {}): Command {
     .exitOverride()
   registerTenantCommands(program, out)
   registerTenantBulkCommands(program, out)
+  registerTenantAdoptCommands(program, out)
   registerTokenCommands(program, out)
   registerMigrateCommands(program, out)
   registerSqlCommand(program, out)

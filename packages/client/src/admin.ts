@@ -19,6 +19,8 @@ export interface AdminTenant {
   /** provisioning, ready, suspended, deleting, deleted or failed. */
   status: string
   statusReason: string | null
+  /** The tenant's id in another system (an auth provider's user id, a CRM account id), or null. */
+  externalId: string | null
   placement: { isolation: string; dataSourceId: string; locator: string }
   createdAt: string
   updatedAt: string
@@ -51,6 +53,32 @@ export interface CreateTenantInput {
 export interface ErasedTenant {
   tenantId: string
   removed: Record<string, unknown>
+}
+
+/** A tenant backup as the admin API shows it (its file stays on the server). */
+export interface TenantBackup {
+  id: string
+  tenantId: string
+  engine: string
+  isolation: Isolation
+  dataSource: string
+  /** sqlite-backup-api, pg_dump, or rows (row isolation). */
+  method: string
+  bytes: number
+  /** sha256 of the backup file. */
+  checksum: string
+  /** The tenant's migrations when the backup was taken. */
+  migrations: string[]
+  createdAt: string
+  createdBy: string
+}
+
+/** What a restore answers: the tenant holding the restored data (the same one, or the new one of `as`). */
+export interface RestoredTenant {
+  tenant: AdminTenant
+  backup: TenantBackup
+  /** Migrations the backup was behind on, applied after the restore. */
+  migrated: string[]
 }
 
 export interface TenantQuotaValues {
@@ -213,6 +241,12 @@ export interface AdminClient {
     /** `purge`: remove its data and free its slug (default: kept, the slug stays taken). */
     delete(slug: string, options?: { purge?: boolean }): Promise<AdminTenant>
     erase(slug: string): Promise<ErasedTenant>
+    /** Backs up the tenant's database while it keeps serving. */
+    backup(slug: string): Promise<TenantBackup>
+    /** The tenant's backups, newest first. */
+    backups(slug: string): Promise<TenantBackup[]>
+    /** Restores a backup in place, or `as` a new tenant (platform admins). */
+    restore(slug: string, input: { backup: string; as?: string }): Promise<RestoredTenant>
     quotas(slug: string): Promise<TenantQuotas>
     /** Replaces the tenant's own quotas: an absent one follows the default, `null` is unlimited. */
     setQuotas(slug: string, quotas: Partial<TenantQuotaValues>): Promise<TenantQuotas>
@@ -261,6 +295,9 @@ export function createAdmin(options: { baseUrl: string; fetch?: typeof fetch }):
       resume: (slug) => call('POST', `${tenant(slug)}/resume`, {}),
       delete: (slug, { purge = false } = {}) => call('DELETE', `${tenant(slug)}${purge ? '?purge=true' : ''}`),
       erase: (slug) => call('POST', `${tenant(slug)}/erase`, {}),
+      backup: (slug) => call('POST', `${tenant(slug)}/backups`, {}),
+      backups: async (slug) => (await call<{ backups: TenantBackup[] }>('GET', `${tenant(slug)}/backups`)).backups,
+      restore: (slug, input) => call('POST', `${tenant(slug)}/restore`, input),
       quotas: (slug) => call('GET', `${tenant(slug)}/quotas`),
       setQuotas: (slug, quotas) => call('PUT', `${tenant(slug)}/quotas`, quotas),
       limits: (slug) => call('GET', `${tenant(slug)}/limits`),

@@ -54,6 +54,8 @@ export {
   type DataSourceMode,
   type DataSourceTest,
   type ErasedTenant,
+  type TenantBackup,
+  type RestoredTenant,
   type FanOutReport,
   type Isolation,
   type MigrationRun,

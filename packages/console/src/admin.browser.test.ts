@@ -89,6 +89,16 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
     dir.cleanup()
   })
 
+  /** A chart's numbers as its table under the disclosure holds them: one row per bar, its label first. */
+  async function chartRows(page: Page, title: string): Promise<string[][]> {
+    const rows = chartFigure(page, title).locator('tbody tr')
+    const out: string[][] = []
+    for (let i = 0; i < (await rows.count()); i++) out.push(await rows.nth(i).locator('th, td').allTextContents())
+    return out
+  }
+  /** The figure holding the chart named `title` (an SVG with role img). */
+  const chartFigure = (page: Page, title: string) => page.locator('figure.chart').filter({ has: page.getByRole('img', { name: title, exact: true }) })
+
   async function signedInAdmin(): Promise<{ page: Page; close: () => Promise<void> }> {
     const { context, page } = await harness.open()
     await signInOnPage(page, ADMIN)
@@ -127,6 +137,12 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
         const results = page.getByRole('region', { name: 'Running…' }).getByRole('listitem')
         await expect.poll(() => results.count()).toBe(1)
         expect(await page.getByText(/^1 tenant done of 4;/).isVisible()).toBe(true)
+        // The progress chart: its latest bar is 1 migrated, 0 failed, 3 pending (its table, and the SVG's segments).
+        await expect.poll(async () => (await chartRows(page, 'Fan-out progress')).at(-1)?.slice(1)).toEqual(['1', '0', '3'])
+        const lastBar = chartFigure(page, 'Fan-out progress').locator('g.chart-bar').last()
+        expect(await lastBar.locator('rect[data-series="migrated"]').getAttribute('data-value')).toBe('1')
+        expect(await lastBar.locator('rect[data-series="pending"]').getAttribute('data-value')).toBe('3')
+        expect(await lastBar.locator('rect[data-series="failed"]').count()).toBe(0)
         // The other three wait at the gate: the run is really still going.
         await expect.poll(() => calls).toBe(4)
         expect(await page.getByRole('heading', { name: 'Running…' }).isVisible()).toBe(true)
@@ -143,6 +159,11 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
       for (const slug of ['mig_alpha', 'mig_bravo', 'mig_charlie']) {
         expect(await run.getByRole('listitem').filter({ hasText: slug }).innerText()).toBe(`${slug}: success (0003_labels)`)
       }
+      // The chart ends where the run did: 3 migrated, 1 failed, none pending; earlier readings stay as bars.
+      await expect.poll(async () => (await chartRows(page, 'Fan-out progress')).at(-1)?.slice(1)).toEqual(['3', '1', '0'])
+      expect((await chartRows(page, 'Fan-out progress')).length).toBeGreaterThanOrEqual(2)
+      expect(await page.getByRole('img', { name: 'Fan-out progress' }).getAttribute('aria-describedby')).toBeTruthy()
+      expect(await chartFigure(page, 'Fan-out progress').locator('desc').textContent()).toMatch(/^3 migrated, 1 failed, 0 pending after [\d.]+ s/)
       // The catalog agrees: only the failing tenant is still behind.
       expect((await server.tenantry.migrationStatus()).behind.map((b) => b.slug)).toEqual(['mig_broken'])
       await checkPage(page, 'admin-migrations-failed')
@@ -290,6 +311,45 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
       await revoked.end().catch(() => {})
     } finally {
       await context.close()
+    }
+  }, 120_000)
+  it("usage: a tenant's metered usage per day as charts, one bar per day with usage, the same numbers as the API", async () => {
+    // Metered days in the past (the meter's own catalog rows), so the chart has several bars.
+    const tenant = (await server.tenantry.catalog.findTenantBySlug('mig_charlie'))!
+    const dayAgo = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10)
+    const seeded = [
+      { day: dayAgo(6), counts: { requests: 40, statements: 90, rowsRead: 300, rowsWritten: 12, execMs: 5 } },
+      { day: dayAgo(3), counts: { requests: 7, statements: 15, rowsRead: 21, rowsWritten: 0, execMs: 1 } },
+      { day: dayAgo(1), counts: { requests: 120, statements: 260, rowsRead: 900, rowsWritten: 64, execMs: 9 } },
+    ]
+    await server.tenantry.catalog.addUsage(seeded.map((d) => ({ tenantId: tenant.id, ...d })))
+    const api = await admin.request<{ days: Array<{ day: string; requests: number; rowsRead: number }> }>('GET', '/api/admin/tenants/mig_charlie/usage?days=30')
+    expect(api.status, api.text).toBe(200)
+    const days = api.body.days
+    expect(days.length).toBeGreaterThanOrEqual(3)
+
+    const { page, close } = await signedInAdmin()
+    try {
+      await page.goto('/admin')
+      await page.getByRole('heading', { name: 'Admin: tenants' }).waitFor()
+      await page.getByRole('button', { name: 'Usage of mig_charlie' }).click()
+      const requests = chartFigure(page, 'Requests per day of mig_charlie')
+      await requests.waitFor()
+      for (const title of ['Requests', 'Statements', 'Rows read', 'Rows written']) {
+        expect(await chartFigure(page, `${title} per day of mig_charlie`).locator('g.chart-bar').count(), title).toBe(days.length)
+      }
+      expect(await requests.locator('rect[data-series="requests"]').evaluateAll((rects) => rects.map((r) => Number(r.getAttribute('data-value'))))).toEqual(
+        days.filter((d) => d.requests > 0).map((d) => d.requests),
+      )
+      expect(await chartRows(page, 'Rows read per day of mig_charlie')).toEqual(days.map((d) => [d.day.slice(5), String(d.rowsRead)]))
+      for (const d of seeded) expect(days.find((x) => x.day === d.day)?.requests).toBeGreaterThanOrEqual(d.counts.requests)
+      expect(await requests.locator('desc').textContent()).toMatch(new RegExp(`over ${days.length} days with usage`))
+      // The table fallback opens under its disclosure.
+      await requests.getByText('Requests per day of mig_charlie: table').click()
+      expect(await requests.getByRole('table', { name: 'Requests per day of mig_charlie' }).isVisible()).toBe(true)
+      await checkPage(page, 'admin-tenant-usage-charts')
+    } finally {
+      await close()
     }
   }, 120_000)
 })

@@ -3,6 +3,7 @@ import { dirname, extname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createJiti } from 'jiti'
 import { TenantryError } from './errors.js'
+import { IDENTIFIER_PATTERN } from './identifiers.js'
 import type { Isolation } from './engines/engine.js'
 import { parseDataSourceConfig, type DataSourceConfig, type DataSourceConfigInput } from './engines/registry.js'
 import { KYSELY_ENTRY, type TenantMigration } from './migrations/migration-set.js'
@@ -29,6 +30,13 @@ export interface TenantryConfig {
   migrations?: {
     /** The app's tenant migrations: a directory of `.ts`/`.js`/`.sql` files, or migrations in code. */
     tenant?: string | Record<string, TenantMigration>
+    /**
+     * The app's shared (app-level) migrations: tables outside every tenant, such as seed 002's
+     * plans and feature flags, in the `public` schema of a Postgres data source. A directory or
+     * migrations in code (as `tenant`), or `{ migrations, dataSource, readable }`. Applied once
+     * by `tenantry migrate` (before the tenants) and `tenantry migrate --shared-only`.
+     */
+    shared?: string | Record<string, TenantMigration> | SharedMigrationsConfig
   }
   /**
    * Where tenants' data lives. Each entry is checked by its engine's schema (see
@@ -63,6 +71,37 @@ export interface TenantryConfig {
   server?: Record<string, unknown>
   /** Tenant-scoped services: the cache's store, state on or off. See `ServicesConfig`. */
   services?: ServicesConfig
+  /** Per-tenant backups (`tenantry tenant backup`). */
+  backups?: {
+    /** Where backup files are written, one directory per tenant id. @default `${home}/backups` */
+    directory?: string
+  }
+}
+
+/** Shared migrations with where they run and what tenants may read. See `TenantryConfig.migrations.shared`. */
+export interface SharedMigrationsConfig {
+  /** A directory of `.ts`/`.js`/`.sql` files, or migrations in code. */
+  migrations: string | Record<string, TenantMigration>
+  /**
+   * The Postgres data source whose database's `public` schema holds the shared tables.
+   * SQLite has no shared database (each tenant is a file of its own) and is refused.
+   * @default `defaults.dataSource` if it is Postgres, else the first Postgres data source
+   */
+  dataSource?: string
+  /**
+   * Shared tables every schema and row tenant may read (`SELECT`, nothing else) from its own
+   * connection, raw SQL included, e.g. `['plans', 'feature_flags']`. Other shared tables stay
+   * out of tenants' reach. Database-isolated tenants are in databases of their own and cannot
+   * read them. @default []
+   */
+  readable?: string[]
+}
+
+/** `SharedMigrationsConfig` resolved: a data source chosen, paths absolute. */
+export interface ResolvedSharedMigrations {
+  migrations: string | Record<string, TenantMigration>
+  dataSource: string
+  readable: string[]
 }
 
 /** The config with every default applied and every path absolute. */
@@ -71,6 +110,8 @@ export interface ResolvedConfig {
   home: string
   catalogUrl: string
   tenantMigrations: string | Record<string, TenantMigration>
+  /** Absent when the config declares no shared migrations. */
+  sharedMigrations?: ResolvedSharedMigrations
   dataSources: DataSourceConfig[]
   defaults: { isolation: Isolation; dataSource: string; placement: PlacementPolicy }
   router: RouterOptions
@@ -79,6 +120,7 @@ export interface ResolvedConfig {
   usage: { flushIntervalMs: number }
   server: Record<string, unknown>
   services: ResolvedServicesConfig
+  backups: { directory: string }
 }
 
 /** Identity function that types a config file. */
@@ -109,11 +151,13 @@ export function resolveConfig(
     throw new TenantryError('INVALID_CONFIG', `Default data source ${String(dataSource)} is not declared in dataSources`)
   }
   const tenantMigrations = config.migrations?.tenant ?? {}
+  const sharedMigrations = config.migrations?.shared === undefined ? undefined : resolveSharedMigrations(config.migrations.shared, dataSources, dataSource, at)
   return {
     root,
     home,
     catalogUrl: /^[a-z]+:\/\//.test(catalogUrl) ? catalogUrl : at(catalogUrl),
     tenantMigrations: typeof tenantMigrations === 'string' ? at(tenantMigrations) : tenantMigrations,
+    ...(sharedMigrations ? { sharedMigrations } : {}),
     dataSources,
     defaults: { isolation: config.defaults?.isolation ?? 'database', dataSource, placement: config.defaults?.placement ?? 'default' },
     router: config.router ?? {},
@@ -122,7 +166,55 @@ export function resolveConfig(
     usage: { flushIntervalMs: flushInterval(config.usage?.flushIntervalMs) },
     server: config.server ?? {},
     services: resolveServicesConfig(config.services, { home, resolvePath: at }),
+    backups: { directory: config.backups?.directory ? at(config.backups.directory) : join(home, 'backups') },
   }
+}
+
+const SHARED_KEYS = new Set(['migrations', 'dataSource', 'readable'])
+
+/**
+ * Where the shared migrations run, and which of their tables tenants may read. Only Postgres
+ * has one database that tenants' connections share: a SQLite data source is refused here.
+ */
+function resolveSharedMigrations(
+  shared: NonNullable<NonNullable<TenantryConfig['migrations']>['shared']>,
+  dataSources: readonly DataSourceConfig[],
+  defaultDataSource: string,
+  at: (path: string) => string,
+): ResolvedSharedMigrations {
+  const invalid = (message: string) => new TenantryError('INVALID_CONFIG', `migrations.shared: ${message}`)
+  if (typeof shared === 'object' && shared !== null && !('migrations' in shared) && ('readable' in shared || 'dataSource' in shared)) {
+    throw invalid('{ dataSource, readable } needs migrations: a directory or a record of migrations')
+  }
+  const options: SharedMigrationsConfig =
+    typeof shared === 'string' || (typeof shared === 'object' && shared !== null && !('migrations' in shared))
+      ? { migrations: shared as string | Record<string, TenantMigration> }
+      : (shared as SharedMigrationsConfig)
+  if (typeof options !== 'object' || options === null) throw invalid('must be a directory, migrations in code, or { migrations, dataSource, readable }')
+  const unknown = Object.keys(options).find((key) => !SHARED_KEYS.has(key))
+  if (unknown) throw invalid(`unknown field ${JSON.stringify(unknown)} (migrations, dataSource, readable)`)
+  const { migrations } = options
+  if (typeof migrations !== 'string' && (typeof migrations !== 'object' || migrations === null || Array.isArray(migrations))) {
+    throw invalid('migrations must be a directory or a record of migrations')
+  }
+  const postgres = dataSources.filter((s) => s.engine === 'postgres')
+  const named = options.dataSource ?? (postgres.find((s) => s.id === defaultDataSource) ?? postgres[0])?.id
+  if (named === undefined) {
+    throw invalid('shared tables need a Postgres data source, and none is declared: SQLite tenants are files of their own, with no database they share')
+  }
+  const source = dataSources.find((s) => s.id === named)
+  if (!source) throw invalid(`data source ${JSON.stringify(named)} is not declared in dataSources`)
+  if (source.engine === 'sqlite') {
+    throw invalid(`data source ${named} is SQLite, which has no database tenants share: name a Postgres data source`)
+  }
+  const readable = options.readable ?? []
+  if (!Array.isArray(readable)) throw invalid('readable must be an array of table names')
+  for (const table of readable) {
+    if (typeof table !== 'string' || !IDENTIFIER_PATTERN.test(table)) throw invalid(`readable: ${JSON.stringify(table)} is not a table name (a-z, 0-9, _; starting with a letter)`)
+    if (table.startsWith('tenantry_')) throw invalid(`readable: ${table} is Tenantry's own, not the app's`)
+  }
+  if (new Set(readable).size !== readable.length) throw invalid('readable names a table twice')
+  return { migrations: typeof migrations === 'string' ? at(migrations) : migrations, dataSource: named, readable: [...readable] }
 }
 
 function flushInterval(value: unknown): number {

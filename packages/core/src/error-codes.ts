@@ -37,6 +37,12 @@ export const TENANTRY_ERROR_CODES = {
   IDEMPOTENCY_KEY_REUSED: 'The idempotency key was already used for a different request',
   VERSION_CONFLICT: 'The entry changed since it was read (compare-and-set); read it again and retry',
   INVALID_EXPORT: 'The file is not a Tenantry export this version can import (damaged, cut short, another format version, or unknown migrations)',
+  ADOPT_MISMATCH: 'The database to adopt does not match the tenant migration set (tables, columns or recorded migrations)',
+  EXTERNAL_ID_TAKEN: 'Another tenant already carries this external id',
+  BACKUP_NOT_FOUND: 'No backup of this tenant has that id',
+  INVALID_BACKUP: 'The backup cannot be restored (damaged, missing, or taken at migrations this deployment does not have)',
+  TENANT_MOVING: 'The tenant is being moved and its writes are paused for a moment; retry shortly (reads are served)',
+  TENANT_MAINTENANCE: 'The tenant is in maintenance: reads are served, writes are refused until it ends',
   INTERNAL: 'Internal error',
 } as const
 

@@ -7,7 +7,7 @@ import { resolveConfig, type ResolvedConfig, type TenantryConfig } from './confi
 import { DataSources } from './data-sources/data-sources.js'
 import { openSecretBox } from './secrets/secret-key.js'
 import { MIGRATABLE_STATUSES, runFanOut, type FanOutOptions, type FanOutReport } from './migrations/fan-out.js'
-import { TenantMigrationSet } from './migrations/migration-set.js'
+import { TenantMigrationSet, type TenantMigration } from './migrations/migration-set.js'
 import { searchDeclarations, searchIndexStep } from './search-index/search-index.js'
 import { declaresCollections, ledgerStep } from './ledger/ledger.js'
 import { Collections } from './collections/collections.js'
@@ -36,6 +36,12 @@ import { stateStep } from './services/state/state-step.js'
 import { TenantFiles } from './services/files/tenant-files.js'
 import { TenantJobs } from './services/jobs/tenant-jobs.js'
 import { TenantLifecycle } from './lifecycle/tenant-lifecycle.js'
+import { TenantMove, type MoveStep } from './lifecycle/tenant-move.js'
+import { translateMovingError } from './lifecycle/write-gate.js'
+import { TenantAdoption } from './lifecycle/tenant-adopt.js'
+import { TenantBackups } from './lifecycle/tenant-backups.js'
+import { SharedMigrations, type SharedMigrationReport, type SharedMigrationStatus } from './migrations/shared-migrations.js'
+import { forEachTenant, type ForEachTenantContext, type ForEachTenantOptions, type TenantResult } from './cross-tenant/for-each-tenant.js'
 
 export interface CreateTenantryOptions {
   /** Bring the catalog's own tables up to date on start. @default true */
@@ -49,6 +55,8 @@ export interface CreateTenantryOptions {
   logger?: Logger
   /** @internal fault injection for provisioning tests */
   beforeProvisioningStep?: ProvisionerOptions['beforeStep']
+  /** @internal fault injection for move tests (kill -9 at each step) */
+  beforeMoveStep?: (step: MoveStep, tenant: { id: string; slug: string }) => void | Promise<void>
 }
 
 /** Options of `tenantry.readOnlyAccess`. */
@@ -82,6 +90,8 @@ export class Tenantry {
   readonly router: Router
   readonly tenants: Provisioner
   readonly migrations: TenantMigrationSet
+  /** The app's shared (app-level) migrations (`migrations.shared`), if the config declares them. */
+  readonly sharedMigrations: SharedMigrations | undefined
   /** Integration tokens: create, list, revoke, verify. */
   readonly tokens: TokenStore
   /** The logger passed to `createTenantry` (silent by default), for code built on this instance. */
@@ -117,6 +127,8 @@ export class Tenantry {
     router: Router
     tenants: Provisioner
     migrations: TenantMigrationSet
+    /** The loaded `migrations.shared` set, where the config declares one. */
+    sharedMigrations?: TenantMigrationSet
     /** @default SILENT_LOGGER */
     logger?: Logger
     /** @default the config's quotas */
@@ -133,6 +145,11 @@ export class Tenantry {
     this.router = parts.router
     this.tenants = parts.tenants
     this.migrations = parts.migrations
+    const shared = parts.config.sharedMigrations
+    this.sharedMigrations =
+      shared && parts.sharedMigrations
+        ? new SharedMigrations({ migrations: parts.sharedMigrations, dataSourceId: shared.dataSource, readable: shared.readable, dataSources: parts.dataSources, catalog: parts.catalog, logger: this.logger })
+        : undefined
     this.quotas = parts.quotas ?? new Quotas(parts.catalog, parts.config.quotas, (id) => parts.router.invalidate(id))
     this.limits = new TenantLimits(parts.catalog, planNamesOf(parts.config.server))
     this.usage = parts.usage ?? new UsageMeter(parts.catalog, { flushIntervalMs: parts.config.usage.flushIntervalMs, logger: this.logger })
@@ -150,10 +167,22 @@ export class Tenantry {
         logger: this.logger,
       }),
     )
+    // Before the services' hook: an erase reports the last `tenant.services.purged` entry, the services'.
+    this.tenants.onPurge((tenantId) => backups.purgeTenant(tenantId))
     this.tenants.onPurge((tenantId) => this.services.purgeTenant(tenantId))
-    this.tenants.useLifecycle(
-      new TenantLifecycle({ catalog: parts.catalog, dataSources: parts.dataSources, migrations: parts.migrations, provisioner: parts.tenants, files: this.files, logger: this.logger }),
-    )
+    const lifecycle = new TenantLifecycle({ catalog: parts.catalog, dataSources: parts.dataSources, migrations: parts.migrations, provisioner: parts.tenants, files: this.files, logger: this.logger })
+    this.tenants.useLifecycle(lifecycle)
+    const backups = new TenantBackups({
+      catalog: parts.catalog,
+      dataSources: parts.dataSources,
+      migrations: parts.migrations,
+      provisioner: parts.tenants,
+      lifecycle,
+      directory: parts.config.backups.directory,
+      logger: this.logger,
+    })
+    this.tenants.useBackups(backups)
+    this.tenants.useAdoption(new TenantAdoption({ catalog: parts.catalog, dataSources: parts.dataSources, migrations: parts.migrations, provisioner: parts.tenants, logger: this.logger }))
     this.collections = new Collections({
       server: parts.config.server,
       bounded: (fn, options) => this.bounded(fn, options),
@@ -213,12 +242,13 @@ export class Tenantry {
   }
 
   /**
-   * Runs `fn` as `tenant` (a slug, or `{ id }`). The tenant must exist and be `ready`:
-   * otherwise `TENANT_NOT_FOUND` or `TENANT_NOT_READY`, and `fn` never runs.
+   * Runs `fn` as `tenant` (a slug, `{ id }`, or `{ externalId }`: the id another system gave
+   * it, see `createTenant`). The tenant must exist and be `ready`: otherwise `TENANT_NOT_FOUND`
+   * or `TENANT_NOT_READY`, and `fn` never runs.
    */
-  withTenant<T>(tenant: string | { id: string }, fn: () => T | Promise<T>): Promise<T> {
-    if (typeof tenant !== 'string' && typeof tenant?.id !== 'string') {
-      return Promise.reject(new TenantryError('TENANT_NOT_FOUND', 'withTenant needs a tenant slug or { id }'))
+  withTenant<T>(tenant: string | { id: string } | { externalId: string }, fn: () => T | Promise<T>): Promise<T> {
+    if (typeof tenant !== 'string' && typeof (tenant as { id?: unknown })?.id !== 'string' && typeof (tenant as { externalId?: unknown })?.externalId !== 'string') {
+      return Promise.reject(new TenantryError('TENANT_NOT_FOUND', 'withTenant needs a tenant slug, { id } or { externalId }'))
     }
     // A placement-cache hit enters at once: no extra await on the hot path of every request.
     const cached = this.router.cached(tenant)
@@ -256,11 +286,18 @@ export class Tenantry {
       throw new TenantryError('TENANT_NOT_READY', `Tenant ${scope.tenant.slug} was not admitted: enter it with tenantry.withTenant()`)
     }
     const { tenant } = route
+    // Maintenance mode: what may write is refused here, whichever engine runs it (SQLite's executor is past the write gate).
+    if (tenant.maintenance !== null && tenant.maintenance !== undefined && !options.readOnly) {
+      return Promise.reject(new TenantryError('TENANT_MAINTENANCE', tenant.maintenance, { details: { tenantId: tenant.id } }))
+    }
     return this.dataSources.engine(tenant.placement.dataSourceId).then((engine) => {
       const db = () => this.db() as unknown as Kysely<any>
       if (!engine.boundedQueries) return fn(db())
       const placement = { tenantId: tenant.id, isolation: tenant.placement.isolation, locator: tenant.placement.locator }
-      return engine.boundedQueries.run({ placement, db }, options, fn)
+      // A write the move's triggers refused (SQLite runs these past the in-process write gate): retryable.
+      return engine.boundedQueries.run({ placement, db }, options, fn).catch((error: unknown) => {
+        throw translateMovingError(error, tenant.id)
+      })
     })
   }
 
@@ -275,6 +312,37 @@ export class Tenantry {
 
   deleteTenant(slug: string, options?: DeleteTenantOptions): Promise<TenantRecord> {
     return this.tenants.delete(slug, options)
+  }
+
+  /**
+   * Runs `fn` for every ready tenant (or those `filter` selects), each inside `withTenant` so
+   * `tenantry.db()` and the services work, at most `concurrency` (default 4) at once: platform
+   * work over all tenants (seed 002's analytics). One result per tenant, in id order:
+   * `success` with `fn`'s value, `error` with `{ code, message }`, or `skipped` with the reason
+   * (not ready, aborted); one tenant's failure never stops the others. The catalog is read a
+   * page at a time.
+   *
+   * @example
+   * const counts = await tenantry.forEachTenant(() => tenantry.db().selectFrom('jobs').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow(), { concurrency: 8 })
+   */
+  forEachTenant<T>(fn: (tenant: TenantRecord, context: ForEachTenantContext) => Promise<T>, options: ForEachTenantOptions<T> = {}): Promise<Array<TenantResult<T>>> {
+    return forEachTenant({ catalog: this.catalog, withTenant: (tenant, run) => this.withTenant(tenant, run) }, fn, options)
+  }
+
+  /**
+   * Applies the app's shared migrations (`migrations.shared`) once, then grants tenants' roles
+   * `SELECT` on the tables the config declares `readable`, and nothing else of the shared schema.
+   * `tenantry migrate` runs it before the tenants. Throws `INVALID_CONFIG` when none are declared,
+   * `MIGRATION_FAILED` (nothing applied) when one fails.
+   */
+  migrateShared(): Promise<SharedMigrationReport> {
+    if (!this.sharedMigrations) return Promise.reject(new TenantryError('INVALID_CONFIG', 'No shared migrations are configured (migrations.shared)'))
+    return this.sharedMigrations.migrate()
+  }
+
+  /** The shared migrations applied and pending, or `undefined` when the config declares none. */
+  async sharedMigrationStatus(): Promise<SharedMigrationStatus | undefined> {
+    return this.sharedMigrations?.status()
   }
 
   /** Fans the tenant migrations out to every tenant that is behind. See `runFanOut`. */
@@ -346,7 +414,8 @@ export class Tenantry {
 
 /** Runs `fn` as the resolved `tenant`, which must be ready. */
 function enter<T>(tenant: TenantRecord, fn: () => T | Promise<T>): Promise<T> {
-  if (tenant.status !== 'ready') {
+  // A tenant being moved is served from its old placement until the move flips it.
+  if (tenant.status !== 'ready' && tenant.status !== 'moving') {
     return Promise.reject(
       new TenantryError('TENANT_NOT_READY', `Tenant "${tenant.slug}" is ${tenant.status}`, { details: { status: tenant.status } }),
     )
@@ -372,6 +441,8 @@ export async function createTenantry(
     resolved.services.state ? stateStep() : undefined, // `tenantry.state`'s table, where the config switches it on
     searchIndexStep(searchDeclarations(resolved.server)),
   ])
+  // The app's shared migrations, loaded (and checked) before anything opens.
+  const sharedMigrations = resolved.sharedMigrations && (await loadMigrationSet(resolved.sharedMigrations.migrations))
   const catalog = Catalog.open({ url: resolved.catalogUrl, logger })
   let dataSources: DataSources
   let secretBox: SecretBox
@@ -410,9 +481,24 @@ export async function createTenantry(
       ...(options.beforeProvisioningStep ? { beforeStep: options.beforeProvisioningStep } : {}),
     },
   )
-  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations, logger, quotas, usage, secretBox })
+  tenants.useMove(
+    new TenantMove({
+      catalog,
+      dataSources,
+      migrations,
+      router,
+      logger,
+      ...(resolved.router.placementTtlMs !== undefined ? { placementTtlMs: resolved.router.placementTtlMs } : {}),
+      ...(options.beforeMoveStep ? { beforeStep: options.beforeMoveStep } : {}),
+    }),
+  )
+  return new Tenantry({ config: resolved, catalog, dataSources, router, tenants, migrations, logger, quotas, usage, secretBox, ...(sharedMigrations ? { sharedMigrations } : {}) })
 }
 
 function isResolved(config: TenantryConfig | ResolvedConfig): config is ResolvedConfig {
   return 'root' in config && 'tenantMigrations' in config
+}
+
+function loadMigrationSet(source: string | Record<string, TenantMigration>): Promise<TenantMigrationSet> | TenantMigrationSet {
+  return typeof source === 'string' ? TenantMigrationSet.fromDirectory(source) : TenantMigrationSet.fromRecord(source)
 }

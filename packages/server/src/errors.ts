@@ -74,6 +74,12 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   INVALID_MIGRATION: 400,
   // tenant import: the export file is damaged, of another format version, or ahead of this deployment's migrations
   INVALID_EXPORT: 400,
+  // tenant adopt: the database does not match the migration set; an external id another tenant carries
+  ADOPT_MISMATCH: 422,
+  EXTERNAL_ID_TAKEN: 409,
+  // tenant restore: no such backup of this tenant (404); its file is missing, changed, or ahead of this deployment (409: the backup's state, not the request's form)
+  BACKUP_NOT_FOUND: 404,
+  INVALID_BACKUP: 409,
   DATA_SOURCE_NOT_FOUND: 400,
   UNSUPPORTED_PLACEMENT: 400,
   NO_TENANT: 404,
@@ -100,6 +106,9 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   MIGRATION_FAILED: 500,
   INTERNAL: 500,
   CLOSED: 503,
+  // tenant move and maintenance mode: writes paused for a moment (retry) or refused until maintenance ends; reads are served
+  TENANT_MOVING: 503,
+  TENANT_MAINTENANCE: 503,
   // core, raw SQL (SQL-over-HTTP). A deadline is 408, not 503: the statement's own doing, which
   // the same request would hit again, and no sign of an unwell server (5xx is what pages people).
   STATEMENT_TIMEOUT: 408,

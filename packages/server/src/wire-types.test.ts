@@ -5,6 +5,8 @@ import type {
   DataSource,
   DataSourceTest,
   ErasedTenant,
+  RestoredTenant,
+  TenantBackup,
   FanOutReport,
   IntegrationToken,
   MigrationRun,
@@ -21,6 +23,8 @@ import {
   dataSourceTestResult,
   dataSourceView,
   erasedView,
+  backupView,
+  restoredView,
   fanOutReport,
   limitsView,
   migrationRun,
@@ -50,6 +54,8 @@ describe('the client types the answers the routes give', () => {
     expectTypeOf<z.infer<typeof tenantView>>().toEqualTypeOf<AdminTenant>()
     expectTypeOf<z.infer<typeof tenantWithAuditLog>>().toEqualTypeOf<AdminTenantDetail>()
     expectTypeOf<z.infer<typeof erasedView>>().toEqualTypeOf<ErasedTenant>()
+    expectTypeOf<z.infer<typeof backupView>>().toEqualTypeOf<TenantBackup>()
+    expectTypeOf<z.infer<typeof restoredView>>().toEqualTypeOf<RestoredTenant>()
     expectTypeOf<z.infer<typeof quotasView>>().toEqualTypeOf<TenantQuotas>()
     expectTypeOf<z.infer<typeof limitsView>>().toEqualTypeOf<TenantLimits>()
     expectTypeOf<z.infer<typeof usageView>>().toEqualTypeOf<TenantUsage>()

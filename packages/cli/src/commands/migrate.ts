@@ -6,6 +6,7 @@ import {
   isPostgresUrl,
   type FanOutReport,
   type ResolvedConfig,
+  type SharedMigrationReport,
   type Tenantry,
   type TenantMigrationResult,
 } from 'tenantry'
@@ -17,6 +18,7 @@ import { Progress } from '../progress.js'
 
 interface MigrateOptions {
   catalogOnly?: boolean
+  sharedOnly?: boolean
   tenant?: string
   concurrency?: number
   dryRun?: boolean
@@ -27,18 +29,23 @@ interface MigrateOptions {
 export function registerMigrateCommands(program: Command, out: Output): void {
   const migrate = program
     .command('migrate')
-    .description('bring the catalog up to date, then fan the tenant migrations out to every tenant that is behind')
+    .description('bring the catalog up to date, apply the shared (app-level) migrations, then fan the tenant migrations out to every tenant that is behind')
     .option('--catalog-only', 'migrate the catalog only')
+    .option('--shared-only', 'migrate the catalog and the shared migrations (migrations.shared), not the tenants')
     .option('--tenant <slug>', 'migrate this tenant only')
     .option('--concurrency <n>', 'tenants migrated at once (default 4)', positiveInteger)
     .option('--dry-run', 'list what would run for each tenant and change nothing')
-    .option('--json', 'print the outcome as JSON: { catalog, tenants }')
+    .option('--json', 'print the outcome as JSON: { catalog, shared (when configured), tenants }')
     .action(async (options: MigrateOptions, command: Command) => {
       if (options.tenant !== undefined) requireSlug(options.tenant)
       if (options.catalogOnly && (options.tenant !== undefined || options.concurrency !== undefined)) {
         throw new UsageError('--catalog-only cannot be combined with --tenant or --concurrency')
       }
+      if (options.sharedOnly && (options.catalogOnly || options.tenant !== undefined || options.concurrency !== undefined)) {
+        throw new UsageError('--shared-only cannot be combined with --catalog-only, --tenant or --concurrency')
+      }
       const config = await loadCommandConfig(command)
+      if (options.sharedOnly && !config.sharedMigrations) throw new UsageError('No shared migrations are configured (migrations.shared in tenantry.config.ts)')
       if (options.dryRun) return dryRun(command, config, options, out)
 
       const catalog = await migrateCatalog(config)
@@ -51,6 +58,13 @@ export function registerMigrateCommands(program: Command, out: Output): void {
       await withTenantry(
         command,
         async (tenantry) => {
+          // The shared tables first: tenants' migrations and code may read them. A failure stops here, before any tenant.
+          const shared = tenantry.sharedMigrations ? await tenantry.migrateShared() : null
+          if (shared && !options.json) out.line(sharedSummary(shared))
+          if (options.sharedOnly) {
+            if (options.json) out.json({ catalog, shared, tenants: null })
+            return
+          }
           const tenantIds = options.tenant ? [await migratableTenantId(tenantry, options.tenant, out)] : undefined
           const progress = new Progress(out, { unit: 'tenants', json: options.json })
           const report = await tenantry.migrate({
@@ -60,7 +74,7 @@ export function registerMigrateCommands(program: Command, out: Output): void {
             onResult: (result) => progress.done(result.slug, OUTCOME[result.status], progressLine(result), result.error),
           })
           progress.finish(fanOutSummary(report))
-          if (options.json) out.json({ catalog, tenants: report })
+          if (options.json) out.json({ catalog, ...(shared ? { shared } : {}), tenants: report })
           if (report.failed > 0) {
             throw new TenantryError(
               'MIGRATION_FAILED',
@@ -85,7 +99,17 @@ export function registerMigrateCommands(program: Command, out: Output): void {
 
       await withTenantry(command, async (tenantry) => {
         const status = await tenantry.migrationStatus()
-        if (json) return out.json(status)
+        const shared = await tenantry.sharedMigrationStatus()
+        if (json) return out.json(shared ? { ...status, shared } : status)
+        if (shared) {
+          out.line(`Shared migrations (${shared.location}): ${shared.pending.length === 0 ? 'all applied' : `${shared.pending.length} pending`}.`)
+          out.table(shared.migrations, [
+            { header: 'SHARED MIGRATION', value: (m) => m.name },
+            { header: 'APPLIED', value: (m) => m.appliedAt ?? 'pending' },
+          ])
+          out.line(shared.readable.length ? `Tenants may read: ${shared.readable.join(', ')}.` : 'Tenants may read no shared table.')
+          out.line()
+        }
         if (status.migrations.length === 0) out.line('No tenant migrations are configured.')
         else {
           out.table(status.migrations, [
@@ -138,9 +162,17 @@ async function dryRun(command: Command, config: ResolvedConfig, options: Migrate
   await withTenantry(
     command,
     async (tenantry) => {
+      const shared = (await tenantry.sharedMigrationStatus()) ?? null
+      if (shared && !options.json) {
+        out.line(shared.pending.length ? `Shared (${shared.location}): would apply ${shared.pending.join(', ')}` : `Shared (${shared.location}): up to date`)
+      }
+      if (options.sharedOnly) {
+        if (options.json) return out.json({ dryRun: true, catalog: null, shared, tenants: null })
+        return out.line('Dry run: nothing was changed.')
+      }
       const tenantIds = options.tenant ? [await migratableTenantId(tenantry, options.tenant, out)] : undefined
       const report = await tenantry.migrate({ dryRun: true, ...(tenantIds ? { tenantIds } : {}) })
-      if (options.json) return out.json({ dryRun: true, catalog: null, tenants: report })
+      if (options.json) return out.json({ dryRun: true, catalog: null, ...(shared ? { shared } : {}), tenants: report })
       for (const result of report.results) out.line(`${result.slug}: would apply ${result.applied.join(', ')}`)
       out.line(
         `Dry run: ${report.results.length} of ${report.total} tenants would be migrated (${report.upToDate} up to date). Nothing was changed.`,
@@ -157,6 +189,12 @@ async function migratableTenantId(tenantry: Tenantry, slug: string, out: Output)
     out.note(`Tenant ${slug} is ${tenant.status}: only ready and suspended tenants are migrated.`)
   }
   return tenant.id
+}
+
+function sharedSummary(report: SharedMigrationReport): string {
+  const applied = report.applied.length === 0 ? 'up to date' : `applied ${report.applied.join(', ')}`
+  const readable = report.readable.length ? `tenants may read ${report.readable.join(', ')}` : 'tenants may read no shared table'
+  return `Shared (${report.location}): ${applied}; ${readable}.`
 }
 
 function catalogSummary(results: ReadonlyArray<{ migrationName: string }>): string {

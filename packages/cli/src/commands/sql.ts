@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { sql } from 'kysely'
-import { forEachBounded, type Tenantry } from 'tenantry'
+import type { Tenantry } from 'tenantry'
 import { UsageError } from '../errors.js'
 import { positiveInteger, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
@@ -23,9 +23,9 @@ interface TenantAnswer {
   error?: string
 }
 
-/** Runs `statement` inside `withTenant(slug)`: it reaches that tenant's data and nothing else. */
-async function runIn(tenantry: Tenantry, slug: string, statement: string): Promise<{ rows: Row[]; numAffectedRows?: bigint }> {
-  const result = await tenantry.withTenant(slug, () => sql.raw<Row>(statement).execute(tenantry.db()))
+/** Runs `statement` on the tenant in context (inside `withTenant`): it reaches that tenant's data and nothing else. */
+async function runHere(tenantry: Tenantry, statement: string): Promise<{ rows: Row[]; numAffectedRows?: bigint }> {
+  const result = await sql.raw<Row>(statement).execute(tenantry.db())
   // Statements that return no rows (INSERT, UPDATE, DDL) report how many rows they changed.
   return result.rows.length === 0 && result.numAffectedRows !== undefined ? { rows: [], numAffectedRows: result.numAffectedRows } : { rows: result.rows }
 }
@@ -59,7 +59,7 @@ export function registerSqlCommand(program: Command, out: Output): void {
       requireSlug(first)
       if (second.trim() === '') throw new UsageError('The SQL statement is empty')
       await withTenantry(command, async (tenantry) => {
-        const result = await runIn(tenantry, first, second)
+        const result = await tenantry.withTenant(first, () => runHere(tenantry, second))
         if (options.json) return out.json(result)
         if (result.numAffectedRows !== undefined) return out.line(`${plural(result.numAffectedRows, 'row')} affected`)
         if (result.rows.length === 0) return out.line('(0 rows)')
@@ -70,24 +70,30 @@ export function registerSqlCommand(program: Command, out: Output): void {
 }
 
 async function runEverywhere(tenantry: Tenantry, statement: string, options: SqlOptions, out: Output): Promise<void> {
-  const tenants = (await tenantry.catalog.listTenants()).filter((t) => t.status === 'ready').sort((a, b) => a.slug.localeCompare(b.slug))
-  const progress = new Progress(out, { unit: 'tenants', total: tenants.length, json: options.json })
-  progress.start(tenants.length)
-  const answers = new Map<string, TenantAnswer>()
-  await forEachBounded(tenants, options.concurrency ?? 4, async ({ slug }) => {
-    try {
-      const result = await runIn(tenantry, slug, statement)
-      answers.set(slug, { slug, ...result })
-      const what = result.numAffectedRows !== undefined ? `${plural(result.numAffectedRows, 'row')} affected` : plural(result.rows.length, 'row')
-      progress.done(slug, 'succeeded', `  ${slug}: ${what}`)
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
-      answers.set(slug, { slug, error: message })
-      progress.done(slug, 'failed', `  FAILED ${slug}: ${message}`, message)
-    }
-  })
+  // The total for the progress bar; forEachTenant reads the tenants themselves a page at a time.
+  const total = await tenantry.catalog.countTenants(['ready'])
+  const progress = new Progress(out, { unit: 'tenants', total, json: options.json })
+  progress.start(total)
+  const outcomes = await tenantry.forEachTenant(
+    () => runHere(tenantry, statement),
+    {
+      concurrency: options.concurrency ?? 4,
+      onResult: (outcome) => {
+        const { slug } = outcome.tenant
+        if (outcome.status === 'success') {
+          const what = outcome.value.numAffectedRows !== undefined ? `${plural(outcome.value.numAffectedRows, 'row')} affected` : plural(outcome.value.rows.length, 'row')
+          progress.done(slug, 'succeeded', `  ${slug}: ${what}`)
+        } else {
+          const message = outcome.status === 'error' ? outcome.error.message : `skipped: ${outcome.reason}`
+          progress.done(slug, 'failed', `  FAILED ${slug}: ${message}`, message)
+        }
+      },
+    },
+  )
   // In slug order, whatever order the tenants finished in.
-  const results = tenants.map((t) => answers.get(t.slug)!)
+  const results: TenantAnswer[] = outcomes
+    .map((o) => (o.status === 'success' ? { slug: o.tenant.slug, ...o.value } : { slug: o.tenant.slug, error: o.status === 'error' ? o.error.message : `skipped: ${o.reason}` }))
+    .sort((a, b) => a.slug.localeCompare(b.slug))
   const failed = results.filter((r) => r.error !== undefined).length
   if (options.json) {
     out.json({ results: results.map(({ rows, ...rest }) => (rest.error === undefined && rest.numAffectedRows === undefined ? { ...rest, rows } : rest)), succeeded: results.length - failed, failed })
@@ -104,7 +110,7 @@ async function runEverywhere(tenantry: Tenantry, statement: string, options: Sql
     )
   }
   // Exit 1: a script must see that some tenants did not run it.
-  if (failed > 0) throw new Error(`The statement failed in ${plural(failed, 'tenant')} of ${tenants.length}`)
+  if (failed > 0) throw new Error(`The statement failed in ${plural(failed, 'tenant')} of ${results.length}`)
 }
 
 function printRows(out: Output, rows: Row[]): void {

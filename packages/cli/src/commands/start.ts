@@ -36,6 +36,9 @@ export function registerStartCommand(program: Command, out: Output): void {
       await withTenantry(
         command,
         async (tenantry) => {
+          // The app's shared tables first: tenants' migrations and code may read them.
+          const shared = tenantry.sharedMigrations ? await tenantry.migrateShared() : undefined
+          if (shared?.applied.length) out.note(`Shared migrations: applied ${shared.applied.join(', ')}.`)
           const report = await tenantry.migrate({ onResult: (result) => out.note(progressLine(result)) })
           let seeded: boolean | undefined
           // Any record of the slug counts, even a deleted one: its data and slug are kept.

@@ -13,9 +13,12 @@ import {
 } from 'tenantry'
 import { UsageError } from '../errors.js'
 import { cliActor, ISOLATIONS, positiveInteger, requireDataSourceId, requireSlug } from '../input.js'
+import { requireExternalId } from './tenant-adopt.js'
 import { withTenantry } from '../open-tenantry.js'
 import { cell, type Column, type Output } from '../output.js'
 import { registerTenantLifecycleCommands } from './tenant-lifecycle.js'
+import { registerTenantBackupCommands } from './tenant-backup.js'
+import { registerTenantMoveCommands } from './tenant-move.js'
 
 /** Audit events `tenant show` includes, newest last. */
 export const RECENT_AUDIT_EVENTS = 20
@@ -37,6 +40,7 @@ interface CreateOptions extends JsonOption {
   isolation?: Isolation
   dataSource?: string
   dryRun?: boolean
+  externalId?: string
 }
 
 interface QuotaOptions extends JsonOption {
@@ -105,12 +109,14 @@ export function registerTenantCommands(program: Command, out: Output): void {
     )
     .option('--data-source <id>', 'the data source to place it on (default: from the config)')
     .option('--dry-run', 'check everything a create needs and change nothing')
+    .option('--external-id <id>', "the tenant's id in another system (an auth provider's user id, a CRM account id); withTenant({ externalId }) finds it")
     .option('--json', 'print the tenant as JSON')
     .action(async (slug: string, options: CreateOptions, command: Command) => {
       requireSlug(slug)
       if (options.dataSource !== undefined) requireDataSourceId(options.dataSource)
-      const { name, isolation, dataSource } = options
-      const request = { slug, name, isolation, dataSource, actor: cliActor() }
+      if (options.externalId !== undefined) requireExternalId(options.externalId)
+      const { name, isolation, dataSource, externalId } = options
+      const request = { slug, name, isolation, dataSource, actor: cliActor(), ...(externalId === undefined ? {} : { externalId }) }
       await withTenantry(command, async (tenantry) => {
         if (options.dryRun) {
           const plan = await tenantry.tenants.plan(request)
@@ -164,6 +170,7 @@ export function registerTenantCommands(program: Command, out: Output): void {
         const fields: Array<[string, unknown]> = [
           ['id', record.id],
           ['name', record.name],
+          ...(record.externalId !== null ? [['external id', record.externalId] as [string, unknown]] : []),
           ['status', record.status],
           ...(record.statusReason ? [['reason', record.statusReason] as [string, unknown]] : []),
           ['operation', record.operation],
@@ -373,4 +380,6 @@ export function registerTenantCommands(program: Command, out: Output): void {
     })
 
   registerTenantLifecycleCommands(tenant, out)
+  registerTenantBackupCommands(tenant, out)
+  registerTenantMoveCommands(tenant, out)
 }

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState, type FormEvent } from 'react'
-import type { AdminTenant, AuditEntry, DataSource, Isolation } from '@tenantry/client'
+import type { AdminTenant, AuditEntry, DataSource, Isolation, TenantUsage } from '@tenantry/client'
 import { admin } from '../api.js'
+import { BarChart } from '../components/BarChart.js'
 import { ErrorMessage } from '../components/ErrorMessage.js'
 import { useConsole } from '../session.js'
 
@@ -30,6 +31,44 @@ function AuditLog({ slug }: { slug: string }) {
   )
 }
 
+/** What a tenant's usage charts show, one chart each: metered per UTC day (usage/usage-meter.ts). */
+const USAGE_METRICS = [
+  { key: 'requests', label: 'Requests', color: '#0b5cad' },
+  { key: 'statements', label: 'Statements', color: '#6f42c1' },
+  { key: 'rowsRead', label: 'Rows read', color: '#1a7f37' },
+  { key: 'rowsWritten', label: 'Rows written', color: '#b35900' },
+] as const
+
+/** A tenant's metered usage over the last 30 days, as charts: one bar per day with usage. */
+function UsageCharts({ slug }: { slug: string }) {
+  const [usage, setUsage] = useState<TenantUsage>()
+  const [error, setError] = useState<unknown>()
+  useEffect(() => {
+    admin.tenants.usage(slug, { days: 30 }).then(setUsage, setError)
+  }, [slug])
+  if (error) return <ErrorMessage error={error} />
+  if (!usage) return <p className="muted">Loading…</p>
+  if (usage.days.length === 0) return <p className="muted">No usage metered for {slug} in the last 30 days.</p>
+  return (
+    <section aria-label={`Usage of ${slug}`} className="chart-grid">
+      {USAGE_METRICS.map((m) => {
+        const total = usage.days.reduce((sum, d) => sum + d[m.key], 0)
+        const busiest = usage.days.reduce((a, b) => (b[m.key] > a[m.key] ? b : a))
+        return (
+          <BarChart
+            key={m.key}
+            title={`${m.label} per day of ${slug}`}
+            summary={`${total} ${m.label.toLowerCase()} over ${usage.days.length} day${usage.days.length === 1 ? '' : 's'} with usage; most on ${busiest.day} (${busiest[m.key]}).`}
+            category="Day"
+            series={[m]}
+            bars={usage.days.map((d) => ({ label: d.day.slice(5), values: { [m.key]: d[m.key] } }))}
+          />
+        )
+      })}
+    </section>
+  )
+}
+
 const size = (bytes: number | null | undefined) =>
   bytes === undefined ? '…' : bytes === null ? 'n/a' : bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`
 
@@ -42,6 +81,7 @@ export function Admin() {
   const [busy, setBusy] = useState<string>()
   const [notice, setNotice] = useState('')
   const [audited, setAudited] = useState<string>()
+  const [charted, setCharted] = useState<string>()
 
   const load = useCallback(async () => {
     try {
@@ -202,12 +242,22 @@ export function Admin() {
                     <button type="button" aria-expanded={audited === t.slug} aria-label={`Audit log of ${t.slug}`} onClick={() => setAudited(audited === t.slug ? undefined : t.slug)}>
                       Audit log
                     </button>
+                    <button type="button" aria-expanded={charted === t.slug} aria-label={`Usage of ${t.slug}`} onClick={() => setCharted(charted === t.slug ? undefined : t.slug)}>
+                      Usage
+                    </button>
                   </td>
                 </tr>,
                 audited === t.slug && (
                   <tr key={`${t.id}-audit`}>
                     <td colSpan={6}>
                       <AuditLog slug={t.slug} />
+                    </td>
+                  </tr>
+                ),
+                charted === t.slug && (
+                  <tr key={`${t.id}-usage`}>
+                    <td colSpan={6}>
+                      <UsageCharts slug={t.slug} />
                     </td>
                   </tr>
                 ),

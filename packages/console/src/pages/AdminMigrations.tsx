@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import type { MigrationRun, MigrationStatus } from '@tenantry/client'
 import { admin } from '../api.js'
+import { BarChart } from '../components/BarChart.js'
 import { ErrorMessage } from '../components/ErrorMessage.js'
 
 /**
@@ -9,22 +10,74 @@ import { ErrorMessage } from '../components/ErrorMessage.js'
  * from `GET /api/admin/migrations/run` while the run's own request is open) and its errors.
  */
 
+/** Where a run stands: tenants migrated, failed and still to do. */
+interface Snapshot {
+  run: string
+  /** Seconds since the run started. */
+  at: number
+  migrated: number
+  failed: number
+  pending: number
+}
+
+const FANOUT_SERIES = [
+  { key: 'migrated', label: 'Migrated', color: '#1a7f37' },
+  { key: 'failed', label: 'Failed', color: '#a4161a' },
+  { key: 'pending', label: 'Pending', color: '#8c959f' },
+]
+
+function snapshotOf(run: MigrationRun): Snapshot {
+  const failed = run.results.filter((r) => r.status === 'error').length
+  const done = run.report ? run.report.succeeded + run.report.failed : run.done
+  const total = run.total ?? (run.report ? run.report.total - run.report.upToDate : done)
+  const end = run.finishedAt ? Date.parse(run.finishedAt) : Date.now()
+  return { run: run.id, at: Math.max(0, Math.round((end - Date.parse(run.startedAt)) / 100) / 10), migrated: done - failed, failed, pending: Math.max(0, total - done) }
+}
+
+/** The run's progress over time: a bar per poll while the page watched it, or its end state. */
+function FanOutChart({ snapshots }: { snapshots: Snapshot[] }) {
+  const last = snapshots.at(-1)
+  if (!last) return null
+  return (
+    <BarChart
+      title="Fan-out progress"
+      summary={`${last.migrated} migrated, ${last.failed} failed, ${last.pending} pending after ${last.at} s${snapshots.length > 1 ? `, over ${snapshots.length} readings` : ''}.`}
+      category="Seconds since start"
+      series={FANOUT_SERIES}
+      bars={snapshots.map((s, i) => ({ label: `${s.at} s${snapshots.findIndex((o) => o.at === s.at) === i ? '' : ` (${i + 1})`}`, values: { migrated: s.migrated, failed: s.failed, pending: s.pending } }))}
+    />
+  )
+}
+
 export function AdminMigrations() {
   const [status, setStatus] = useState<MigrationStatus>()
   const [run, setRun] = useState<MigrationRun | null>()
   const [error, setError] = useState<unknown>()
   const [busy, setBusy] = useState(false)
+  const [snapshots, setSnapshots] = useState<Snapshot[]>([])
+  /** A run's state, and a reading for the progress chart when it moved (or changed run). */
+  const track = useCallback((r: MigrationRun | null) => {
+    setRun(r)
+    if (!r) return
+    const next = snapshotOf(r)
+    setSnapshots((list) => {
+      const prev = list.at(-1)
+      if (prev && prev.run !== next.run) return [next]
+      if (prev && prev.migrated === next.migrated && prev.failed === next.failed && prev.pending === next.pending && prev.at <= next.at) return list
+      return [...list, next]
+    })
+  }, [])
   const polling = useRef<ReturnType<typeof setInterval>>(undefined)
 
   const load = useCallback(async () => {
     try {
       const [s, r] = await Promise.all([admin.migrations.status(), admin.migrations.progress()])
       setStatus(s)
-      setRun(r)
+      track(r)
     } catch (e) {
       setError(e)
     }
-  }, [])
+  }, [track])
   useEffect(() => {
     void load()
     return () => clearInterval(polling.current)
@@ -33,9 +86,10 @@ export function AdminMigrations() {
   const start = async () => {
     setBusy(true)
     setError(undefined)
+    setSnapshots([])
     // Progress while the run's request is open: what each tenant has done so far.
     polling.current = setInterval(() => {
-      admin.migrations.progress().then(setRun, () => {})
+      admin.migrations.progress().then(track, () => {})
     }, 500)
     try {
       await admin.migrations.run()
@@ -117,6 +171,7 @@ export function AdminMigrations() {
           </p>
           {run.running && <progress aria-label="Tenants migrated" max={total || undefined} value={total ? run.done : undefined} />}
           {run.error && <p className="error">{run.error}</p>}
+          <FanOutChart snapshots={snapshots} />
           {run.results.length > 0 && (
             <ul>
               {run.results.map((r) => (

@@ -195,5 +195,63 @@ export function catalogMigrations(engine: EngineName): Record<string, Migration>
         .execute()
     },
   },
-}
-}
+  '0010_external_ids': {
+    async up(db: Kysely<any>) {
+      // A tenant's id in another system (an auth provider's user id, a CRM account id), to find
+      // it by. Unique among tenants whose data exists, as slugs are: a purged tenant frees it.
+      await db.schema.alterTable('tenants').addColumn('external_id', 'text').execute()
+      await db.schema
+        .createIndex('tenants_external_id_live')
+        .on('tenants')
+        .column('external_id')
+        .unique()
+        .where(sql.ref('purged_at'), 'is', null)
+        .execute()
+    },
+  },
+  '0008_tenant_backups': {
+    async up(db: Kysely<any>) {
+      // Per-tenant backups (lifecycle/tenant-backups.ts): where each one is, how it was taken,
+      // its size and checksum, and the tenant's migration ledger when it was taken.
+      await db.schema
+        .createTable('tenant_backups')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('isolation', 'text', (c) => c.notNull())
+        .addColumn('data_source_id', 'text', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('location', 'text', (c) => c.notNull())
+        .addColumn('bytes', 'integer', (c) => c.notNull())
+        .addColumn('checksum', 'text', (c) => c.notNull())
+        .addColumn('migrations', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('tenant_backups_tenant').on('tenant_backups').columns(['tenant_id', 'created_at']).execute()
+    },
+  },
+  '0009_tenant_moves': {
+    async up(db: Kysely<any>) {
+      // A live move's target and phase (lifecycle/tenant-move.ts), so that a move cut short
+      // (kill -9) is finished or cleaned by running it again. One move per tenant at a time.
+      await db.schema
+        .createTable('tenant_moves')
+        .addColumn('tenant_id', 'text', (c) => c.primaryKey().references('tenants.id'))
+        .addColumn('from_data_source_id', 'text', (c) => c.notNull())
+        .addColumn('from_isolation', 'text', (c) => c.notNull())
+        .addColumn('from_locator', 'text', (c) => c.notNull())
+        .addColumn('to_data_source_id', 'text', (c) => c.notNull())
+        .addColumn('to_isolation', 'text', (c) => c.notNull())
+        .addColumn('to_locator', 'text', (c) => c.notNull())
+        .addColumn('phase', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('flipped_at', 'text')
+        .execute()
+      // Maintenance mode: reads served, writes refused with this message (null: not in maintenance).
+      await db.schema.alterTable('tenants').addColumn('maintenance_message', 'text').execute()
+    },
+  },
+}}

@@ -21,6 +21,10 @@ export interface TenantsTable {
   updated_at: string
   /** Set when the tenant's data is gone for good; frees the slug. */
   purged_at: string | null
+  /** The tenant's id in another system (migration 0010), unique among tenants not purged. */
+  external_id?: string | null
+  /** Maintenance mode (migration 0009): writes are refused with this message; null when off. */
+  maintenance_message?: string | null
 }
 
 export interface PlacementsTable {
@@ -152,6 +156,43 @@ export interface TenantSecretsTable {
   updated_by: string
 }
 
+/** A backup of one tenant (`tenantry.tenants.backup`). */
+export interface TenantBackupsTable {
+  id: string
+  tenant_id: string
+  engine: EngineName
+  isolation: Isolation
+  data_source_id: string
+  /** `sqlite-backup-api`, `pg_dump` or `rows` (the export codec). */
+  method: string
+  /** The backup file's path. */
+  location: string
+  bytes: number
+  /** sha256 of the file, hex. */
+  checksum: string
+  /** The tenant's migration ledger when the backup was taken: JSON `[{ name, appliedAt }]`. */
+  migrations: string
+  created_by: string
+  created_at: string
+}
+
+/** A live move of one tenant (lifecycle/tenant-move.ts): where from, where to, how far it got. */
+export interface TenantMovesTable {
+  tenant_id: string
+  from_data_source_id: string
+  from_isolation: Isolation
+  from_locator: string
+  to_data_source_id: string
+  to_isolation: Isolation
+  to_locator: string
+  /** `copying` until the placement flips, then `flipped`, then `verified` once the copies matched. */
+  phase: string
+  actor: string
+  started_at: string
+  updated_at: string
+  flipped_at: string | null
+}
+
 export interface CatalogDatabase {
   tenants: TenantsTable
   placements: PlacementsTable
@@ -166,4 +207,6 @@ export interface CatalogDatabase {
   tenant_keys: TenantKeysTable
   tenant_secrets: TenantSecretsTable
   claim_chunks: ClaimChunksTable
+  tenant_backups: TenantBackupsTable
+  tenant_moves: TenantMovesTable
 }

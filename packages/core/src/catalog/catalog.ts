@@ -32,6 +32,10 @@ export interface TenantRecord {
   createdAt: string
   updatedAt: string
   purgedAt: string | null
+  /** The tenant's id in another system (an auth provider's user id, a CRM account id), or null. */
+  externalId: string | null
+  /** Maintenance mode: the message writes are refused with (`TENANT_MAINTENANCE`), or null. */
+  maintenance: string | null
   placement: Placement
 }
 
@@ -121,6 +125,8 @@ const TENANT_COLUMNS = [
   'tenants.created_at',
   'tenants.updated_at',
   'tenants.purged_at',
+  'tenants.external_id',
+  'tenants.maintenance_message',
   'placements.isolation',
   'placements.data_source_id',
   'placements.locator',
@@ -276,6 +282,15 @@ export class Catalog {
     return row && toTenant(row)
   }
 
+  /** The live (not purged) tenant carrying this external id. */
+  async findTenantByExternalId(externalId: string): Promise<TenantRecord | undefined> {
+    const row = await this.#tenantQuery()
+      .where('tenants.external_id', '=', externalId)
+      .where('tenants.purged_at', 'is', null)
+      .executeTakeFirst()
+    return row && toTenant(row)
+  }
+
   async findTenantById(id: string): Promise<TenantRecord | undefined> {
     const row = await this.#tenantQuery().where('tenants.id', '=', id).executeTakeFirst()
     return row && toTenant(row)
@@ -290,10 +305,31 @@ export class Catalog {
   }
 
   /**
+   * One page of live tenants in id order, those after `afterId`, narrowed in the query: for
+   * walking every tenant in bounded memory (`tenantry.forEachTenant` pages through them).
+   */
+  async tenantsPage(options: {
+    limit: number
+    afterId?: string
+    statuses?: readonly TenantStatus[]
+    dataSourceId?: string
+    isolation?: Isolation
+    slugs?: readonly string[]
+  }): Promise<TenantRecord[]> {
+    let query = this.#tenantQuery().where('tenants.purged_at', 'is', null).orderBy('tenants.id').limit(options.limit)
+    if (options.afterId !== undefined) query = query.where('tenants.id', '>', options.afterId)
+    if (options.statuses) query = query.where('tenants.status', 'in', [...options.statuses])
+    if (options.dataSourceId !== undefined) query = query.where('placements.data_source_id', '=', options.dataSourceId)
+    if (options.isolation !== undefined) query = query.where('placements.isolation', '=', options.isolation)
+    if (options.slugs) query = query.where('tenants.slug', 'in', [...options.slugs])
+    return (await query.execute()).map(toTenant)
+  }
+
+  /**
    * Inserts a tenant in `provisioning` with its placement, atomically. A live tenant
    * with the same slug makes this throw `SLUG_TAKEN`.
    */
-  async insertTenant(tenant: { id: string; slug: string; name: string; placement: Placement }): Promise<void> {
+  async insertTenant(tenant: { id: string; slug: string; name: string; placement: Placement; externalId?: string }): Promise<void> {
     const at = now()
     try {
       await this.db.transaction().execute(async (trx) => {
@@ -309,6 +345,7 @@ export class Catalog {
             created_at: at,
             updated_at: at,
             purged_at: null,
+            ...(tenant.externalId === undefined ? {} : { external_id: tenant.externalId }),
           })
           .execute()
         await trx
@@ -323,6 +360,9 @@ export class Catalog {
           .execute()
       })
     } catch (error) {
+      if (isUniqueViolation(error) && tenant.externalId !== undefined && /external_id/.test(String((error as Error).message)) && (await this.findTenantByExternalId(tenant.externalId))) {
+        throw new TenantryError('EXTERNAL_ID_TAKEN', `Another tenant already carries external id ${JSON.stringify(tenant.externalId)}`, { cause: error })
+      }
       if (isUniqueViolation(error)) {
         throw new TenantryError('SLUG_TAKEN', `Tenant slug "${tenant.slug}" is already taken`, { cause: error })
       }
@@ -644,6 +684,8 @@ function toTenant(row: TenantRow): TenantRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     purgedAt: row.purged_at,
+    externalId: row.external_id ?? null,
+    maintenance: row.maintenance_message ?? null,
     placement: { isolation: row.isolation, dataSourceId: row.data_source_id, locator: row.locator },
   }
 }

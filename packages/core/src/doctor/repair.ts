@@ -98,6 +98,8 @@ export async function repairHalfMade(tenantry: Tenantry, options: HalfMadeOption
     try {
       const now = await tenantry.catalog.findTenantById(tenant.id)
       if (now?.status !== 'provisioning' || now.updatedAt !== tenant.updatedAt) continue
+      // A Postgres adopt cut short: its schema goes back to its old name, not into the purge.
+      if (await tenantry.tenants.releaseInterruptedAdopt(now)) actions.push({ target: `tenant ${tenant.slug}`, action: 'moved its adopted schema back' })
       await tenantry.tenants.delete(tenant.slug, { purge: true, actor })
       actions.push({ target: `tenant ${tenant.slug}`, action: 'rolled back its create: storage dropped, slug free' })
     } finally {

@@ -345,6 +345,51 @@ export interface TenantRows {
   readonly rows: ReadonlyArray<Record<string, unknown>>
 }
 
+/** Options of `EngineBackups.restore`. */
+export interface EngineRestoreOptions {
+  /** The tenant the backup was taken of, when it is not the one restored into (restoring as a new tenant). */
+  from?: EnginePlacement
+  /** @internal Fault tests: fail after the restored data is written, before it commits. */
+  failBeforeCommit?: boolean
+}
+
+/**
+ * Backups of one tenant's storage in the engine's own format, taken while the tenant serves,
+ * and restored so that readers see the old data until the restored data commits in one step.
+ */
+export interface EngineBackups {
+  /** The isolations these backups cover; others are backed up row by row (the export codec). */
+  readonly isolations: readonly Isolation[]
+  /** How a backup is taken, for the catalog and operators (e.g. `sqlite-backup-api`, `pg_dump`). */
+  readonly method: string
+  /** Writes a consistent copy of the tenant's storage (schema, rows, migration records) to `destination`, which must not exist. */
+  dump(placement: EnginePlacement, destination: string): Promise<void>
+  /**
+   * Replaces the tenant's storage, which exists, with what `source` holds, atomically: a
+   * failure part-way (or a crash) leaves the old data serving. `from`: the tenant the backup
+   * was taken of, when it is another one (restoring as a new tenant).
+   */
+  restore(placement: EnginePlacement, source: string, options?: EngineRestoreOptions): Promise<void>
+}
+
+/**
+ * App-level shared tables (seed 002's `public` schema): one place on the data source, outside
+ * every tenant, where the app's shared migrations make tables that tenants' own connections
+ * may read where the app says so.
+ */
+export interface SharedTables {
+  /** Where the shared tables are, for messages (e.g. `schema public of database app`). */
+  readonly location: string
+  /** An admin handle on the shared tables, for the shared migrations. */
+  open(): EngineHandle
+  /**
+   * Lets tenants' connections (and the app role) `SELECT` exactly `tables` of the shared
+   * schema, and do nothing else there: a table left out is taken back. Tenants made later get
+   * the same. Rejects with `INVALID_CONFIG` naming a table that does not exist. Idempotent.
+   */
+  grantReadable(tables: readonly string[]): Promise<void>
+}
+
 /**
  * One engine serving one data source. Every engine has the same few required operations,
  * so a reader who knows one knows all; everything else is an optional capability that
@@ -464,6 +509,11 @@ export interface DatabaseEngine {
    */
   copyIn?(placement: EnginePlacement, source: string): Promise<void>
   /**
+   * App-level shared tables and their migrations (`migrations.shared`).
+   * @default undefined: shared migrations are refused on this data source (`INVALID_CONFIG`).
+   */
+  readonly sharedTables?: SharedTables
+  /**
    * The tenant's rows, table by table and in batches, as engine-neutral values, without the
    * migration tables: for moving a tenant between engines or isolations.
    * @default undefined: row export is not offered.
@@ -475,4 +525,28 @@ export interface DatabaseEngine {
    * @default undefined: row import is not offered.
    */
   importRows?(placement: EnginePlacement, rows: AsyncIterable<TenantRows>): Promise<void>
+  /**
+   * Per-tenant backups in the engine's own format (`tenantry.tenants.backup`).
+   * @default undefined: tenants are backed up row by row with the export codec.
+   */
+  readonly backups?: EngineBackups
+  /**
+   * Adopting storage that exists already (a schema made outside Tenantry) as a tenant's
+   * (`tenantry.tenants.adopt`).
+   * @default undefined: only SQLite files are adopted, by copy.
+   */
+  readonly adoption?: EngineAdoption
+}
+
+/** Moves existing storage in as a tenant's, and back out when the adopt fails. */
+export interface EngineAdoption {
+  /** The isolations whose storage can be adopted (Postgres: `schema`). */
+  readonly isolations: readonly Isolation[]
+  /**
+   * Moves `existing` (a schema name) in as the tenant's storage at its locator, owned and
+   * granted exactly as a provisioned tenant's. Rejects, changing nothing, when it is missing.
+   */
+  adopt(placement: EnginePlacement, existing: string): Promise<void>
+  /** Undoes `adopt`: drops the tables in `created`, moves the storage back to `existing`. Idempotent. */
+  release(placement: EnginePlacement, existing: string, created: readonly string[]): Promise<void>
 }

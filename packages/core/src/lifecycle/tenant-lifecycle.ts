@@ -57,6 +57,10 @@ export interface ImportTenantOptions {
   /** @default the exported tenant's name */
   name?: string
   actor?: string
+  /** The new tenant's id in another system (see `CreateTenantOptions.externalId`). */
+  externalId?: string
+  /** @internal runs after the rows are loaded, before the tenant is ready (split's fault tests). */
+  afterLoad?: (tenant: { id: string; slug: string }) => void | Promise<void>
 }
 
 export interface ImportTenantResult {
@@ -220,12 +224,13 @@ export class TenantLifecycle {
     let created: TenantRecord
     try {
       created = await this.#provisioner.create(
-        { slug, name: options.name ?? header.tenant.name, isolation: plan.isolation, dataSource: plan.dataSource, actor },
+        { slug, name: options.name ?? header.tenant.name, isolation: plan.isolation, dataSource: plan.dataSource, actor, ...(options.externalId === undefined ? {} : { externalId: options.externalId }) },
         {
           ...(migrateTo === undefined ? {} : { migrateTo }),
           beforeActivate: async (tenant, placement, engine) => {
             await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.import.started', actor, details: { file: basename(options.from), exportedFrom: header.source, exportedAt: header.exportedAt } })
             Object.assign(loaded, await this.#load(tenant.id, placement, engine, header, options.from))
+            await options.afterLoad?.(tenant)
             if (migrateTo !== undefined) await this.#migrateToLatest(tenant.id, placement, engine)
           },
         },
@@ -479,7 +484,7 @@ async function* chunked(body: Readable): AsyncGenerator<Buffer> {
 }
 
 /** The file's lines, parsed, with their numbers; `INVALID_EXPORT` for a file that is not gzip'd NDJSON. */
-async function* ndjson(path: string): AsyncGenerator<{ value: unknown; number: number }> {
+export async function* ndjson(path: string): AsyncGenerator<{ value: unknown; number: number }> {
   const input = createReadStream(path)
   const gunzip = createGunzip()
   input.on('error', (error) => gunzip.destroy(error))
@@ -519,7 +524,7 @@ async function* ndjson(path: string): AsyncGenerator<{ value: unknown; number: n
 }
 
 /** The header of an export file, checked (`parseHeader`), reading no further than its first line. */
-async function readHeader(path: string): Promise<ExportHeader> {
+export async function readHeader(path: string): Promise<ExportHeader> {
   for await (const { value } of ndjson(path)) return parseHeader(JSON.stringify(value), path)
   throw new TenantryError('INVALID_EXPORT', `${path} is empty: not a Tenantry export`)
 }

@@ -4,6 +4,7 @@ import { quoteReportedName } from '../identifiers.js'
 import type { EngineHandle } from '../engines/engine.js'
 import { TENANT_MIGRATION_LOCK_TABLE, TENANT_MIGRATION_TABLE } from '../migrations/migration-set.js'
 import { postgresKind, sqliteKind, type ExportTable, type ValueKind } from './export-format.js'
+import { SQLITE_CAPTURE_TABLES } from './capture-names.js'
 
 /** A table as export and import handle it: its columns and references, and how to page through it. */
 export interface TenantTable extends ExportTable {
@@ -24,7 +25,7 @@ export interface TablePage {
 export const PAGE_ROWS = 1000
 
 /** Tenantry's bookkeeping inside a tenant database, which an import rebuilds through migrations. */
-const SKIPPED = new Set([TENANT_MIGRATION_TABLE, TENANT_MIGRATION_LOCK_TABLE])
+const SKIPPED = new Set([TENANT_MIGRATION_TABLE, TENANT_MIGRATION_LOCK_TABLE, ...SQLITE_CAPTURE_TABLES])
 
 /**
  * The tenant's tables with data, on the engine behind `handle`, parents before the tables that
@@ -62,8 +63,9 @@ async function sqliteTables(db: Kysely<any>): Promise<TenantTable[]> {
 async function postgresTables(handle: EngineHandle, db: Kysely<any>): Promise<TenantTable[]> {
   const schema = handle.schema ? sql`${handle.schema}` : sql`current_schema()`
   const rows = (
-    await sql<{ table: string; column: string; declared: string; seq: string | null; refs: string[] }>`
+    await sql<{ table: string; column: string; declared: string; seq: string | null; refs: string[]; pk: number | null }>`
       select c.relname as table, a.attname as column, format_type(a.atttypid, a.atttypmod) as declared,
+        (select array_position(i.indkey::int2[], a.attnum) from pg_index i where i.indrelid = c.oid and i.indisprimary) as pk,
         pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) as seq,
         array(select distinct r.relname from pg_constraint f join pg_class r on r.oid = f.confrelid
               where f.contype = 'f' and f.conrelid = c.oid and f.confrelid <> c.oid)::text[] as refs
@@ -74,6 +76,8 @@ async function postgresTables(handle: EngineHandle, db: Kysely<any>): Promise<Te
       order by c.relname, a.attnum`.execute(db)
   ).rows
   const tables = new Map<string, TenantTable>()
+  /** Primary-key columns by table with their place in the key (row isolation's `tenant_id` left out). */
+  const pkOrder = new Map<string, Array<{ column: string; at: number }>>()
   for (const row of rows) {
     if (SKIPPED.has(row.table)) continue
     let table = tables.get(row.table)
@@ -84,6 +88,11 @@ async function postgresTables(handle: EngineHandle, db: Kysely<any>): Promise<Te
     if (handle.shared && row.column === 'tenant_id') continue
     table.columns.push({ name: row.column, declared: row.declared, kind: postgresKind(row.declared) })
     if (row.seq) table.sequences[row.column] = row.seq
+    if (row.pk !== null) (pkOrder.get(row.table) ?? pkOrder.set(row.table, []).get(row.table)!).push({ column: row.column, at: Number(row.pk) })
+  }
+  for (const [name, keys] of pkOrder) {
+    const table = tables.get(name)
+    if (table) table.primaryKey = keys.sort((a, b) => a.at - b.at).map((k) => k.column)
   }
   return [...tables.values()]
 }
@@ -140,6 +149,19 @@ export async function readPage(handle: EngineHandle, db: Kysely<any>, table: Ten
     query = sql`select cast(_rowid_ as text) as "rid", ${sql.raw(columns.join(', '))} from ${sql.raw(name)} where ${after === undefined ? sql`1` : sql`_rowid_ > ${BigInt(after)}`} order by _rowid_ limit ${PAGE_ROWS}`
   } else {
     const qualified = handle.schema ? `${quoteReportedName(handle.schema)}.${name}` : name
+    if (handle.shared && table.primaryKey.length > 0) {
+      // Row isolation: the shared table holds every tenant's rows, and under RLS a ctid range is a scan of
+      // all of them per page. Paged by primary key instead, in the (tenant_id, key) index; `next` is the key as JSON.
+      const keys = table.primaryKey.map(quoteReportedName).join(', ')
+      const at = table.primaryKey.map((k) => table.columns.findIndex((c) => c.name === k))
+      const from = after === undefined ? sql`true` : sql`(${sql.raw(keys)}) > (${sql.join((JSON.parse(String(after)) as unknown[]).map((v) => sql`${v as never}`))})`
+      const keyed = (await sql`select ${sql.raw(columns.join(', '))} from ${sql.raw(qualified)} where ${from} order by ${sql.raw(keys)} limit ${PAGE_ROWS}`.execute(db)).rows as Array<Record<string, unknown>>
+      const lastRow = keyed[keyed.length - 1]
+      return {
+        rows: keyed.map((r) => table.columns.map((_, i) => r[`c${i}`])),
+        next: keyed.length < PAGE_ROWS || !lastRow ? undefined : JSON.stringify(at.map((i) => lastRow[`c${i}`])),
+      }
+    }
     query = sql`select ctid::text as "rid", ${sql.raw(columns.join(', '))} from ${sql.raw(qualified)} where ctid > ${after ?? '(0,0)'}::tid order by ctid limit ${PAGE_ROWS}`
   }
   const rows = (await query.execute(db)).rows as Array<Record<string, unknown>>
@@ -148,4 +170,27 @@ export async function readPage(handle: EngineHandle, db: Kysely<any>, table: Ten
     rows: rows.map((r) => table.columns.map((_, i) => r[`c${i}`])),
     next: rows.length < PAGE_ROWS || !last ? undefined : (last.rid as string | number),
   }
+}
+
+/**
+ * The rows of `table` whose primary key is one of `keys` (values in `primaryKey` order), in
+ * `readPage`'s form: values in the table's column order. Keys of rows that no longer exist are
+ * simply not in the answer. For a live move, which re-reads the rows its change capture named.
+ */
+export async function readRowsByKey(handle: EngineHandle, db: Kysely<any>, table: TenantTable, keys: readonly unknown[][]): Promise<unknown[][]> {
+  if (keys.length === 0) return []
+  const columns = table.columns.map((c, i) => `${selectExpression(handle.engine, c.name, c.kind)} as "c${i}"`)
+  const name = quoteReportedName(table.name)
+  const qualified = handle.engine !== 'sqlite' && handle.schema ? `${quoteReportedName(handle.schema)}.${name}` : name
+  const match = sql.join(
+    keys.map((key) => sql`(${sql.join(table.primaryKey.map((column, i) => sql`${sql.raw(quoteReportedName(column))} = ${key[i] as never}`), sql` and `)})`),
+    sql` or `,
+  )
+  const rows = (await sql`select ${sql.raw(columns.join(', '))} from ${sql.raw(qualified)} where ${match}`.execute(db)).rows as Array<Record<string, unknown>>
+  return rows.map((r) => table.columns.map((_, i) => r[`c${i}`]))
+}
+
+/** The primary key of a row `readPage` or `readRowsByKey` gave, as the change capture records keys. */
+export function keyOf(table: TenantTable, values: readonly unknown[]): unknown[] {
+  return table.primaryKey.map((column) => values[table.columns.findIndex((c) => c.name === column)])
 }

@@ -164,6 +164,8 @@ export interface MigrateHandleOptions {
    * @default the latest
    */
   upTo?: string
+  /** Where the handle's migrations are recorded (the shared set keeps its own). @default TENANT_MIGRATION_TABLE and TENANT_MIGRATION_LOCK_TABLE */
+  tables?: { migration: string; lock: string }
 }
 
 /**
@@ -180,8 +182,8 @@ export async function migrateHandle(
   const migrator = new Migrator({
     db: handle.db,
     provider: { getMigrations: async () => migrations },
-    migrationTableName: TENANT_MIGRATION_TABLE,
-    migrationLockTableName: TENANT_MIGRATION_LOCK_TABLE,
+    migrationTableName: options.tables?.migration ?? TENANT_MIGRATION_TABLE,
+    migrationLockTableName: options.tables?.lock ?? TENANT_MIGRATION_LOCK_TABLE,
     // Without it, Kysely would find another tenant's migration table in a shared database.
     ...(handle.schema ? { migrationTableSchema: handle.schema } : {}),
     nameComparator: compareNames,

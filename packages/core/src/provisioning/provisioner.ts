@@ -1,5 +1,7 @@
 import { TenantryError, isTenantryError } from '../errors.js'
 import { assertValidIdentifier, assertValidSlug, newTenantId } from '../identifiers.js'
+import { assertExternalId } from '../lifecycle/external-id.js'
+import type { AdoptSource, AdoptTenantOptions, AdoptTenantResult, SplitTenantsOptions, SplitTenantsResult, TenantAdoption } from '../lifecycle/tenant-adopt.js'
 import type { Catalog, TenantRecord } from '../catalog/catalog.js'
 import type { TenantOperation, TenantStatus } from '../catalog/catalog-schema.js'
 import type { DataSources } from '../data-sources/data-sources.js'
@@ -17,6 +19,9 @@ import type {
   ImportTenantResult,
   TenantLifecycle,
 } from '../lifecycle/tenant-lifecycle.js'
+import type { MoveTenantOptions, MoveTenantResult, TenantMove } from '../lifecycle/tenant-move.js'
+import { setMaintenance as setTenantMaintenance, type MaintenanceOptions } from '../lifecycle/tenant-maintenance.js'
+import type { BackupTenantOptions, RestoreTenantOptions, RestoreTenantResult, TenantBackup, TenantBackups } from '../lifecycle/tenant-backups.js'
 
 /** The steps of a create, in order. A failpoint can stop the process before any of them. */
 export const PROVISIONING_STEPS = ['record', 'create-database', 'migrate', 'activate'] as const
@@ -32,6 +37,12 @@ export interface CreateTenantOptions {
   dataSource?: string
   /** Who asked, for the audit log. @default 'system' */
   actor?: string
+  /**
+   * The tenant's id in another system (an auth provider's user id, a CRM account id), unique
+   * among tenants not purged (`EXTERNAL_ID_TAKEN`); find the tenant by it with
+   * `withTenant({ externalId })`. Finishing an interrupted create keeps the one it started with.
+   */
+  externalId?: string
 }
 
 export interface DeleteTenantOptions {
@@ -50,6 +61,17 @@ export interface CreateHooks {
   migrateTo?: string
   /** Runs after the migrate step, before the tenant becomes `ready`. */
   beforeActivate?: (tenant: { id: string; slug: string }, placement: EnginePlacement, engine: DatabaseEngine) => Promise<void>
+  /**
+   * Makes the tenant's storage instead of an empty create or a template copy (an adopt brings
+   * an existing database in). It must leave Kysely's migration records of what the storage
+   * already holds, so that the migrate step applies only the rest.
+   */
+  createStorage?: (placement: EnginePlacement, engine: DatabaseEngine) => Promise<void>
+  /**
+   * Undoes `createStorage` when a later step fails, instead of dropping the storage (an adopt
+   * that moved a schema in place moves it back: the data was never Tenantry's to drop).
+   */
+  undoStorage?: (placement: EnginePlacement, engine: DatabaseEngine) => Promise<void>
 }
 
 /** Removes what a tenant has outside its storage when it is purged; returns what it removed (never values). */
@@ -108,6 +130,9 @@ export class Provisioner {
   readonly #eraseHooks: EraseHook[] = []
   /** Export, import and erase need the tenant services: `Tenantry` hands them over. */
   #lifecycle: TenantLifecycle | undefined
+  #adoption: TenantAdoption | undefined
+  #backups: TenantBackups | undefined
+  #move: TenantMove | undefined
 
   /** `deps.logger` hears of cleanup that failed after a failed create. @default SILENT_LOGGER */
   constructor(
@@ -128,6 +153,13 @@ export class Provisioner {
    */
   async plan(options: CreateTenantOptions): Promise<{ slug: string; name: string; isolation: Isolation; dataSource: string; resumes?: string }> {
     assertValidSlug(options.slug)
+    if (options.externalId !== undefined) {
+      assertExternalId(options.externalId)
+      const holder = await this.#catalog.findTenantByExternalId(options.externalId)
+      if (holder && holder.slug !== options.slug) {
+        throw new TenantryError('EXTERNAL_ID_TAKEN', `Tenant "${holder.slug}" already carries external id ${JSON.stringify(options.externalId)}`, { details: { tenantId: holder.id } })
+      }
+    }
     const existing = await this.#catalog.findTenantBySlug(options.slug)
     if (existing) {
       if (!(existing.operation === 'create' && RESUMABLE_CREATE.includes(existing.status))) {
@@ -234,6 +266,7 @@ export class Provisioner {
         slug: plan.slug,
         name: plan.name,
         placement: { isolation: plan.isolation, dataSourceId: plan.dataSource, locator: placement.locator },
+        ...(options.externalId === undefined ? {} : { externalId: options.externalId }),
       })
     }
     await this.#catalog.audit({ tenantId: id, action: plan.resumes ? 'tenant.create.resumed' : 'tenant.create.started', actor, details: { slug: plan.slug, ...placement } })
@@ -243,11 +276,15 @@ export class Provisioner {
       // Nothing of a tenant in `provisioning` has ever served traffic: start its storage afresh.
       // A new id has no storage or ledger yet.
       if (plan.resumes) {
+        // A Postgres adopt cut short holds a schema that was never Tenantry's: moved back, not dropped.
+        const resumed = await this.#catalog.findTenantById(id)
+        if (resumed) await this.releaseInterruptedAdopt(resumed)
         await engine.drop(placement)
         await this.#catalog.clearLedger(id)
       }
-      const template = hooks.migrateTo === undefined ? await this.#template(engine, plan.dataSource, plan.isolation) : undefined
-      if (template) await engine.createFromTemplate!(placement, template)
+      const template = hooks.migrateTo === undefined && !hooks.createStorage ? await this.#template(engine, plan.dataSource, plan.isolation) : undefined
+      if (hooks.createStorage) await hooks.createStorage(placement, engine)
+      else if (template) await engine.createFromTemplate!(placement, template)
       else await engine.create(placement)
 
       await this.#step('migrate', ref)
@@ -279,7 +316,7 @@ export class Provisioner {
         throw new TenantryError('INVALID_TRANSITION', `Tenant ${plan.slug} left provisioning while being created`)
       }
     } catch (error) {
-      await this.#undoCreate(id, placement, engine, error)
+      await this.#undoCreate(id, placement, engine, error, hooks.undoStorage)
       throw new TenantryError('PROVISIONING_FAILED', `Creating tenant "${plan.slug}" failed: ${message(error)}`, {
         cause: error,
         details: { tenantId: id },
@@ -312,6 +349,31 @@ export class Provisioner {
     }
   }
 
+  /** @internal `Tenantry` hands over adopt and split, which build on create and import. */
+  useAdoption(adoption: TenantAdoption): void {
+    this.#adoption = adoption
+  }
+
+  /** Registers an existing database (a SQLite file, a Postgres schema) as tenant `slug` (see `TenantAdoption.adopt`). */
+  adopt(slug: string, source: AdoptSource, options: AdoptTenantOptions = {}): Promise<AdoptTenantResult> {
+    return this.#requireAdoption().adopt(slug, source, options)
+  }
+
+  /** Turns one shared SQLite database into a tenant per value of a column (see `TenantAdoption.split`). */
+  split(options: SplitTenantsOptions): Promise<SplitTenantsResult> {
+    return this.#requireAdoption().split(options)
+  }
+
+  /** Moves back the schema of a Postgres adopt a crash cut short, before its create is rolled back (see `TenantAdoption.releaseInterrupted`). */
+  async releaseInterruptedAdopt(tenant: TenantRecord): Promise<boolean> {
+    return (await this.#adoption?.releaseInterrupted(tenant)) ?? false
+  }
+
+  #requireAdoption(): TenantAdoption {
+    if (!this.#adoption) throw new TenantryError('INVALID_CONFIG', 'Adopt and split need a Tenantry instance (createTenantry), not a bare Provisioner')
+    return this.#adoption
+  }
+
   /** @internal `Tenantry` hands over the lifecycle operations that need its services. */
   useLifecycle(lifecycle: TenantLifecycle): void {
     this.#lifecycle = lifecycle
@@ -330,6 +392,50 @@ export class Provisioner {
   /** Erases the tenant for good, keeping one audit entry without personal data (see `TenantLifecycle.erase`). */
   erase(slug: string, options: EraseTenantOptions = {}): Promise<EraseTenantResult> {
     return this.#requireLifecycle().erase(slug, options, [...this.#eraseHooks])
+  }
+
+  /** @internal `Tenantry` hands over backup and restore, which need the lifecycle's codec. */
+  useBackups(backups: TenantBackups): void {
+    this.#backups = backups
+  }
+
+  /** Takes a backup of the tenant while it keeps serving (see `TenantBackups.backup`). */
+  backup(slug: string, options: BackupTenantOptions = {}): Promise<TenantBackup> {
+    return this.#requireBackups().backup(slug, options)
+  }
+
+  /** The tenant's backups, newest first. */
+  backups(slug: string): Promise<TenantBackup[]> {
+    return this.#requireBackups().backups(slug)
+  }
+
+  /** Restores one of the tenant's backups, in place or `as` a new tenant (see `TenantBackups.restore`). */
+  restore(slug: string, options: RestoreTenantOptions): Promise<RestoreTenantResult> {
+    return this.#requireBackups().restore(slug, options)
+  }
+
+  /** @internal `Tenantry` hands over live moves, which need the router and the migration set. */
+  useMove(move: TenantMove): void {
+    this.#move = move
+  }
+
+  /**
+   * Moves the tenant, live, to another data source or isolation: reads served from the old
+   * placement throughout, writes paused for the last changes only (see `TenantMove`).
+   */
+  move(slug: string, options: MoveTenantOptions): Promise<MoveTenantResult> {
+    if (!this.#move) throw new TenantryError('INVALID_CONFIG', 'Moves need a Tenantry instance (createTenantry), not a bare Provisioner')
+    return this.#move.move(slug, options)
+  }
+
+  /** Maintenance mode on (`readOnly: true`, reads served, writes refused with the message) or off. */
+  maintenance(slug: string, options: MaintenanceOptions): Promise<TenantRecord> {
+    return setTenantMaintenance(this.#catalog, this.#router, slug, options)
+  }
+
+  #requireBackups(): TenantBackups {
+    if (!this.#backups) throw new TenantryError('INVALID_CONFIG', 'Backup and restore need a Tenantry instance (createTenantry), not a bare Provisioner')
+    return this.#backups
   }
 
   #requireLifecycle(): TenantLifecycle {
@@ -410,7 +516,7 @@ export class Provisioner {
     return tenant
   }
 
-  async #undoCreate(id: string, placement: EnginePlacement, engine: DatabaseEngine, cause: unknown): Promise<void> {
+  async #undoCreate(id: string, placement: EnginePlacement, engine: DatabaseEngine, cause: unknown, undoStorage?: CreateHooks['undoStorage']): Promise<void> {
     const errors: unknown[] = []
     // Storage left behind is found by `tenantry doctor` and removed by `delete --purge`;
     // the reason recorded below says so, and the log says it now.
@@ -418,7 +524,7 @@ export class Provisioner {
       errors.push(err)
       this.#logger.warn({ err, tenantId: id }, `Removing the ${what} of a failed create failed`)
     }
-    await engine.drop(placement).catch(removal('storage'))
+    await (undoStorage ? undoStorage(placement, engine) : engine.drop(placement)).catch(removal('storage'))
     await this.#catalog.clearLedger(id).catch(removal('ledger'))
     const reason = message(cause) + (errors.length ? ` (cleanup also failed: ${errors.map(message).join('; ')})` : '')
     // The caller gets the create's own error; these two only record it, so they must not replace it.

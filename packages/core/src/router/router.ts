@@ -7,6 +7,7 @@ import type { DatabaseEngine, EngineHandle, StatementSink } from '../engines/eng
 import { UsagePlugin } from '../usage/usage-meter.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { TenantGuardPlugin } from './tenant-guard-plugin.js'
+import { setMaintenance } from '../lifecycle/write-gate.js'
 
 /** The handle app code uses: a Kysely instance confined to one tenant (raw SQL via `sql`, transactions via `transaction()`). */
 export type TenantDb<DB = any> = Kysely<DB>
@@ -47,6 +48,9 @@ export interface RouterStats {
   cachedPlacements: number
 }
 
+/** How a tenant is named: its slug, its id, or its external id (`createTenant({ externalId })`). */
+export type TenantKey = string | { id: string } | { externalId: string }
+
 /** The longest a placement of a tenant that is not `ready` is cached. */
 const NOT_READY_TTL_MS = 1000
 
@@ -82,6 +86,8 @@ export class Router {
   readonly #budget: number
   readonly #bySlug = new Map<string, PlacementEntry>()
   readonly #byId = new Map<string, PlacementEntry>()
+  /** Tenants resolved by external id (`{ externalId }`), cached like slugs. */
+  readonly #byExternalId = new Map<string, PlacementEntry>()
   /** Insertion order is recency order: a hit moves the entry to the end. */
   readonly #handles = new Map<string, HandleEntry>()
   readonly #closing = new Set<Promise<void>>()
@@ -101,8 +107,8 @@ export class Router {
   }
 
   /** The tenant's record if the placement cache holds a fresh one; counts a hit. Synchronous: the hot path. */
-  cached(tenant: string | { id: string }): TenantRecord | undefined {
-    const entry = typeof tenant === 'string' ? this.#bySlug.get(tenant) : this.#byId.get(tenant.id)
+  cached(tenant: TenantKey): TenantRecord | undefined {
+    const entry = typeof tenant === 'string' ? this.#bySlug.get(tenant) : 'id' in tenant ? this.#byId.get(tenant.id) : this.#byExternalId.get(tenant.externalId)
     if (!entry || entry.expiresAt <= Date.now()) return undefined
     this.#stats.placementHits++
     return entry.tenant
@@ -112,9 +118,10 @@ export class Router {
    * The catalog record of a tenant named by slug (a string) or by `{ id }`, from the
    * placement cache when fresh. Throws `TENANT_NOT_FOUND`.
    */
-  async resolve(tenant: string | { id: string }): Promise<TenantRecord> {
+  async resolve(tenant: TenantKey): Promise<TenantRecord> {
     const cached = this.cached(tenant)
     if (cached) return cached
+    if (typeof tenant !== 'string' && !('id' in tenant)) return this.#resolveExternal(tenant.externalId)
     const byId = typeof tenant !== 'string'
     const key = byId ? tenant.id : tenant
     this.#stats.placementMisses++
@@ -132,11 +139,24 @@ export class Router {
     if (engine.storage && this.#hooks.storageLimit && record.status === 'ready') {
       engine.storage.setLimit(record.id, await this.#hooks.storageLimit(record))
     }
+    // Maintenance mode as the catalog says now: this process's write gate follows it (within the TTL elsewhere).
+    setMaintenance(record.id, record.maintenance ?? undefined)
     // A tenant that is not ready is about to change (a create finishing, a resume): trust that briefly.
     const ttl = record.status === 'ready' ? this.#ttl : Math.min(this.#ttl, NOT_READY_TTL_MS)
     const entry = { tenant: record, expiresAt: Date.now() + ttl }
     this.#byId.set(record.id, entry)
     this.#bySlug.set(record.slug, entry)
+    return record
+  }
+
+  /** `resolve({ externalId })`: the catalog finds the tenant's id, then it resolves (and caches) as by id. */
+  async #resolveExternal(externalId: string): Promise<TenantRecord> {
+    this.#stats.placementMisses++
+    const found = typeof externalId === 'string' ? await this.#catalog.findTenantByExternalId(externalId) : undefined
+    if (!found) throw new TenantryError('TENANT_NOT_FOUND', `No tenant carries external id ${JSON.stringify(String(externalId)).slice(0, 80)}`)
+    const record = await this.resolve({ id: found.id })
+    const entry = this.#byId.get(record.id)
+    if (entry) this.#byExternalId.set(externalId, entry)
     return record
   }
 
@@ -163,6 +183,8 @@ export class Router {
     if (placement) {
       this.#byId.delete(tenantId)
       if (this.#bySlug.get(placement.tenant.slug) === placement) this.#bySlug.delete(placement.tenant.slug)
+      const externalId = placement.tenant.externalId
+      if (externalId !== null && this.#byExternalId.get(externalId) === placement) this.#byExternalId.delete(externalId)
     }
     const entry = this.#handles.get(tenantId)
     if (entry) this.#retire(entry)
@@ -181,6 +203,7 @@ export class Router {
     for (const entry of [...this.#handles.values()]) this.#retire(entry)
     this.#byId.clear()
     this.#bySlug.clear()
+    this.#byExternalId.clear()
     while (this.#closing.size > 0) await Promise.all([...this.#closing])
   }
 

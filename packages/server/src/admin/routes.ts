@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { SLUG_PATTERN, type FanOutReport, type TenantMigrationResult, type TenantRecord } from 'tenantry'
+import { SLUG_PATTERN, type FanOutReport, type TenantBackup, type TenantMigrationResult, type TenantRecord } from 'tenantry'
 import { HttpError } from '../errors.js'
 import type { FeatureOptions, ServerInstance } from '../feature.js'
 import { noBody, noQuery } from '../schemas.js'
@@ -10,6 +10,10 @@ import {
   createTenantBody,
   deleteTenantQuery,
   erasedView,
+  backupList,
+  backupView,
+  restoreBody,
+  restoredView,
   fanOutReport,
   limitsView,
   migrationRun,
@@ -24,6 +28,9 @@ import {
   tenantWithAuditLog,
   usageQuery,
   usageView,
+  maintenanceBody,
+  moveResultView,
+  moveTenantBody,
 } from './schemas.js'
 
 type Access = 'platform' | 'owner' | 'admin'
@@ -48,6 +55,7 @@ function view(t: TenantRecord) {
     name: t.name,
     status: t.status,
     statusReason: t.statusReason,
+    externalId: t.externalId,
     placement: t.placement,
     createdAt: t.createdAt,
     updatedAt: t.updatedAt,
@@ -203,6 +211,99 @@ export function adminRoutes(app: ServerInstance, { tenantry, config, organizatio
       },
     },
     async (request) => tenantry.tenants.erase(request.params.slug, { actor: actor(request) }),
+  )
+
+  app.post(
+    '/api/admin/tenants/:slug/move',
+    {
+      ...platformOnly,
+      schema: {
+        tags,
+        summary: 'Move a tenant live to another data source or isolation (platform admins): reads served throughout, writes paused for about a second at most; the old copy is removed once row counts and checksums match',
+        params: slugParams,
+        querystring: noQuery,
+        body: moveTenantBody,
+        response: { 200: moveResultView },
+      },
+    },
+    async (request) =>
+      tenantry.tenants.move(request.params.slug, {
+        dataSource: request.body.dataSource,
+        actor: actor(request),
+        ...(request.body.isolation ? { isolation: request.body.isolation } : {}),
+      }),
+  )
+
+  app.post(
+    '/api/admin/tenants/:slug/maintenance',
+    {
+      schema: {
+        tags,
+        summary: "Maintenance mode on (readOnly: true: reads served, writes answered 503 TENANT_MAINTENANCE with the message) or off",
+        params: slugParams,
+        querystring: noQuery,
+        body: maintenanceBody,
+        response: { 200: tenantView },
+      },
+    },
+    async (request) => {
+      const { tenant } = await tenantAccess(request, request.params.slug, ['owner', 'admin'])
+      const { readOnly, message } = request.body
+      return view(await tenantry.tenants.maintenance(tenant.slug, { readOnly, actor: actor(request), ...(message !== undefined ? { message } : {}) }))
+    },
+  )
+
+  /** A backup as the API shows it: its file's path stays on the server. */
+  const backupOf = ({ location: _location, ...backup }: TenantBackup) => backup
+
+  app.post(
+    '/api/admin/tenants/:slug/backups',
+    {
+      schema: {
+        tags,
+        summary: "Back up a tenant's database while it keeps serving (platform admins, its owners and admins)",
+        params: slugParams,
+        querystring: noQuery,
+        body: noBody,
+        response: { 201: backupView },
+      },
+    },
+    async (request, reply) => {
+      const { tenant } = await tenantAccess(request, request.params.slug, ['owner', 'admin'])
+      reply.code(201)
+      return backupOf(await tenantry.tenants.backup(tenant.slug, { actor: actor(request) }))
+    },
+  )
+
+  app.get(
+    '/api/admin/tenants/:slug/backups',
+    { schema: { tags, summary: "A tenant's backups, newest first (platform admins, its owners and admins)", params: slugParams, querystring: noQuery, response: { 200: backupList } } },
+    async (request) => {
+      const { tenant } = await tenantAccess(request, request.params.slug, ['owner', 'admin'])
+      return { backups: (await tenantry.tenants.backups(tenant.slug)).map(backupOf) }
+    },
+  )
+
+  app.post(
+    '/api/admin/tenants/:slug/restore',
+    {
+      schema: {
+        tags,
+        summary: "Restore one of a tenant's backups: in place (platform admins and its owners; atomic, other tenants untouched) or `as` a new tenant (platform admins)",
+        params: slugParams,
+        querystring: noQuery,
+        body: restoreBody,
+        response: { 200: restoredView },
+      },
+    },
+    async (request) => {
+      const { tenant, access } = await tenantAccess(request, request.params.slug, ['owner'])
+      const { backup, as } = request.body
+      // A restore as a new tenant creates one: only those who may create tenants.
+      if (as !== undefined && access !== 'platform') throw new HttpError('FORBIDDEN', 'Restoring as a new tenant creates one: platform admins only')
+      const result = await tenantry.tenants.restore(tenant.slug, { backup, actor: actor(request), ...(as === undefined ? {} : { as }) })
+      return { tenant: view(result.tenant), backup: backupOf(result.backup), migrated: result.migrated }
+    },
   )
 
   /** A tenant's quotas, with what it uses of those that are counted. */

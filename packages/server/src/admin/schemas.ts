@@ -19,6 +19,7 @@ export const tenantView = z.object({
   name: z.string(),
   status: z.string().describe('provisioning, ready, suspended, deleting, deleted or failed'),
   statusReason: z.string().nullable(),
+  externalId: z.string().nullable().describe("The tenant's id in another system (an auth provider's user id, a CRM account id), or null"),
   placement: z.object({ isolation: z.string(), dataSourceId: z.string(), locator: z.string() }),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -283,4 +284,59 @@ export const usageView = z.object({
       storageBytes: z.number().int().nullable().describe('Storage as last measured that day'),
     }),
   ),
+})
+
+/** A tenant backup as the admin API shows it: where its file is stays on the server. */
+export const backupView = z.object({
+  id: z.string(),
+  tenantId: z.string(),
+  engine: z.string(),
+  isolation: z.enum(['database', 'schema', 'row']),
+  dataSource: z.string(),
+  method: z.string().describe('sqlite-backup-api, pg_dump, or rows (row isolation: the export codec)'),
+  bytes: z.number().int(),
+  checksum: z.string().describe('sha256 of the backup file, checked before a restore'),
+  migrations: z.array(z.string()).describe("The tenant's migrations when the backup was taken"),
+  createdAt: z.string(),
+  createdBy: z.string(),
+})
+
+export const backupList = z.object({ backups: z.array(backupView) })
+
+export const restoreBody = z.strictObject({
+  backup: z.string().describe('A backup id of this tenant (GET /api/admin/tenants/:slug/backups)'),
+  as: z.string().optional().describe('Restore into a new tenant with this slug (platform admins); the original is left as it is. Default: in place'),
+})
+
+export const restoredView = z.object({
+  tenant: tenantView.describe('The tenant holding the restored data: the same one, or the new one of `as`'),
+  backup: backupView,
+  migrated: z.array(z.string()).describe('Migrations the backup was behind on, applied after the restore'),
+})
+
+/** `POST /api/admin/tenants/:slug/move` (issue 13). */
+export const moveTenantBody = z.strictObject({
+  dataSource: z.string().min(1).describe('The data source to move the tenant to'),
+  isolation: z.enum(['database', 'schema', 'row']).optional().describe("Default: the tenant's own, where the data source offers it"),
+})
+
+const placementView = z.object({ isolation: z.string(), dataSourceId: z.string(), locator: z.string() })
+
+export const moveResultView = z.object({
+  tenantId: z.string(),
+  slug: z.string(),
+  from: placementView,
+  to: placementView,
+  rows: z.record(z.string(), z.number()).describe('Rows per table in the new placement at the flip'),
+  pauseMs: z.number().describe("How long the mover held the tenant's writes"),
+  totalMs: z.number(),
+  verified: z.boolean().describe('Row counts and checksums of every table matched at the flip'),
+  oldCopyRemoved: z.boolean().describe('The old copy was removed (only once verified)'),
+  resumed: z.boolean().describe('This call finished a move an earlier one started'),
+})
+
+/** `POST /api/admin/tenants/:slug/maintenance` (issue 13). */
+export const maintenanceBody = z.strictObject({
+  readOnly: z.boolean().describe('true: reads served, writes answered 503 TENANT_MAINTENANCE; false: maintenance ends'),
+  message: z.string().trim().min(1).max(500).optional().describe('What refused writes say (with readOnly: true)'),
 })

@@ -125,7 +125,8 @@ async function openSession(
     )
   }
   const placement = { tenantId: tenant.id, isolation: tenant.placement.isolation, locator: tenant.placement.locator }
-  const session = await sessions.open(placement, { ...limits, readOnly: principal.readOnly })
+  // Maintenance mode (tenantry tenant maintenance --read-only): the session opens read-only, so writes are refused.
+  const session = await sessions.open(placement, { ...limits, readOnly: principal.readOnly || Boolean(tenant.maintenance) })
   if (session.dialect !== 'sqlite') {
     await session.close()
     throw new HttpError('SQL_UNAVAILABLE', `SQL-over-HTTP speaks SQLite; this tenant's engine speaks ${String(session.dialect)}`)

@@ -320,6 +320,27 @@ export async function checkPostgres(context: PostgresContext, { tenants }: Engin
     }
   }
 
+  // 11a. Shared tables (`public`, `migrations.shared`): the roles tenants' connections log in as may read there what the
+  // app declared readable, and never write (the shared tables are the platform's, not any tenant's).
+  if (schemaTenants.length || rowTenants.length) {
+    const readers = [role, ...(await existing([group])), ...schemaTenants.map((t) => tenantRoleName(t.id)).filter((r) => tenantRoles.has(r))]
+    const writable = await inspect<{ what: string }>(
+      `select r.name || ' can write public.' || c.relname as what
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace, unnest($1::text[]) as r(name)
+        where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'f')
+          and (has_table_privilege(r.name, c.oid, 'INSERT') or has_table_privilege(r.name, c.oid, 'UPDATE')
+               or has_table_privilege(r.name, c.oid, 'DELETE') or has_table_privilege(r.name, c.oid, 'TRUNCATE'))`,
+      [[...new Set(readers)]],
+    )
+    add(
+      'shared tables read-only',
+      writable.length ? 'fail' : 'ok',
+      writable.length
+        ? `${writable.map((w) => w.what).join('; ')}: tenants' raw SQL could change shared data; \`tenantry migrate --shared-only\` takes it back`
+        : "no tenant's role, the row group or the app role can write a table of public",
+    )
+  }
+
   // 11. Raw SQL: every tenant is confined by its own role (row tenants by policies keyed on it).
   add(
     'raw SQL boundary',

@@ -4,6 +4,7 @@ import type { BoundedConfig } from '../../bounded.js'
 import type {
   BoundedQueries,
   DatabaseEngine,
+  EngineAdoption,
   EngineCheck,
   EngineDoctorContext,
   EngineHandle,
@@ -12,18 +13,23 @@ import type {
   EngineTemplate,
   Isolation,
   ReadOnlyAccess,
+  SharedTables,
+  EngineBackups,
 } from '../engine.js'
 import { postgresBoundedQueries } from './bounded-postgres.js'
+import { postgresBackups } from './postgres-backup.js'
 import { databaseIsolation } from './database-isolation.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTemplate, PostgresTenant } from './isolation-kind.js'
 import { PostgresConnection, type IdleConnection, type PostgresLogin } from './postgres-connection.js'
 import { checkPostgres } from './postgres-doctor.js'
-import { assertPostgresDataSourceId, tenantRoleName, tenantStorageName } from './postgres-names.js'
+import { assertPostgresDataSourceId, readOnlyRoleName, tenantRoleName, tenantStorageName } from './postgres-names.js'
 import { APP_PRIVILEGES, APP_ROLE_ATTRIBUTES, roleLock, upsertLoginRole, type AppPrivilege } from './postgres-privileges.js'
 import { postgresReadOnlyAccess } from './read-only-access.js'
 import { rowIsolation } from './row-isolation.js'
 import { postgresStorage } from './postgres-storage.js'
 import { schemaIsolation } from './schema-isolation.js'
+import { postgresSharedTables } from './shared-tables.js'
+import { adoptSchema, releaseSchema } from './schema-adoption.js'
 
 export interface PostgresEngineOptions {
   /** The data source id; it names the app role and templates. */
@@ -94,6 +100,24 @@ export class PostgresEngine implements DatabaseEngine {
   readonly storage = postgresStorage(() => this.#context.connection)
   /** `tenantry.bounded`: a transaction with transaction-local `statement_timeout` and `lock_timeout`. */
   readonly boundedQueries: BoundedQueries
+  /** Schema and database tenants with `pg_dump` and `pg_restore` (see postgres-backup.ts); row tenants go row by row. */
+  readonly backups: EngineBackups
+  /** Existing schemas of this data source's database adopted as schema-isolated tenants (schema-adoption.ts). */
+  readonly adoption: EngineAdoption = {
+    isolations: ['schema'],
+    adopt: async (placement, existing) => {
+      const { kind, tenant } = this.#resolve(placement)
+      if (kind.isolation !== 'schema') throw new TenantryError('UNSUPPORTED_PLACEMENT', `Only schemas are adopted on Postgres, not ${kind.isolation} isolation`)
+      await this.#ensureAppRole()
+      await adoptSchema(this.#context, tenant, existing)
+    },
+    release: async (placement, existing, created) => {
+      const { tenant } = this.#resolve(placement)
+      await releaseSchema(this.#context, tenant, existing, created)
+    },
+  }
+  /** App-level shared tables in the database's `public` schema (`migrations.shared`, shared-tables.ts). */
+  readonly sharedTables: SharedTables
   readonly #options: PostgresEngineOptions
   readonly #context: PostgresContext
   readonly #kinds: ReadonlyMap<Isolation, PostgresIsolationKind>
@@ -121,6 +145,12 @@ export class PostgresEngine implements DatabaseEngine {
       : undefined
     this.requiredPrivileges = requiredPrivileges(this.isolations).map((p) => p.line)
     this.boundedQueries = postgresBoundedQueries(options.bounded)
+    this.sharedTables = postgresSharedTables(this.#context, () => this.#ensureAppRole())
+    this.backups = postgresBackups(this.#context, async (placement) => {
+      // A restore leaves the read-only role's grants out (it may be gone since the backup): they come back here if it exists.
+      const [role] = await connection.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [readOnlyRoleName(placement.tenantId)])
+      if (role && this.readOnlyAccess?.isolations.includes(placement.isolation)) await this.readOnlyAccess.grant(placement)
+    })
   }
 
   locatorFor(tenantId: string, isolation: Isolation): string {

@@ -4,6 +4,7 @@ import type { Logger } from '../../logger.js'
 import type { EngineHandle } from '../engine.js'
 import { ScopedPostgresDialect } from './scoped-postgres-dialect.js'
 import { TenantRowsPlugin } from './tenant-rows-plugin.js'
+import { gatedDialect } from '../../lifecycle/write-gate.js'
 
 export interface PostgresHandleOptions {
   /** The pool, or a factory the first query awaits (e.g. to make sure the login it uses exists). */
@@ -20,15 +21,16 @@ export interface PostgresHandleOptions {
   /** The tables are shared with other tenants (row isolation). */
   shared?: boolean
   afterEachMigration?: (db: Kysely<any>) => Promise<void>
+  /** An app handle of this tenant: its writes pass the tenant's write gate (a move's pause, maintenance mode). */
+  gate?: string
   logger: Logger
 }
 
 /** The one way every Postgres isolation kind opens a handle. */
 export function openPostgresHandle(options: PostgresHandleOptions): EngineHandle {
   const { pool, ownsPool, schema, tenantId, logger } = options
-  let db = new Kysely<any>({
-    dialect: new ScopedPostgresDialect({ pool, ownsPool, logger, ...(schema ? { schema } : {}) }),
-  })
+  const dialect = new ScopedPostgresDialect({ pool, ownsPool, logger, ...(schema ? { schema } : {}) })
+  let db = new Kysely<any>({ dialect: options.gate ? gatedDialect(dialect, options.gate) : dialect })
   // Filter by tenant first, then qualify with the schema: the tenant predicate names tables as the app wrote them.
   if (tenantId) db = db.withPlugin(new TenantRowsPlugin(tenantId))
   if (schema) db = db.withPlugin(new WithSchemaPlugin(schema))

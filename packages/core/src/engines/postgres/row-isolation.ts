@@ -18,6 +18,7 @@ import {
   upsertTenantRole,
 } from './postgres-privileges.js'
 import { tenantRoleRepair } from './tenant-role-repair.js'
+import { grantSharedReads } from './shared-tables.js'
 import { ensureRowTenantFunction, keyOnRole, tenantizeRowSchema, type RunQuery } from './tenantize-row-schema.js'
 
 /**
@@ -63,6 +64,8 @@ export function rowIsolation(context: PostgresContext): PostgresIsolationKind {
         for (const table of tables) await keyOnRole(run, table.name)
         await grantAppAccessOnMigratedSchema(client, ROW_SCHEMA, group, context.appPrivileges)
         await revokeAppRoleFromSchema(client, ROW_SCHEMA, context.appRole)
+        // The shared tables the app declared readable (`migrations.shared.readable`), for every row tenant through the group.
+        await grantSharedReads(client, context, group)
       }, rowsLock)
       .catch((error: unknown) => {
         confined = undefined
@@ -122,7 +125,7 @@ export function rowIsolation(context: PostgresContext): PostgresIsolationKind {
         await tenantRoles.ensure(tenant)
         return pool
       }
-      return openPostgresHandle({ pool: ready, ownsPool: true, schema: ROW_SCHEMA, tenantId: tenant.id, shared: true, logger })
+      return openPostgresHandle({ pool: ready, ownsPool: true, schema: ROW_SCHEMA, tenantId: tenant.id, shared: true, gate: tenant.id, logger })
     },
 
     /** Removes the tenant's rows from every shared table, referencing tables first, then its role. */

@@ -3,6 +3,7 @@ import type { EngineRole } from '../engine.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTenant } from './isolation-kind.js'
 import { openPostgresHandle } from './postgres-handle.js'
 import { tenantRoleRepair } from './tenant-role-repair.js'
+import { grantSharedReads } from './shared-tables.js'
 import {
   dropLoginRole,
   grantAppAccessOnMigratedSchema,
@@ -26,6 +27,7 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
   const tenantRoles = tenantRoleRepair(context, (tenant) => kind.exists(tenant), async (client, tenant, role) => {
     await grantAppAccessOnMigratedSchema(client, tenant.name, role, context.appPrivileges)
     await revokeAppRoleFromSchema(client, tenant.name, context.appRole)
+    await grantSharedReads(client, context, role)
   })
   const kind: PostgresIsolationKind = {
     isolation: 'schema',
@@ -37,6 +39,8 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
       await connection.transaction(async (client) => {
         await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.name)}`)
         await grantAppAccessOnSchema(client, tenant.name, login.name, context.appPrivileges)
+        // The shared tables the app declared readable (`migrations.shared.readable`).
+        await grantSharedReads(client, context, login.name)
       })
     },
 
@@ -55,7 +59,7 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
         })
       }
       const pool = connection.pool(undefined, context.tenantLogin(tenant), context.tenantPoolSize)
-      return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, schema: tenant.name, logger })
+      return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, schema: tenant.name, gate: tenant.id, logger })
     },
 
     async drop(tenant: PostgresTenant) {
@@ -69,6 +73,7 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
         await connection.transaction(async (client) => {
           await client.query(`ALTER ROLE ${quoteIdentifier(role)} SET search_path = ${quoteIdentifier(tenant.name)}`)
           await grantReadOnSchema(client, tenant.name, role)
+          await grantSharedReads(client, context, role)
         }, roleLock(role))
         return undefined
       },

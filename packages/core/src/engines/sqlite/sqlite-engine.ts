@@ -17,6 +17,7 @@ import type {
   EngineDoctorContext,
   EngineHandle,
   EnginePlacement,
+  EngineRole,
   EngineTemplate,
   Isolation,
   RawSessionOptions,
@@ -24,9 +25,12 @@ import type {
   SqliteRawSession,
   StatementSink,
   TenantStorage,
+  EngineBackups,
 } from '../engine.js'
 import { TransactionalSqliteDialect } from './sqlite-dialect.js'
+import { gatedDialect } from '../../lifecycle/write-gate.js'
 import { checkSqlite, removeSqliteLeftovers } from './sqlite-doctor.js'
+import { backupSqliteFile, restoreSqliteFile } from './sqlite-backup.js'
 import { BUILD_FILE_PATTERN, SIDE_FILE_SUFFIXES, TEMPLATES_DIRECTORY, templateFileName, tenantFileName } from './sqlite-names.js'
 
 /** SQLite `synchronous` levels. See https://sqlite.org/pragma.html#pragma_synchronous */
@@ -131,6 +135,16 @@ export class SqliteEngine implements DatabaseEngine {
     },
   }
   #directoryReady = false
+  /**
+   * Backups through SQLite's online backup API, while the tenant serves; a restore replaces the
+   * tenant's file in one write transaction of it (see sqlite-backup.ts).
+   */
+  readonly backups: EngineBackups = {
+    isolations: ['database'],
+    method: 'sqlite-backup-api',
+    dump: (placement, destination) => backupSqliteFile(this.pathOf(placement), destination),
+    restore: (placement, source, options) => restoreSqliteFile(source, this.pathOf(placement), options),
+  }
 
   constructor(options: SqliteEngineOptions) {
     this.directory = resolve(options.directory)
@@ -209,8 +223,8 @@ export class SqliteEngine implements DatabaseEngine {
     return existsSync(this.pathOf(placement))
   }
 
-  open(placement: EnginePlacement): EngineHandle {
-    return this.#openFile(this.pathOf(placement), true, placement.tenantId)
+  open(placement: EnginePlacement, role: EngineRole = 'app'): EngineHandle {
+    return this.#openFile(this.pathOf(placement), true, placement.tenantId, role === 'app')
   }
 
   async drop(placement: EnginePlacement): Promise<void> {
@@ -317,7 +331,8 @@ export class SqliteEngine implements DatabaseEngine {
     this.#statementSink = sink
   }
 
-  #openFile(path: string, mustExist: boolean, tenantId?: string): EngineHandle {
+  /** `gated`: an app handle, which passes the tenant's write gate (a move's pause, maintenance mode). */
+  #openFile(path: string, mustExist: boolean, tenantId?: string, gated = false): EngineHandle {
     const database = new Database(path, { fileMustExist: mustExist, timeout: this.#busyTimeoutMs })
     try {
       database.pragma('journal_mode = WAL')
@@ -328,7 +343,8 @@ export class SqliteEngine implements DatabaseEngine {
       database.close()
       throw error
     }
-    const db = new Kysely<any>({ dialect: new TransactionalSqliteDialect({ database }) })
+    const dialect = new TransactionalSqliteDialect({ database })
+    const db = new Kysely<any>({ dialect: gated && tenantId !== undefined ? gatedDialect(dialect, tenantId) : dialect })
     let open: Set<Database.Database> | undefined
     if (tenantId !== undefined) {
       open = this.#openDatabases.get(tenantId) ?? new Set()

@@ -13,9 +13,18 @@
  */
 export interface CacheDriver {
   readonly name: 'memory' | 'redis'
-  get(tenantId: string, key: string): Promise<string | undefined>
-  /** `ttlMs` 0: no expiry. */
-  set(tenantId: string, key: string, value: string, ttlMs: number): Promise<void>
+  /**
+   * The value under `key` (`null` when absent) handed to `read`, whose result the promise
+   * resolves to. `read` runs in the same `then` as the driver's own handling of the reply and of
+   * the store's refusals: this is every app's hot path, and each promise costs more once
+   * AsyncLocalStorage is on (Node's promise hooks), so a call costs one promise over the store's.
+   */
+  get<T>(tenantId: string, key: string, read: (value: string | null) => T): Promise<T>
+  /**
+   * `ttlMs` 0: no expiry. Resolves, to nothing of use (the front end maps it), once written: for
+   * the same reason as `get`, a driver may return the store's own reply promise as it is.
+   */
+  set(tenantId: string, key: string, value: string, ttlMs: number): Promise<unknown>
   delete(tenantId: string, key: string): Promise<boolean>
   /** Adds `by` to the integer under `key` (absent: 0); `ttlMs` is set when the entry has no expiry yet. */
   increment(tenantId: string, key: string, by: number, ttlMs: number): Promise<number>

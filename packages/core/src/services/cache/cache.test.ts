@@ -4,7 +4,7 @@ import { createTenantry, type Tenantry } from '../../index.js'
 import { findRedis, tempDir } from '../../testing/index.js'
 import type { CacheConfig } from '../services-config.js'
 import { SILENT_LOGGER } from '../../logger.js'
-import { RedisCacheDriver } from './redis-driver.js'
+import { luaScript, RedisCacheDriver, runScript } from './redis-driver.js'
 
 // Issue 12: one conformance suite for `tenantry.cache`, run against every driver with the real
 // store (this process's memory; Redis at TENANTRY_TEST_REDIS_URL). Under CI a missing Redis fails.
@@ -38,6 +38,9 @@ async function redisKeys(client: Redis, start: string): Promise<string[]> {
 function hostileKeys(otherId: string): string[] {
   return ['x', `}:0:x`, `{${otherId}}:g`, `${prefix}{${otherId}}:1:x`, `../${otherId}/x`, '*', 'a:b:c', 'g', 's', '0:x', 'ключ', '🙂', ' ', 'x'.repeat(1024)]
 }
+
+/** A driver's `read`: the value as it is, `undefined` when absent. */
+const orUndefined = (value: string | null) => value ?? undefined
 
 for (const driver of drivers) {
   describe.skipIf(driver.skip !== undefined)(`tenantry.cache on ${driver.name}`, () => {
@@ -262,7 +265,8 @@ for (const driver of drivers) {
       await as('beta', () => tenantry.cache.set('survivor', 'beta'))
       await tenantry.deleteTenant('acme', { purge: true })
       const audit = await tenantry.catalog.auditLog(acme)
-      const purged = audit.find((e) => e.action === 'tenant.services.purged')
+      // Each purge hook writes its own entry (the backups' too): the services' is the one with `cache`.
+      const purged = audit.find((e) => e.action === 'tenant.services.purged' && typeof e.details === 'object' && e.details !== null && 'cache' in e.details)
       expect(purged?.details).toMatchObject({ cache: { driver: driver.name, keys: expect.any(Number) } })
       expect((purged!.details as { cache: { keys: number } }).cache.keys).toBeGreaterThan(0)
       if (raw) {
@@ -314,16 +318,16 @@ describe.skipIf(!('url' in redis))('the Redis cache driver across processes', ()
     await Promise.all([subscribed(a), subscribed(b)])
     const t = tenantId()
     await a.set(t, 'k', '"one"', 0)
-    expect(await b.get(t, 'k')).toBe('"one"')
+    expect(await b.get(t, 'k', orUndefined)).toBe('"one"')
     expect(b.holdsGeneration(t)).toBe(true)
     await a.flush(t)
     // The flushing process at once; the other within the pub/sub latency.
-    expect(await a.get(t, 'k')).toBeUndefined()
-    await vi.waitFor(async () => expect(await b.get(t, 'k')).toBeUndefined(), { timeout: 10_000, interval: 5 })
+    expect(await a.get(t, 'k', orUndefined)).toBeUndefined()
+    await vi.waitFor(async () => expect(await b.get(t, 'k', orUndefined)).toBeUndefined(), { timeout: 10_000, interval: 5 })
     // The other process replaced the generation it holds, and writes where the first reads.
     expect(b.holdsGeneration(t)).toBe(true)
     await b.set(t, 'k', '"two"', 0)
-    expect(await a.get(t, 'k')).toBe('"two"')
+    expect(await a.get(t, 'k', orUndefined)).toBe('"two"')
     const [generation] = await raw.mget(`${sharedPrefix}{${t}}:g`)
     expect(await redisKeys(raw, `${sharedPrefix}{${t}}:${generation}:`)).toEqual([`${sharedPrefix}{${t}}:${generation}:k`])
   })
@@ -333,21 +337,21 @@ describe.skipIf(!('url' in redis))('the Redis cache driver across processes', ()
     await Promise.all([subscribed(a), subscribed(b)])
     const t = tenantId()
     await a.set(t, 'k', '"before"', 0)
-    expect(await b.get(t, 'k')).toBe('"before"')
+    expect(await b.get(t, 'k', orUndefined)).toBe('"before"')
     expect(b.holdsGeneration(t)).toBe(true)
     const killedId = b.subscriberId!
     // Only b's subscriber: other runs on this Redis keep theirs.
     expect(Number(await raw.client('KILL', 'ID', String(killedId)))).toBe(1)
     // Sent right after the kill (ioredis waits before reconnecting): its message never reaches b.
     await a.flush(t)
-    await vi.waitFor(async () => expect(await b.get(t, 'k')).toBeUndefined(), { timeout: 10_000, interval: 5 })
+    await vi.waitFor(async () => expect(await b.get(t, 'k', orUndefined)).toBeUndefined(), { timeout: 10_000, interval: 5 })
     // Subscribed again, on a new connection: later flushes reach b as before.
     await vi.waitFor(() => expect(b.subscribed && b.subscriberId !== killedId).toBe(true), { timeout: 10_000, interval: 10 })
     await a.set(t, 'k', '"after"', 0)
-    expect(await b.get(t, 'k')).toBe('"after"')
+    expect(await b.get(t, 'k', orUndefined)).toBe('"after"')
     expect(b.holdsGeneration(t)).toBe(true)
     await a.flush(t)
-    await vi.waitFor(async () => expect(await b.get(t, 'k')).toBeUndefined(), { timeout: 10_000, interval: 5 })
+    await vi.waitFor(async () => expect(await b.get(t, 'k', orUndefined)).toBeUndefined(), { timeout: 10_000, interval: 5 })
   })
 
   it('keeps the generations of at most maxCachedTenants tenants, least recently used dropped first', async () => {
@@ -358,12 +362,50 @@ describe.skipIf(!('url' in redis))('the Redis cache driver across processes', ()
     expect(c.cachedTenants).toBe(3)
     expect(ts.map((t) => c.holdsGeneration(t))).toEqual([false, false, true, true, true, false])
     // Using ts[2] makes it the most recent: ts[3] goes when ts[5] comes in.
-    expect(await c.get(ts[2]!, 'k')).toBe(JSON.stringify(ts[2]))
+    expect(await c.get(ts[2]!, 'k', orUndefined)).toBe(JSON.stringify(ts[2]))
     await c.set(ts[5]!, 'k', JSON.stringify(ts[5]), 0)
     expect(ts.map((t) => c.holdsGeneration(t))).toEqual([false, false, true, false, true, true])
     // A tenant whose generation was dropped reads it again: nothing is lost.
-    expect(await c.get(ts[0]!, 'k')).toBe(JSON.stringify(ts[0]))
+    expect(await c.get(ts[0]!, 'k', orUndefined)).toBe(JSON.stringify(ts[0]))
     expect(c.cachedTenants).toBe(3)
+  })
+
+  it('runs its scripts by SHA1 and loads one Redis does not know; its client defines no commands', async () => {
+    const d = open()
+    const client = await d.client()
+    // ioredis copies defined commands onto every auto-pipeline: the hot path would pay for them.
+    expect(Object.keys((client as unknown as { scriptsSet: object }).scriptsSet)).toEqual([])
+    // A script no run has sent before (its text is new), so EVALSHA first meets NOSCRIPT.
+    const script = luaScript(`return {KEYS[1], ARGV[1], '${process.pid}-${Math.random()}'}`)
+    expect(await raw.script('EXISTS', script.sha)).toEqual([0])
+    const first = (await runScript(client, script, ['k'], [7])) as string[]
+    expect(first.slice(0, 2)).toEqual(['k', '7'])
+    expect(await raw.script('EXISTS', script.sha)).toEqual([1])
+    expect(await runScript(client, script, ['k2'], ['x'])).toEqual(['k2', 'x', first[2]])
+    // A refusal other than NOSCRIPT is the script's own, not retried.
+    await expect(runScript(client, luaScript(`return redis.error_reply('NOPE ${Math.random()}')`), [], [])).rejects.toThrow(/NOPE/)
+  })
+
+  it('drops the oldest generation not called since the LRU last passed over it (second chance), within maxCachedTenants', async () => {
+    const c = open(2)
+    await subscribed(c)
+    const ts = Array.from({ length: 4 }, tenantId)
+    await c.set(ts[0]!, 'k', '0', 0)
+    await c.set(ts[1]!, 'k', '1', 0)
+    expect(await c.get(ts[1]!, 'k', orUndefined)).toBe('1')
+    expect(await c.get(ts[0]!, 'k', orUndefined)).toBe('0')
+    // Both called: the pass unmarks them and the oldest goes (with every one called, second
+    // chance is first in, first out); the new one is always kept.
+    await c.set(ts[2]!, 'k', '2', 0)
+    expect(ts.map((t) => c.holdsGeneration(t))).toEqual([false, true, true, false])
+    // ts[1] was passed over (marked unused) and not called since: it goes before ts[2].
+    expect(await c.get(ts[2]!, 'k', orUndefined)).toBe('2')
+    await c.set(ts[3]!, 'k', '3', 0)
+    expect(ts.map((t) => c.holdsGeneration(t))).toEqual([false, false, true, true])
+    expect(c.cachedTenants).toBe(2)
+    // Every value is still read right, the dropped tenants' through their generation read again.
+    for (const [i, t] of ts.entries()) expect(await c.get(t, 'k', orUndefined)).toBe(String(i))
+    expect(c.cachedTenants).toBe(2)
   })
 
   it("the sweep never removes the current generation's entries, even when a flush lands during its step", async () => {

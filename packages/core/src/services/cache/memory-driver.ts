@@ -19,8 +19,8 @@ export class MemoryCacheDriver implements CacheDriver {
   /** Where the expiry sweep resumes. */
   #sweepTenants: Iterator<[string, Map<string, Entry>]> | undefined
 
-  async get(tenantId: string, key: string): Promise<string | undefined> {
-    return this.#value(tenantId, key)
+  async get<T>(tenantId: string, key: string, read: (value: string | null) => T): Promise<T> {
+    return read(this.#value(tenantId, key) ?? null)
   }
 
   async set(tenantId: string, key: string, value: string, ttlMs: number): Promise<void> {

@@ -61,7 +61,8 @@ export class TenantCache implements TenantService {
         : new MemoryCacheDriver())
   }
 
-  // `get` and `set` are every app's hot path: one `then` each, no async wrapper (see the driver).
+  // `get` and `set` are every app's hot path: one `then` each over the store's own promise (the
+  // driver runs `get`'s in its own `then`), no async wrapper, the stats found before the call.
 
   /** The value under `key`, or `undefined`. */
   get<T = unknown>(key: string): Promise<T | undefined> {
@@ -72,22 +73,30 @@ export class TenantCache implements TenantService {
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.driver.get(tenant, key).then((raw) => {
-      this.#count(tenant, raw === undefined ? 'misses' : 'hits')
-      return raw === undefined ? undefined : (JSON.parse(raw) as T)
+    const stats = this.#statsOf(tenant)
+    return this.driver.get(tenant, key, (raw): T | undefined => {
+      if (raw === null) {
+        stats.misses++
+        return undefined
+      }
+      stats.hits++
+      return JSON.parse(raw) as T
     })
   }
 
-  set(key: string, value: unknown, options: CacheSetOptions = {}): Promise<void> {
-    let tenant: string
-    let sent: Promise<void>
+  set(key: string, value: unknown, options?: CacheSetOptions): Promise<void> {
+    let stats: CacheStats
+    let sent: Promise<unknown>
     try {
-      tenant = this.#tenant()
-      sent = this.driver.set(tenant, checkKey(key), this.#encode(key, value), ttlOf(options))
+      const tenant = this.#tenant()
+      sent = this.driver.set(tenant, checkKey(key), this.#encode(key, value), options === undefined ? 0 : ttlOf(options))
+      stats = this.#statsOf(tenant)
     } catch (error) {
       return Promise.reject(error)
     }
-    return sent.then(() => this.#count(tenant, 'writes'))
+    return sent.then(() => {
+      stats.writes++
+    })
   }
 
   /** Removes `key`; whether it was there. */
@@ -210,9 +219,14 @@ export class TenantCache implements TenantService {
   }
 
   #count(tenant: string, what: keyof CacheStats, n = 1): void {
+    this.#statsOf(tenant)[what] += n
+  }
+
+  /** The tenant's counts, created on first use (a call in flight across a purge counts into the old object: harmless). */
+  #statsOf(tenant: string): CacheStats {
     let stats = this.#stats.get(tenant)
     if (!stats) this.#stats.set(tenant, (stats = emptyStats()))
-    stats[what] += n
+    return stats
   }
 }
 
