@@ -1,6 +1,7 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from 'tenantry/testing'
@@ -8,7 +9,7 @@ import { CLI_BIN, runCliCaptured } from '@tenantry/cli/testing'
 import { parseTenantList } from './commands/tenant-bulk.js'
 import { UsageError } from './errors.js'
 import { Output } from './output.js'
-import { Progress } from './progress.js'
+import { Progress, WorkProgress } from './progress.js'
 
 /**
  * Long operations show a live bar on a terminal and plain lines elsewhere. The terminal is a
@@ -126,6 +127,50 @@ describe('progress of long operations', { timeout: 240_000 }, () => {
     expect(partly.screen).toContain('0 rows affected in 1 tenant; 11 failed.')
     expect(partly.screen).toMatch(/Failed \(11\):\r?\n {2}t00: no such table: marker/)
     expect(partly.screen).toContain('tenantry: The statement failed in 11 tenants of 12')
+  })
+
+  it('one long operation on one tenant: the step and its count, a bar where the total is known; plain step lines off a terminal', async ({ expect }) => {
+    // In process, on a stream that says it is a terminal: the bar with done/total and time left.
+    const drawn: string[] = []
+    const tty = Object.assign(new PassThrough(), { isTTY: true, columns: 120, rows: 40 })
+    tty.on('data', (chunk: Buffer) => drawn.push(chunk.toString()))
+    const work = new WorkProgress(new Output({ stdout: { write: () => true }, stderr: tty as unknown as NodeJS.WriteStream }), { unit: 'rows' })
+    work.update({ step: 'copy jobs', done: 250, total: 1000 })
+    work.update({ step: 'evil\u001b[2Jname', done: 1 })
+    work.stop()
+    const screen = drawn.join('')
+    // (cli-progress draws at most 10 frames a second: the middle update is not drawn.)
+    expect(screen).toMatch(/copy jobs [\u2588\u2591]{30} 250\/1000 rows \| ([\d.]+|-)\/s \| (\d+s|--) left/)
+    expect(screen).toContain('evil\\u001b[2Jname | 1 rows | -/s')
+
+    // The built CLI on a real pseudo-terminal: export and import show the table and the rows so far.
+    const home = newHome()
+    const config = writeConfig(home, `'0003_notes': { up: (db) => db.schema.createTable('notes').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('body', 'text').execute() }`)
+    const setup = await runCliCaptured(['tenant', 'create', 'acme', '--config', config], { cwd: REPO, env: ENV(home) })
+    expect(setup.code, setup.stderr).toBe(0)
+    const filled = await runCliCaptured(
+      ['sql', 'acme', "with recursive n(i) as (select 1 union all select i + 1 from n where i < 3000) insert into notes (body) select 'note ' || i from n", '--config', config],
+      { cwd: REPO, env: ENV(home) },
+    )
+    expect(filled.code, filled.stderr).toBe(0)
+    const file = join(home, 'acme.ndjson.gz')
+    const exported = await onTerminal(home, ['tenant', 'export', 'acme', '--out', file, '--config', config])
+    expect(exported.code, exported.screen).toBe(0)
+    expect(exported.screen).toMatch(/export \w+ \| \d+ rows \| ([\d.]+|-)\/s/)
+    expect(exported.screen).toMatch(/Tenant acme exported to .*: 3000 rows/)
+    const imported = await onTerminal(home, ['tenant', 'import', 'copy', '--from', file, '--config', config])
+    expect(imported.code, imported.screen).toBe(0)
+    expect(imported.screen).toMatch(/import \w+ \| \d+ rows \| ([\d.]+|-)\/s/)
+    expect(imported.screen).toContain('3000 rows')
+
+    // Piped: a plain line per step on stderr, no control characters anywhere.
+    const piped = await runCliCaptured(['tenant', 'export', 'copy', '--out', join(home, 'copy.ndjson.gz'), '--config', config], { cwd: REPO, env: ENV(home) })
+    expect(piped.code, piped.stderr).toBe(0)
+    expect(piped.stderr).toContain('  export notes\n')
+    expect(piped.stdout + piped.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/)
+    const json = await runCliCaptured(['tenant', 'export', 'copy', '--out', join(home, 'copy2.ndjson.gz'), '--json', '--config', config], { cwd: REPO, env: ENV(home) })
+    expect(json.stderr).toBe('')
+    expect(JSON.parse(json.stdout)).toMatchObject({ slug: 'copy', rows: { notes: 3000 } })
   })
 
   it('bad input to the new commands is a clear CLI error', async ({ expect }) => {

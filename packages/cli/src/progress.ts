@@ -92,3 +92,85 @@ export class Progress {
     return { ...this.#counts }
   }
 }
+
+/** Where one long operation on one tenant has got to: its step, and the work done in it (rows, changes). */
+export interface WorkUpdate {
+  step: string
+  /** Work done in this step so far. */
+  done?: number
+  /** All the work of this step, where it is known: then the bar shows how much is left. */
+  total?: number
+}
+
+/**
+ * Progress of one long operation on one tenant (a move, an export, an import): the step it is
+ * in and the work done in it. On a terminal, a live line on stderr drawn by `cli-progress`: the
+ * step, a bar with done/total and time left where the total is known (otherwise the count), and
+ * the rate. Off a terminal, one plain line on stderr per step; with `--json`, nothing. The
+ * command prints its own summary after `stop()`.
+ */
+export class WorkProgress {
+  readonly #out: Output
+  readonly #json: boolean
+  readonly #bar: cliProgress.SingleBar | undefined
+  #step: string | undefined
+  #stepStartedAt = performance.now()
+  #running = false
+
+  constructor(out: Output, options: { unit: string; json?: boolean }) {
+    this.#out = out
+    this.#json = Boolean(options.json)
+    const terminal = out.terminal()
+    if (terminal && !options.json) {
+      const unit = options.unit
+      this.#bar = new cliProgress.SingleBar(
+        {
+          stream: terminal,
+          barsize: 30,
+          hideCursor: true,
+          clearOnComplete: true,
+          fps: 10,
+          // The total is known in some steps only: without it, no bar and no time left, only the count.
+          format: (opts, params, payload: { step: string; speed: string; known: boolean }) => {
+            if (!payload.known) return `${payload.step} | ${params.value} ${unit} | ${payload.speed}/s`
+            const size = opts.barsize ?? 30
+            const complete = Math.round(params.progress * size)
+            const bar = (opts.barCompleteString ?? '').slice(0, complete) + (opts.barIncompleteString ?? '').slice(0, size - complete)
+            const left = Number.isFinite(params.eta) && params.value > 0 ? `${params.eta}s left` : '-- left'
+            return `${payload.step} ${bar} ${params.value}/${params.total} ${unit} | ${payload.speed}/s | ${left}`
+          },
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    }
+  }
+
+  update(update: WorkUpdate): void {
+    const { done = 0, total } = update
+    // Table names are whatever the tenant's migrations made: never a control character on the terminal.
+    const step = safeText(update.step)
+    if (step !== this.#step) {
+      this.#step = step
+      this.#stepStartedAt = performance.now()
+      if (!this.#bar && !this.#json) this.#out.note(`  ${step}`)
+    }
+    if (!this.#bar) return
+    const seconds = (performance.now() - this.#stepStartedAt) / 1000
+    // A rate over the first moments of a step says nothing yet.
+    const payload = { step, speed: seconds >= 0.25 ? (done / seconds).toFixed(done / seconds >= 100 ? 0 : 1) : '-', known: total !== undefined }
+    const barTotal = total ?? Math.max(done, 1)
+    if (!this.#running) {
+      this.#running = true
+      this.#bar.start(barTotal, done, payload)
+    } else {
+      this.#bar.setTotal(barTotal)
+      this.#bar.update(done, payload)
+    }
+  }
+
+  /** Clears the live line (the command prints its result next). */
+  stop(): void {
+    if (this.#running) this.#bar?.stop()
+    this.#running = false
+  }
+}

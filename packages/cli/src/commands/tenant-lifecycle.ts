@@ -6,6 +6,7 @@ import { UsageError } from '../errors.js'
 import { cliActor, ISOLATIONS, requireDataSourceId, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
 import { quoteInput, type Output } from '../output.js'
+import { WorkProgress } from '../progress.js'
 
 /** `tenantry tenant export|import|erase`: one tenant out to a file, in from one, or erased (issue 13). */
 export function registerTenantLifecycleCommands(tenant: Command, out: Output): void {
@@ -20,7 +21,10 @@ export function registerTenantLifecycleCommands(tenant: Command, out: Output): v
       const file = resolve(options.out)
       if (existsSync(file)) throw new UsageError(`--out ${quoteInput(options.out)} exists: an export never replaces a file`)
       await withTenantry(command, async (tenantry) => {
-        const result = await tenantry.tenants.export(slug, { out: file, actor: cliActor() })
+        const progress = new WorkProgress(out, { unit: 'rows', json: options.json })
+        const result = await tenantry.tenants
+          .export(slug, { out: file, actor: cliActor(), onProgress: (p) => progress.update({ step: `export ${p.table}`, done: p.rows }) })
+          .finally(() => progress.stop())
         if (options.json) return out.json(result)
         const rows = Object.values(result.rows).reduce((a, b) => a + b, 0)
         out.line(`Tenant ${slug} exported to ${file}: ${rows} rows in ${Object.keys(result.rows).length} tables, ${result.files} files (${result.fileBytes} bytes).`)
@@ -44,13 +48,17 @@ export function registerTenantLifecycleCommands(tenant: Command, out: Output): v
       if (!existsSync(file)) throw new UsageError(`--from ${quoteInput(options.from)} does not exist`)
       if (!statSync(file).isFile()) throw new UsageError(`--from ${quoteInput(options.from)} is not a file`)
       await withTenantry(command, async (tenantry) => {
-        const result = await tenantry.tenants.import(slug, {
-          from: file,
-          actor: cliActor(),
-          ...(options.dataSource ? { dataSource: options.dataSource } : {}),
-          ...(options.isolation ? { isolation: options.isolation } : {}),
-          ...(options.name ? { name: options.name } : {}),
-        })
+        const progress = new WorkProgress(out, { unit: 'rows', json: options.json })
+        const result = await tenantry.tenants
+          .import(slug, {
+            from: file,
+            actor: cliActor(),
+            onProgress: (p) => progress.update({ step: `import ${p.table}`, done: p.rows }),
+            ...(options.dataSource ? { dataSource: options.dataSource } : {}),
+            ...(options.isolation ? { isolation: options.isolation } : {}),
+            ...(options.name ? { name: options.name } : {}),
+          })
+          .finally(() => progress.stop())
         if (options.json) return out.json(result)
         const rows = Object.values(result.rows).reduce((a, b) => a + b, 0)
         out.line(

@@ -4,6 +4,7 @@ import { UsageError } from '../errors.js'
 import { cliActor, ISOLATIONS, requireDataSourceId, requireSlug } from '../input.js'
 import { withTenantry } from '../open-tenantry.js'
 import type { Output } from '../output.js'
+import { WorkProgress } from '../progress.js'
 
 /** `tenantry tenant move|maintenance`: a live move to another placement, and maintenance mode (issue 13). */
 export function registerTenantMoveCommands(tenant: Command, out: Output): void {
@@ -17,23 +18,18 @@ export function registerTenantMoveCommands(tenant: Command, out: Output): void {
     .action(async (slug: string, options: { dataSource: string; isolation?: Isolation; json?: boolean }, command: Command) => {
       requireSlug(slug)
       requireDataSourceId(options.dataSource)
-      const terminal = options.json ? undefined : out.terminal()
-      // On a terminal, one line redrawn in place: the step, and rows copied of the table being copied.
-      const onProgress = terminal
-        ? (p: MoveProgress) => {
-            const detail = p.table ? ` ${p.table}: ${p.done ?? 0} rows` : p.done !== undefined ? ` ${p.done} changes` : ''
-            terminal.write(`\r\x1b[2K${p.step}${detail}`)
-          }
-        : undefined
+      // The step, and the rows copied (copy) or the changes applied (catch-up) in it.
+      const progress = new WorkProgress(out, { unit: 'rows', json: options.json })
+      const onProgress = (p: MoveProgress) => progress.update({ step: p.table ? `${p.step} ${p.table}` : p.step, ...(p.done === undefined ? {} : { done: p.done }), ...(p.total === undefined ? {} : { total: p.total }) })
       await withTenantry(command, async (tenantry) => {
         const result = await tenantry.tenants
           .move(slug, {
             dataSource: options.dataSource,
             actor: cliActor(),
             ...(options.isolation ? { isolation: options.isolation } : {}),
-            ...(onProgress ? { onProgress } : {}),
+            onProgress,
           })
-          .finally(() => terminal?.write('\r\x1b[2K'))
+          .finally(() => progress.stop())
         if (options.json) return out.json(result)
         const rows = Object.values(result.rows).reduce((a, b) => a + b, 0)
         out.line(

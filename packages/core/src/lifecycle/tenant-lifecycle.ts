@@ -30,11 +30,21 @@ import {
 } from './export-format.js'
 import { listTenantTables, readPage, type TenantTable } from './tenant-tables.js'
 
+/** How far an export or an import has come: after each page (or batch) of rows. */
+export interface TransferProgress {
+  /** The table being read (export) or written (import). */
+  table: string
+  /** Rows read or written so far, all tables together. */
+  rows: number
+}
+
 export interface ExportTenantOptions {
   /** The file to write (gzip'd NDJSON, see export-format.ts). It must not exist. */
   out: string
   /** Who asked, for the audit log. @default 'system' */
   actor?: string
+  /** Hears of every page of rows written to the file (the CLI draws its progress bar from it). */
+  onProgress?: (progress: TransferProgress) => void
 }
 
 export interface ExportTenantResult {
@@ -57,6 +67,8 @@ export interface ImportTenantOptions {
   /** @default the exported tenant's name */
   name?: string
   actor?: string
+  /** Hears of every batch of rows written into the new tenant. */
+  onProgress?: (progress: TransferProgress) => void
   /** The new tenant's id in another system (see `CreateTenantOptions.externalId`). */
   externalId?: string
   /** @internal runs after the rows are loaded, before the tenant is ready (split's fault tests). */
@@ -160,6 +172,8 @@ export class TenantLifecycle {
           secretNames,
         }
         const files = this.#files.driver
+        const onProgress = options.onProgress
+        let exported = 0
         async function* lines(): AsyncGenerator<string> {
           yield line(header)
           for (const table of tables) {
@@ -170,6 +184,8 @@ export class TenantLifecycle {
               let chunk = ''
               for (const values of page.rows) chunk += line({ row: table.name, values: values.map((v, i) => encodeValue(v, table.columns[i]!.kind)) })
               rows[table.name]! += page.rows.length
+              exported += page.rows.length
+              onProgress?.({ table: table.name, rows: exported })
               if (chunk) yield chunk
               after = page.next
             } while (after !== undefined)
@@ -229,7 +245,7 @@ export class TenantLifecycle {
           ...(migrateTo === undefined ? {} : { migrateTo }),
           beforeActivate: async (tenant, placement, engine) => {
             await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.import.started', actor, details: { file: basename(options.from), exportedFrom: header.source, exportedAt: header.exportedAt } })
-            Object.assign(loaded, await this.#load(tenant.id, placement, engine, header, options.from))
+            Object.assign(loaded, await this.#load(tenant.id, placement, engine, header, options.from, options.onProgress))
             await options.afterLoad?.(tenant)
             if (migrateTo !== undefined) await this.#migrateToLatest(tenant.id, placement, engine)
           },
@@ -327,7 +343,14 @@ export class TenantLifecycle {
   }
 
   /** Fills the new tenant from the file: rows in batches, table by table as the file orders them, then files. */
-  async #load(tenantId: string, placement: EnginePlacement, engine: DatabaseEngine, header: ExportHeader, from: string): Promise<{ rows: Record<string, number>; files: number; fileBytes: number }> {
+  async #load(
+    tenantId: string,
+    placement: EnginePlacement,
+    engine: DatabaseEngine,
+    header: ExportHeader,
+    from: string,
+    onProgress?: (progress: TransferProgress) => void,
+  ): Promise<{ rows: Record<string, number>; files: number; fileBytes: number }> {
     const handle = engine.open(placement, 'app')
     const rows: Record<string, number> = {}
     let files = 0
@@ -343,11 +366,14 @@ export class TenantLifecycle {
       }
       const maxima = new Map<string, bigint>() // `table\0column` → highest value inserted into a sequence's column
       let batch: { table: string; rows: Array<Record<string, unknown>> } | undefined
+      let imported = 0
       const flush = async () => {
         if (!batch || batch.rows.length === 0) return
         const { table, rows: values } = batch
         batch = undefined
         await handle.db.transaction().execute((trx) => trx.insertInto(table).values(values).execute())
+        imported += values.length
+        onProgress?.({ table, rows: imported })
       }
       let file: { path: string; size: number; stream: PassThrough; done: Promise<unknown>; written: number } | undefined
       const closeFile = async () => {
