@@ -167,7 +167,6 @@ export class Tenantry {
         logger: this.logger,
       }),
     )
-    // Before the services' hook: an erase reports the last `tenant.services.purged` entry, the services'.
     this.tenants.onPurge((tenantId) => backups.purgeTenant(tenantId))
     this.tenants.onPurge((tenantId) => this.services.purgeTenant(tenantId))
     const lifecycle = new TenantLifecycle({ catalog: parts.catalog, dataSources: parts.dataSources, migrations: parts.migrations, provisioner: parts.tenants, files: this.files, logger: this.logger })

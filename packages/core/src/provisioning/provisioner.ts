@@ -475,10 +475,10 @@ export class Provisioner {
         await engine.drop({ tenantId: tenant.id, ...tenant.placement })
         await this.#catalog.clearLedger(tenant.id)
         // What the tenant has outside its database (cache entries, secrets and their key…), and the audit log says what went.
-        for (const hook of this.#purgeHooks) {
-          const removed = await hook(tenant.id)
-          await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.services.purged', actor, details: removed })
-        }
+        // One entry for all of it: each hook's counts under their own names, side by side.
+        const removed: Record<string, unknown> = {}
+        for (const hook of this.#purgeHooks) Object.assign(removed, await hook(tenant.id))
+        await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.services.purged', actor, details: removed })
       }
       await this.#catalog.transition(tenant.id, ['deleting'], 'deleted', { purged: options.purge ?? false })
     } catch (error) {
