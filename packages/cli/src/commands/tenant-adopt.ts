@@ -53,12 +53,12 @@ export function registerTenantAdoptCommands(program: Command, out: Output): void
   tenant
     .command('adopt')
     .description(
-      'register an existing database as a tenant: a SQLite file (copied in; the file is only read) or a schema of a Postgres data source (moved in place); its tables must match a prefix of the tenant migrations, which are recorded as applied',
+      'register an existing database as a tenant: a SQLite file (copied in; the file is only read), a schema of a Postgres data source (moved in place) or a whole Postgres database on a data source\'s server (copied in as a database tenant); its tables must match a prefix of the tenant migrations, which are recorded as applied',
     )
     .argument('<slug>', 'the new tenant slug (must be free)')
     .option('--sqlite <file>', 'a SQLite database file to copy in')
-    .option('--postgres-url-env <variable>', 'read the Postgres URL from this environment variable (never from the command line); its server and database must be a data source Tenantry knows')
-    .option('--schema <name>', 'with --postgres-url-env: the schema to adopt, e.g. tenant_acme')
+    .option('--postgres-url-env <variable>', 'read the Postgres URL from this environment variable (never from the command line); with --schema its database must be a data source Tenantry knows, without it the whole database is adopted and its server must be one')
+    .option('--schema <name>', 'with --postgres-url-env: the schema to adopt, e.g. tenant_acme (without it: the whole database)')
     .option('--data-source <id>', 'SQLite: the data source to copy the file into (default: from the config); Postgres: the data source the URL names')
     .option('--name <name>', 'display name (default: the slug)')
     .option('--external-id <id>', "the tenant's id in another system")
@@ -68,7 +68,7 @@ export function registerTenantAdoptCommands(program: Command, out: Output): void
       requireSlug(slug)
       if (options.dataSource !== undefined) requireDataSourceId(options.dataSource)
       if (options.externalId !== undefined) requireExternalId(options.externalId)
-      if ((options.sqlite === undefined) === (options.postgresUrlEnv === undefined)) throw new UsageError('Name one database to adopt: --sqlite <file> or --postgres-url-env <variable> --schema <name>')
+      if ((options.sqlite === undefined) === (options.postgresUrlEnv === undefined)) throw new UsageError('Name one database to adopt: --sqlite <file>, or --postgres-url-env <variable> [--schema <name>]')
       let source: AdoptSource
       if (options.sqlite !== undefined) {
         if (options.schema !== undefined) throw new UsageError('--schema goes with --postgres-url-env, not --sqlite')

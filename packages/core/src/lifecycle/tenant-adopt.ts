@@ -197,9 +197,7 @@ export class TenantAdoption {
     }
     const where = { host: url.hostname, port: Number(url.port || 5432), database: decodeURIComponent(url.pathname.slice(1)) }
     const label = `${where.host}:${where.port}/${where.database}`
-    if (source.schema === undefined) {
-      throw new TenantryError('UNSUPPORTED_PLACEMENT', `Adopting a whole Postgres database is not offered: name the schema to adopt (seed 002's tenant_<slug>), or export the database's rows and import them`)
-    }
+    if (source.schema === undefined) return this.#adoptPostgresDatabase(slug, source.postgresUrl, where, options, actor)
     const schema = source.schema
     if (typeof schema !== 'string' || schema === '' || schema.length > 63) throw new TenantryError('INVALID_OPTION', 'The schema to adopt is a name of 1 to 63 characters')
     const sources = (await this.#catalog.listDataSources()).filter(
@@ -245,6 +243,56 @@ export class TenantAdoption {
         ).catch(() => [] as string[])
         await target.adoption!.release(placement, schema, made.filter((t) => !ownTables.includes(t)))
         await this.#catalog.audit({ tenantId: placement.tenantId, action: 'tenant.adopt.released', details: { schema } }).catch(() => undefined)
+      },
+    })
+  }
+
+  /**
+   * A whole database on a server Tenantry knows (a Postgres data source on the same host and
+   * port that allows database isolation) becomes a database tenant: its `public` schema checked
+   * against the migration set, then copied in (the source is never changed, as for a SQLite file).
+   */
+  async #adoptPostgresDatabase(slug: string, postgresUrl: string, where: { host: string; port: number; database: string }, options: AdoptTenantOptions, actor: string): Promise<AdoptTenantResult> {
+    const label = `${where.host}:${where.port}/${where.database}`
+    const onServer = (await this.#catalog.listDataSources()).filter((s) => s.engine === 'postgres' && s.config.host === where.host && Number(s.config.port ?? 5432) === where.port)
+    const chosen = options.dataSource === undefined ? (onServer.find((s) => s.config.database !== where.database) ?? onServer[0]) : onServer.find((s) => s.id === options.dataSource)
+    if (chosen?.config.database === where.database) {
+      throw new TenantryError('INVALID_OPTION', `${label} is data source "${chosen.id}"'s own database, which holds its schema and row tenants: adopt one of its schemas (--schema) instead`)
+    }
+    if (!chosen) {
+      throw new TenantryError(
+        'DATA_SOURCE_NOT_FOUND',
+        options.dataSource === undefined
+          ? `No Postgres data source Tenantry knows is on the server of ${label}: add one for it first (tenantry data-source add <id> --engine postgres --url-env VAR --isolations database), then adopt its databases`
+          : `Data source "${options.dataSource}" is not on the Postgres server of ${label}`,
+      )
+    }
+    const engine = await this.#dataSources.engine(chosen.id)
+    if (!engine.adoption?.isolations.includes('database')) throw new TenantryError('UNSUPPORTED_PLACEMENT', `Data source "${chosen.id}" does not adopt databases`)
+    const plan = await this.#provisioner.plan({ slug, isolation: 'database', dataSource: chosen.id })
+    const client = new pg.Client({ connectionString: postgresUrl, connectionTimeoutMillis: 10_000 })
+    let level: MigrationLevel
+    try {
+      await client.connect().catch((error: Error) => {
+        throw new TenantryError('INVALID_OPTION', `Cannot connect to ${label}: ${error.message.replaceAll(postgresUrl, '<url>')}`)
+      })
+      const run: RunQuery = async (text, values = []) => (await client.query(text, [...values])).rows as Array<Record<string, unknown>>
+      // Only `public` becomes the tenant's: tables elsewhere would be copied and never served.
+      const elsewhere = (await run(
+        `select distinct n.nspname as schema from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where c.relkind in ('r', 'p', 'v', 'm') and n.nspname <> 'public' and n.nspname <> 'information_schema' and n.nspname not like 'pg\\_%' order by 1`,
+      )) as Array<{ schema: string }>
+      if (elsewhere.length > 0) {
+        throw new TenantryError('INVALID_OPTION', `Database ${quoteReportedName(where.database)} has tables outside public (in ${elsewhere.map((r) => quoteReportedName(r.schema)).join(', ')}): a database tenant is its public schema; adopt those schemas one by one, or move their tables into public first`)
+      }
+      level = matchLevel(await postgresShape(run, 'public'), await this.#shapesOn(engine, chosen.id, 'database'), appMigrationNames(this.#migrations), await recordedMigrations(run, 'postgres', 'public'), options.applied, `Database ${quoteReportedName(where.database)}`)
+    } finally {
+      await client.end().catch(() => undefined)
+    }
+    return this.#create(slug, plan.dataSource, 'database', options, actor, level, { kind: 'postgres-database', database: label }, {
+      createStorage: async (placement, target) => {
+        await target.adoption!.adopt(placement, where.database)
+        if (!level.recorded) await withAdmin(target, placement, (handle) => markApplied(handle, level.applied))
       },
     })
   }

@@ -1,11 +1,13 @@
 import type { Kysely } from 'kysely'
-import { quoteIdentifier } from '../../identifiers.js'
+import { TenantryError } from '../../errors.js'
+import { quoteIdentifier, quoteReportedName } from '../../identifiers.js'
 import type { EngineHandle, EngineRole } from '../engine.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTemplate, PostgresTenant } from './isolation-kind.js'
 import type { PostgresLogin } from './postgres-connection.js'
 import { openPostgresHandle } from './postgres-handle.js'
 import { tenantRoleRepair } from './tenant-role-repair.js'
 import { templateDatabaseName } from './postgres-names.js'
+import { ownEverything, revokeOthers } from './schema-adoption.js'
 import {
   dropLoginRole,
   grantAppAccessOnMigratedSchema,
@@ -79,6 +81,42 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
   return {
     isolation: 'database',
 
+    adoption: {
+      /**
+       * Copies `existing`, a database on this server, in as the tenant's (`CREATE DATABASE …
+       * TEMPLATE`, so the source is never changed), then gives the copy the shape of a provisioned
+       * tenant's: the admin owns everything in `public`, every other role's privileges are taken
+       * back, and the tenant's role gets `appPrivileges`. Postgres copies a database only while
+       * nobody is connected to it: that is refused with what to do.
+       */
+      async adopt(tenant: PostgresTenant, existing: string) {
+        const refused = adoptRefusal(existing, connection.database)
+        if (refused) throw new TenantryError('INVALID_OPTION', `Database ${quoteReportedName(existing)} cannot be adopted: ${refused}`)
+        if (!(await exists(existing))) throw new TenantryError('INVALID_OPTION', `Database ${quoteReportedName(existing)} does not exist on data source ${context.dataSourceId}`)
+        const role = await ensureTenantRole(tenant)
+        try {
+          await createDatabase(tenant.name, { template: existing, role })
+        } catch (error) {
+          if ((error as { code?: string }).code !== '55006') throw error
+          throw new TenantryError('INVALID_OPTION', `Database ${quoteReportedName(existing)} is in use: Postgres copies a database only while nobody is connected to it; stop its app (or wait for its connections to close) and adopt again`)
+        }
+        await connection.withClient(tenant.name, async (client) => {
+          await client.query('BEGIN')
+          await ownEverything(client, 'public')
+          await revokeOthers(client, 'public')
+          await grantAppAccessOnMigratedSchema(client, 'public', role, context.appPrivileges)
+          await revokeAppRoleFromSchema(client, 'public', context.appRole)
+          await client.query('COMMIT')
+        })
+      },
+      /** The copy goes, the source never changed: nothing to move back. */
+      async release(tenant: PostgresTenant) {
+        await dropDatabase(tenant.name)
+        const role = context.tenantLogin(tenant).name
+        await connection.transaction((client) => dropLoginRole(client, role), roleLock(role))
+      },
+    },
+
     async create(tenant: PostgresTenant) {
       const role = await ensureTenantRole(tenant)
       await createDatabase(tenant.name, { role })
@@ -147,4 +185,13 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
       },
     },
   }
+}
+
+/** Databases that are never adopted: Postgres's own, the data source's, Tenantry's tenants and templates. */
+function adoptRefusal(database: string, own: string | undefined): string | undefined {
+  if (['postgres', 'template0', 'template1'].includes(database)) return 'it is one of Postgres\'s own databases'
+  if (database === own) return "it is the data source's own database (adopt one of its schemas instead)"
+  if (/^t_t[a-z2-7]{19}$/.test(database)) return "it is a Tenantry tenant's database already"
+  if (database.startsWith('tpl_')) return "it is one of Tenantry's templates"
+  return undefined
 }

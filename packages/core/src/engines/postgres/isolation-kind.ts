@@ -53,6 +53,15 @@ export interface PostgresIsolationKind {
     ensure(key: string, migrate: (handle: EngineHandle) => Promise<void>): Promise<PostgresTemplate>
     createFrom(tenant: PostgresTenant, template: PostgresTemplate): Promise<void>
   }
+  /**
+   * Where existing storage can become a tenant's (`tenantry tenant adopt`): `existing` is a
+   * schema of the data source's database (schema isolation, moved in) or a database on its
+   * server (database isolation, copied in). `release` undoes it, dropping `created` tables.
+   */
+  readonly adoption?: {
+    adopt(tenant: PostgresTenant, existing: string): Promise<void>
+    release(tenant: PostgresTenant, existing: string, created: readonly string[]): Promise<void>
+  }
   /** Where privileges can confine a per-tenant read-only role (schema and database isolation). */
   readonly readOnly?: {
     /** Grants `role` (which exists, committed) read access to the tenant; returns the database its URL must name, if not the data source's own. */

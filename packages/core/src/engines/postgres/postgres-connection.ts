@@ -46,6 +46,11 @@ export class PostgresConnection {
     this.app = this.pool(undefined, 'app', options.poolSize)
   }
 
+  /** The name of the data source's own database (the admin URL's). */
+  get database(): string {
+    return decodeURIComponent(new URL(this.#options.url).pathname.slice(1))
+  }
+
   /**
    * The admin URL, moved to `database` (default: the data source's own) and logged in as
    * `login` (default: the admin).

@@ -29,7 +29,6 @@ import { rowIsolation } from './row-isolation.js'
 import { postgresStorage } from './postgres-storage.js'
 import { schemaIsolation } from './schema-isolation.js'
 import { postgresSharedTables } from './shared-tables.js'
-import { adoptSchema, releaseSchema } from './schema-adoption.js'
 
 export interface PostgresEngineOptions {
   /** The data source id; it names the app role and templates. */
@@ -102,18 +101,21 @@ export class PostgresEngine implements DatabaseEngine {
   readonly boundedQueries: BoundedQueries
   /** Schema and database tenants with `pg_dump` and `pg_restore` (see postgres-backup.ts); row tenants go row by row. */
   readonly backups: EngineBackups
-  /** Existing schemas of this data source's database adopted as schema-isolated tenants (schema-adoption.ts). */
+  /**
+   * Existing storage adopted as a tenant's: a schema of this data source's database is moved in
+   * (schema-adoption.ts), a database on its server is copied in (database-isolation.ts).
+   */
   readonly adoption: EngineAdoption = {
-    isolations: ['schema'],
+    isolations: ['schema', 'database'],
     adopt: async (placement, existing) => {
       const { kind, tenant } = this.#resolve(placement)
-      if (kind.isolation !== 'schema') throw new TenantryError('UNSUPPORTED_PLACEMENT', `Only schemas are adopted on Postgres, not ${kind.isolation} isolation`)
+      if (!kind.adoption) throw new TenantryError('UNSUPPORTED_PLACEMENT', `Postgres adopts schemas and databases, not ${kind.isolation} isolation`)
       await this.#ensureAppRole()
-      await adoptSchema(this.#context, tenant, existing)
+      await kind.adoption.adopt(tenant, existing)
     },
     release: async (placement, existing, created) => {
-      const { tenant } = this.#resolve(placement)
-      await releaseSchema(this.#context, tenant, existing, created)
+      const { kind, tenant } = this.#resolve(placement)
+      await kind.adoption?.release(tenant, existing, created)
     },
   }
   /** App-level shared tables in the database's `public` schema (`migrations.shared`, shared-tables.ts). */

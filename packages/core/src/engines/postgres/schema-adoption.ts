@@ -70,7 +70,7 @@ export async function releaseSchema(context: PostgresContext, tenant: PostgresTe
   await connection.transaction((client) => dropLoginRole(client, role), roleLock(role))
 }
 
-async function ownEverything(client: pg.ClientBase, schema: string): Promise<void> {
+export async function ownEverything(client: pg.ClientBase, schema: string): Promise<void> {
   const relations = await client.query<{ name: string; kind: string }>(
     `select c.relname as name, c.relkind as kind from pg_class c join pg_namespace n on n.oid = c.relnamespace
      left join pg_depend d on d.objid = c.oid and d.deptype in ('a', 'i') and d.classid = 'pg_class'::regclass and c.relkind = 'S'
@@ -91,7 +91,7 @@ async function ownEverything(client: pg.ClientBase, schema: string): Promise<voi
 }
 
 /** Takes back every privilege on the schema and its tables, sequences and routines from anyone but their owner (the admin). */
-async function revokeOthers(client: pg.ClientBase, schema: string): Promise<void> {
+export async function revokeOthers(client: pg.ClientBase, schema: string): Promise<void> {
   const grantees = await client.query<{ grantee: string | null }>(
     `select distinct case when a.grantee = 0 then null else pg_get_userbyid(a.grantee) end as grantee from (
        select n.nspacl as acl, n.nspowner as owner from pg_namespace n where n.nspname = $1

@@ -4,6 +4,7 @@ import type { PostgresContext, PostgresIsolationKind, PostgresTenant } from './i
 import { openPostgresHandle } from './postgres-handle.js'
 import { tenantRoleRepair } from './tenant-role-repair.js'
 import { grantSharedReads } from './shared-tables.js'
+import { adoptSchema, releaseSchema } from './schema-adoption.js'
 import {
   dropLoginRole,
   grantAppAccessOnMigratedSchema,
@@ -31,6 +32,10 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
   })
   const kind: PostgresIsolationKind = {
     isolation: 'schema',
+    adoption: {
+      adopt: (tenant, existing) => adoptSchema(context, tenant, existing),
+      release: (tenant, existing, created) => releaseSchema(context, tenant, existing, created),
+    },
 
     async create(tenant: PostgresTenant) {
       const login = context.tenantLogin(tenant)
