@@ -8,3 +8,5 @@ export { tempDir, findPostgres, createTestDatabase, createManagedAdmin, dropAppR
 export type { ManagedAdmin, TestDatabase } from './services.js'
 export { findRedis, TEST_REDIS_URL } from './redis.js'
 export { executorProcesses, isProcessAlive } from './processes.js'
+export { findPostgresBinaries, startPostgresServer } from './postgres-servers.js'
+export type { PostgresBinaries, PostgresServer, StartPostgresServerOptions } from './postgres-servers.js'
