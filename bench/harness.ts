@@ -233,6 +233,8 @@ export interface GroupReport {
 export interface BenchOptions {
   /** `--scale-max`: the largest SQLite tenant count the `scale` group provisions. */
   scaleMax?: number
+  /** `--full`: also the largest cases (the move group's ~100 MB tenant). */
+  full?: boolean
 }
 
 /** What a group gets: sizes, scratch directories and a report that prints as it fills. */

@@ -1,8 +1,9 @@
-// `npm run bench [-- --only <group>] [-- --quick]`: runs the benchmark groups in sequence,
+// `npm run bench [-- --only <group>] [-- --quick] [-- --full]`: runs the benchmark groups in sequence,
 // prints a table per comparison and writes everything to .bench/results.json, and its charts to
 // .bench/charts/. `--record` then copies both into docs/benchmarks/ (bench/record.ts).
+// `--node 24`: the same run under this Node and Node 24, side by side (bench/node-versions.ts).
 import { execFileSync } from 'node:child_process'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cacheGroup } from './groups/cache.js'
 import { claimGroup } from './groups/claim.js'
@@ -23,6 +24,7 @@ import { backupGroup } from './groups/backup.js'
 import { writeCharts } from './charts.js'
 import { BenchContext, loadAverage, machine, repoRoot, writeResults, type GroupReport } from './harness.js'
 import { record } from './record.js'
+import { compareNodes } from './node-versions.js'
 
 const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   query: queryGroup,
@@ -49,6 +51,11 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     record: { type: 'boolean', default: false },
     'scale-max': { type: 'string' },
+    // Groups' largest cases (the move group's ~100 MB tenant), left out of a default run.
+    full: { type: 'boolean', default: false },
+    node: { type: 'string' },
+    /** Where the results go (the charts beside them, in charts/): `--node` runs write one file per Node. */
+    results: { type: 'string' },
   },
 })
 const only = values.only?.flatMap((o) => o.split(',')) ?? Object.keys(GROUPS)
@@ -56,6 +63,11 @@ const unknown = only.filter((name) => !(name in GROUPS))
 if (unknown.length) {
   console.error(`Unknown group ${unknown.join(', ')}; groups are ${Object.keys(GROUPS).join(', ')}`)
   process.exit(2)
+}
+
+if (values.node !== undefined) {
+  const args = process.argv.slice(2).filter((a, i, all) => a !== '--node' && all[i - 1] !== '--node' && !a.startsWith('--node='))
+  process.exit((await compareNodes(values.node, args)) ? 0 : 1)
 }
 
 const quick = values.quick ?? false
@@ -71,7 +83,7 @@ const git = (...args: string[]) => {
     return undefined
   }
 }
-const resultsPath = join(repoRoot, '.bench/results.json')
+const resultsPath = values.results === undefined ? join(repoRoot, '.bench/results.json') : resolve(values.results)
 const results = {
   startedAt: new Date().toISOString(),
   quick,
@@ -91,7 +103,7 @@ console.log(`revision ${commit ?? 'unknown'}${changedFiles ? ` with ${changedFil
 
 let failed = false
 for (const name of only) {
-  const ctx = new BenchContext(name, quick, { ...(scaleMax ? { scaleMax } : {}) })
+  const ctx = new BenchContext(name, quick, { ...(scaleMax ? { scaleMax } : {}), ...(values.full ? { full: true } : {}) })
   console.log(`\n== ${name} ${'='.repeat(Math.max(0, 70 - name.length))}`)
   const groupStarted = performance.now()
   let error: string | undefined
@@ -115,7 +127,8 @@ for (const name of only) {
 const goals = results.groups.flatMap((g) => g.goals.map((goal) => ({ group: g.name, ...goal })))
 console.log(`\n== goals ${'='.repeat(65)}`)
 for (const goal of goals) console.log(`  ${goal.met ? 'MET    ' : 'NOT MET'}  [${goal.group}] ${goal.name}: ${goal.measured} (target ${goal.target})`)
-const charts = await writeCharts(results, join(repoRoot, '.bench/charts'))
-console.log(`\ntotal ${results.durationSec} s; results in ${resultsPath}${charts.length ? `, charts (${charts.join(', ')}) in .bench/charts/` : ''}`)
+const chartsDir = join(dirname(resultsPath), 'charts')
+const charts = await writeCharts(results, chartsDir)
+console.log(`\ntotal ${results.durationSec} s; results in ${resultsPath}${charts.length ? `, charts (${charts.join(', ')}) in ${chartsDir}/` : ''}`)
 if (values.record) console.log(`recorded in docs/benchmarks/: results.json, ${(await record()).join(', ')}`)
 if (failed) process.exitCode = 1

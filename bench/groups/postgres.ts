@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import type { Isolation, Tenantry } from 'tenantry'
+import type { Isolation, TenantDb, Tenantry } from 'tenantry'
 import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { findPostgres } from 'tenantry/testing'
 import { applyInSlices, migrateOrThrow, migrationsWithNewOne, slugFor } from '../fixtures.js'
@@ -119,6 +119,13 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         tenantry.withTenant(t.slug, () => tenantry.db<CvBuilderDatabase>().selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst()),
       ),
     })
+    // The same point read built once (`tenantry.prepare`): compiled on each tenant's handle, run through it.
+    const jobById = tenantry.prepare((db: TenantDb<CvBuilderDatabase>, p: { id: number }) => db.selectFrom('jobs').selectAll().where('id', '=', p.id))
+    const preparedVariant = (list: SeededTenant[]): ThroughputVariant => ({
+      name: `tenantry: withTenant + prepare(), random of ${list.length}`,
+      run: pointReads(list, ({ t, jobId }) => tenantry.withTenant(t.slug, () => jobById.executeTakeFirst({ id: jobId }))),
+      note: 'tenantry.prepare: compiled once per tenant handle (schema, tenant filter applied), run through the handle',
+    })
     const results: Record<string, ThroughputResult> = {}
 
     // Connections the server has to spare: every schema and database tenant has pools of its own (its role's).
@@ -165,6 +172,7 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
             note: 'PostgresDialect per tenant over its own pg.Pool (1) as the tenant role',
           },
           tenantryVariant('schema', schemaTenants),
+          preparedVariant(schemaTenants),
         ],
       })
       ctx.table(results.schema)
@@ -237,6 +245,7 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
             note: `${rowCount} pg.Pools (1 each) as the tenants' own roles, Tenantry's statement on the RLS table, 1 round trip`,
           },
           tenantryVariant('row', measured),
+          preparedVariant(measured),
           {
             name: 'raw pg, 1 round trip, explicit WHERE, no RLS',
             run: pointReads(
@@ -346,6 +355,17 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         measured: `${ratio.toFixed(2)}× (${fmt(t.medianUsPerOp)} vs ${fmt(plain.medianUsPerOp)} µs/query)`,
         met: ratio <= 1.1,
       })
+      // Issue #14's bound: row isolation end to end within 1.3× a one-round-trip query.
+      for (const name of ['tenantry: withTenant + db()', 'tenantry: withTenant + prepare()']) {
+        const v = row(results.row!, name)
+        const r = plain.medianOpsPerSec / v.medianOpsPerSec
+        ctx.goal({
+          name: `row isolation end to end (${name.slice('tenantry: '.length)}) vs raw pg, explicit WHERE, 1 round trip`,
+          target: '≤ 1.3×',
+          measured: `${r.toFixed(2)}× (${fmt(v.medianUsPerOp)} vs ${fmt(plain.medianUsPerOp)} µs/query)`,
+          met: r <= 1.3,
+        })
+      }
       const rls = row(results.rls!, 'RLS + where')
       const rlsAlone = row(results.rls!, 'RLS alone')
       ctx.goal({

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { seedCvBuilder } from '../../examples/cv-builder/seed.js'
+import type { TenantDb } from 'tenantry'
 import { openTenantry, provisionTenants } from '../fixtures.js'
 import { compareThroughput, fmt, repoRoot, type BenchContext, type ThroughputResult, type ThroughputVariant } from '../harness.js'
 import { openBaselines, POINT_READ_SQL } from '../query-baselines.js'
@@ -34,6 +35,9 @@ export async function queryGroup(ctx: BenchContext): Promise<void> {
     let n = 0
     const nextId = () => ids[n++ % ids.length]!
     const pointRead = () => tenantry.db<CvBuilderDatabase>().selectFrom('jobs').selectAll().where('id', '=', nextId()).executeTakeFirst()
+    // The same point read built once (`tenantry.prepare`): compiled per tenant handle, its statement cached there.
+    const jobById = tenantry.prepare((db: TenantDb<CvBuilderDatabase>, p: { id: number }) => db.selectFrom('jobs').selectAll().where('id', '=', p.id))
+    const preparedRead = () => jobById.executeTakeFirst({ id: nextId() })
     const expectRow = (row: unknown) => {
       if (!row) throw new Error('row missing')
     }
@@ -88,6 +92,29 @@ export async function queryGroup(ctx: BenchContext): Promise<void> {
           })
         },
         note: 'many queries in one request: per-query cost of db() + guard plugin only',
+      },
+      {
+        name: 'tenantry: withTenant + prepare() per query',
+        async run(ops) {
+          for (let i = 0; i < ops; i++) expectRow(await tenantry.withTenant(slug, preparedRead))
+        },
+        note: 'tenantry.prepare: compiled once per handle, the better-sqlite3 statement cached on it; same guards as db()',
+      },
+      {
+        name: 'tenantry: prepare() per query, one withTenant',
+        async run(ops) {
+          await tenantry.withTenant(slug, async () => {
+            for (let i = 0; i < ops; i++) expectRow(await preparedRead())
+          })
+        },
+        note: 'many prepared queries in one request',
+      },
+      {
+        name: `tenantry: withTenant + prepare() per query, random of ${tenantCount}`,
+        async run(ops) {
+          for (let i = 0; i < ops; i++) expectRow(await tenantry.withTenant(slugs[nextTenant()]!, preparedRead))
+        },
+        note: `${tenantCount} handles, each with the statement prepared on it`,
       },
       {
         name: `tenantry: withTenant per query, random of ${tenantCount}`,
@@ -151,6 +178,23 @@ export async function queryGroup(ctx: BenchContext): Promise<void> {
       target: '≤ 1.05×',
       measured: `${vsPlainRandom.toFixed(2)}× (${fmt(random.medianUsPerOp)} vs ${fmt(plainRandom.medianUsPerOp)} µs/query)`,
       met: vsPlainRandom <= 1.05,
+    })
+    const raw = byName(baselines.raw.name)
+    for (const name of ['tenantry: withTenant + prepare() per query', `tenantry: withTenant + prepare() per query, random of ${tenantCount}`]) {
+      const prepared = byName(name)
+      const ratio = raw.medianOpsPerSec / prepared.medianOpsPerSec
+      ctx.goal({
+        name: `prepared routed query (${name.includes('random') ? `random of ${tenantCount}` : 'one tenant'}) vs a raw better-sqlite3 statement, same process`,
+        target: '≤ 1.5×',
+        measured: `${ratio.toFixed(2)}× (${fmt(prepared.medianUsPerOp)} vs ${fmt(raw.medianUsPerOp)} µs/query)`,
+        met: ratio <= 1.5,
+      })
+    }
+    ctx.goal({
+      name: 'ad-hoc Kysely through withTenant + db() vs plain Kysely, same process (per-handle statement cache)',
+      target: '≤ 1.00×',
+      measured: `${perQuery.timeVsBaseline.toFixed(2)}× (${fmt(perQuery.medianUsPerOp)} vs ${fmt(plain.medianUsPerOp)} µs/query)`,
+      met: perQuery.timeVsBaseline <= 1,
     })
     ctx.metric('alsTaxOnPlainKysely', plainFresh.medianOpsPerSec / plain.medianOpsPerSec)
     ctx.metric('routerStats', tenantry.router.stats())

@@ -100,6 +100,8 @@ export interface WorkUpdate {
   done?: number
   /** All the work of this step, where it is known: then the bar shows how much is left. */
   total?: number
+  /** What this step counts, when it is not the operation's unit (a backup copies pages, then reads bytes). */
+  unit?: string
 }
 
 /**
@@ -122,7 +124,6 @@ export class WorkProgress {
     this.#json = Boolean(options.json)
     const terminal = out.terminal()
     if (terminal && !options.json) {
-      const unit = options.unit
       this.#bar = new cliProgress.SingleBar(
         {
           stream: terminal,
@@ -131,7 +132,8 @@ export class WorkProgress {
           clearOnComplete: true,
           fps: 10,
           // The total is known in some steps only: without it, no bar and no time left, only the count.
-          format: (opts, params, payload: { step: string; speed: string; known: boolean }) => {
+          format: (opts, params, payload: { step: string; speed: string; known: boolean; unit?: string }) => {
+            const unit = payload.unit ?? options.unit
             if (!payload.known) return `${payload.step} | ${params.value} ${unit} | ${payload.speed}/s`
             const size = opts.barsize ?? 30
             const complete = Math.round(params.progress * size)
@@ -157,7 +159,7 @@ export class WorkProgress {
     if (!this.#bar) return
     const seconds = (performance.now() - this.#stepStartedAt) / 1000
     // A rate over the first moments of a step says nothing yet.
-    const payload = { step, speed: seconds >= 0.25 ? (done / seconds).toFixed(done / seconds >= 100 ? 0 : 1) : '-', known: total !== undefined }
+    const payload = { step, speed: seconds >= 0.25 ? (done / seconds).toFixed(done / seconds >= 100 ? 0 : 1) : '-', known: total !== undefined, ...(update.unit ? { unit: safeText(update.unit) } : {}) }
     const barTotal = total ?? Math.max(done, 1)
     if (!this.#running) {
       this.#running = true

@@ -11,6 +11,7 @@ import type { PlacementPolicy } from './provisioning/provisioner.js'
 import type { RouterOptions } from './router/router.js'
 import { resolveQuotasConfig, type QuotasConfig, type ResolvedQuotasConfig } from './quotas/quotas.js'
 import { resolveServicesConfig, type ResolvedServicesConfig, type ServicesConfig } from './services/services-config.js'
+import { resolvePointInTimeConfig, type ResolvedPointInTimeConfig } from './lifecycle/point-in-time-config.js'
 
 /**
  * What `tenantry.config.ts` exports (through `defineConfig`). Relative paths are
@@ -75,6 +76,12 @@ export interface TenantryConfig {
   backups?: {
     /** Where backup files are written, one directory per tenant id. @default `${home}/backups` */
     directory?: string
+    /**
+     * Point-in-time restore of SQLite tenants: their WAL is shipped into `<directory>/<tenant id>/wal`
+     * every `intervalMs` by the process serving them (`tenantry start`), restorable to any second
+     * of the last `retention` (`7d`, `12h`, or ms). Off unless set. See lifecycle/point-in-time.ts.
+     */
+    pointInTime?: { retention?: string | number; intervalMs?: number; rebaseAfter?: string | number }
   }
 }
 
@@ -120,7 +127,7 @@ export interface ResolvedConfig {
   usage: { flushIntervalMs: number }
   server: Record<string, unknown>
   services: ResolvedServicesConfig
-  backups: { directory: string }
+  backups: { directory: string; pointInTime?: ResolvedPointInTimeConfig }
 }
 
 /** Identity function that types a config file. */
@@ -166,7 +173,10 @@ export function resolveConfig(
     usage: { flushIntervalMs: flushInterval(config.usage?.flushIntervalMs) },
     server: config.server ?? {},
     services: resolveServicesConfig(config.services, { home, resolvePath: at }),
-    backups: { directory: config.backups?.directory ? at(config.backups.directory) : join(home, 'backups') },
+    backups: {
+      directory: config.backups?.directory ? at(config.backups.directory) : join(home, 'backups'),
+      ...(config.backups?.pointInTime ? { pointInTime: resolvePointInTimeConfig(config.backups.pointInTime) } : {}),
+    },
   }
 }
 

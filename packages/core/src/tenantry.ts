@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import type { Compilable, Kysely } from 'kysely'
 import { withTenant as runWithTenant, currentScope, currentTenant, type TenantRef } from './context.js'
 import { NoTenantError, TenantryError } from './errors.js'
 import type { BoundedQueryOptions, ReadOnlyCredentials } from './engines/engine.js'
@@ -19,6 +19,7 @@ import {
   type ProvisionerOptions,
 } from './provisioning/provisioner.js'
 import { Router, type RouteState, type TenantDb } from './router/router.js'
+import { prepareQuery, type PreparedQuery } from './router/prepared-query.js'
 import { TokenStore } from './tokens/token-store.js'
 import { SILENT_LOGGER, type Logger } from './logger.js'
 import { Quotas } from './quotas/quotas.js'
@@ -40,8 +41,10 @@ import { TenantMove, type MoveStep } from './lifecycle/tenant-move.js'
 import { translateMovingError } from './lifecycle/write-gate.js'
 import { TenantAdoption } from './lifecycle/tenant-adopt.js'
 import { TenantBackups } from './lifecycle/tenant-backups.js'
+import { PointInTimeArchive } from './lifecycle/point-in-time.js'
 import { SharedMigrations, type SharedMigrationReport, type SharedMigrationStatus } from './migrations/shared-migrations.js'
 import { forEachTenant, type ForEachTenantContext, type ForEachTenantOptions, type TenantResult } from './cross-tenant/for-each-tenant.js'
+import type { ChangeFeed } from './cluster/change-feed.js'
 
 export interface CreateTenantryOptions {
   /** Bring the catalog's own tables up to date on start. @default true */
@@ -117,8 +120,19 @@ export class Tenantry {
   readonly jobs: TenantJobs
   /** Every tenant-scoped service: purged with a tenant, closed with Tenantry. */
   readonly services: TenantServices
+  /**
+   * Continuous WAL capture of SQLite tenants for point-in-time restore (`backups.pointInTime`),
+   * or undefined when off. The serving process calls `start()` (`tenantry start` does); stopped on `close`.
+   */
+  readonly pointInTime: PointInTimeArchive | undefined
   /** The collections declared in `server.collections`, as `collection(name)` serves them (and the server's data API). */
   readonly collections: Collections
+  /**
+   * Changes to the catalog made by any process (Postgres catalog) or by this one (SQLite):
+   * `subscribe` to drop a cache of your own when a tenant, token or its settings change. The
+   * router, quotas and limits already follow it. See cluster/change-feed.ts.
+   */
+  readonly changes: ChangeFeed
 
   constructor(parts: {
     config: ResolvedConfig
@@ -154,6 +168,19 @@ export class Tenantry {
     this.limits = new TenantLimits(parts.catalog, planNamesOf(parts.config.server))
     this.usage = parts.usage ?? new UsageMeter(parts.catalog, { flushIntervalMs: parts.config.usage.flushIntervalMs, logger: this.logger })
     this.tokens = new TokenStore(parts.catalog, { logger: this.logger, quotas: this.quotas })
+    this.changes = parts.catalog.changes
+    // Every node drops what another changed: placements (and so handles, write gates and storage limits), quotas, limits.
+    this.changes.subscribe((change) => {
+      if (change.kind === 'reset') {
+        this.router.invalidateAll()
+        this.quotas.forget()
+        this.limits.forget()
+      } else if (change.kind === 'tenant' || change.kind === 'settings') {
+        this.router.invalidate(change.tenantId)
+        this.quotas.forget(change.tenantId)
+        this.limits.forget(change.tenantId)
+      }
+    })
     const box = parts.secretBox ?? SecretBox.fromEnvironment(join(parts.config.home, SECRET_KEY_FILE), process.env, { create: false })
     this.services = new TenantServices()
     this.cache = this.services.register(new TenantCache(parts.config.services.cache, { logger: this.logger }))
@@ -171,6 +198,10 @@ export class Tenantry {
     this.tenants.onPurge((tenantId) => this.services.purgeTenant(tenantId))
     const lifecycle = new TenantLifecycle({ catalog: parts.catalog, dataSources: parts.dataSources, migrations: parts.migrations, provisioner: parts.tenants, files: this.files, logger: this.logger })
     this.tenants.useLifecycle(lifecycle)
+    const pointInTime = parts.config.backups.pointInTime
+    this.pointInTime = pointInTime
+      ? new PointInTimeArchive({ catalog: parts.catalog, dataSources: parts.dataSources, directory: parts.config.backups.directory, config: pointInTime, logger: this.logger })
+      : undefined
     const backups = new TenantBackups({
       catalog: parts.catalog,
       dataSources: parts.dataSources,
@@ -179,6 +210,7 @@ export class Tenantry {
       lifecycle,
       directory: parts.config.backups.directory,
       logger: this.logger,
+      ...(this.pointInTime ? { pointInTime: this.pointInTime } : {}),
     })
     this.tenants.useBackups(backups)
     this.tenants.useAdoption(new TenantAdoption({ catalog: parts.catalog, dataSources: parts.dataSources, migrations: parts.migrations, provisioner: parts.tenants, logger: this.logger }))
@@ -257,6 +289,21 @@ export class Tenantry {
   /** The current tenant's database. Throws `NoTenantError` outside `withTenant`. */
   db<DB = any>(): TenantDb<DB> {
     return this.router.db<DB>()
+  }
+
+  /**
+   * A query built once, run for whichever tenant is current: compiled on each tenant's handle
+   * the first time it runs there (with everything the handle adds: row isolation's filter, the
+   * schema, the guard) and, on SQLite, kept as a prepared statement on the tenant's connection
+   * until the handle closes. Writes pass the tenant's write gate as `db()`'s do. Each parameter
+   * is one bound value (not a list for `in`).
+   *
+   * @example
+   * const jobById = tenantry.prepare((db: TenantDb<DB>, p: { id: number }) => db.selectFrom('jobs').selectAll().where('id', '=', p.id))
+   * await tenantry.withTenant('acme', () => jobById.executeTakeFirst({ id: 7 }))
+   */
+  prepare<DB, P, O>(build: (db: TenantDb<DB>, params: P) => Compilable<O>): PreparedQuery<P, O> {
+    return prepareQuery(this.router, build as (db: TenantDb, params: P) => Compilable<O>)
   }
 
   /**
@@ -403,6 +450,7 @@ export class Tenantry {
 
   async close(): Promise<void> {
     // First, while the catalog (and the engines that measure storage) are still open.
+    await this.pointInTime?.stop().catch((err: unknown) => this.logger.warn({ err }, 'Stopping the WAL shipper failed'))
     await this.usage.close().catch((err: unknown) => this.logger.warn({ err }, 'Flushing tenant usage on close failed'))
     await this.services.close().catch((err: unknown) => this.logger.warn({ err }, 'Closing the tenant services (cache connection) failed'))
     await this.router.close()
@@ -447,6 +495,7 @@ export async function createTenantry(
   let secretBox: SecretBox
   try {
     if (options.migrateCatalog ?? true) await catalog.migrate()
+    await catalog.changes.start()
     // Before anything is sealed: a key that cannot open what the catalog holds is refused here.
     secretBox = await openSecretBox(catalog, resolved.home, process.env, logger)
     dataSources = new DataSources(catalog, secretBox, logger)

@@ -18,6 +18,7 @@ import { openapi } from './openapi/index.js'
 import './principal.js'
 import { rateLimits } from './rate-limits/index.js'
 import { readOnlyAccess } from './read-only-access/index.js'
+import { lazyChild } from './observability/lazy-child.js'
 import { parseServerConfig } from './server-config.js'
 import { services } from './services/index.js'
 import { sqlOverHttp } from './sql-over-http/index.js'
@@ -125,6 +126,9 @@ export async function createApp(options: CreateAppOptions): Promise<TenantryApp>
     routerOptions: { maxParamLength: 200 },
     logger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's child logger (its request id) is made only when a line is written: pino's
+    // `child` costs µs per request, and most requests write nothing below the access line.
+    childLoggerFactory: (logger, bindings, options) => (options.level || options.serializers ? logger.child(bindings, options) : lazyChild(logger, bindings)),
     // Node and Fastify wait for slow clients forever (requestTimeout 0) or for minutes (headers):
     // a client sending a byte a second would hold its socket, and a file descriptor, that long.
     connectionTimeout: http.idleTimeout,

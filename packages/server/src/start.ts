@@ -65,6 +65,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     app = await createApp({ baseURL: url, ...options.app, tenantry })
     if (options.repair !== false) await repairAtStart(tenantry, app, options.repair?.graceMs)
     await app.listen({ port, host })
+    // The serving process ships SQLite tenants' WAL for point-in-time restore (backups.pointInTime).
+    tenantry.pointInTime?.start()
   } catch (error) {
     if (ownsTenantry) await tenantry.close()
     throw error

@@ -254,4 +254,37 @@ export function catalogMigrations(engine: EngineName): Record<string, Migration>
       await db.schema.alterTable('tenants').addColumn('maintenance_message', 'text').execute()
     },
   },
+  '0012_change_feed': {
+    async up(db: Kysely<any>) {
+      // Several server nodes (cluster/change-feed.ts): every write to what nodes cache announces
+      // itself on NOTIFY, in the writing transaction, so it is heard only once committed, and no
+      // writer can forget to. SQLite has no cross-process notification: its feed is in-process.
+      if (engine !== 'postgres') return
+      await sql`
+        create or replace function tenantry_notify_change() returns trigger language plpgsql as $$
+        declare
+          r jsonb := to_jsonb(case when tg_op = 'DELETE' then old else new end);
+        begin
+          perform pg_notify('tenantry_changes', json_build_object(
+            'kind', tg_argv[0],
+            'tenantId', r ->> tg_argv[1],
+            'tokenId', case when tg_argv[0] = 'token' then r ->> 'id' end
+          )::text);
+          return null;
+        end
+        $$`.execute(db)
+      const triggers: Array<[table: string, events: string, kind: string, tenantColumn: string]> = [
+        ['tenants', 'update or delete', 'tenant', 'id'],
+        ['placements', 'update or delete', 'tenant', 'tenant_id'],
+        // Not on last_used_at, which verifying writes once a minute.
+        ['tokens', 'update of revoked_at, expires_at or delete', 'token', 'tenant_id'],
+        ['tenant_settings', 'insert or update or delete', 'settings', 'tenant_id'],
+      ]
+      for (const [table, events, kind, column] of triggers) {
+        await sql
+          .raw(`create trigger tenantry_change_${table} after ${events} on ${table} for each row execute function tenantry_notify_change('${kind}', '${column}')`)
+          .execute(db)
+      }
+    },
+  },
 }}

@@ -11,6 +11,7 @@ import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { isProcessAlive } from '../processes.js'
 import type { EngineName, Isolation } from '../engines/engine.js'
 import { catalogMigrations } from './catalog-migrations.js'
+import { PostgresChangeFeed, SqliteChangeFeed, type ChangeFeed } from '../cluster/change-feed.js'
 import type {
   CatalogDatabase,
   DataSourceMode,
@@ -143,11 +144,14 @@ export function isPostgresUrl(url: string): boolean {
 export class Catalog {
   readonly db: Kysely<CatalogDatabase>
   readonly engine: EngineName
+  /** Changes to tenants, placements, tokens and settings, as the catalog's triggers announce them (started by `createTenantry`). */
+  readonly changes: ChangeFeed
   readonly #staleLockMs: number
 
-  private constructor(db: Kysely<CatalogDatabase>, engine: EngineName, options: CatalogOptions) {
+  private constructor(db: Kysely<CatalogDatabase>, engine: EngineName, options: CatalogOptions, changes: (db: Kysely<CatalogDatabase>) => ChangeFeed) {
     this.db = db
     this.engine = engine
+    this.changes = changes(db)
     this.#staleLockMs = options.staleLockMs ?? 60_000
   }
 
@@ -159,7 +163,7 @@ export class Catalog {
       // on the pool; unheard, Node would end the process. The pool replaces the connection.
       const logger = options.logger ?? SILENT_LOGGER
       pool.on('error', (err) => logger.warn({ err }, 'An idle catalog connection was ended by the server'))
-      return new Catalog(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres', options)
+      return new Catalog(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres', options, (db) => new PostgresChangeFeed(options.url, db, { logger }))
     }
     // Sessions and password hashes live here: the directory and the file are the owner's alone.
     // SQLite gives the -wal and -shm files the database file's mode, so they follow.
@@ -173,7 +177,7 @@ export class Catalog {
     database.pragma('synchronous = NORMAL')
     database.pragma('foreign_keys = ON')
     // Immediate: two processes migrating one catalog at once must queue, not fail with SQLITE_BUSY.
-    return new Catalog(new Kysely({ dialect: new TransactionalSqliteDialect({ database, immediateTransactions: true }) }), 'sqlite', options)
+    return new Catalog(new Kysely({ dialect: new TransactionalSqliteDialect({ database, immediateTransactions: true }) }), 'sqlite', options, () => new SqliteChangeFeed(database, options.logger ? { logger: options.logger } : {}))
   }
 
   /** Brings the catalog's own tables up to date. Throws `MIGRATION_FAILED` with the failing step. */
@@ -196,6 +200,7 @@ export class Catalog {
   }
 
   async close(): Promise<void> {
+    await this.changes.close()
     await this.db.destroy()
   }
 

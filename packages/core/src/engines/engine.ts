@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import type { CompiledQuery, Kysely, QueryResult } from 'kysely'
 
 /** How a tenant's rows are kept apart. See docs/architecture.md. */
 export type Isolation = 'row' | 'schema' | 'database'
@@ -49,6 +49,13 @@ export interface EngineHandle {
   execScript(db: Kysely<any>, script: string): Promise<void>
   /** Closes the connection(s). Kysely waits for a running query before it lets go. */
   close(): Promise<void>
+  /**
+   * Runs a query compiled on `db` (its plugins applied) with the statement cached on this
+   * handle, under the same write gate as `db` (`tenantry.prepare`). `first`: one row is
+   * enough. A result (not a promise) when it ran at once: the caller saves promise hops.
+   * Absent: the router runs it through `db`.
+   */
+  runCompiled?(query: CompiledQuery, first: boolean): QueryResult<unknown> | Promise<QueryResult<unknown>>
 }
 
 /** A sealed, pre-migrated copy that new tenants are created from. */
@@ -351,6 +358,23 @@ export interface EngineRestoreOptions {
   from?: EnginePlacement
   /** @internal Fault tests: fail after the restored data is written, before it commits. */
   failBeforeCommit?: boolean
+  /** Hears how far the restore has come. */
+  onProgress?: (progress: BackupProgress) => void
+}
+
+/**
+ * How far a backup or a restore of one tenant has come: the step it is in (e.g. `copy`, `dump`,
+ * `rows`, `checksum`) and, where it counts something, how much of it is done (in `unit`s).
+ */
+export interface BackupProgress {
+  step: string
+  /** The table being read or written, in a step that goes table by table. */
+  table?: string
+  done?: number
+  /** All of the step's work, where it is known. */
+  total?: number
+  /** What `done` and `total` count: `pages`, `tables`, `rows`, `bytes`. */
+  unit?: string
 }
 
 /**
@@ -363,7 +387,7 @@ export interface EngineBackups {
   /** How a backup is taken, for the catalog and operators (e.g. `sqlite-backup-api`, `pg_dump`). */
   readonly method: string
   /** Writes a consistent copy of the tenant's storage (schema, rows, migration records) to `destination`, which must not exist. */
-  dump(placement: EnginePlacement, destination: string): Promise<void>
+  dump(placement: EnginePlacement, destination: string, options?: { onProgress?: (progress: BackupProgress) => void }): Promise<void>
   /**
    * Replaces the tenant's storage, which exists, with what `source` holds, atomically: a
    * failure part-way (or a crash) leaves the old data serving. `from`: the tenant the backup

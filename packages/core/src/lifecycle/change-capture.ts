@@ -57,6 +57,8 @@ export function changeCapture(admin: EngineHandle, tenantId: string): ChangeCapt
 }
 
 const MOVING_MESSAGE = 'TENANT_MOVING: this tenant is being moved; retry in a moment'
+/** TRUNCATE fires no row triggers, so capture cannot see what it removed: refused while a move runs. */
+export const TRUNCATE_MESSAGE = 'TENANT_MOVING: TRUNCATE is refused while the tenant is being moved (the move captures changed rows and TRUNCATE reports none): use DELETE, or run it once the move is done'
 
 function assertKeys(tables: readonly TenantTable[]): void {
   const keyless = tables.filter((t) => t.primaryKey.length === 0).map((t) => `"${t.name}"`)
@@ -159,10 +161,21 @@ begin
   return null;
 end
 $capture$;
+create or replace function ${POSTGRES_CAPTURE_SCHEMA}.refuse_truncate() returns trigger language plpgsql security definer
+set search_path = pg_catalog, pg_temp as $refuse$
+begin
+  if exists (select 1 from ${POSTGRES_CAPTURE_SCHEMA}.moves m where m.state in ('capturing', 'frozen') and (TG_ARGV[0] = '' or m.tenant_id = TG_ARGV[0])) then
+    raise exception '${TRUNCATE_MESSAGE}' using errcode = '55000';
+  end if;
+  return null;
+end
+$refuse$;
 `
 
 /** The trigger every captured table gets (one name: `create or replace` makes installs idempotent). */
 const PG_TRIGGER = 'tenantry_move_capture'
+/** Its statement-level companion, which refuses TRUNCATE (on shared tables: while any of their tenants moves). */
+const PG_TRUNCATE_TRIGGER = 'tenantry_move_truncate'
 
 function postgresCapture(admin: EngineHandle, tenantId: string): ChangeCapture {
   const db = admin.db
@@ -176,7 +189,10 @@ function postgresCapture(admin: EngineHandle, tenantId: string): ChangeCapture {
     ).rows.map((r) => r.name)
   }
   const dropTriggers = async (trx: Kysely<any>) => {
-    for (const table of await tableNames(trx)) await sql.raw(`drop trigger if exists ${PG_TRIGGER} on ${qualified(table)}`).execute(trx)
+    for (const table of await tableNames(trx)) {
+      await sql.raw(`drop trigger if exists ${PG_TRIGGER} on ${qualified(table)}`).execute(trx)
+      await sql.raw(`drop trigger if exists ${PG_TRUNCATE_TRIGGER} on ${qualified(table)}`).execute(trx)
+    }
   }
   const capture = sql.raw(POSTGRES_CAPTURE_SCHEMA)
   return {
@@ -191,6 +207,7 @@ function postgresCapture(admin: EngineHandle, tenantId: string): ChangeCapture {
         for (const table of tables) {
           const args = [shared ? '' : tenantId, ...table.primaryKey].map(literal).join(', ')
           await sql.raw(`create or replace trigger ${PG_TRIGGER} after insert or update or delete on ${qualified(table.name)} for each row execute function ${POSTGRES_CAPTURE_SCHEMA}.capture(${args})`).execute(trx)
+          await sql.raw(`create or replace trigger ${PG_TRUNCATE_TRIGGER} before truncate on ${qualified(table.name)} for each statement execute function ${POSTGRES_CAPTURE_SCHEMA}.refuse_truncate(${literal(shared ? '' : tenantId)})`).execute(trx)
         }
       })
     },

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync } from 'node:fs'
 import { sql, type Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTenantry, type Tenantry } from '../index.js'
+import { createTenantry, type BackupProgress, type Tenantry } from '../index.js'
 import { runDoctor } from '../doctor/doctor.js'
 import { createTestDatabase, dropAppRoles, findPostgres, tempDir, type TestDatabase } from '../testing/index.js'
 
@@ -183,7 +183,30 @@ describe('backup and restore on SQLite (one file per tenant)', () => {
     expect(existsSync(backup.location)).toBe(false)
     expect(await tenantry.catalog.db.selectFrom('tenant_backups').select('id').where('id', '=', backup.id).execute()).toEqual([])
   })
+
+  it('onProgress (issue 16): the pages copied, then the checksum read; a restore reads the checksum first, then copies', async () => {
+    await tenantry.createTenant({ slug: 'told' })
+    await fill(tenantry, 'told', 'told')
+    const heard: BackupProgress[] = []
+    const backup = await tenantry.tenants.backup('told', { onProgress: (p) => heard.push(p) })
+    const copy = heard.filter((p) => p.step === 'copy')
+    expect(copy.length).toBeGreaterThan(0)
+    expect(copy.at(-1)).toEqual({ step: 'copy', done: copy.at(-1)!.total, total: expect.any(Number), unit: 'pages' })
+    expect(copy.at(-1)!.total).toBeGreaterThan(1)
+    expect(heard.at(-1)).toEqual({ step: 'checksum', done: backup.bytes, total: backup.bytes, unit: 'bytes' })
+    expect(steps(heard)).toEqual(['copy', 'checksum'])
+
+    heard.length = 0
+    await tenantry.tenants.restore('told', { backup: backup.id, onProgress: (p) => heard.push(p) })
+    expect(steps(heard)).toEqual(['checksum', 'copy', 'migrate'])
+    expect(heard.filter((p) => p.step === 'copy').at(-1)).toMatchObject({ done: copy.at(-1)!.total, unit: 'pages' })
+  })
 })
+
+/** The steps heard, each once, in order. */
+function steps(heard: BackupProgress[]): string[] {
+  return heard.map((p) => p.step).filter((step, i, all) => step !== all[i - 1])
+}
 
 const postgres = await findPostgres()
 if ('skip' in postgres) console.warn(`skipping backups on Postgres: ${postgres.skip}`)
@@ -230,5 +253,31 @@ describe.skipIf('skip' in postgres)('backup and restore on Postgres: schema, dat
     const { backup } = await backupStory(tenantry, 'row_a', 'row_b', { dataSource: dataSourceId, isolation: 'row' })
     expect(backup.method).toBe('rows')
     expect(await failures()).toEqual([])
+  })
+
+  it('onProgress (issue 16): pg_dump table by table, rows for row tenants, then the checksum', async () => {
+    const heard: BackupProgress[] = []
+    await tenantry.createTenant({ slug: 'told_schema', dataSource: dataSourceId, isolation: 'schema' })
+    await fill(tenantry, 'told_schema', 'told')
+    const schema = await tenantry.tenants.backup('told_schema', { onProgress: (p) => heard.push(p) })
+    expect(steps(heard)).toEqual(['dump', 'checksum'])
+    const tables = heard.filter((p) => p.step === 'dump' && p.table !== undefined)
+    expect(tables.map((p) => p.table).sort()).toEqual(expect.arrayContaining(['folders', 'notes']))
+    expect(tables.at(-1)).toMatchObject({ done: tables.length, unit: 'tables' })
+    heard.length = 0
+    await tenantry.tenants.restore('told_schema', { backup: schema.id, onProgress: (p) => heard.push(p) })
+    expect(steps(heard)).toEqual(['checksum', 'restore', 'migrate'])
+
+    heard.length = 0
+    await tenantry.createTenant({ slug: 'told_row', dataSource: dataSourceId, isolation: 'row' })
+    await fill(tenantry, 'told_row', 'told')
+    const rows = await tenantry.tenants.backup('told_row', { onProgress: (p) => heard.push(p) })
+    expect(steps(heard)).toEqual(['rows', 'checksum'])
+    expect(heard.filter((p) => p.step === 'rows').at(-1)).toMatchObject({ done: 42, unit: 'rows' })
+    heard.length = 0
+    await tenantry.tenants.restore('told_row', { backup: rows.id, onProgress: (p) => heard.push(p) })
+    expect(steps(heard)).toEqual(['checksum', 'rows'])
+    expect(heard.at(-1)).toMatchObject({ done: 42, unit: 'rows' })
+    for (const slug of ['told_schema', 'told_row']) await tenantry.deleteTenant(slug, { purge: true })
   })
 })

@@ -11,17 +11,25 @@ import { assertValidSlug } from '../identifiers.js'
 import type { Catalog, TenantRecord } from '../catalog/catalog.js'
 import type { TenantBackupsTable } from '../catalog/catalog-schema.js'
 import type { DataSources } from '../data-sources/data-sources.js'
-import type { DatabaseEngine, EngineHandle, EnginePlacement, Isolation } from '../engines/engine.js'
+import type { BackupProgress, DatabaseEngine, EngineHandle, EnginePlacement, Isolation } from '../engines/engine.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { migrateHandle, type TenantMigrationSet } from '../migrations/migration-set.js'
 import type { Provisioner } from '../provisioning/provisioner.js'
 import { EXPORT_FORMAT, EXPORT_VERSION, decodeValue, encodeValue, type EncodedValue, type ExportHeader, type ExportLine } from './export-format.js'
 import { listTenantTables, readPage } from './tenant-tables.js'
+import type { PointInTimeArchive, RestorableWindow } from './point-in-time.js'
 import { ndjson, readHeader, type TenantLifecycle } from './tenant-lifecycle.js'
+
+export type { BackupProgress }
 
 export interface BackupTenantOptions {
   /** Who asked, for the audit log. @default 'system' */
   actor?: string
+  /**
+   * Hears how far the backup has come (the CLI draws its progress from it): `copy` (SQLite
+   * pages), `dump` (pg_dump, table by table), `rows` (row tenants), then `checksum` (bytes).
+   */
+  onProgress?: (progress: BackupProgress) => void
 }
 
 /** One backup of one tenant, as `tenantry.tenants.backups` lists it. */
@@ -45,11 +53,22 @@ export interface TenantBackup {
 }
 
 export interface RestoreTenantOptions {
-  /** The backup's id (`tenantry tenant backups <slug>`): one of this tenant's. */
-  backup: string
+  /** The backup's id (`tenantry tenant backups <slug>`): one of this tenant's. Either this or `at`. */
+  backup?: string
+  /**
+   * Point-in-time restore (SQLite tenants, `backups.pointInTime`): the tenant as it was at this
+   * time (a `Date` or ISO text), within `tenantry.tenants.restorableWindow(slug)`. Its image is
+   * rebuilt from the WAL archive, kept as a backup (method `point-in-time`), and restored as any backup is.
+   */
+  at?: Date | string
   /** Restore into a new tenant with this slug (its own id and storage); the original is left untouched. */
   as?: string
   actor?: string
+  /**
+   * Hears how far the restore has come: `checksum` (bytes), then `copy` (SQLite pages),
+   * `restore` (pg_restore and psql) or `rows` (row tenants), and `migrate` when the backup is behind.
+   */
+  onProgress?: (progress: BackupProgress) => void
   /** @internal Fault tests: fail after the restored data is written, before it commits. */
   failBeforeCommit?: boolean
 }
@@ -67,6 +86,7 @@ const SERVING = new Set(['ready', 'suspended'])
 /** Backup ids: `b`, the time in base 36 (so they sort by age), and 16 random hex digits. */
 const BACKUP_ID_PATTERN = /^b[0-9a-z]{9}[0-9a-f]{16}$/
 const ROWS_METHOD = 'rows'
+const POINT_IN_TIME_METHOD = 'point-in-time'
 const INSERT_BATCH_ROWS = 500
 const MAX_BOUND_VALUES = 30_000
 
@@ -98,6 +118,7 @@ export class TenantBackups {
   readonly #lifecycle: TenantLifecycle
   readonly #directory: string
   readonly #logger: Logger
+  readonly #pointInTime: PointInTimeArchive | undefined
 
   constructor(deps: {
     catalog: Catalog
@@ -108,6 +129,8 @@ export class TenantBackups {
     /** Where backups are written, one directory per tenant id. */
     directory: string
     logger?: Logger
+    /** The WAL archive of SQLite tenants, when `backups.pointInTime` is on. */
+    pointInTime?: PointInTimeArchive
   }) {
     this.#catalog = deps.catalog
     this.#dataSources = deps.dataSources
@@ -116,6 +139,15 @@ export class TenantBackups {
     this.#lifecycle = deps.lifecycle
     this.#directory = deps.directory
     this.#logger = deps.logger ?? SILENT_LOGGER
+    this.#pointInTime = deps.pointInTime
+  }
+
+  /** The times the tenant can be restored to with `at`, or undefined (point-in-time restore off, not SQLite, nothing shipped yet). */
+  async restorableWindow(slug: string): Promise<RestorableWindow | undefined> {
+    assertValidSlug(slug)
+    const tenant = await this.#catalog.findTenantBySlug(slug)
+    if (!tenant) throw new TenantryError('TENANT_NOT_FOUND', `Tenant "${slug}" not found`)
+    return this.#pointInTime?.window(tenant)
   }
 
   /** Takes a backup of the tenant while it keeps serving; returns it, as listed by `backups`. */
@@ -133,9 +165,10 @@ export class TenantBackups {
     await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.backup.started', actor, details: { backup: id, method } })
     let record: TenantBackupsTable
     try {
-      if (method === ROWS_METHOD) await this.#writeRows(tenant, engine, placement, location)
-      else await engine.backups!.dump(placement, location)
-      const { bytes, checksum } = await digest(location)
+      const onProgress = options.onProgress
+      if (method === ROWS_METHOD) await this.#writeRows(tenant, engine, placement, location, onProgress)
+      else await engine.backups!.dump(placement, location, onProgress ? { onProgress } : {})
+      const { bytes, checksum } = await digest(location, onProgress)
       record = {
         id,
         tenant_id: tenant.id,
@@ -178,6 +211,20 @@ export class TenantBackups {
    */
   async restore(slug: string, options: RestoreTenantOptions): Promise<RestoreTenantResult> {
     assertValidSlug(slug)
+    if (options?.at !== undefined) {
+      if (options.backup !== undefined) throw new TenantryError('INVALID_OPTION', 'restore takes a backup id or a time (at), not both')
+      if (options.as !== undefined) assertValidSlug(options.as)
+      const image = await this.#imageAt(slug, options.at, options.actor ?? 'system')
+      const { at: _at, ...rest } = options
+      try {
+        return await this.restore(slug, { ...rest, backup: image.id })
+      } catch (error) {
+        // Nothing was restored from it: it goes (a restore that worked keeps it, listed with the backups).
+        await this.#catalog.db.deleteFrom('tenant_backups').where('id', '=', image.id).execute()
+        await rm(image.location, { force: true })
+        throw error
+      }
+    }
     if (typeof options?.backup !== 'string' || !BACKUP_ID_PATTERN.test(options.backup)) {
       throw new TenantryError('INVALID_OPTION', `restore needs a backup id as \`tenantry tenant backups ${slug}\` lists them, not ${JSON.stringify(options?.backup)}`)
     }
@@ -188,8 +235,9 @@ export class TenantBackups {
     const row = await this.#catalog.db.selectFrom('tenant_backups').selectAll().where('id', '=', options.backup).executeTakeFirst()
     if (!row || row.tenant_id !== tenant.id) throw new TenantryError('BACKUP_NOT_FOUND', `Tenant "${slug}" has no backup ${options.backup}`, { details: { backup: options.backup } })
     const backup = toBackup(row)
-    await this.#check(backup)
-    if (options.as !== undefined) return this.#restoreAs(tenant, backup, options.as, actor, options.failBeforeCommit ?? false)
+    const onProgress = options.onProgress
+    await this.#check(backup, onProgress)
+    if (options.as !== undefined) return this.#restoreAs(tenant, backup, options.as, actor, options.failBeforeCommit ?? false, onProgress)
 
     if (!SERVING.has(tenant.status)) {
       throw new TenantryError('INVALID_TRANSITION', `Tenant "${slug}" is ${tenant.status}: only ready or suspended tenants can be restored in place`, { details: { status: tenant.status } })
@@ -208,10 +256,10 @@ export class TenantBackups {
       const engine = await this.#dataSources.engine(tenant.placement.dataSourceId)
       const placement: EnginePlacement = { tenantId: tenant.id, ...tenant.placement }
       if (backup.method === ROWS_METHOD) {
-        await this.#restoreRows(engine, placement, backup.location, options.failBeforeCommit ?? false)
+        await this.#restoreRows(engine, placement, backup.location, options.failBeforeCommit ?? false, onProgress)
       } else {
-        await engine.backups!.restore(placement, backup.location, { ...(options.failBeforeCommit ? { failBeforeCommit: true } : {}) })
-        migrated = await this.#relevel(tenant.id, engine, placement, backup)
+        await engine.backups!.restore(placement, backup.location, { ...(options.failBeforeCommit ? { failBeforeCommit: true } : {}), ...(onProgress ? { onProgress } : {}) })
+        migrated = await this.#relevel(tenant.id, engine, placement, backup, onProgress)
       }
     } catch (error) {
       await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.restore.failed', actor, details: { backup: backup.id, error: message(error) } })
@@ -232,7 +280,51 @@ export class TenantBackups {
     return { backups: rows.length }
   }
 
-  async #restoreAs(tenant: TenantRecord, backup: TenantBackup, as: string, actor: string, failBeforeCommit: boolean): Promise<RestoreTenantResult> {
+  /**
+   * The tenant's database at `at`, rebuilt from the WAL archive into a backup file of its own and
+   * listed as a backup (checksum and all), so that it goes through the same restore as any backup.
+   * A time outside the archive's window is refused before anything is written.
+   */
+  async #imageAt(slug: string, at: Date | string, actor: string): Promise<TenantBackup> {
+    const time = at instanceof Date ? at : typeof at === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(at) ? new Date(at) : undefined
+    if (!time || Number.isNaN(time.getTime())) throw new TenantryError('INVALID_OPTION', `restore at needs an ISO time (2026-01-31T12:00:00Z), not ${JSON.stringify(at)}`)
+    const tenant = await this.#catalog.findTenantBySlug(slug)
+    if (!tenant) throw new TenantryError('TENANT_NOT_FOUND', `Tenant "${slug}" not found`)
+    if (!this.#pointInTime) throw new TenantryError('INVALID_OPTION', 'Point-in-time restore is off: set backups.pointInTime in the config (SQLite tenants)')
+    const id = `b${Date.now().toString(36).padStart(9, '0')}${randomBytes(8).toString('hex')}`
+    const directory = join(this.#directory, tenant.id)
+    await mkdir(directory, { recursive: true, mode: 0o700 })
+    const location = join(directory, `${id}.sqlite`)
+    let record: TenantBackupsTable
+    try {
+      const { commits } = await this.#pointInTime.image(tenant, time, location)
+      const { bytes, checksum } = await digest(location)
+      // The ledger of that moment: the migrations recorded by then.
+      const ledger = (await this.#catalog.ledger(tenant.id)).filter((l) => Date.parse(l.appliedAt) <= time.getTime())
+      record = {
+        id,
+        tenant_id: tenant.id,
+        engine: 'sqlite',
+        isolation: tenant.placement.isolation,
+        data_source_id: tenant.placement.dataSourceId,
+        method: POINT_IN_TIME_METHOD,
+        location,
+        bytes,
+        checksum,
+        migrations: JSON.stringify(ledger.map((l) => ({ name: l.migration, appliedAt: l.appliedAt }))),
+        created_by: actor,
+        created_at: new Date().toISOString(),
+      }
+      await this.#catalog.db.insertInto('tenant_backups').values(record).execute()
+      await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.backup.succeeded', actor, details: { backup: id, method: POINT_IN_TIME_METHOD, at: time.toISOString(), commits, bytes } })
+    } catch (error) {
+      await rm(location, { force: true })
+      throw error
+    }
+    return toBackup(record)
+  }
+
+  async #restoreAs(tenant: TenantRecord, backup: TenantBackup, as: string, actor: string, failBeforeCommit: boolean, onProgress?: (progress: BackupProgress) => void): Promise<RestoreTenantResult> {
     const plan = await this.#provisioner.plan({ slug: as, isolation: backup.isolation, dataSource: backup.dataSource })
     if (plan.resumes) throw new TenantryError('SLUG_TAKEN', `Tenant slug "${as}" is taken by a tenant whose create did not finish; purge it first (tenantry tenant delete ${as} --purge)`)
     await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.restore.started', actor, details: { backup: backup.id, method: backup.method, as } })
@@ -240,7 +332,8 @@ export class TenantBackups {
     let migrated: string[] = []
     try {
       if (backup.method === ROWS_METHOD) {
-        created = (await this.#lifecycle.import(as, { from: backup.location, dataSource: backup.dataSource, isolation: backup.isolation, name: tenant.name, actor })).tenant
+        const onRows = onProgress && (({ table, rows }: { table: string; rows: number }) => onProgress({ step: 'rows', table, done: rows, unit: 'rows' }))
+        created = (await this.#lifecycle.import(as, { from: backup.location, dataSource: backup.dataSource, isolation: backup.isolation, name: tenant.name, actor, ...(onRows ? { onProgress: onRows } : {}) })).tenant
       } else {
         const from: EnginePlacement = { tenantId: tenant.id, isolation: backup.isolation, locator: tenant.placement.locator }
         created = await this.#provisioner
@@ -248,8 +341,8 @@ export class TenantBackups {
             { slug: as, name: tenant.name, isolation: backup.isolation, dataSource: backup.dataSource, actor },
             {
               beforeActivate: async (made, placement, engine) => {
-                await engine.backups!.restore(placement, backup.location, { from, ...(failBeforeCommit ? { failBeforeCommit: true } : {}) })
-                migrated = await this.#relevel(made.id, engine, placement, backup)
+                await engine.backups!.restore(placement, backup.location, { from, ...(failBeforeCommit ? { failBeforeCommit: true } : {}), ...(onProgress ? { onProgress } : {}) })
+                migrated = await this.#relevel(made.id, engine, placement, backup, onProgress)
               },
             },
           )
@@ -271,9 +364,9 @@ export class TenantBackups {
   }
 
   /** The backup's file is there, unchanged, and its migrations are this deployment's. */
-  async #check(backup: TenantBackup): Promise<void> {
+  async #check(backup: TenantBackup, onProgress?: (progress: BackupProgress) => void): Promise<void> {
     if (!existsSync(backup.location)) throw new TenantryError('INVALID_BACKUP', `The file of backup ${backup.id} is missing (${backup.location})`)
-    const { checksum } = await digest(backup.location)
+    const { checksum } = await digest(backup.location, onProgress)
     if (checksum !== backup.checksum) throw new TenantryError('INVALID_BACKUP', `The file of backup ${backup.id} changed since it was taken (checksum mismatch): it is not restored`)
     const known = new Set(this.#migrations.names)
     const unknown = backup.migrations.filter((m) => !known.has(m))
@@ -286,13 +379,14 @@ export class TenantBackups {
    * After a storage restore: the ledger becomes the backup's (its migration records came back
    * with the storage), then the migrations the backup was behind on run and are recorded.
    */
-  async #relevel(tenantId: string, engine: DatabaseEngine, placement: EnginePlacement, backup: TenantBackup): Promise<string[]> {
+  async #relevel(tenantId: string, engine: DatabaseEngine, placement: EnginePlacement, backup: TenantBackup, onProgress?: (progress: BackupProgress) => void): Promise<string[]> {
     const row = await this.#catalog.db.selectFrom('tenant_backups').select('migrations').where('id', '=', backup.id).executeTakeFirstOrThrow()
     const ledger = JSON.parse(row.migrations) as Array<{ name: string; appliedAt: string }>
     await this.#catalog.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('tenant_migrations').where('tenant_id', '=', tenantId).execute()
       if (ledger.length) await trx.insertInto('tenant_migrations').values(ledger.map((m) => ({ tenant_id: tenantId, migration: m.name, applied_at: m.appliedAt }))).execute()
     })
+    onProgress?.({ step: 'migrate' })
     const handle = engine.open(placement, 'admin')
     try {
       const outcome = await migrateHandle(handle, this.#migrations, { tenantId, logger: this.#logger })
@@ -305,7 +399,7 @@ export class TenantBackups {
   }
 
   /** Row tenants: the tenant's rows, in one read transaction, in the export codec (no files, no secret names). */
-  async #writeRows(tenant: TenantRecord, engine: DatabaseEngine, placement: EnginePlacement, location: string): Promise<void> {
+  async #writeRows(tenant: TenantRecord, engine: DatabaseEngine, placement: EnginePlacement, location: string, onProgress?: (progress: BackupProgress) => void): Promise<void> {
     const file = await open(location, 'wx', 0o600)
     const handle = engine.open(placement, 'app')
     try {
@@ -322,6 +416,7 @@ export class TenantBackups {
           secretNames: [],
         }
         const rows: Record<string, number> = {}
+        let written = 0
         async function* lines(): AsyncGenerator<string> {
           yield line(header)
           for (const table of tables) {
@@ -332,6 +427,8 @@ export class TenantBackups {
               let chunk = ''
               for (const values of page.rows) chunk += line({ row: table.name, values: values.map((v, i) => encodeValue(v, table.columns[i]!.kind)) })
               rows[table.name]! += page.rows.length
+              written += page.rows.length
+              onProgress?.({ step: 'rows', table: table.name, done: written, unit: 'rows' })
               if (chunk) yield chunk
               after = page.next
             } while (after !== undefined)
@@ -351,7 +448,7 @@ export class TenantBackups {
    * alone), every one of its rows is deleted, children first, and the backup's inserted,
    * parents first. Other tenants' rows in the same tables are out of the handle's reach.
    */
-  async #restoreRows(engine: DatabaseEngine, placement: EnginePlacement, location: string, failBeforeCommit: boolean): Promise<void> {
+  async #restoreRows(engine: DatabaseEngine, placement: EnginePlacement, location: string, failBeforeCommit: boolean, onProgress?: (progress: BackupProgress) => void): Promise<void> {
     const header = await readHeader(location)
     const handle = engine.open(placement, 'app')
     try {
@@ -367,11 +464,14 @@ export class TenantBackups {
         for (const table of [...current].reverse()) await trx.deleteFrom(table.name).execute()
         const tables = new Map(header.tables.map((t) => [t.name, t]))
         let batch: { table: string; rows: Array<Record<string, unknown>> } | undefined
+        let written = 0
         const flush = async () => {
           if (!batch || batch.rows.length === 0) return
           const { table, rows } = batch
           batch = undefined
           await trx.insertInto(table).values(rows).execute()
+          written += rows.length
+          onProgress?.({ step: 'rows', table, done: written, unit: 'rows' })
         }
         let first = true
         let ended = false
@@ -434,10 +534,16 @@ function toBackup(row: TenantBackupsTable): TenantBackup {
   }
 }
 
-async function digest(path: string): Promise<{ bytes: number; checksum: string }> {
+async function digest(path: string, onProgress?: (progress: BackupProgress) => void): Promise<{ bytes: number; checksum: string }> {
   const hash = createHash('sha256')
-  await pipeline(createReadStream(path), hash)
-  return { bytes: (await stat(path)).size, checksum: hash.digest('hex') }
+  const total = (await stat(path)).size
+  const stream = createReadStream(path)
+  if (onProgress) {
+    onProgress({ step: 'checksum', done: 0, total, unit: 'bytes' })
+    stream.on('data', () => onProgress({ step: 'checksum', done: stream.bytesRead, total, unit: 'bytes' }))
+  }
+  await pipeline(stream, hash)
+  return { bytes: total, checksum: hash.digest('hex') }
 }
 
 /** One read transaction: Postgres `REPEATABLE READ, READ ONLY` (a snapshot); SQLite a deferred one, whose first read fixes its snapshot. */

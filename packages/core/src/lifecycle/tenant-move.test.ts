@@ -1,12 +1,16 @@
 import { spawn } from 'node:child_process'
+import { statSync } from 'node:fs'
+import Database from 'better-sqlite3'
 import { fileURLToPath } from 'node:url'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTenantry, isTenantryError, type Tenantry } from '../index.js'
 import { createTestDatabase, dropAppRoles, findPostgres, tempDir, type TestDatabase } from '../testing/index.js'
 import { moveConfig } from './fixtures/move-setup.js'
 import { MOVE_STEPS, type MoveStep } from './tenant-move.js'
+import { translateMovingError } from './write-gate.js'
 import type { Isolation } from '../engines/engine.js'
+import type { SqliteEngine } from '../engines/sqlite/sqlite-engine.js'
 
 // Issue 13, live moves: a tenant moved between every pair of placements while a writer and a
 // reader run the whole time; kill -9 at each step converges; maintenance mode.
@@ -152,11 +156,13 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
   const home = tempDir()
   let data: TestDatabase
   let tenantry: Tenantry
+  /** Per slug: what a test does right before a step of that tenant's move (in the mover's process). */
+  const atStep = new Map<string, (step: MoveStep) => void | Promise<void>>()
   beforeAll(async () => {
     if (!('url' in postgres)) return
     delete process.env.TENANTRY_SECRET_KEY
     data = await createTestDatabase(postgres.url, 'tenantry_moves')
-    tenantry = await createTenantry(moveConfig(home.path, data.url, PG))
+    tenantry = await createTenantry(moveConfig(home.path, data.url, PG), { beforeMoveStep: (step, tenant) => atStep.get(tenant.slug)?.(step) })
     // A neighbour in the shared row tables, whose rows no move may touch.
     await tenantry.createTenant({ slug: 'neighbour', dataSource: PG, isolation: 'row' })
     await tenantry.withTenant('neighbour', () => tenantry.db().insertInto('items').values({ id: 1, n: 1, label: 'not yours' }).execute())
@@ -185,6 +191,8 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
     const outcome = await load.stop()
     expect(outcome.readFailures).toEqual([])
     expect(outcome.writeFailures).toEqual([])
+    // In-process writers see a pause at the flip, never an error: the writes that waited went to the new placement.
+    expect(outcome.refused).toBe(0)
     expect(outcome.acknowledged).toBeGreaterThan(10)
     expect(result).toMatchObject({ verified: true, oldCopyRemoved: true, to: { dataSourceId: to.dataSource, isolation: to.isolation } })
     expect(result.rows.items).toBeGreaterThan(SEED_ITEMS)
@@ -215,6 +223,160 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
     await expect(tenantry.tenants.move('stay', { dataSource: PG, isolation: 'schema' })).rejects.toMatchObject({ code: 'INVALID_TRANSITION' })
     await tenantry.tenants.resume('stay')
     expect((await tenantry.catalog.findTenantBySlug('stay'))!.placement).toEqual(before.placement)
+  })
+
+  it("a SQLite source's log is checkpointed in a worker thread: empty before the old file is closed and removed, no checkpoint on the event loop", async () => {
+    const slug = 'mv_wal'
+    const model = await seed(tenantry, slug, PLACES[0]!)
+    const tenantId = (await tenantry.catalog.findTenantBySlug(slug))!.id
+    const engine = (await tenantry.dataSources.engine('local')) as SqliteEngine
+    const path = engine.pathOf({ tenantId, isolation: 'database', locator: engine.locatorFor(tenantId, 'database') })
+    const wal = () => {
+      try {
+        return statSync(`${path}-wal`).size
+      } catch {
+        return 0 // removed
+      }
+    }
+    // What the log held when this thread closed the last connection to the old file (SQLite then
+    // checkpoints what is left, on this thread), and when the file was removed.
+    const seen: Array<{ at: string; wal: number }> = []
+    let connections = 0
+    let moving = false // from the move's own connections on (before them, the router's handle may close last, as ever)
+    atStep.set(slug, (step) => {
+      if (step === 'create-target') moving = true
+    })
+    const open = engine.open.bind(engine)
+    const drop = engine.drop.bind(engine)
+    const opens = vi.spyOn(engine, 'open').mockImplementation((placement, role) => {
+      const handle = open(placement, role)
+      if (placement.tenantId !== tenantId) return handle
+      connections++
+      const close = handle.close
+      let closed = false
+      return Object.assign(handle, {
+        close: () => {
+          if (!closed && --connections === 0 && moving) seen.push({ at: 'last close', wal: wal() })
+          closed = true
+          return close()
+        },
+      })
+    })
+    const drops = vi.spyOn(engine, 'drop').mockImplementation(async (placement) => {
+      if (placement.tenantId === tenantId) seen.push({ at: 'drop', wal: wal() })
+      return drop(placement)
+    })
+    // Checkpoints run on this thread (a worker loads its own better-sqlite3, which this spy does not see).
+    const pragmas = vi.spyOn(Database.prototype, 'pragma')
+    // The router's handle opened before the spies: closed, so that every connection to the file is counted.
+    tenantry.router.invalidate(tenantId)
+    try {
+      // A writer the whole time: the log grows behind the copy's read snapshot.
+      const load = traffic(tenantry, slug, model)
+      await expect.poll(() => model.items.size > SEED_ITEMS + 5, { timeout: 10_000 }).toBe(true)
+      const result = await tenantry.tenants.move(slug, { dataSource: PG, isolation: 'schema', actor: 'test' })
+      const outcome = await load.stop()
+      expect(outcome.writeFailures).toEqual([])
+      expect(result).toMatchObject({ verified: true, oldCopyRemoved: true })
+      expect(seen.map((s) => s.at).sort()).toEqual(['drop', 'last close'])
+      expect(seen).toEqual(seen.map((s) => ({ ...s, wal: 0 })))
+      expect(pragmas.mock.calls.filter(([text]) => /wal_checkpoint/i.test(String(text)))).toEqual([])
+      await expectMatches(tenantry, slug, model)
+    } finally {
+      opens.mockRestore()
+      drops.mockRestore()
+      pragmas.mockRestore()
+      atStep.delete(slug)
+    }
+  })
+
+  it.each([
+    [PLACES[0]!, PLACES[1]!],
+    [PLACES[1]!, PLACES[0]!],
+    [PLACES[3]!, PLACES[2]!],
+  ])('writes queued at the gate during the pause land on the new placement ($name → …), none refused, none lost', async (from, to) => {
+    const slug = `mv_queued_${from.name}_${to.name}`.replace(/-/g, '_')
+    const model = await seed(tenantry, slug, from)
+    const queued: Array<Promise<unknown>> = []
+    const ids = Array.from({ length: 20 }, (_, i) => 50_000 + i)
+    let inTransaction: Promise<unknown> | undefined
+    atStep.set(slug, async (step) => {
+      if (step !== 'flip') return
+      // First one inside a transaction: it reads the old placement before the flip (waited for here:
+      // under load, a call admitted after the flip would rightly go to the new placement), so its
+      // write is refused (retryable) instead. Started first: writes waiting at the gate hold their
+      // connections (SQLite's one, the pool's).
+      let read!: () => void
+      const hasRead = new Promise<void>((r) => (read = r))
+      inTransaction = tenantry.withTenant(slug, () =>
+        tenantry
+          .db()
+          .transaction()
+          .execute(async (trx) => {
+            await trx.selectFrom('items').select('id').limit(1).execute()
+            read()
+            return trx.insertInto('items').values({ id: 60_000, n: 1 }).execute()
+          }),
+      )
+      inTransaction.catch(() => read())
+      await hasRead
+      // The gate is closed now: these wait at it, each on its own, as concurrent requests would.
+      for (const id of ids) queued.push(tenantry.withTenant(slug, () => tenantry.db().insertInto('items').values({ id, n: id, label: 'queued' }).execute()))
+      queued.push(tenantry.withTenant(slug, () => tenantry.db().updateTable('items').set({ label: 'queued update' }).where('id', '=', 5).execute()))
+      queued.push(tenantry.withTenant(slug, () => tenantry.db().deleteFrom('items').where('id', '=', 100).execute()))
+      await new Promise((r) => setTimeout(r, 300))
+    })
+    try {
+      const result = await tenantry.tenants.move(slug, { dataSource: to.dataSource, isolation: to.isolation, actor: 'test' })
+      expect(result).toMatchObject({ verified: true, oldCopyRemoved: true })
+      const settled = await Promise.allSettled(queued)
+      expect(settled.filter((s) => s.status === 'rejected')).toEqual([])
+      await expect(inTransaction).rejects.toMatchObject({ code: 'TENANT_MOVING', details: { retryable: true } })
+      for (const id of ids) model.items.set(id, { n: id, label: 'queued', flag: null })
+      model.items.set(5, { ...model.items.get(5)!, label: 'queued update' })
+      model.items.set(100, null)
+      await expectMatches(tenantry, slug, model)
+      expect((await tenantry.catalog.findTenantBySlug(slug))!.placement).toMatchObject({ dataSourceId: to.dataSource, isolation: to.isolation })
+    } finally {
+      atStep.delete(slug)
+    }
+  })
+
+  it.each([
+    [PLACES[0]!, PLACES[1]!],
+    [PLACES[1]!, PLACES[0]!],
+  ])('DELETE without WHERE during a move is captured ($name → …); TRUNCATE of a moving Postgres tenant is refused, clearly and retryably', async (from, to) => {
+    const slug = `mv_wipe_${from.name}_${to.name}`.replace(/-/g, '_')
+    const model = await seed(tenantry, slug, from)
+    atStep.set(slug, async (step) => {
+      if (step !== 'catch-up') return // after the copy: every row is in the new placement already
+      if (from.dataSource === PG) {
+        // Only the tenant's owner may TRUNCATE (its app role may not): refused while the move runs, said why.
+        const tenant = (await tenantry.catalog.findTenantBySlug(slug))!
+        const admin = (await tenantry.dataSources.engine(PG)).open({ tenantId: tenant.id, ...tenant.placement }, 'admin')
+        try {
+          const refused = await sql`truncate notes, items`.execute(admin.db).then(() => undefined, (error: unknown) => error)
+          expect(String(refused)).toContain('TRUNCATE is refused while the tenant is being moved')
+          // As an app handle reports it: the retryable TENANT_MOVING, with the reason.
+          expect(translateMovingError(refused, tenant.id)).toMatchObject({ code: 'TENANT_MOVING', message: expect.stringContaining('use DELETE'), details: { retryable: true } })
+        } finally {
+          await admin.close()
+        }
+      }
+      await tenantry.withTenant(slug, async () => {
+        await sql`delete from notes`.execute(tenantry.db())
+        await tenantry.db().deleteFrom('items').execute()
+      })
+    })
+    try {
+      const result = await tenantry.tenants.move(slug, { dataSource: to.dataSource, isolation: to.isolation, actor: 'test' })
+      expect(result).toMatchObject({ verified: true, oldCopyRemoved: true, rows: { items: 0, notes: 0 } })
+      for (const id of model.items.keys()) model.items.set(id, null)
+      model.notes.clear()
+      await expectMatches(tenantry, slug, model)
+    } finally {
+      atStep.delete(slug)
+    }
   })
 
   const child = fileURLToPath(new URL('./fixtures/move-child.ts', import.meta.url))

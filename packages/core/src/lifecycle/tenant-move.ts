@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { sql, type CompiledQuery, type Kysely } from 'kysely'
+import { sql, type CompiledQuery, type Kysely, type QueryResult } from 'kysely'
 import { TenantryError, isTenantryError } from '../errors.js'
 import { assertValidIdentifier, assertValidSlug, quoteIdentifier } from '../identifiers.js'
 import type { Catalog, Placement, TenantRecord } from '../catalog/catalog.js'
@@ -11,8 +11,9 @@ import type { Router } from '../router/router.js'
 import { changeCapture, clearMovedMark, removeSharedRows, type ChangeCapture } from './change-capture.js'
 import { decodeValue, encodeValue, type EncodedValue } from './export-format.js'
 import { keyOf, listTenantTables, readPage, readRowsByKey, type TenantTable } from './tenant-tables.js'
-import { bypassWriteGate, pauseWrites } from './write-gate.js'
+import { appQueryOf, bypassWriteGate, pauseWrites, type WriteGate } from './write-gate.js'
 import { rowGroupRoleName, tenantRoleName } from '../engines/postgres/postgres-names.js'
+import { SqliteEngine } from '../engines/sqlite/sqlite-engine.js'
 
 /** The steps of a move, in order; a failpoint (`beforeStep`) can stop the process before any of them. */
 export const MOVE_STEPS = ['record', 'create-target', 'capture', 'copy', 'catch-up', 'pause', 'flip', 'verify', 'cleanup'] as const
@@ -81,6 +82,8 @@ const MAX_ROUNDS = 50
 const KEYS_PER_READ = 200
 /** How often a running move refreshes its lock. */
 const LOCK_HEARTBEAT_MS = 15_000
+/** How often a move checkpoints the SQLite files it reads and writes, in a worker thread. */
+const CHECKPOINT_EVERY_MS = 500
 
 const ISOLATIONS: readonly Isolation[] = ['row', 'schema', 'database']
 
@@ -239,18 +242,29 @@ export class TenantMove {
     const sourceApp = sourceEngine.open(from, 'app')
     const sourceAdmin = sourceEngine.open(from, 'admin')
     let capture: ChangeCapture | undefined
-    let gate: { release(outcome: 'flipped' | 'aborted'): void } | undefined
+    let gate: WriteGate | undefined
     let targetApp: EngineHandle | undefined
     let verification: Promise<Map<string, TableSum>> | undefined
     const flipDone = deferred()
+    /** The released gate, sending writes of old handles to the new placement until the move ends. */
+    let redirecting: WriteGate | undefined
     let pauseMs = 0
     let flipped = false
+    const checkpoints = new OffThreadCheckpoints(
+      [
+        { engine: sourceEngine, placement: from },
+        { engine: target, placement: to },
+      ],
+      this.#logger,
+    )
     try {
       await this.#step('create-target', ref, progress)
       if (sharesRowRole(sourceEngine, from, target, to)) await holdRowAccess(sourceAdmin, tenant.id, tenant.placement.dataSourceId)
       await this.#createTarget(tenant.id, target, to)
       await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.move.target_created', actor, details: { to: toPlacement } })
       targetApp = target.open(to, 'app')
+      // From here on the log of a SQLite copy grows behind long reads: checkpointed off the event loop.
+      checkpoints.start()
 
       await this.#step('capture', ref, progress)
       const tables = await listTenantTables(sourceApp, sourceApp.db)
@@ -306,7 +320,9 @@ export class TenantMove {
       })
       flipped = true
       this.#router.invalidate(tenant.id)
-      gate.release('flipped')
+      // The writes that waited go on, on the new placement: their callers saw a pause, not an error.
+      gate.release('flipped', redirectTo(app))
+      redirecting = gate
       gate = undefined
       pauseMs = Date.now() - paused
       flipDone.resolve()
@@ -317,6 +333,7 @@ export class TenantMove {
         flipDone.resolve()
         await verification?.catch(() => undefined)
         await this.#giveUp(tenant, { sourceEngine, from, target, to, capture, gate, actor, error })
+        await checkpoints.stop()
         await Promise.allSettled([sourceApp.close(), sourceAdmin.close(), targetApp?.close()])
         throw error
       }
@@ -328,8 +345,10 @@ export class TenantMove {
     const record = (await this.#record(tenant.id))!
     try {
       const targetSums = await verification!
-      return await this.#finish(tenant, record, { actor, started, pauseMs, resumed: Boolean(earlier), progress, targetSums, sourceApp, sourceAdmin })
+      return await this.#finish(tenant, record, { actor, started, pauseMs, resumed: Boolean(earlier), progress, targetSums, sourceApp, sourceAdmin, checkpoints })
     } finally {
+      await checkpoints.stop()
+      await redirecting?.close()
       await Promise.allSettled([sourceApp.close(), sourceAdmin.close(), targetApp?.close()])
     }
   }
@@ -347,6 +366,7 @@ export class TenantMove {
       targetSums?: Map<string, TableSum>
       sourceApp?: EngineHandle
       sourceAdmin?: EngineHandle
+      checkpoints?: OffThreadCheckpoints
     },
   ): Promise<MoveTenantResult> {
     const ref = { id: tenant.id, slug: tenant.slug }
@@ -400,6 +420,13 @@ export class TenantMove {
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
       if (await sourceEngine.exists(from)) {
         await changeCapture(sourceAdmin, tenant.id).retire()
+        if (sourceEngine instanceof SqliteEngine) {
+          // The last close of the old file would checkpoint its log on the event loop: emptied in a worker first.
+          await context.checkpoints?.forget(from)
+          const outcome = await sourceEngine.checkpoint(from, 'TRUNCATE')
+          if (outcome.busy) this.#logger.warn({ tenantId: tenant.id }, 'A reader kept the old SQLite copy from being checkpointed before its removal')
+          await Promise.allSettled([sourceApp.close(), sourceAdmin.close()])
+        }
         await this.#removeStorage(sourceEngine, from, targetEngine)
       }
       if (sharesRowRole(sourceEngine, from, targetEngine, { ...toPlacement, tenantId: tenant.id })) {
@@ -565,7 +592,7 @@ export class TenantMove {
       target: DatabaseEngine
       to: EnginePlacement
       capture: ChangeCapture | undefined
-      gate: { release(outcome: 'flipped' | 'aborted'): void } | undefined
+      gate: WriteGate | undefined
       actor: string
       error: unknown
     },
@@ -668,6 +695,70 @@ export class TenantMove {
   }
 }
 
+/**
+ * Checkpoints of the SQLite files of a move (old and new copy), in a worker thread every
+ * `CHECKPOINT_EVERY_MS` while this process's connections to them are held from checkpointing
+ * themselves (`SqliteEngine.holdCheckpoints`): better-sqlite3 runs SQLite on the event loop, and
+ * the log that grows behind the copy's read snapshot would otherwise be copied back by the first
+ * commit after it (or the last close), holding every request of the process for seconds.
+ */
+class OffThreadCheckpoints {
+  readonly #files: Array<{ engine: SqliteEngine; placement: EnginePlacement }>
+  /** The files whose engines hold the tenant's checkpoints, released at `stop` even once forgotten. */
+  readonly #held: Array<{ engine: SqliteEngine; placement: EnginePlacement }>
+  readonly #logger: Logger
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<void> | undefined
+  #started = false
+
+  constructor(files: ReadonlyArray<{ engine: DatabaseEngine; placement: EnginePlacement }>, logger: Logger) {
+    this.#files = files.flatMap((f) => (f.engine instanceof SqliteEngine ? [{ engine: f.engine, placement: f.placement }] : []))
+    this.#held = [...this.#files]
+    this.#logger = logger
+  }
+
+  start(): void {
+    if (this.#files.length === 0 || this.#started) return
+    this.#started = true
+    for (const { engine, placement } of this.#held) engine.holdCheckpoints(placement.tenantId, true)
+    this.#timer = setInterval(() => void this.#tick(), CHECKPOINT_EVERY_MS)
+    this.#timer.unref()
+  }
+
+  /** Stops checkpointing `placement` (its file is about to go), once a running checkpoint is done. */
+  async forget(placement: EnginePlacement): Promise<void> {
+    const at = this.#files.findIndex((f) => f.placement.locator === placement.locator && f.placement.isolation === placement.isolation)
+    await this.#running
+    if (at >= 0) this.#files.splice(at, 1)
+  }
+
+  /** A last checkpoint of each file left, then the connections checkpoint themselves again. */
+  async stop(): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    clearInterval(this.#timer)
+    await this.#running
+    await this.#checkpointAll()
+    // Released per tenant: the same engine may hold both files (one tenant id), so after the last checkpoint.
+    for (const { engine, placement } of this.#held) engine.holdCheckpoints(placement.tenantId, false)
+  }
+
+  #tick(): Promise<void> {
+    this.#running ??= this.#checkpointAll().finally(() => (this.#running = undefined))
+    return this.#running
+  }
+
+  async #checkpointAll(): Promise<void> {
+    for (const { engine, placement } of [...this.#files]) {
+      try {
+        if (await engine.exists(placement)) await engine.checkpoint(placement, 'PASSIVE')
+      } catch (err) {
+        this.#logger.warn({ err, tenantId: placement.tenantId }, 'Checkpointing a SQLite copy of a moving tenant failed')
+      }
+    }
+  }
+}
+
 /** A source table and the same table in the new placement (its columns in the source's order). */
 interface MatchedTable {
   source: TenantTable
@@ -758,6 +849,18 @@ function stable(value: unknown): string {
 function snapshot<T>(handle: EngineHandle, fn: (db: Kysely<any>) => Promise<T>): Promise<T> {
   const builder = handle.db.transaction()
   return (handle.engine === 'postgres' ? builder.setIsolationLevel('repeatable read').setAccessMode('read only') : builder).execute(fn)
+}
+
+/**
+ * Where a write that waited at the gate runs once the tenant flipped: its query tree (as the
+ * caller's handle built it), compiled for the new placement's engine and run on the move's own
+ * app handle of it, which outlives every such write (`WriteGate.drained`).
+ */
+function redirectTo(handle: EngineHandle): (query: CompiledQuery) => Promise<QueryResult<unknown>> {
+  return (query) => {
+    const executor = handle.db.getExecutor()
+    return executor.executeQuery(executor.compileQuery(executor.transformQuery(appQueryOf(query), query.queryId), query.queryId))
+  }
 }
 
 function deferred(): { promise: Promise<void>; resolve(): void } {

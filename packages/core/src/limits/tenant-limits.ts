@@ -84,7 +84,7 @@ export function planNamesOf(server: Record<string, unknown> | undefined): string
  * Per-tenant limits (rate-limit plan, SQL-over-HTTP and data API deadlines and concurrency):
  * read, changed (audited), and looked up by the server on each request (cached for a few
  * seconds). A change made here applies at once in this process (`onChange` drops cached
- * handles); other processes see it within the cache's TTL, as with quotas.
+ * handles); other processes hear of it on the catalog's change feed (`forget`), as with quotas.
  */
 export class TenantLimits {
   /** The rate-limit plans a tenant may be put on. */
@@ -139,6 +139,12 @@ export class TenantLimits {
     this.#cache.delete(tenant.id)
     this.#onChange(tenant.id)
     return { tenantId: tenant.id, slug: tenant.slug, overrides: overrides as TenantLimitOverrides }
+  }
+
+  /** Drops the tenant's cached limits (every tenant's without an id): the catalog changed elsewhere. */
+  forget(tenantId?: string): void {
+    if (tenantId === undefined) this.#cache.clear()
+    else this.#cache.delete(tenantId)
   }
 
   /** The own limits of the tenant with this id (cached for a few seconds): what the server looks up per request. */

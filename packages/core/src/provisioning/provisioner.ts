@@ -22,6 +22,7 @@ import type {
 import type { MoveTenantOptions, MoveTenantResult, TenantMove } from '../lifecycle/tenant-move.js'
 import { setMaintenance as setTenantMaintenance, type MaintenanceOptions } from '../lifecycle/tenant-maintenance.js'
 import type { BackupTenantOptions, RestoreTenantOptions, RestoreTenantResult, TenantBackup, TenantBackups } from '../lifecycle/tenant-backups.js'
+import type { RestorableWindow } from '../lifecycle/point-in-time.js'
 
 /** The steps of a create, in order. A failpoint can stop the process before any of them. */
 export const PROVISIONING_STEPS = ['record', 'create-database', 'migrate', 'activate'] as const
@@ -407,6 +408,11 @@ export class Provisioner {
   /** The tenant's backups, newest first. */
   backups(slug: string): Promise<TenantBackup[]> {
     return this.#requireBackups().backups(slug)
+  }
+
+  /** The times the tenant can be restored to with `restore(slug, { at })` (point-in-time restore), or undefined. */
+  restorableWindow(slug: string): Promise<RestorableWindow | undefined> {
+    return this.#requireBackups().restorableWindow(slug)
   }
 
   /** Restores one of the tenant's backups, in place or `as` a new tenant (see `TenantBackups.restore`). */

@@ -135,7 +135,7 @@ const CACHE_MS = 5_000
 /**
  * Per-tenant quotas: read (defaults + the tenant's settings), changed (audited), and checked.
  * A change made here applies at once in this process (`onChange` drops cached handles); other
- * processes see it within their placement cache's TTL.
+ * processes hear of it on the catalog's change feed (`forget`), with the cache's TTL as a safety net.
  */
 export class Quotas {
   readonly defaults: Readonly<TenantQuotas>
@@ -189,6 +189,17 @@ export class Quotas {
     this.#sizes.delete(tenant.id)
     this.#onChange(tenant.id)
     return this.#view(tenant, overrides)
+  }
+
+  /** Drops what is cached of the tenant's quotas (every tenant's without an id): the catalog changed elsewhere. */
+  forget(tenantId?: string): void {
+    if (tenantId === undefined) {
+      this.#cache.clear()
+      this.#sizes.clear()
+    } else {
+      this.#cache.delete(tenantId)
+      this.#sizes.delete(tenantId)
+    }
   }
 
   /** The quotas that apply to the tenant with this id (cached for a few seconds). */

@@ -59,12 +59,14 @@ interface PlacementEntry {
   expiresAt: number
 }
 
-interface HandleEntry {
+export interface HandleEntry {
   readonly tenantId: string
   readonly handle: EngineHandle
   readonly db: TenantDb
   pins: number
   retired: boolean
+  /** `tenantry.prepare` queries compiled for this handle, dropped when it closes. */
+  readonly prepared: Map<object, unknown>
 }
 
 /** What a `withTenant` call carries for the router: the placement it was admitted with, then its handle. */
@@ -94,6 +96,8 @@ export class Router {
   readonly #logger: Logger
   readonly #hooks: RouterHooks
   #closed = false
+  /** Bumped by every invalidation: a resolve that read the catalog before one does not cache what it read. */
+  #generation = 0
   readonly #stats = { placementHits: 0, placementMisses: 0, handleHits: 0, opens: 0, evictions: 0 }
 
   /** `logger` hears of handles that failed to close: nobody waits on those closes to throw to. */
@@ -125,6 +129,7 @@ export class Router {
     const byId = typeof tenant !== 'string'
     const key = byId ? tenant.id : tenant
     this.#stats.placementMisses++
+    const generation = this.#generation
     const record = byId ? await this.#catalog.findTenantById(key) : await this.#catalog.findTenantBySlug(key)
     if (!record || record.purgedAt) {
       throw new TenantryError('TENANT_NOT_FOUND', `Tenant ${byId ? key : `"${key}"`} not found`)
@@ -144,6 +149,7 @@ export class Router {
     // A tenant that is not ready is about to change (a create finishing, a resume): trust that briefly.
     const ttl = record.status === 'ready' ? this.#ttl : Math.min(this.#ttl, NOT_READY_TTL_MS)
     const entry = { tenant: record, expiresAt: Date.now() + ttl }
+    if (generation !== this.#generation) return record
     this.#byId.set(record.id, entry)
     this.#bySlug.set(record.slug, entry)
     return record
@@ -165,20 +171,31 @@ export class Router {
    * stays open at least until the `withTenant` call that took it settles.
    */
   db<DB = any>(): TenantDb<DB> {
+    return this.current().db as TenantDb<DB>
+  }
+
+  /** @internal The current tenant's handle entry, leased as `db()` leases it (`tenantry.prepare` runs on it). */
+  current(): HandleEntry {
     const scope = currentScope()
     if (!scope) throw new NoTenantError()
     const route = scope.route as RouteState | undefined
-    if (route?.entry) return route.entry.db as TenantDb<DB>
+    if (route?.entry) return route.entry
     if (!route || route.tenant.id !== scope.tenant.id) {
       throw new TenantryError('TENANT_NOT_READY', `Tenant ${scope.tenant.slug} was not admitted: enter it with tenantry.withTenant()`)
     }
     if (this.#closed) throw new TenantryError('CLOSED', 'Tenantry is closed: no new tenant handles are opened')
     route.entry = this.#lease(route.tenant, scope)
-    return route.entry.db as TenantDb<DB>
+    return route.entry
+  }
+
+  /** Where the statements of tenant handles are counted (the prepared path meters itself). @internal */
+  get meter(): StatementSink | undefined {
+    return this.#hooks.meter
   }
 
   /** Drops the cached placement and closes the tenant's handle once no call uses it. */
   invalidate(tenantId: string): void {
+    this.#generation++
     const placement = this.#byId.get(tenantId)
     if (placement) {
       this.#byId.delete(tenantId)
@@ -188,6 +205,15 @@ export class Router {
     }
     const entry = this.#handles.get(tenantId)
     if (entry) this.#retire(entry)
+  }
+
+  /** `invalidate` for every tenant: changes may have been missed (the change feed reconnected). */
+  invalidateAll(): void {
+    this.#generation++
+    this.#byId.clear()
+    this.#bySlug.clear()
+    this.#byExternalId.clear()
+    for (const entry of [...this.#handles.values()]) this.#retire(entry)
   }
 
   stats(): RouterStats {
@@ -226,6 +252,7 @@ export class Router {
           : handle.db.withPlugin(new TenantGuardPlugin(tenant.id)),
         pins: 0,
         retired: false,
+        prepared: new Map(),
       }
       this.#stats.opens++
       this.#handles.set(tenant.id, entry)
@@ -264,6 +291,7 @@ export class Router {
   }
 
   #close(entry: HandleEntry): void {
+    entry.prepared.clear()
     // An eviction or a release closes in the background: no caller is left to throw to.
     const closing = entry.handle
       .close()

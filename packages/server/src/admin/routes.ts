@@ -280,7 +280,8 @@ export function adminRoutes(app: ServerInstance, { tenantry, config, organizatio
     { schema: { tags, summary: "A tenant's backups, newest first (platform admins, its owners and admins)", params: slugParams, querystring: noQuery, response: { 200: backupList } } },
     async (request) => {
       const { tenant } = await tenantAccess(request, request.params.slug, ['owner', 'admin'])
-      return { backups: (await tenantry.tenants.backups(tenant.slug)).map(backupOf) }
+      const restorable = await tenantry.tenants.restorableWindow(tenant.slug)
+      return { backups: (await tenantry.tenants.backups(tenant.slug)).map(backupOf), ...(restorable ? { restorable } : {}) }
     },
   )
 
@@ -289,7 +290,7 @@ export function adminRoutes(app: ServerInstance, { tenantry, config, organizatio
     {
       schema: {
         tags,
-        summary: "Restore one of a tenant's backups: in place (platform admins and its owners; atomic, other tenants untouched) or `as` a new tenant (platform admins)",
+        summary: "Restore one of a tenant's backups, or (`at`) its state at a time: in place (platform admins and its owners; atomic, other tenants untouched) or `as` a new tenant (platform admins)",
         params: slugParams,
         querystring: noQuery,
         body: restoreBody,
@@ -298,10 +299,10 @@ export function adminRoutes(app: ServerInstance, { tenantry, config, organizatio
     },
     async (request) => {
       const { tenant, access } = await tenantAccess(request, request.params.slug, ['owner'])
-      const { backup, as } = request.body
+      const { backup, at, as } = request.body
       // A restore as a new tenant creates one: only those who may create tenants.
       if (as !== undefined && access !== 'platform') throw new HttpError('FORBIDDEN', 'Restoring as a new tenant creates one: platform admins only')
-      const result = await tenantry.tenants.restore(tenant.slug, { backup, actor: actor(request), ...(as === undefined ? {} : { as }) })
+      const result = await tenantry.tenants.restore(tenant.slug, { ...(at === undefined ? { backup: backup! } : { at }), actor: actor(request), ...(as === undefined ? {} : { as }) })
       return { tenant: view(result.tenant), backup: backupOf(result.backup), migrated: result.migrated }
     },
   )

@@ -301,12 +301,23 @@ export const backupView = z.object({
   createdBy: z.string(),
 })
 
-export const backupList = z.object({ backups: z.array(backupView) })
+const restorableRange = z.object({ from: z.string(), to: z.string() })
 
-export const restoreBody = z.strictObject({
-  backup: z.string().describe('A backup id of this tenant (GET /api/admin/tenants/:slug/backups)'),
-  as: z.string().optional().describe('Restore into a new tenant with this slug (platform admins); the original is left as it is. Default: in place'),
+export const backupList = z.object({
+  backups: z.array(backupView),
+  restorable: restorableRange
+    .extend({ ranges: z.array(restorableRange).describe('Each continuous stretch of the WAL archive, oldest first') })
+    .optional()
+    .describe('Point-in-time restore (SQLite, backups.pointInTime): the times `at` accepts. Absent when off or nothing was shipped yet'),
 })
+
+export const restoreBody = z
+  .strictObject({
+    backup: z.string().optional().describe('A backup id of this tenant (GET /api/admin/tenants/:slug/backups). Either this or `at`'),
+    at: z.string().optional().describe('Point-in-time restore: the tenant as it was at this ISO time, within `restorable` of the backups list (SQLite, backups.pointInTime). Either this or `backup`'),
+    as: z.string().optional().describe('Restore into a new tenant with this slug (platform admins); the original is left as it is. Default: in place'),
+  })
+  .refine((body) => (body.backup === undefined) !== (body.at === undefined), { message: 'Give either backup or at' })
 
 export const restoredView = z.object({
   tenant: tenantView.describe('The tenant holding the restored data: the same one, or the new one of `as`'),

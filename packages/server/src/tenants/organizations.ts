@@ -6,6 +6,7 @@ import { isTenantryError, slugProblem, type Logger, type TenantRecord, type Tena
 import { AUTH_ERROR_CODES } from '../auth/error-codes.js'
 import { invitationEmail, type EmailSender } from '../auth/email.js'
 import { statusOf, type ErrorCode } from '../errors.js'
+import { verifiedTokens } from '../tokens/verified-tokens.js'
 
 /**
  * Organizations are tenants: one Better Auth organization per tenant, with the same slug,
@@ -249,6 +250,7 @@ export class Organizations {
     const tenantId = await this.tenantIdOf(organizationId)
     if (!tenantId) return
     const revoked = await this.#tenantry.tokens.revokeCreatedBy(tenantId, `user:${userId}`, { reason })
+    for (const token of revoked) verifiedTokens(this.#tenantry).invalidate(token.id)
     if (revoked.length > 0) {
       this.#logger.info({ tenantId, userId, tokenIds: revoked.map((t) => t.id), reason }, 'Revoked the tokens of a user who no longer manages the tenant')
     }

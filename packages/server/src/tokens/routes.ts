@@ -2,6 +2,7 @@ import { HttpError } from '../errors.js'
 import type { FeatureOptions, ServerInstance } from '../feature.js'
 import { noQuery } from '../schemas.js'
 import { requireTenantManager } from '../tenants/resolve-tenant.js'
+import { verifiedTokens } from './verified-tokens.js'
 import { createdToken, createTokenBody, tokenIdParams, tokenList, tokenRecord } from './schemas.js'
 
 /**
@@ -54,7 +55,10 @@ export function tokenRoutes(app: ServerInstance, { tenantry, baseURL }: FeatureO
       const { id } = request.params
       const own = (await tenantry.tokens.list(slug)).some((t) => t.id === id)
       if (!own) throw new HttpError('TOKEN_NOT_FOUND')
-      return tenantry.tokens.revoke(id, { actor })
+      const revoked = await tenantry.tokens.revoke(id, { actor })
+      // Refused from the next request on, without waiting for the cache's TTL or the change feed.
+      verifiedTokens(tenantry).invalidate(id)
+      return revoked
     },
   )
 }

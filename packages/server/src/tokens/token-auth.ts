@@ -1,6 +1,7 @@
 import type { Tenantry } from 'tenantry'
 import { HttpError } from '../errors.js'
 import type { Principal } from '../principal.js'
+import { verifiedTokens } from './verified-tokens.js'
 
 /** Every Tenantry integration token starts with this; anything else is not ours to judge. */
 const TOKEN_PREFIX = 'tnt_'
@@ -23,7 +24,8 @@ export async function authenticateToken(
   const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization)
   const credential = match?.[1]
   if (!credential || !credential.startsWith(TOKEN_PREFIX)) return undefined
-  const record = await tenantry.tokens.verify(credential)
+  // Verified once per token per TTL; revocations drop the entry (see VerifiedTokenCache).
+  const record = await verifiedTokens(tenantry).verify(tenantry, credential)
   if (!record) throw new HttpError('UNAUTHENTICATED', 'Invalid, expired or revoked token')
   return { kind: 'token', tokenId: record.id, tenantId: record.tenantId, readOnly: record.readOnly }
 }

@@ -44,11 +44,23 @@ export function postgresBackups(context: PostgresContext, regrant: (placement: E
   return {
     isolations,
     method: 'pg_dump',
-    async dump(placement, destination) {
+    async dump(placement, destination, options = {}) {
       const { schema, url } = target(placement)
       if (existsSync(destination)) throw new TenantryError('INVALID_OPTION', `${destination} exists: a backup never replaces a file`)
+      const onProgress = options.onProgress
       try {
-        await run('pg_dump', ['--format=custom', `--schema=${schema}`, `--file=${destination}`], url)
+        if (!onProgress) {
+          await run('pg_dump', ['--format=custom', `--schema=${schema}`, `--file=${destination}`], url)
+          return
+        }
+        // --verbose says when it starts on each table's rows: the progress, table by table.
+        let tables = 0
+        onProgress({ step: 'dump', done: 0, unit: 'tables' })
+        await run('pg_dump', ['--verbose', '--format=custom', `--schema=${schema}`, `--file=${destination}`], url, (line) => {
+          const table = /^pg_dump: dumping contents of table "(?:[^"]*\.)?(.*)"$/.exec(line)?.[1]
+          if (table !== undefined) onProgress({ step: 'dump', table, done: ++tables, unit: 'tables' })
+          return line.startsWith('pg_dump: ') && !/^pg_dump: (error|warning|detail|hint):/.test(line)
+        })
       } catch (error) {
         await rm(destination, { force: true })
         throw error
@@ -58,6 +70,7 @@ export function postgresBackups(context: PostgresContext, regrant: (placement: E
       const { schema, url } = target(placement)
       const script = `${source}.${process.pid}.${Date.now().toString(36)}.sql`
       const rewritten = `${script}.rewritten`
+      options.onProgress?.({ step: 'restore' })
       try {
         await run('pg_restore', [`--file=${script}`, source], undefined).catch((error: unknown) => {
           throw new TenantryError('INVALID_BACKUP', `${source} is not a pg_dump archive pg_restore can read: ${(error as Error).message}`, { cause: error })
@@ -127,8 +140,11 @@ function binary(name: string): string {
   return bindir === undefined ? name : join(bindir, name)
 }
 
-/** Runs a Postgres tool against `url` (its password in `PGPASSWORD`); rejects with what it wrote to stderr. */
-async function run(tool: 'pg_dump' | 'pg_restore' | 'psql', args: string[], url: string | undefined): Promise<void> {
+/**
+ * Runs a Postgres tool against `url` (its password in `PGPASSWORD`); rejects with what it wrote to stderr.
+ * `onLine` hears each line of stderr (`--verbose` progress) and answers whether it was progress only, left out of the error.
+ */
+async function run(tool: 'pg_dump' | 'pg_restore' | 'psql', args: string[], url: string | undefined, onLine?: (line: string) => boolean): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env }
   const finalArgs = [...args]
   if (url !== undefined) {
@@ -139,9 +155,11 @@ async function run(tool: 'pg_dump' | 'pg_restore' | 'psql', args: string[], url:
   }
   const child = spawn(binary(tool), finalArgs, { env, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    if (stderr.length < 16_384) stderr += chunk
-  })
+  const keep = (text: string) => {
+    if (stderr.length < 16_384) stderr += text
+  }
+  if (onLine) createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => onLine(line) || keep(`${line}\n`))
+  else child.stderr.setEncoding('utf8').on('data', keep)
   const [code] = (await Promise.race([
     once(child, 'close'), // after stderr is read to its end
     once(child, 'error').then(([error]) => {

@@ -4,7 +4,7 @@ import type { Logger } from '../../logger.js'
 import type { EngineHandle } from '../engine.js'
 import { ScopedPostgresDialect } from './scoped-postgres-dialect.js'
 import { TenantRowsPlugin } from './tenant-rows-plugin.js'
-import { gatedDialect } from '../../lifecycle/write-gate.js'
+import { AppQueryPlugin, gatedDialect } from '../../lifecycle/write-gate.js'
 
 export interface PostgresHandleOptions {
   /** The pool, or a factory the first query awaits (e.g. to make sure the login it uses exists). */
@@ -30,7 +30,8 @@ export interface PostgresHandleOptions {
 export function openPostgresHandle(options: PostgresHandleOptions): EngineHandle {
   const { pool, ownsPool, schema, tenantId, logger } = options
   const dialect = new ScopedPostgresDialect({ pool, ownsPool, logger, ...(schema ? { schema } : {}) })
-  let db = new Kysely<any>({ dialect: options.gate ? gatedDialect(dialect, options.gate) : dialect })
+  // Gated: the app's query trees are kept before the plugins below rewrite them (a move may send a write elsewhere).
+  let db = new Kysely<any>(options.gate ? { dialect: gatedDialect(dialect, options.gate), plugins: [new AppQueryPlugin()] } : { dialect })
   // Filter by tenant first, then qualify with the schema: the tenant predicate names tables as the app wrote them.
   if (tenantId) db = db.withPlugin(new TenantRowsPlugin(tenantId))
   if (schema) db = db.withPlugin(new WithSchemaPlugin(schema))

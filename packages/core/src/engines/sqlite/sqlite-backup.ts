@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { chmod, rm } from 'node:fs/promises'
 import Database from 'better-sqlite3'
 import { TenantryError } from '../../errors.js'
+import type { BackupProgress } from '../engine.js'
 
 /**
  * SQLite's online backup API (`sqlite3_backup_*`, better-sqlite3's `db.backup`), both ways.
@@ -19,11 +20,11 @@ const BUSY_ATTEMPTS = 200
 const BUSY_WAIT_MS = 25
 
 /** Writes a consistent copy of the database at `source` to the new file `destination`. */
-export async function backupSqliteFile(source: string, destination: string): Promise<void> {
+export async function backupSqliteFile(source: string, destination: string, options: { onProgress?: (progress: BackupProgress) => void } = {}): Promise<void> {
   if (existsSync(destination)) throw new TenantryError('INVALID_OPTION', `${destination} exists: a backup never replaces a file`)
   const db = new Database(source, { readonly: true, fileMustExist: true })
   try {
-    await copyPages(db, destination, {})
+    await copyPages(db, destination, options)
     await chmod(destination, 0o600)
   } catch (error) {
     await rm(destination, { force: true })
@@ -37,7 +38,7 @@ export async function backupSqliteFile(source: string, destination: string): Pro
  * Replaces the database at `destination` (which exists, and may be open elsewhere) with the
  * backup file `source`, in one write transaction of `destination`. The source is checked first.
  */
-export async function restoreSqliteFile(source: string, destination: string, options: { failBeforeCommit?: boolean } = {}): Promise<void> {
+export async function restoreSqliteFile(source: string, destination: string, options: CopyOptions = {}): Promise<void> {
   const db = openBackup(source)
   try {
     await copyPages(db, destination, options)
@@ -61,12 +62,23 @@ function openBackup(path: string): Database.Database {
   }
 }
 
-async function copyPages(db: Database.Database, destination: string, options: { failBeforeCommit?: boolean }): Promise<void> {
+interface CopyOptions {
+  failBeforeCommit?: boolean
+  onProgress?: ((progress: BackupProgress) => void) | undefined
+}
+
+/**
+ * Progress is told in pages at the two points there are: all pages to go once the first step
+ * has the lock, all done at the end. Copying in more, smaller steps would let the bar move but
+ * would restart under writes (see above).
+ */
+async function copyPages(db: Database.Database, destination: string, options: CopyOptions): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     let steps = 0
     const progress = await db.backup(destination, {
-      progress: () => {
+      progress: ({ totalPages, remainingPages }) => {
         steps += 1
+        if (steps === 1 && totalPages > 0) options.onProgress?.({ step: 'copy', done: totalPages - remainingPages, total: totalPages, unit: 'pages' })
         // The first step (of no pages) took the destination's lock; the next copies every page and commits.
         if (!options.failBeforeCommit) return ALL_PAGES
         if (steps === 1) return 1 // fault tests: one page written into the destination's transaction, then a failure
@@ -74,7 +86,10 @@ async function copyPages(db: Database.Database, destination: string, options: { 
       },
     })
     // A step that met another connection's lock before it started reports no pages at all: nothing was copied.
-    if (progress.totalPages > 0) return
+    if (progress.totalPages > 0) {
+      options.onProgress?.({ step: 'copy', done: progress.totalPages, total: progress.totalPages, unit: 'pages' })
+      return
+    }
     if (attempt >= BUSY_ATTEMPTS) throw new TenantryError('DATABASE_BUSY', `${destination} stayed locked by another connection; try again`)
     await new Promise((resolve) => setTimeout(resolve, BUSY_WAIT_MS))
   }

@@ -2,7 +2,7 @@ import { constants as fsConstants, existsSync } from 'node:fs'
 import { chmod, copyFile, link, mkdir, readdir, rm, stat, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
-import { Kysely } from 'kysely'
+import { Kysely, type CompiledQuery, type QueryResult } from 'kysely'
 import { TenantryError } from '../../errors.js'
 import { assertTenantId, assertTemplateKey } from '../../identifiers.js'
 import { SILENT_LOGGER, type Logger } from '../../logger.js'
@@ -27,10 +27,11 @@ import type {
   TenantStorage,
   EngineBackups,
 } from '../engine.js'
-import { TransactionalSqliteDialect } from './sqlite-dialect.js'
-import { gatedDialect } from '../../lifecycle/write-gate.js'
+import { runCached, StatementCache, TransactionalSqliteDialect } from './sqlite-dialect.js'
+import { gatedDialect, translateMovingError, writeGatesSet } from '../../lifecycle/write-gate.js'
 import { checkSqlite, removeSqliteLeftovers } from './sqlite-doctor.js'
 import { backupSqliteFile, restoreSqliteFile } from './sqlite-backup.js'
+import { checkpointOffThread, type CheckpointMode, type CheckpointOutcome } from './sqlite-checkpoint.js'
 import { BUILD_FILE_PATTERN, SIDE_FILE_SUFFIXES, TEMPLATES_DIRECTORY, templateFileName, tenantFileName } from './sqlite-names.js'
 
 /** SQLite `synchronous` levels. See https://sqlite.org/pragma.html#pragma_synchronous */
@@ -114,6 +115,8 @@ export class SqliteEngine implements DatabaseEngine {
   readonly #storageLimits = new Map<string, number | null>()
   /** The in-process connections open on each tenant's file, to apply a changed quota at once. */
   readonly #openDatabases = new Map<string, Set<Database.Database>>()
+  /** Tenants whose in-process connections leave checkpoints to a worker thread (see `holdCheckpoints`). */
+  readonly #heldCheckpoints = new Set<string>()
   #statementSink: StatementSink | undefined
   /**
    * Storage quotas enforced by SQLite itself: `PRAGMA max_page_count` on every connection that
@@ -135,6 +138,7 @@ export class SqliteEngine implements DatabaseEngine {
     },
   }
   #directoryReady = false
+  #manualCheckpoints = false
   /**
    * Backups through SQLite's online backup API, while the tenant serves; a restore replaces the
    * tenant's file in one write transaction of it (see sqlite-backup.ts).
@@ -142,7 +146,7 @@ export class SqliteEngine implements DatabaseEngine {
   readonly backups: EngineBackups = {
     isolations: ['database'],
     method: 'sqlite-backup-api',
-    dump: (placement, destination) => backupSqliteFile(this.pathOf(placement), destination),
+    dump: (placement, destination, options) => backupSqliteFile(this.pathOf(placement), destination, options),
     restore: (placement, source, options) => restoreSqliteFile(source, this.pathOf(placement), options),
   }
 
@@ -284,6 +288,25 @@ export class SqliteEngine implements DatabaseEngine {
     await this.#publish(staging, path)
   }
 
+  /**
+   * While held, this process's connections to the tenant's files never checkpoint on their own
+   * (`wal_autocheckpoint = 0`): a live move runs the checkpoints in a worker thread instead
+   * (`checkpoint`). Otherwise the first commit after the move's long read snapshot, or the last
+   * close, would copy the whole log that grew behind it, on the event loop. Connections opened
+   * while held start that way too; releasing restores SQLite's default (1000 pages).
+   */
+  holdCheckpoints(tenantId: string, held: boolean): void {
+    if (held) this.#heldCheckpoints.add(tenantId)
+    else this.#heldCheckpoints.delete(tenantId)
+    // Under point-in-time restore (`manageCheckpoints`) they stay off after a move too: the WAL shipper checkpoints.
+    for (const database of this.#openDatabases.get(tenantId) ?? []) autoCheckpoint(database, held || this.#manualCheckpoints)
+  }
+
+  /** A checkpoint of the tenant's file in a worker thread, never on the event loop (see `checkpointOffThread`). */
+  checkpoint(placement: EnginePlacement, mode: CheckpointMode): Promise<CheckpointOutcome> {
+    return checkpointOffThread(this.pathOf(placement), mode, { busyTimeoutMs: this.#busyTimeoutMs })
+  }
+
   async #openRawSession(placement: EnginePlacement, options: RawSessionOptions): Promise<SqliteRawSession> {
     const path = this.pathOf(placement)
     if (!existsSync(path)) throw new TenantryError('TENANT_NOT_FOUND', `The tenant's database ${placement.locator} does not exist`)
@@ -327,6 +350,17 @@ export class SqliteEngine implements DatabaseEngine {
     }
   }
 
+  /**
+   * Point-in-time restore ships this engine's WAL (lifecycle/point-in-time.ts) and checkpoints
+   * it itself, after shipping: from now on, connections this engine opens or has open leave
+   * checkpoints alone (`wal_autocheckpoint = 0`), so none backfills frames not yet shipped.
+   */
+  manageCheckpoints(): void {
+    if (this.#manualCheckpoints) return
+    this.#manualCheckpoints = true
+    for (const databases of this.#openDatabases.values()) for (const database of databases) database.pragma('wal_autocheckpoint = 0')
+  }
+
   meterWith(sink: StatementSink): void {
     this.#statementSink = sink
   }
@@ -338,13 +372,34 @@ export class SqliteEngine implements DatabaseEngine {
       database.pragma('journal_mode = WAL')
       database.pragma(`synchronous = ${this.#synchronous}`)
       database.pragma('foreign_keys = ON')
+      if (this.#manualCheckpoints) database.pragma('wal_autocheckpoint = 0')
       if (tenantId !== undefined) limitStorage(database, this.#storageLimits.get(tenantId) ?? null)
+      if (tenantId !== undefined && this.#heldCheckpoints.has(tenantId)) autoCheckpoint(database, true)
     } catch (error) {
       database.close()
       throw error
     }
-    const dialect = new TransactionalSqliteDialect({ database })
+    const statements = new StatementCache(database)
+    const dialect = new TransactionalSqliteDialect({ database, statements })
     const db = new Kysely<any>({ dialect: gated && tenantId !== undefined ? gatedDialect(dialect, tenantId) : dialect })
+    /**
+     * `tenantry.prepare`: the statement from the handle's cache, run at once. Through `db`
+     * instead (one await on the driver's mutex) while a transaction holds the connection, so
+     * the query waits for it rather than joining it, and while any write gate is set in the
+     * process, so the gate sees every write.
+     */
+    const runCompiled = (query: CompiledQuery, first: boolean): QueryResult<unknown> | Promise<QueryResult<unknown>> => {
+      if (database.inTransaction || writeGatesSet() || !database.open) return db.executeQuery(query)
+      try {
+        if (!first) return runCached(statements, query.sql, query.parameters)
+        const statement = statements.get(query.sql) as unknown as Database.Statement
+        if (!statement.reader) return runCached(statements, query.sql, query.parameters)
+        const row = statement.get(query.parameters)
+        return { rows: row === undefined ? [] : [row] }
+      } catch (error) {
+        throw tenantId !== undefined ? translateMovingError(error, tenantId) : error
+      }
+    }
     let open: Set<Database.Database> | undefined
     if (tenantId !== undefined) {
       open = this.#openDatabases.get(tenantId) ?? new Set()
@@ -353,6 +408,7 @@ export class SqliteEngine implements DatabaseEngine {
     return {
       engine: 'sqlite',
       db,
+      ...(gated && tenantId !== undefined ? { runCompiled } : {}),
       async execScript(_db, script) {
         // better-sqlite3 has one connection per file, and a running Kysely transaction holds
         // it, so exec here joins that transaction. Kysely's own `sql` runs one statement only.
@@ -400,6 +456,15 @@ export class SqliteEngine implements DatabaseEngine {
 function limitStorage(database: Database.Database, bytes: number | null): void {
   const pageSize = Number(database.pragma('page_size', { simple: true }))
   database.pragma(`max_page_count = ${bytes === null ? 4294967294 : Math.max(1, Math.floor(bytes / pageSize))}`)
+}
+
+/** SQLite's automatic checkpoints off (`held`) or back at its default of 1000 pages. */
+function autoCheckpoint(database: Database.Database, held: boolean): void {
+  try {
+    database.pragma(`wal_autocheckpoint = ${held ? 0 : 1000}`)
+  } catch {
+    // A connection busy iterating a statement keeps its setting: at worst it checkpoints itself, as before.
+  }
 }
 
 /** Writes a compact, consistent copy of the database at `source` to the new file `destination`. */
