@@ -26,12 +26,14 @@ interface Run {
 
 /**
  * The environment without what an enclosing `npm test` exports (`npm_config_*`,
- * `npm_package_*`): npm run from inside the app must see the app, not this repo.
+ * `npm_package_*`): npm run from inside the app must see the app, not this repo. Kept: the
+ * headers to build addons against, which `npm test -- --node 24` sets for the Node it runs on
+ * (scripts/node.mjs), so the app's better-sqlite3 is built for that Node.
  */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
-    if (!/^npm_/i.test(name) && !name.startsWith('TENANTRY_') && name !== 'INIT_CWD') env[name] = value
+    if ((!/^npm_/i.test(name) && !name.startsWith('TENANTRY_') && name !== 'INIT_CWD') || name === 'npm_config_nodedir') env[name] = value
   }
   return { ...env, ...extra }
 }

@@ -35,6 +35,8 @@ export function prepareNode(major, { log = (text) => console.error(`tenantry: ${
     PATH: [join(dist, 'bin'), process.env.PATH ?? ''].join(delimiter),
     NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require ${JSON.stringify(hook)}`].filter(Boolean).join(' '),
     TENANTRY_NODE_ADDONS: addons,
+    // An npm install under that Node (a packaging test's app) builds addons against its headers, not the machine's Node's.
+    npm_config_nodedir: dist,
   }
   // npm run sets these to the Node it runs on: a script reading them would start Node 20 again.
   delete env.npm_node_execpath

@@ -80,6 +80,16 @@ describe('SqliteExecutor', () => {
     expect(await after.execute({ sql: 'SELECT count(*) AS n FROM notes' })).toMatchObject({ ok: true, rows: [[1n]] })
   })
 
+  it("counts the memory limit on top of Node's own start-up memory, so any Node starts (Node 24 reserves ~1 GiB)", async () => {
+    // 16 MiB is less than any Node holds once started (Node 20 ~50 MiB, Node 24 with the watchdog
+    // thread ~1.1 GiB of reserved data segment): counted from zero, no process would ever start.
+    start({ memoryLimitMiB: 16 })
+    const path = tenantFile()
+    const session = executor.openSession({ tenantId: 'ta', path, readOnly: true })
+    expect(await session.execute({ sql: 'SELECT count(*) AS n FROM notes' })).toMatchObject({ ok: true, rows: [[1n]] })
+    await expect(session.execute({ sql: 'SELECT randomblob(64 * 1024 * 1024)' })).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' })
+  })
+
   it('caps rows, bytes and values with RESULT_TOO_LARGE, and a capped write writes nothing', async () => {
     start({ maxRows: 100, maxResultBytes: 64 * 1024, maxValueBytes: 16 * 1024 })
     const path = tenantFile()

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { availableParallelism, setPriority } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,8 +22,9 @@ export interface SqliteExecutorOptions {
    */
   maxStatementsPerTenant?: number
   /**
-   * Memory of one executor process, in MiB: the OS data-segment limit (`RLIMIT_DATA`, which
-   * SQLite's allocations hit first, as `SQLITE_NOMEM`) and twice V8's old-space limit. A
+   * Memory of one executor process, in MiB, beyond what Node itself holds once started: the OS
+   * data-segment limit (`RLIMIT_DATA`, which SQLite's allocations hit first, as `SQLITE_NOMEM`)
+   * on top of that start-up baseline (`nodeBaselineKiB`), and twice V8's old-space limit. A
    * statement that reaches it is refused with `RESULT_TOO_LARGE` and its process is
    * replaced, which returns the memory. (better-sqlite3 is built with
    * `SQLITE_DEFAULT_MEMSTATUS=0`, so `PRAGMA hard_heap_limit` is accepted but never enforced.)
@@ -124,6 +125,34 @@ function childEntry(): { file: string; execArgv: string[] } {
   }
 }
 
+/**
+ * Measures the data segment of a fresh Node process started with the executor's arguments that
+ * has started one worker thread, as an executor process does (its watchdog), in KiB (`VmData`).
+ */
+const BASELINE_PROBE = `const { Worker } = require('node:worker_threads')
+new Worker('', { eval: true }).once('online', () => {
+  process.stdout.write(/VmData:\\s*(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0')
+  process.exit(0)
+})`
+let baseline: Promise<number> | undefined
+
+/**
+ * What an executor process holds in its data segment before it runs a statement, in KiB,
+ * measured once per process (off the event loop): the memory limit comes on top of it. Node
+ * 24's V8 reserves about 560 MiB per isolate at start (its code range; the watchdog thread is a
+ * second isolate) where Node 20 reserves tens: a limit that counted those would stop Node 24
+ * from starting at all. 0 where it cannot be read (the limit then counts Node's own memory too).
+ */
+function nodeBaselineKiB(): Promise<number> {
+  baseline ??= new Promise((resolve) => {
+    if (process.platform !== 'linux') return resolve(0)
+    execFile(process.execPath, [...childEntry().execArgv, '-e', BASELINE_PROBE], { encoding: 'utf8', timeout: 10_000 }, (error, stdout) =>
+      resolve(error ? 0 : Number(stdout) || 0),
+    )
+  })
+  return baseline
+}
+
 interface Pending {
   resolve(response: ChildResponse): void
   reject(error: unknown): void
@@ -142,7 +171,8 @@ class ExecutorProcess {
   #stderr = ''
   #killedFor: TenantryError | undefined
 
-  constructor(memoryLimitMiB: number, niceness: number, onExit: (process: ExecutorProcess, detail: string) => void) {
+  /** `baselineKiB`: Node's own data segment at start (`nodeBaselineKiB`), which the memory limit comes on top of. */
+  constructor(memoryLimitMiB: number, baselineKiB: number, niceness: number, onExit: (process: ExecutorProcess, detail: string) => void) {
     const { file, execArgv } = childEntry()
     const nodeArgs = [...execArgv, `--max-old-space-size=${Math.max(64, Math.floor(memoryLimitMiB / 2))}`, file]
     const options: SpawnOptions = { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' }
@@ -151,7 +181,7 @@ class ExecutorProcess {
     this.child =
       process.platform === 'win32'
         ? spawn(process.execPath, nodeArgs, options)
-        : spawn('/bin/sh', ['-c', `ulimit -d "$1" || exit ${NO_RLIMIT_EXIT}; shift; exec "$@"`, 'sh', String(memoryLimitMiB * 1024), process.execPath, ...nodeArgs], options)
+        : spawn('/bin/sh', ['-c', `ulimit -d "$1" || exit ${NO_RLIMIT_EXIT}; shift; exec "$@"`, 'sh', String(baselineKiB + memoryLimitMiB * 1024), process.execPath, ...nodeArgs], options)
     // Set on the shell before it execs Node: the pid, and so the priority, carries over.
     if (niceness > 0 && this.child.pid !== undefined) {
       try {
@@ -363,16 +393,22 @@ export class SqliteExecutor {
 
   #spawn(): void {
     if (this.#closed) return
-    const child = new ExecutorProcess(this.#options.memoryLimitMiB, this.#options.niceness, (process, detail) => this.#onExit(process, detail))
-    this.#processes.add(child)
     this.#starting++
-    child.ready.then(
-      () => {
+    void nodeBaselineKiB().then((baselineKiB) => {
+      if (this.#closed) {
         this.#starting--
-        this.#offer(child)
-      },
-      () => this.#starting--,
-    )
+        return
+      }
+      const child = new ExecutorProcess(this.#options.memoryLimitMiB, baselineKiB, this.#options.niceness, (process, detail) => this.#onExit(process, detail))
+      this.#processes.add(child)
+      child.ready.then(
+        () => {
+          this.#starting--
+          this.#offer(child)
+        },
+        () => this.#starting--,
+      )
+    })
   }
 
   #onExit(process: ExecutorProcess, detail: string): void {
