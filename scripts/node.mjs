@@ -106,7 +106,14 @@ function prepareAddons(home, dist, node, version, log) {
     rmSync(copy, { recursive: true, force: true })
     cpSync(dir, copy, { recursive: true, filter: (source) => !source.startsWith(join(dir, 'build')) && !source.startsWith(join(dir, 'node_modules')) })
     // The compiler's output (warnings of the addon's own sources) only matters when the build fails.
-    const build = spawnSync(process.execPath, [nodeGyp(), 'rebuild', '--release', '--loglevel=warn', `--nodedir=${dist}`, `--jobs=${availableParallelism()}`], { cwd: copy, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+    // node-gyp takes npm_config_* from the environment over its own arguments, and `npm test` exports
+    // npm_config_nodedir (the machine's Node's headers): set to this Node's here too.
+    const build = spawnSync(process.execPath, [nodeGyp(), 'rebuild', '--release', '--loglevel=warn', `--nodedir=${dist}`, `--jobs=${availableParallelism()}`], {
+      cwd: copy,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+      env: { ...process.env, npm_config_nodedir: dist },
+    })
     if (build.status !== 0) {
       process.stderr.write(build.stdout + build.stderr)
       throw new Error(`Rebuilding ${relative(repoRoot, dir)} for Node ${version} failed (node-gyp exit ${build.status})`)
