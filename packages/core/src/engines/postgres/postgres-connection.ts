@@ -81,6 +81,9 @@ export class PostgresConnection {
     // An idle connection ended by the server (the tenant's database dropped WITH (FORCE), a restart) is an
     // 'error' event on the pool; unheard, Node would end the process. The pool replaces the connection.
     pool.on('error', (err) => this.#options.logger.warn({ err, database }, 'An idle Postgres connection was ended by the server'))
+    // The pool hears its idle connections only: one checked out between two queries (a transaction
+    // waiting on the app) that the server ends emits 'error' on the client alone. Its next query fails.
+    pool.on('connect', (client) => client.on('error', (err) => this.#options.logger.warn({ err, database }, 'A Postgres connection in use was ended by the server')))
     return pool
   }
 
@@ -95,6 +98,8 @@ export class PostgresConnection {
       }
     }
     const client = new pg.Client({ connectionString: this.url({ database }) })
+    // Ended by the server between two of `fn`'s queries (its database dropped WITH (FORCE)): the next query fails.
+    client.on('error', (err) => this.#options.logger.warn({ err, database }, 'An admin Postgres connection was ended by the server'))
     await client.connect()
     try {
       return await fn(client)
