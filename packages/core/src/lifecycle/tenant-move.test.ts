@@ -342,6 +342,45 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
     }
   })
 
+  it('a write already on its way to the old placement when the pause begins commits there and moves with the tenant, never refused', async () => {
+    // Regression (a clean CI run): the writer's statement was sent (or waiting for a pooled
+    // connection) just before the gate closed, reached Postgres after the freeze and was refused.
+    const [from, to] = [PLACES[1]!, PLACES[0]!]
+    const slug = 'mv_in_flight'
+    const model = await seed(tenantry, slug, from)
+    const tenant = (await tenantry.catalog.findTenantBySlug(slug))!
+    let inFlight: Promise<unknown> | undefined
+    atStep.set(slug, async (step) => {
+      if (step !== 'pause') return
+      // Held up in Postgres by a row lock that ends a moment after the gate closes.
+      const admin = (await tenantry.dataSources.engine(PG)).open({ tenantId: tenant.id, ...tenant.placement }, 'admin')
+      let locked!: () => void
+      const hasLock = new Promise<void>((r) => (locked = r))
+      const holder = admin.db
+        .transaction()
+        .execute(async (trx) => {
+          await sql`select id from items where id = 7 for update`.execute(trx)
+          locked()
+          await new Promise((r) => setTimeout(r, 150))
+        })
+        .finally(() => admin.close())
+      holder.catch(() => locked())
+      await hasLock
+      inFlight = tenantry.withTenant(slug, () => tenantry.db().updateTable('items').set({ label: 'in flight' }).where('id', '=', 7).execute())
+      inFlight.catch(() => undefined)
+      await new Promise((r) => setTimeout(r, 50)) // sent, and waiting on the lock
+    })
+    try {
+      const result = await tenantry.tenants.move(slug, { dataSource: to.dataSource, isolation: to.isolation, actor: 'test' })
+      expect(result).toMatchObject({ verified: true, oldCopyRemoved: true })
+      await expect(inFlight).resolves.toBeDefined()
+      model.items.set(7, { ...model.items.get(7)!, label: 'in flight' })
+      await expectMatches(tenantry, slug, model)
+    } finally {
+      atStep.delete(slug)
+    }
+  })
+
   it.each([
     [PLACES[0]!, PLACES[1]!],
     [PLACES[1]!, PLACES[0]!],

@@ -78,6 +78,11 @@ const MAX_BOUND_VALUES = 30_000
 const ROUND_CHANGES = 5_000
 const SMALL_BACKLOG = 200
 const MAX_ROUNDS = 50
+/**
+ * At the pause, how long the move waits for this process's writes already on their way to the old
+ * placement (a statement's worth: a longer one meets the freeze and is refused, retryable).
+ */
+const SETTLE_MS = 250
 /** Keys per re-read statement. */
 const KEYS_PER_READ = 200
 /** How often a running move refreshes its lock. */
@@ -290,6 +295,8 @@ export class TenantMove {
       await this.#step('pause', ref, progress)
       const paused = Date.now()
       gate = pauseWrites(tenant.id)
+      // New writes of this process wait at the gate; those already on their way commit (and are captured) first.
+      await gate.settled(SETTLE_MS)
       await capture.freeze()
       while ((await apply(ROUND_CHANGES)) > 0) progress({ step: 'pause' })
       await this.#levelSequences(target, to, targets)

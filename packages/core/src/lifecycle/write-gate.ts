@@ -43,6 +43,13 @@ export interface WriteGate {
    * resolved the old placement) run through it, on the new placement; inside a transaction, or
    * without a redirect, they run on the old placement, which refuses them (`TENANT_MOVING`).
    */
+  /**
+   * Resolves once the writes of this process that passed the gate before it closed have settled
+   * (or after `timeoutMs`): the move freezes the old placement only then, so a write that was on
+   * its way to the database when the pause began (waiting for a pooled connection, or on the
+   * wire) commits there and is captured, instead of meeting the freeze as a `TENANT_MOVING` error.
+   */
+  settled(timeoutMs: number): Promise<void>
   release(outcome: 'flipped' | 'aborted', redirect?: Redirect): void
   /** Ends the redirect and resolves once every write sent through it has settled (its handle may close then). */
   close(): Promise<void>
@@ -91,6 +98,34 @@ interface GateState {
 }
 
 const gates = new Map<string, GateState>()
+
+/** Per tenant: writes of this process running on its current placement, and who waits for none to be left. */
+const running = new Map<string, { count: number; idle: Array<() => void> }>()
+
+/** Counts a write as running on `tenantId`'s placement; returns its end. */
+function startWrite(tenantId: string): () => void {
+  let entry = running.get(tenantId)
+  if (!entry) running.set(tenantId, (entry = { count: 0, idle: [] }))
+  entry.count++
+  return () => {
+    if (--entry.count > 0) return
+    running.delete(tenantId)
+    for (const wake of entry.idle) wake()
+  }
+}
+
+function writesSettled(tenantId: string, timeoutMs: number): Promise<void> {
+  const entry = running.get(tenantId)
+  if (!entry) return Promise.resolve()
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs)
+    timer.unref()
+    entry.idle.push(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}
 /** Set inside a move's own writes to the new placement, which must pass the gate it holds. */
 const bypass = new AsyncLocalStorage<boolean>()
 
@@ -104,6 +139,7 @@ export function pauseWrites(tenantId: string): WriteGate {
   const inflight = new Set<Promise<unknown>>()
   let entry: Flipped | undefined
   return {
+    settled: (timeoutMs) => writesSettled(tenantId, timeoutMs),
     release(outcome, redirect) {
       if (outcome === 'flipped' && redirect) {
         entry = {
@@ -220,10 +256,14 @@ class GatedConnection implements DatabaseConnection {
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     const elsewhere = gates.size > 0 || flipped.size > 0 ? await admit(this.tenantId, compiledQuery, this.inTransaction, this.openedAt) : undefined
+    // A write on its way to this placement: a move's pause waits for it before freezing (see `settled`).
+    const end = elsewhere === undefined && isWrite(compiledQuery) && !bypass.getStore() ? startWrite(this.tenantId) : undefined
     try {
       return elsewhere ? ((await elsewhere()) as QueryResult<R>) : await this.inner.executeQuery<R>(compiledQuery)
     } catch (error) {
       throw translate(error, this.tenantId)
+    } finally {
+      end?.()
     }
   }
 
