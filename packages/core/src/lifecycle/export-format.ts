@@ -195,3 +195,8 @@ export function parseHeader(line: string | undefined, source: string): ExportHea
   if (!ok) throw new TenantryError('INVALID_EXPORT', `${source} has a damaged header (tenant, migrations, tables or secretNames missing or malformed)`)
   return header as ExportHeader
 }
+
+/** One line of an export file. */
+export function exportLine(value: ExportHeader | ExportLine): string {
+  return `${JSON.stringify(value)}\n`
+}

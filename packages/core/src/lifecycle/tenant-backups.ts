@@ -5,7 +5,6 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
-import type { Kysely } from 'kysely'
 import { TenantryError, isTenantryError } from '../errors.js'
 import { assertValidSlug } from '../identifiers.js'
 import type { Catalog, TenantRecord } from '../catalog/catalog.js'
@@ -15,8 +14,8 @@ import type { BackupProgress, DatabaseEngine, EngineHandle, EnginePlacement, Iso
 import { SILENT_LOGGER, type Logger } from '../logger.js'
 import { migrateHandle, type TenantMigrationSet } from '../migrations/migration-set.js'
 import type { Provisioner } from '../provisioning/provisioner.js'
-import { EXPORT_FORMAT, EXPORT_VERSION, decodeValue, encodeValue, type EncodedValue, type ExportHeader, type ExportLine } from './export-format.js'
-import { listTenantTables, readPage } from './tenant-tables.js'
+import { EXPORT_FORMAT, EXPORT_VERSION, decodeValue, exportLine, type EncodedValue, type ExportHeader, type ExportLine } from './export-format.js'
+import { exportRowLines, listTenantTables, snapshot } from './tenant-tables.js'
 import type { PointInTimeArchive, RestorableWindow } from './point-in-time.js'
 import { ndjson, readHeader, type TenantLifecycle } from './tenant-lifecycle.js'
 
@@ -157,10 +156,7 @@ export class TenantBackups {
     const engine = await this.#dataSources.engine(tenant.placement.dataSourceId)
     const placement: EnginePlacement = { tenantId: tenant.id, ...tenant.placement }
     const method = engine.backups?.isolations.includes(placement.isolation) ? engine.backups.method : ROWS_METHOD
-    const id = `b${Date.now().toString(36).padStart(9, '0')}${randomBytes(8).toString('hex')}`
-    const directory = join(this.#directory, tenant.id)
-    await mkdir(directory, { recursive: true, mode: 0o700 })
-    const location = join(directory, `${id}.${method === ROWS_METHOD ? 'ndjson.gz' : method === 'pg_dump' ? 'pgdump' : 'sqlite'}`)
+    const { id, location } = await this.#newFile(tenant.id, method === ROWS_METHOD ? 'ndjson.gz' : method === 'pg_dump' ? 'pgdump' : 'sqlite')
     const ledger = await this.#catalog.ledger(tenant.id)
     await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.backup.started', actor, details: { backup: id, method } })
     let record: TenantBackupsTable
@@ -168,22 +164,7 @@ export class TenantBackups {
       const onProgress = options.onProgress
       if (method === ROWS_METHOD) await this.#writeRows(tenant, engine, placement, location, onProgress)
       else await engine.backups!.dump(placement, location, onProgress ? { onProgress } : {})
-      const { bytes, checksum } = await digest(location, onProgress)
-      record = {
-        id,
-        tenant_id: tenant.id,
-        engine: engine.name,
-        isolation: placement.isolation,
-        data_source_id: tenant.placement.dataSourceId,
-        method,
-        location,
-        bytes,
-        checksum,
-        migrations: JSON.stringify(ledger.map((l) => ({ name: l.migration, appliedAt: l.appliedAt }))),
-        created_by: actor,
-        created_at: new Date().toISOString(),
-      }
-      await this.#catalog.db.insertInto('tenant_backups').values(record).execute()
+      record = await this.#record({ id, tenant_id: tenant.id, engine: engine.name, isolation: placement.isolation, data_source_id: tenant.placement.dataSourceId, method, location, created_by: actor }, ledger, onProgress)
     } catch (error) {
       await rm(location, { force: true })
       await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.backup.failed', actor, details: { backup: id, error: message(error) } })
@@ -191,6 +172,32 @@ export class TenantBackups {
     }
     await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.backup.succeeded', actor, details: { backup: id, method, bytes: record.bytes } })
     return toBackup(record)
+  }
+
+  /** A new backup's id and its file in the tenant's backup directory (created, owner-only). */
+  async #newFile(tenantId: string, extension: string): Promise<{ id: string; location: string }> {
+    const id = `b${Date.now().toString(36).padStart(9, '0')}${randomBytes(8).toString('hex')}`
+    const directory = join(this.#directory, tenantId)
+    await mkdir(directory, { recursive: true, mode: 0o700 })
+    return { id, location: join(directory, `${id}.${extension}`) }
+  }
+
+  /** Records a written backup file in the catalog, with its size, checksum and the tenant's migrations; returns the row. */
+  async #record(
+    backup: Omit<TenantBackupsTable, 'bytes' | 'checksum' | 'migrations' | 'created_at'>,
+    ledger: ReadonlyArray<{ migration: string; appliedAt: string }>,
+    onProgress?: (progress: BackupProgress) => void,
+  ): Promise<TenantBackupsTable> {
+    const { bytes, checksum } = await digest(backup.location, onProgress)
+    const record: TenantBackupsTable = {
+      ...backup,
+      bytes,
+      checksum,
+      migrations: JSON.stringify(ledger.map((l) => ({ name: l.migration, appliedAt: l.appliedAt }))),
+      created_at: new Date().toISOString(),
+    }
+    await this.#catalog.db.insertInto('tenant_backups').values(record).execute()
+    return record
   }
 
   /** The tenant's backups, newest first. */
@@ -291,32 +298,14 @@ export class TenantBackups {
     const tenant = await this.#catalog.findTenantBySlug(slug)
     if (!tenant) throw new TenantryError('TENANT_NOT_FOUND', `Tenant "${slug}" not found`)
     if (!this.#pointInTime) throw new TenantryError('INVALID_OPTION', 'Point-in-time restore is off: set backups.pointInTime in the config (SQLite tenants)')
-    const id = `b${Date.now().toString(36).padStart(9, '0')}${randomBytes(8).toString('hex')}`
-    const directory = join(this.#directory, tenant.id)
-    await mkdir(directory, { recursive: true, mode: 0o700 })
-    const location = join(directory, `${id}.sqlite`)
+    const { id, location } = await this.#newFile(tenant.id, 'sqlite')
     let record: TenantBackupsTable
     try {
       const { commits } = await this.#pointInTime.image(tenant, time, location)
-      const { bytes, checksum } = await digest(location)
       // The ledger of that moment: the migrations recorded by then.
       const ledger = (await this.#catalog.ledger(tenant.id)).filter((l) => Date.parse(l.appliedAt) <= time.getTime())
-      record = {
-        id,
-        tenant_id: tenant.id,
-        engine: 'sqlite',
-        isolation: tenant.placement.isolation,
-        data_source_id: tenant.placement.dataSourceId,
-        method: POINT_IN_TIME_METHOD,
-        location,
-        bytes,
-        checksum,
-        migrations: JSON.stringify(ledger.map((l) => ({ name: l.migration, appliedAt: l.appliedAt }))),
-        created_by: actor,
-        created_at: new Date().toISOString(),
-      }
-      await this.#catalog.db.insertInto('tenant_backups').values(record).execute()
-      await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.backup.succeeded', actor, details: { backup: id, method: POINT_IN_TIME_METHOD, at: time.toISOString(), commits, bytes } })
+      record = await this.#record({ id, tenant_id: tenant.id, engine: 'sqlite', isolation: tenant.placement.isolation, data_source_id: tenant.placement.dataSourceId, method: POINT_IN_TIME_METHOD, location, created_by: actor }, ledger)
+      await this.#catalog.audit({ tenantId: tenant.id, action: 'tenant.backup.succeeded', actor, details: { backup: id, method: POINT_IN_TIME_METHOD, at: time.toISOString(), commits, bytes: record.bytes } })
     } catch (error) {
       await rm(location, { force: true })
       throw error
@@ -416,24 +405,10 @@ export class TenantBackups {
           secretNames: [],
         }
         const rows: Record<string, number> = {}
-        let written = 0
         async function* lines(): AsyncGenerator<string> {
-          yield line(header)
-          for (const table of tables) {
-            rows[table.name] = 0
-            let after: string | number | undefined
-            do {
-              const page = await readPage(handle, db, table, after)
-              let chunk = ''
-              for (const values of page.rows) chunk += line({ row: table.name, values: values.map((v, i) => encodeValue(v, table.columns[i]!.kind)) })
-              rows[table.name]! += page.rows.length
-              written += page.rows.length
-              onProgress?.({ step: 'rows', table: table.name, done: written, unit: 'rows' })
-              if (chunk) yield chunk
-              after = page.next
-            } while (after !== undefined)
-          }
-          yield line({ end: true, rows, files: 0, fileBytes: 0 })
+          yield exportLine(header)
+          yield* exportRowLines(handle, db, tables, rows, onProgress && ((table, done) => onProgress({ step: 'rows', table, done, unit: 'rows' })))
+          yield exportLine({ end: true, rows, files: 0, fileBytes: 0 })
         }
         await pipeline(Readable.from(lines()), createGzip(), file.createWriteStream())
       })
@@ -546,15 +521,6 @@ async function digest(path: string, onProgress?: (progress: BackupProgress) => v
   return { bytes: total, checksum: hash.digest('hex') }
 }
 
-/** One read transaction: Postgres `REPEATABLE READ, READ ONLY` (a snapshot); SQLite a deferred one, whose first read fixes its snapshot. */
-function snapshot<T>(handle: EngineHandle, fn: (db: Kysely<any>) => Promise<T>): Promise<T> {
-  const builder = handle.db.transaction()
-  return (handle.engine === 'postgres' ? builder.setIsolationLevel('repeatable read').setAccessMode('read only') : builder).execute(fn)
-}
-
-function line(value: ExportHeader | ExportLine): string {
-  return `${JSON.stringify(value)}\n`
-}
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error)

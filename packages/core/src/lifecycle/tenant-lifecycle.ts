@@ -5,7 +5,7 @@ import { basename } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
-import { sql, type Kysely } from 'kysely'
+import { sql } from 'kysely'
 import { TenantryError, isTenantryError } from '../errors.js'
 import { assertValidSlug } from '../identifiers.js'
 import type { Catalog, TenantRecord } from '../catalog/catalog.js'
@@ -21,14 +21,14 @@ import {
   EXPORT_VERSION,
   FILE_CHUNK_BYTES,
   decodeValue,
-  encodeValue,
+  exportLine,
   parseHeader,
   type EncodedValue,
   type ExportEnd,
   type ExportHeader,
   type ExportLine,
 } from './export-format.js'
-import { listTenantTables, readPage, type TenantTable } from './tenant-tables.js'
+import { exportRowLines, listTenantTables, snapshot, type TenantTable } from './tenant-tables.js'
 
 /** How far an export or an import has come: after each page (or batch) of rows. */
 export interface TransferProgress {
@@ -173,38 +173,24 @@ export class TenantLifecycle {
         }
         const files = this.#files.driver
         const onProgress = options.onProgress
-        let exported = 0
         async function* lines(): AsyncGenerator<string> {
-          yield line(header)
-          for (const table of tables) {
-            rows[table.name] = 0
-            let after: string | number | undefined
-            do {
-              const page = await readPage(handle, db, table, after)
-              let chunk = ''
-              for (const values of page.rows) chunk += line({ row: table.name, values: values.map((v, i) => encodeValue(v, table.columns[i]!.kind)) })
-              rows[table.name]! += page.rows.length
-              exported += page.rows.length
-              onProgress?.({ table: table.name, rows: exported })
-              if (chunk) yield chunk
-              after = page.next
-            } while (after !== undefined)
-          }
+          yield exportLine(header)
+          yield* exportRowLines(handle, db, tables, rows, onProgress && ((table, total) => onProgress({ table, rows: total })))
           let cursor: string | undefined
           for (;;) {
             const page = await files.list(tenant!.id, { prefix: '', limit: 500, ...(cursor === undefined ? {} : { after: cursor }) })
             for (const stat of page) {
               const found = await files.get(tenant!.id, stat.path)
               if (!found) continue // removed since it was listed
-              yield line({ file: found.stat.path, size: found.stat.size, contentType: found.stat.contentType, modifiedAt: found.stat.modifiedAt })
-              for await (const piece of chunked(found.body)) yield line({ data: piece.toString('base64') })
+              yield exportLine({ file: found.stat.path, size: found.stat.size, contentType: found.stat.contentType, modifiedAt: found.stat.modifiedAt })
+              for await (const piece of chunked(found.body)) yield exportLine({ data: piece.toString('base64') })
               totals.files += 1
               totals.fileBytes += found.stat.size
             }
             if (page.length < 500) break
             cursor = page[page.length - 1]!.path
           }
-          yield line({ end: true, rows, files: totals.files, fileBytes: totals.fileBytes } satisfies ExportEnd)
+          yield exportLine({ end: true, rows, files: totals.files, fileBytes: totals.fileBytes } satisfies ExportEnd)
         }
         await pipeline(Readable.from(lines()), createGzip(), file.createWriteStream())
       })
@@ -486,15 +472,6 @@ export class TenantLifecycle {
   }
 }
 
-/** Runs `fn` in one read transaction: Postgres `REPEATABLE READ, READ ONLY` (a snapshot); SQLite a deferred transaction, whose first read fixes its snapshot (WAL). */
-function snapshot<T>(handle: EngineHandle, fn: (db: Kysely<any>) => Promise<T>): Promise<T> {
-  const builder = handle.db.transaction()
-  return (handle.engine === 'postgres' ? builder.setIsolationLevel('repeatable read').setAccessMode('read only') : builder).execute(fn)
-}
-
-function line(value: ExportHeader | ExportLine): string {
-  return `${JSON.stringify(value)}\n`
-}
 
 /** The bytes of `body` in pieces of `FILE_CHUNK_BYTES` (the last may be shorter). */
 async function* chunked(body: Readable): AsyncGenerator<Buffer> {

@@ -10,7 +10,7 @@ import { migrateHandle, type TenantMigrationSet } from '../migrations/migration-
 import type { Router } from '../router/router.js'
 import { changeCapture, clearMovedMark, removeSharedRows, type ChangeCapture } from './change-capture.js'
 import { decodeValue, encodeValue, type EncodedValue } from './export-format.js'
-import { keyOf, listTenantTables, readPage, readRowsByKey, type TenantTable } from './tenant-tables.js'
+import { keyOf, listTenantTables, readPage, readRowsByKey, snapshot, type TenantTable } from './tenant-tables.js'
 import { appQueryOf, bypassWriteGate, pauseWrites, type WriteGate } from './write-gate.js'
 import { rowGroupRoleName, tenantRoleName } from '../engines/postgres/postgres-names.js'
 import { SqliteEngine } from '../engines/sqlite/sqlite-engine.js'
@@ -852,11 +852,6 @@ function stable(value: unknown): string {
   return JSON.stringify(value) ?? 'null'
 }
 
-/** Runs `fn` in one read transaction (a snapshot), as the export does. */
-function snapshot<T>(handle: EngineHandle, fn: (db: Kysely<any>) => Promise<T>): Promise<T> {
-  const builder = handle.db.transaction()
-  return (handle.engine === 'postgres' ? builder.setIsolationLevel('repeatable read').setAccessMode('read only') : builder).execute(fn)
-}
 
 /**
  * Where a write that waited at the gate runs once the tenant flipped: its query tree (as the

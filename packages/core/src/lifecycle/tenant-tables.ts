@@ -3,7 +3,7 @@ import { TenantryError } from '../errors.js'
 import { quoteReportedName } from '../identifiers.js'
 import type { EngineHandle } from '../engines/engine.js'
 import { TENANT_MIGRATION_LOCK_TABLE, TENANT_MIGRATION_TABLE } from '../migrations/migration-set.js'
-import { postgresKind, sqliteKind, type ExportTable, type ValueKind } from './export-format.js'
+import { encodeValue, exportLine, postgresKind, sqliteKind, type ExportTable, type ValueKind } from './export-format.js'
 import { SQLITE_CAPTURE_TABLES } from './capture-names.js'
 
 /** A table as export and import handle it: its columns and references, and how to page through it. */
@@ -129,6 +129,40 @@ function selectExpression(engine: string, name: string, kind: ValueKind): string
       return `${c}::text` // JSON as text keeps JSON null apart from SQL NULL
     default:
       return c
+  }
+}
+
+/** Runs `fn` in one read transaction: Postgres `REPEATABLE READ, READ ONLY` (a snapshot); SQLite a deferred transaction, whose first read fixes its snapshot (WAL). */
+export function snapshot<T>(handle: EngineHandle, fn: (db: Kysely<any>) => Promise<T>): Promise<T> {
+  const builder = handle.db.transaction()
+  return (handle.engine === 'postgres' ? builder.setIsolationLevel('repeatable read').setAccessMode('read only') : builder).execute(fn)
+}
+
+/**
+ * Every row of `tables`, read in `db` (a snapshot) page by page, as export lines: one chunk of
+ * text per page. Counts the rows per table into `rows`, and tells `onPage` the running total.
+ */
+export async function* exportRowLines(
+  handle: EngineHandle,
+  db: Kysely<any>,
+  tables: readonly TenantTable[],
+  rows: Record<string, number>,
+  onPage?: (table: string, total: number) => void,
+): AsyncGenerator<string> {
+  let total = 0
+  for (const table of tables) {
+    rows[table.name] = 0
+    let after: string | number | undefined
+    do {
+      const page = await readPage(handle, db, table, after)
+      let chunk = ''
+      for (const values of page.rows) chunk += exportLine({ row: table.name, values: values.map((v, i) => encodeValue(v, table.columns[i]!.kind)) })
+      rows[table.name]! += page.rows.length
+      total += page.rows.length
+      onPage?.(table.name, total)
+      if (chunk) yield chunk
+      after = page.next
+    } while (after !== undefined)
   }
 }
 
