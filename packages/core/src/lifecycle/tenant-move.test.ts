@@ -225,8 +225,11 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
     expect((await tenantry.catalog.findTenantBySlug('stay'))!.placement).toEqual(before.placement)
   })
 
-  it("a SQLite source's log is checkpointed in a worker thread: empty before the old file is closed and removed, no checkpoint on the event loop", async () => {
-    const slug = 'mv_wal'
+  it.each([
+    ['', false],
+    [', also when its first try meets another checkpoint', true],
+  ])("a SQLite source's log is checkpointed in a worker thread: empty before the old file is closed and removed, no checkpoint on the event loop%s", async (_, contended) => {
+    const slug = contended ? 'mv_wal_contended' : 'mv_wal'
     const model = await seed(tenantry, slug, PLACES[0]!)
     const tenantId = (await tenantry.catalog.findTenantBySlug(slug))!.id
     const engine = (await tenantry.dataSources.engine('local')) as SqliteEngine
@@ -266,6 +269,17 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
       if (placement.tenantId === tenantId) seen.push({ at: 'drop', wal: wal() })
       return drop(placement)
     })
+    // Another connection's checkpoint (a handle's close runs one for a grown log) holding the lock
+    // when the move empties the log: SQLite answers busy at once, the other one copies the log
+    // back but leaves the file its size (regression: the move removed the old copy with a 7 MB log).
+    const checkpoint = engine.checkpoint.bind(engine)
+    let contentions = contended ? 1 : 0
+    const checkpoints = vi.spyOn(engine, 'checkpoint').mockImplementation(async (placement, mode) => {
+      if (placement.tenantId !== tenantId || mode !== 'TRUNCATE' || contentions === 0) return checkpoint(placement, mode)
+      contentions--
+      const other = await checkpoint(placement, 'PASSIVE')
+      return { ...other, busy: true }
+    })
     // Checkpoints run on this thread (a worker loads its own better-sqlite3, which this spy does not see).
     const pragmas = vi.spyOn(Database.prototype, 'pragma')
     // The router's handle opened before the spies: closed, so that every connection to the file is counted.
@@ -281,10 +295,12 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
       expect(seen.map((s) => s.at).sort()).toEqual(['drop', 'last close'])
       expect(seen).toEqual(seen.map((s) => ({ ...s, wal: 0 })))
       expect(pragmas.mock.calls.filter(([text]) => /wal_checkpoint/i.test(String(text)))).toEqual([])
+      expect(contentions).toBe(0)
       await expectMatches(tenantry, slug, model)
     } finally {
       opens.mockRestore()
       drops.mockRestore()
+      checkpoints.mockRestore()
       pragmas.mockRestore()
       atStep.delete(slug)
     }

@@ -14,6 +14,7 @@ import { keyOf, listTenantTables, readPage, readRowsByKey, snapshot, type Tenant
 import { appQueryOf, bypassWriteGate, pauseWrites, type WriteGate } from './write-gate.js'
 import { rowGroupRoleName, tenantRoleName } from '../engines/postgres/postgres-names.js'
 import { SqliteEngine } from '../engines/sqlite/sqlite-engine.js'
+import type { CheckpointOutcome } from '../engines/sqlite/sqlite-checkpoint.js'
 
 /** The steps of a move, in order; a failpoint (`beforeStep`) can stop the process before any of them. */
 export const MOVE_STEPS = ['record', 'create-target', 'capture', 'copy', 'catch-up', 'pause', 'flip', 'verify', 'cleanup'] as const
@@ -89,6 +90,8 @@ const KEYS_PER_READ = 200
 const LOCK_HEARTBEAT_MS = 15_000
 /** How often a move checkpoints the SQLite files it reads and writes, in a worker thread. */
 const CHECKPOINT_EVERY_MS = 500
+/** How long emptying the old SQLite copy's log is tried again while another checkpoint runs. */
+const EMPTY_LOG_RETRY_MS = 2000
 
 const ISOLATIONS: readonly Isolation[] = ['row', 'schema', 'database']
 
@@ -430,7 +433,7 @@ export class TenantMove {
         if (sourceEngine instanceof SqliteEngine) {
           // The last close of the old file would checkpoint its log on the event loop: emptied in a worker first.
           await context.checkpoints?.forget(from)
-          const outcome = await sourceEngine.checkpoint(from, 'TRUNCATE')
+          const outcome = await emptyLog(sourceEngine, from)
           if (outcome.busy) this.#logger.warn({ tenantId: tenant.id }, 'A reader kept the old SQLite copy from being checkpointed before its removal')
           await Promise.allSettled([sourceApp.close(), sourceAdmin.close()])
         }
@@ -763,6 +766,23 @@ class OffThreadCheckpoints {
         this.#logger.warn({ err, tenantId: placement.tenantId }, 'Checkpointing a SQLite copy of a moving tenant failed')
       }
     }
+  }
+}
+
+/**
+ * Empties the log of a SQLite copy (a TRUNCATE checkpoint in a worker thread). A checkpoint that
+ * finds another one running (a handle's close checkpoints a grown log too) is answered busy at
+ * once, without SQLite's busy handler: tried again for up to `EMPTY_LOG_RETRY_MS`. Readers, which
+ * the busy handler does wait for, are not waited for again.
+ */
+async function emptyLog(engine: SqliteEngine, placement: EnginePlacement): Promise<CheckpointOutcome> {
+  const until = Date.now() + EMPTY_LOG_RETRY_MS
+  for (;;) {
+    const started = Date.now()
+    const outcome = await engine.checkpoint(placement, 'TRUNCATE')
+    const waitedForReaders = Date.now() - started >= EMPTY_LOG_RETRY_MS
+    if (!outcome.busy || waitedForReaders || Date.now() >= until) return outcome
+    await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
 
