@@ -13,6 +13,7 @@ export const TENANTRY_ERROR_CODES = {
   INVALID_TRANSITION: 'Tenant lifecycle transition not allowed',
   DATA_SOURCE_NOT_FOUND: 'Data source not found',
   UNSUPPORTED_PLACEMENT: 'This isolation is not available on this data source',
+  DATA_SOURCE_UNAVAILABLE: 'No data source that could take the tenant answers; retry once one is back',
   PROVISIONING_FAILED: 'Provisioning failed',
   MIGRATION_FAILED: 'Migration failed',
   MIGRATION_LOCKED: 'Another migration runner holds the lock',

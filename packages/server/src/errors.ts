@@ -82,6 +82,8 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   INVALID_BACKUP: 409,
   DATA_SOURCE_NOT_FOUND: 400,
   UNSUPPORTED_PLACEMENT: 400,
+  // Every data source that could take a new tenant is down: the server's outage, passing, not the request's fault.
+  DATA_SOURCE_UNAVAILABLE: 503,
   NO_TENANT: 404,
   TENANT_MISMATCH: 404,
   TENANT_NOT_FOUND: 404,

@@ -43,6 +43,19 @@ for (const engine of engines) {
       expect(await catalog.migrate()).toEqual([])
     })
 
+    it('writes the audit entry given to insertTenant and transition in the same commit, and only with a transition that happened', async () => {
+      const tenant = id()
+      const actions = async () => (await catalog.auditLog(tenant)).map((e) => e.action).sort()
+      await catalog.insertTenant({ id: tenant, slug: 'audited_one', name: 'One', placement }, { tenantId: tenant, action: 'test.inserted' })
+      // A slug taken: neither the tenant nor its entry.
+      await expect(catalog.insertTenant({ id: id(), slug: 'audited_one', name: 'Two', placement }, { tenantId: tenant, action: 'test.not_inserted' })).rejects.toMatchObject({ code: 'SLUG_TAKEN' })
+      expect(await catalog.transition(tenant, ['provisioning'], 'ready', { audit: { tenantId: tenant, action: 'test.ready' } })).toBe(true)
+      // Compare-and-set lost: no move, no entry.
+      expect(await catalog.transition(tenant, ['provisioning'], 'ready', { audit: { tenantId: tenant, action: 'test.ready_again' } })).toBe(false)
+      expect(await actions()).toEqual(['test.inserted', 'test.ready'])
+      expect((await catalog.findTenantById(tenant))?.status).toBe('ready')
+    })
+
     it('keeps a slug unique among tenants that are not purged', async () => {
       const first = id()
       await catalog.insertTenant({ id: first, slug: 'unique_one', name: 'One', placement })

@@ -331,10 +331,11 @@ export class Catalog {
   }
 
   /**
-   * Inserts a tenant in `provisioning` with its placement, atomically. A live tenant
-   * with the same slug makes this throw `SLUG_TAKEN`.
+   * Inserts a tenant in `provisioning` with its placement, atomically, and `audit` with them
+   * when given (one commit for a create's first step). A live tenant with the same slug makes
+   * this throw `SLUG_TAKEN`.
    */
-  async insertTenant(tenant: { id: string; slug: string; name: string; placement: Placement; externalId?: string }): Promise<void> {
+  async insertTenant(tenant: { id: string; slug: string; name: string; placement: Placement; externalId?: string }, audit?: AuditEvent): Promise<void> {
     const at = now()
     try {
       await this.db.transaction().execute(async (trx) => {
@@ -363,6 +364,7 @@ export class Catalog {
             created_at: at,
           })
           .execute()
+        if (audit) await insertAudit(trx, audit)
       })
     } catch (error) {
       if (isUniqueViolation(error) && tenant.externalId !== undefined && /external_id/.test(String((error as Error).message)) && (await this.findTenantByExternalId(tenant.externalId))) {
@@ -383,10 +385,36 @@ export class Catalog {
     id: string,
     from: readonly TenantStatus[],
     to: TenantStatus,
-    changes: { operation?: TenantOperation; reason?: string | null; purged?: boolean } = {},
+    changes: {
+      operation?: TenantOperation
+      reason?: string | null
+      purged?: boolean
+      /** Written only with the move it reports, in the same commit. */
+      audit?: AuditEvent
+    } = {},
+  ): Promise<boolean> {
+    const { audit } = changes
+    const moved = audit
+      ? await this.db.transaction().execute(async (trx) => {
+          const done = await this.#transition(trx, id, from, to, changes)
+          if (done) await insertAudit(trx, audit)
+          return done
+        })
+      : await this.#transition(this.db, id, from, to, changes)
+    // A deleted tenant's settings (its quotas) go with it; its usage history stays, for billing.
+    if (moved && to === 'deleted') await this.deleteTenantSettings(id)
+    return moved
+  }
+
+  async #transition(
+    db: Kysely<CatalogDatabase>,
+    id: string,
+    from: readonly TenantStatus[],
+    to: TenantStatus,
+    changes: { operation?: TenantOperation; reason?: string | null; purged?: boolean },
   ): Promise<boolean> {
     const at = now()
-    const result = await this.db
+    const result = await db
       .updateTable('tenants')
       .set({
         status: to,
@@ -398,10 +426,7 @@ export class Catalog {
       .where('id', '=', id)
       .where('status', 'in', from)
       .executeTakeFirst()
-    const moved = Number(result.numUpdatedRows) === 1
-    // A deleted tenant's settings (its quotas) go with it; its usage history stays, for billing.
-    if (moved && to === 'deleted') await this.deleteTenantSettings(id)
-    return moved
+    return Number(result.numUpdatedRows) === 1
   }
 
   /** Live tenants, optionally only those in `status` and among `tenantIds`. */
@@ -650,16 +675,7 @@ export class Catalog {
   // --- audit log ----------------------------------------------------------
 
   async audit(event: AuditEvent): Promise<void> {
-    await this.db
-      .insertInto('audit_log')
-      .values({
-        at: now(),
-        tenant_id: event.tenantId ?? null,
-        action: event.action,
-        actor: event.actor ?? 'system',
-        details: event.details ? JSON.stringify(event.details) : null,
-      })
-      .execute()
+    await insertAudit(this.db, event)
   }
 
   async auditLog(tenantId?: string): Promise<Array<{ at: string; tenantId: string | null; action: string; actor: string; details: unknown }>> {
@@ -724,4 +740,17 @@ function toDataSource(row: Selectable<DataSourcesTable>): DataSourceRecord {
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505'
+}
+
+async function insertAudit(db: Kysely<CatalogDatabase>, event: AuditEvent): Promise<void> {
+  await db
+    .insertInto('audit_log')
+    .values({
+      at: now(),
+      tenant_id: event.tenantId ?? null,
+      action: event.action,
+      actor: event.actor ?? 'system',
+      details: event.details ? JSON.stringify(event.details) : null,
+    })
+    .execute()
 }

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -6,7 +8,7 @@ import { isTenantryError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { tempDir } from '../testing/services.js'
 import { createTenantry, type Tenantry } from '../tenantry.js'
-import { PROVISIONING_STEPS, type ProvisioningStep } from './provisioner.js'
+import { PROVISIONING_STEPS, createLockName, type ProvisioningStep } from './provisioner.js'
 
 const JOBS_SQL = 'CREATE TABLE jobs (id INTEGER PRIMARY KEY, company TEXT NOT NULL);\n'
 const NOTES_TS = `import type { Kysely } from 'kysely'
@@ -134,6 +136,28 @@ describe.each([{ useTemplates: true }, { useTemplates: false }])('create with us
     expect(tenantFiles()).toEqual([`${created.id}.db`])
   })
 
+  it('least-loaded placement with every candidate down refuses with DATA_SOURCE_UNAVAILABLE, records nothing, and logs why', async () => {
+    const warned: Array<{ dataSource?: string; reason?: string }> = []
+    const logger = { warn: (fields: object) => warned.push(fields), error() {}, info() {}, debug() {}, trace() {}, fatal() {}, child: () => logger } as unknown as Logger
+    // Nothing listens on port 1: the only source with schema isolation does not answer.
+    const tenantry = await createTenantry(
+      {
+        home,
+        migrations: { tenant: migrationsDir('m', { '0001_jobs.sql': JOBS_SQL }) },
+        dataSources: [{ id: 'local', engine: 'sqlite' }, { id: 'gone', engine: 'postgres', url: 'postgres://nobody@127.0.0.1:1/none' }],
+        defaults: { placement: 'least-loaded', isolation: 'schema' },
+      },
+      { logger },
+    )
+    open.push(tenantry)
+    const error = await tenantry.createTenant({ slug: 'nowhere' }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'DATA_SOURCE_UNAVAILABLE' })
+    // The driver's message (host, port) is for the operator's log, not the error a caller may pass on.
+    expect((error as Error).message).not.toMatch(/127\.0\.0\.1|ECONNREFUSED/)
+    expect(warned).toContainEqual(expect.objectContaining({ dataSource: 'gone', reason: expect.stringMatching(/ECONNREFUSED|connect/) }))
+    expect(await tenantry.catalog.findTenantBySlug('nowhere')).toBeUndefined()
+  })
+
   it('a migration that throws leaves nothing behind, and the fixed migration finishes the same tenant', async () => {
     const broken = migrationsDir('broken', { '0001_jobs.sql': JOBS_SQL, '0002_notes.ts': BROKEN_TS })
     const tenantry = await openTenantry(broken, { useTemplates })
@@ -228,6 +252,36 @@ describe('concurrent creates of one slug', () => {
     await expectWorkingData(tenantry, 'acme')
     await close(tenantry)
     expect(tenantFiles()).toEqual([`${tenant.id}.db`])
+  })
+
+  it('two creates of one new slug at once: one creates it, the other is refused and touches nothing', async () => {
+    const tenantry = await openTenantry(migrationsDir('migrations', { '0001_jobs.sql': JOBS_SQL }))
+    await tenantry.createTenant({ slug: 'warm' }) // the template is built: both creates take the fast path
+    const outcomes = await Promise.allSettled([tenantry.createTenant({ slug: 'acme' }), tenantry.createTenant({ slug: 'acme' })])
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1)
+    const refused = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')?.reason
+    expect(refused).toMatchObject({ code: 'SLUG_TAKEN' })
+    const tenant = (await tenantry.catalog.findTenantBySlug('acme'))!
+    expect(tenant.status).toBe('ready')
+    expect(await tenantry.catalog.db.selectFrom('locks').selectAll().execute()).toEqual([])
+    await expectWorkingData(tenantry, 'acme')
+    const warm = (await tenantry.catalog.findTenantBySlug('warm'))!
+    await close(tenantry)
+    expect(tenantFiles().sort()).toEqual([`${tenant.id}.db`, `${warm.id}.db`].sort())
+  })
+
+  it("a new slug's create lock left by a dead process (no tenant yet) is taken over, and the create goes on", async () => {
+    const tenantry = await openTenantry(migrationsDir('migrations', { '0001_jobs.sql': JOBS_SQL }))
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!
+    const at = new Date().toISOString()
+    await tenantry.catalog.db
+      .insertInto('locks')
+      .values({ name: createLockName('acme'), holder: 'crashed', pid: dead, host: hostname(), acquired_at: at, heartbeat_at: at })
+      .execute()
+    expect(await tenantry.createTenant({ slug: 'acme' })).toMatchObject({ status: 'ready' })
+    expect(await tenantry.catalog.db.selectFrom('locks').selectAll().execute()).toEqual([])
+    expect((await tenantry.catalog.auditLog()).map((e) => e.action)).toContain('lock.taken_over')
+    await expectWorkingData(tenantry, 'acme')
   })
 
   it('a create asked for while the same slug is being created is refused until that one finishes', async () => {

@@ -86,7 +86,8 @@ export interface ProvisionerOptions {
   defaultDataSource: string
   /**
    * `default`: the default data source. `least-loaded`: among `shared` data sources that
-   * offer the isolation and have room, the one holding the fewest tenants.
+   * offer the isolation and have room, the one holding the fewest tenants that answers a
+   * connection test (a server that is down is passed over).
    * @default 'default'
    */
   placement?: PlacementPolicy
@@ -105,6 +106,17 @@ export interface ProvisionerOptions {
 
 /** How often a running create refreshes its lock; well under the catalog's stale-lock age (60 s by default). */
 const CREATE_LOCK_HEARTBEAT_MS = 15_000
+/** How long least-loaded placement waits for a data source's connection test before passing it over. */
+const PLACEMENT_PROBE_MS = 2_000
+
+/** What a create will do (`Provisioner.plan`): a new tenant, or finish the create of tenant `resumes`. */
+export interface CreatePlan {
+  slug: string
+  name: string
+  isolation: Isolation
+  dataSource: string
+  resumes?: string
+}
 
 /** The lock a create of `slug` holds from start to end: one create per slug at a time. */
 export function createLockName(slug: string): string {
@@ -152,7 +164,7 @@ export class Provisioner {
    * Validates everything a create needs without changing anything, and returns the
    * placement it would use. Throws the same errors `create` would.
    */
-  async plan(options: CreateTenantOptions): Promise<{ slug: string; name: string; isolation: Isolation; dataSource: string; resumes?: string }> {
+  async plan(options: CreateTenantOptions): Promise<CreatePlan> {
     assertValidSlug(options.slug)
     if (options.externalId !== undefined) {
       assertExternalId(options.externalId)
@@ -202,17 +214,40 @@ export class Provisioner {
       return id
     }
     const [sources, counts] = await Promise.all([this.#catalog.listDataSources(), this.#catalog.placementCounts()])
-    let best: { id: string; placed: number } | undefined
+    const candidates: { id: string; placed: number }[] = []
     for (const source of sources) {
       const placed = counts.get(source.id) ?? 0
       if (source.mode !== 'shared' || (source.capacity !== null && placed >= source.capacity)) continue
       if (!(await this.#dataSources.engine(source.id)).isolations.includes(isolation)) continue
-      if (!best || placed < best.placed) best = { id: source.id, placed }
+      candidates.push({ id: source.id, placed })
     }
-    if (!best) {
+    if (!candidates.length) {
       throw new TenantryError('UNSUPPORTED_PLACEMENT', `No shared data source offers ${isolation} isolation with room for another tenant`)
     }
-    return best.id
+    // Least loaded first; a source that does not answer (a server down) is passed over for the next.
+    candidates.sort((a, b) => a.placed - b.placed)
+    for (const { id } of candidates) {
+      const reason = await this.#unreachable(id)
+      if (reason === undefined) return id
+      // The reason (a host, a port, a driver's message) goes to the operator's log, not to whoever asked for the tenant.
+      this.#logger.warn({ dataSource: id, reason }, 'Placement passed over a data source that does not answer')
+    }
+    throw new TenantryError('DATA_SOURCE_UNAVAILABLE', `No shared data source that offers ${isolation} isolation with room answers (${candidates.map((c) => c.id).join(', ')}); the log says why`)
+  }
+
+  /** Why data source `id` cannot take a tenant now (its connection test failed or took too long), or undefined. */
+  async #unreachable(id: string): Promise<string | undefined> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${PLACEMENT_PROBE_MS} ms`), PLACEMENT_PROBE_MS)
+    })
+    try {
+      return await Promise.race([this.#dataSources.test(id).then(() => undefined), timeout])
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error)
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /**
@@ -259,18 +294,21 @@ export class Provisioner {
     }
 
     await this.#step('record', ref)
+    const started = { tenantId: id, action: plan.resumes ? 'tenant.create.resumed' : 'tenant.create.started', actor, details: { slug: plan.slug, ...placement } }
     if (plan.resumes) {
-      await this.#catalog.transition(id, RESUMABLE_CREATE, 'provisioning', { operation: 'create' })
+      await this.#catalog.transition(id, RESUMABLE_CREATE, 'provisioning', { operation: 'create', audit: started })
     } else {
-      await this.#catalog.insertTenant({
-        id,
-        slug: plan.slug,
-        name: plan.name,
-        placement: { isolation: plan.isolation, dataSourceId: plan.dataSource, locator: placement.locator },
-        ...(options.externalId === undefined ? {} : { externalId: options.externalId }),
-      })
+      await this.#catalog.insertTenant(
+        {
+          id,
+          slug: plan.slug,
+          name: plan.name,
+          placement: { isolation: plan.isolation, dataSourceId: plan.dataSource, locator: placement.locator },
+          ...(options.externalId === undefined ? {} : { externalId: options.externalId }),
+        },
+        started,
+      )
     }
-    await this.#catalog.audit({ tenantId: id, action: plan.resumes ? 'tenant.create.resumed' : 'tenant.create.started', actor, details: { slug: plan.slug, ...placement } })
 
     try {
       await this.#step('create-database', ref)
@@ -313,7 +351,7 @@ export class Provisioner {
       await hooks.beforeActivate?.(ref, placement, engine)
 
       await this.#step('activate', ref)
-      if (!(await this.#catalog.transition(id, ['provisioning'], 'ready'))) {
+      if (!(await this.#catalog.transition(id, ['provisioning'], 'ready', { audit: { tenantId: id, action: 'tenant.create.succeeded', actor } }))) {
         throw new TenantryError('INVALID_TRANSITION', `Tenant ${plan.slug} left provisioning while being created`)
       }
     } catch (error) {
@@ -323,7 +361,6 @@ export class Provisioner {
         details: { tenantId: id },
       })
     }
-    await this.#catalog.audit({ tenantId: id, action: 'tenant.create.succeeded', actor })
     this.#router.invalidate(id)
     return (await this.#catalog.findTenantById(id))!
   }
