@@ -360,9 +360,13 @@ process.on('disconnect', () => process.exit(0))
 // 'disconnect' needs this thread, which a never-ending statement holds inside SQLite's C code.
 // If the parent dies then (kill -9), a watchdog thread, which runs while this one is blocked,
 // sees this process handed to another parent and ends it, so no orphan burns a core forever.
-new Worker(
+// Ready only once the watchdog runs: a process that cannot start that thread (its isolate needs
+// memory the data-segment limit does not leave) ends before it takes a statement, not during one.
+const watchdog = new Worker(
   `const parent = ${process.ppid}
   setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL') }, 500)`,
   { eval: true },
-).unref()
-process.send!({ ready: true })
+)
+watchdog.unref()
+watchdog.once('error', () => process.exit(1))
+watchdog.once('online', () => process.send!({ ready: true }))

@@ -112,6 +112,8 @@ const MIB = 1024 * 1024
 const CLOSE_DEADLINE_MS = 1000
 /** How much longer than `queueTimeoutMs` a statement waits for processes that are still starting. */
 const STARTUP_GRACE_MS = 30_000
+/** How long the start-up memory probe (`nodeBaselineKiB`) may take: a Node process and a worker thread start, slow on a loaded machine. */
+const BASELINE_PROBE_TIMEOUT_MS = 60_000
 /** Exit code of the launcher shell when the memory limit cannot be set. */
 const NO_RLIMIT_EXIT = 97
 
@@ -134,21 +136,28 @@ new Worker('', { eval: true }).once('online', () => {
   process.stdout.write(/VmData:\\s*(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0')
   process.exit(0)
 })`
-let baseline: Promise<number> | undefined
+let baseline: Promise<number | undefined> | undefined
 
 /**
  * What an executor process holds in its data segment before it runs a statement, in KiB,
  * measured once per process (off the event loop): the memory limit comes on top of it. Node
  * 24's V8 reserves about 560 MiB per isolate at start (its code range; the watchdog thread is a
  * second isolate) where Node 20 reserves tens: a limit that counted those would stop Node 24
- * from starting at all. 0 where it cannot be read (the limit then counts Node's own memory too).
+ * from starting at all. 0 off Linux (the V8 limit alone applies there). `undefined` when the
+ * probe failed or took too long (a machine under heavy load): processes started meanwhile get
+ * no data-segment limit rather than one that might be too small for Node itself, and the next
+ * start measures again.
  */
-function nodeBaselineKiB(): Promise<number> {
-  baseline ??= new Promise((resolve) => {
+function nodeBaselineKiB(logger: Logger): Promise<number | undefined> {
+  baseline ??= new Promise<number | undefined>((resolve) => {
     if (process.platform !== 'linux') return resolve(0)
-    execFile(process.execPath, [...childEntry().execArgv, '-e', BASELINE_PROBE], { encoding: 'utf8', timeout: 10_000 }, (error, stdout) =>
-      resolve(error ? 0 : Number(stdout) || 0),
-    )
+    execFile(process.execPath, [...childEntry().execArgv, '-e', BASELINE_PROBE], { encoding: 'utf8', timeout: BASELINE_PROBE_TIMEOUT_MS }, (error, stdout) => {
+      const kib = Number(stdout)
+      if (!error && kib > 0) return resolve(kib)
+      logger.warn({ err: error, stdout }, "Measuring Node's start-up memory failed: executor processes start without a data-segment limit until it succeeds")
+      baseline = undefined
+      resolve(undefined)
+    })
   })
   return baseline
 }
@@ -171,15 +180,18 @@ class ExecutorProcess {
   #stderr = ''
   #killedFor: TenantryError | undefined
 
-  /** `baselineKiB`: Node's own data segment at start (`nodeBaselineKiB`), which the memory limit comes on top of. */
-  constructor(memoryLimitMiB: number, baselineKiB: number, niceness: number, onExit: (process: ExecutorProcess, detail: string) => void) {
+  /**
+   * `baselineKiB`: Node's own data segment at start (`nodeBaselineKiB`), which the memory limit
+   * comes on top of; `undefined`: unknown, and no data-segment limit is set.
+   */
+  constructor(memoryLimitMiB: number, baselineKiB: number | undefined, niceness: number, onExit: (process: ExecutorProcess, detail: string) => void) {
     const { file, execArgv } = childEntry()
     const nodeArgs = [...execArgv, `--max-old-space-size=${Math.max(64, Math.floor(memoryLimitMiB / 2))}`, file]
     const options: SpawnOptions = { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' }
     // The data-segment limit needs setrlimit before exec, which Node cannot do: a POSIX shell
     // sets it and `exec`s Node in its place (same pid). Elsewhere the V8 limit alone applies.
     this.child =
-      process.platform === 'win32'
+      process.platform === 'win32' || baselineKiB === undefined
         ? spawn(process.execPath, nodeArgs, options)
         : spawn('/bin/sh', ['-c', `ulimit -d "$1" || exit ${NO_RLIMIT_EXIT}; shift; exec "$@"`, 'sh', String(baselineKiB + memoryLimitMiB * 1024), process.execPath, ...nodeArgs], options)
     // Set on the shell before it execs Node: the pid, and so the priority, carries over.
@@ -394,7 +406,7 @@ export class SqliteExecutor {
   #spawn(): void {
     if (this.#closed) return
     this.#starting++
-    void nodeBaselineKiB().then((baselineKiB) => {
+    void nodeBaselineKiB(this.#logger).then((baselineKiB) => {
       if (this.#closed) {
         this.#starting--
         return
