@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { CHANGE_FEED_APPLICATION_NAME, createTenantry, type Tenantry } from 'tenantry'
 import { createTestDatabase, findPostgres, tempDir, type TestDatabase } from 'tenantry/testing'
 import { nodeConfig } from './fixtures/nodes-setup.js'
@@ -64,17 +64,7 @@ async function pipeline(token: string, query = 'select count(*) from items'): Pr
 }
 
 /** Polls `check` until it passes or `boundMs` ran out (liveness, not a timing assertion). */
-async function eventually(check: () => Promise<void>, boundMs = FOLLOWS_MS): Promise<void> {
-  const until = Date.now() + boundMs
-  for (;;) {
-    try {
-      return await check()
-    } catch (error) {
-      if (Date.now() > until) throw error
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
-}
+const eventually = (check: () => unknown, boundMs = FOLLOWS_MS) => vi.waitFor(check, { timeout: boundMs, interval: 100 })
 
 describe.skipIf('skip' in postgres)('several server nodes over one Postgres catalog', () => {
   beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { cpSync, existsSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { isTenantryError, type TenantryError } from 'tenantry'
 import { tempDir } from 'tenantry/testing'
 import {
@@ -20,13 +20,9 @@ import {
 
 const TENANTS = 6
 
-async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+/** Polls `condition` until it holds (liveness, not a timing assertion). */
+const until = (condition: () => boolean, what: string, timeoutMs = 20_000) =>
+  vi.waitFor(() => expect(condition(), `waiting for ${what}`).toBe(true), { timeout: timeoutMs, interval: 10 })
 
 async function migrateError(home: string, migrations: string): Promise<TenantryError> {
   const tenantry = await openTenantry(home, migrations)

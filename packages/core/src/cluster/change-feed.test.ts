@@ -1,7 +1,7 @@
 import { connect, createServer, type Socket } from 'node:net'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { createTenantry, isTenantryError, type Tenantry } from '../index.js'
 import { createTestDatabase, findPostgres, tempDir, type TestDatabase } from '../testing/index.js'
 import { CHANGE_FEED_APPLICATION_NAME, PostgresChangeFeed, parseChange, type CatalogChange } from './change-feed.js'
@@ -17,17 +17,7 @@ const dirs: Array<ReturnType<typeof tempDir>> = []
 afterAll(() => dirs.forEach((dir) => dir.cleanup()))
 
 /** Polls `check` until it passes; the bound is liveness only, never a timing assertion. */
-async function eventually(check: () => Promise<void> | void, boundMs = 10_000): Promise<void> {
-  const until = Date.now() + boundMs
-  for (;;) {
-    try {
-      return await check()
-    } catch (error) {
-      if (Date.now() > until) throw error
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-  }
-}
+const eventually = (check: () => unknown, boundMs = 10_000) => vi.waitFor(check, { timeout: boundMs, interval: 50 })
 
 async function refusal(tenantry: Tenantry, slug: string): Promise<string | undefined> {
   try {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import pg from 'pg'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { findPostgresBinaries, startPostgresServer, type PostgresServer } from './postgres-servers.js'
 
 const binaries = findPostgresBinaries()
@@ -18,10 +18,7 @@ async function query(url: string, sql: string): Promise<pg.QueryResultRow[]> {
 }
 
 /** Waits (bounded) until `check` holds: cleanup by an exit hook or a watchdog is not instant. */
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 100 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 200))
-  expect(check(), what).toBe(true)
-}
+const eventually = (check: () => boolean, what: string) => vi.waitFor(() => expect(check(), what).toBe(true), { timeout: 20_000, interval: 200 })
 
 /** Starts a server in a child process, which then exits (`exit`) or waits to be SIGKILLed (`hang`). */
 function serverInChild(end: 'exit' | 'hang'): Promise<{ child: ReturnType<typeof spawn>; directory: string; url: string }> {
