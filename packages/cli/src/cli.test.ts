@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
-import { afterAll, beforeAll, describe, it } from 'vitest'
+import { afterAll, describe, it } from 'vitest'
 import type { FanOutReport, MigrationStatus, TenantRecord } from 'tenantry'
 import { tempDir } from 'tenantry/testing'
 import { runCliCaptured, type CliRun } from '@tenantry/cli/testing'
@@ -14,10 +13,6 @@ const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 
 const dirs: Array<ReturnType<typeof tempDir>> = []
 afterAll(() => dirs.forEach((dir) => dir.cleanup()))
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-})
 
 /** A fresh TENANTRY_HOME. */
 function newHome(): string {

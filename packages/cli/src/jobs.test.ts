@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
@@ -34,7 +33,6 @@ describe.skipIf('skip' in redis)('tenantry jobs', () => {
 
   beforeAll(async () => {
     if (!('url' in redis)) return
-    if (!existsSync(join(REPO, 'packages/cli/dist/commands/jobs.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
     raw = new Redis(redis.url)
     for (const [file, services] of [[withJobs, { jobs: { url: redis.url, prefix } }], [withoutJobs, {}]] as const) {
       mkdirSync(join(file, '..'), { recursive: true })

@@ -1,9 +1,9 @@
-import { execFile, execFileSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { tempDir } from 'tenantry/testing'
 import { CLI_BIN, runCliCaptured } from '@tenantry/cli/testing'
 import { parseTenantList } from './commands/tenant-bulk.js'
@@ -20,10 +20,6 @@ const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const ESC = '\u001b'
 const dirs: Array<ReturnType<typeof tempDir>> = []
 afterAll(() => dirs.forEach((dir) => dir.cleanup()))
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-})
 
 function newHome(): string {
   const dir = tempDir('tenantry-progress-')

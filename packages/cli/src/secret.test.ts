@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { createTenantry, loadConfig, type SecretRecord } from 'tenantry'
 import { tempDir } from 'tenantry/testing'
 import { CLI_BIN, runCliCaptured, type CliRun } from '@tenantry/cli/testing'
@@ -16,10 +16,6 @@ const home = dir.path
 const STRIPE = 'sk_live_cli_7dQw9ZxKp2LmN4bV6cR8tY1u'
 const env = { TENANTRY_HOME: home, TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined, TENANTRY_SECRET_KEY: undefined }
 afterAll(() => dir.cleanup())
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/commands/secret.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-})
 
 function cli(...args: string[]): Promise<CliRun> {
   return runCliCaptured(args, { cwd: REPO, env: { ...env, STRIPE_FROM_ENV: STRIPE } })

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,10 +7,6 @@ import { runCliCaptured, type CliRun } from '@tenantry/cli/testing'
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const postgres = await findPostgres()
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-})
 
 describe.skipIf('skip' in postgres)(`tenantry migrate with shared migrations${'skip' in postgres ? ` (skipped: ${postgres.skip})` : ''}`, { timeout: 180_000 }, () => {
   const dir = tempDir('tenantry-cli-shared-')

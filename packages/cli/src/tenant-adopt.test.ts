@@ -1,40 +1,33 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { tempDir } from 'tenantry/testing'
-import { runCliCaptured } from '@tenantry/cli/testing'
+import { createCliProject } from '@tenantry/cli/testing'
 
 // Issue 13: `tenantry tenant adopt|split`, external ids on the command line, and bad input.
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-const dir = tempDir('tenantry-cli-adopt-')
-afterAll(() => dir.cleanup())
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-  writeFileSync(
-    join(dir.path, 'tenantry.config.mjs'),
-    `export default {
+const project = createCliProject(
+  `export default {
   migrations: { tenant: {
     '0001_prospects': { up: async (db) => { await db.schema.createTable('prospects').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('user_id', 'text', (c) => c.notNull()).addColumn('website', 'text').execute() } },
   } },
 }\n`,
-  )
-  const db = new Database(join(dir.path, 'shared.db'))
+  'tenantry-cli-adopt-',
+)
+afterAll(() => project.cleanup())
+
+beforeAll(() => {
+  const db = new Database(join(project.path, 'shared.db'))
   db.exec(`create table prospects (id integer primary key, user_id text not null, website text);
     insert into prospects values (1, 'user_a', 'a1'), (2, 'user_b', 'b1'), (3, 'user_a', 'a2'), (4, 'user_c', 'c1');`)
   db.close()
 })
 
-const cli = (args: string[], env: Record<string, string | undefined> = {}) =>
-  runCliCaptured(args, { cwd: dir.path, env: { TENANTRY_HOME: join(dir.path, 'home'), TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined, TENANTRY_SECRET_KEY: undefined, ...env } })
+const cli = (args: string[], env: Record<string, string | undefined> = {}) => project.cli(args, env)
 
 describe('tenantry tenant adopt and split', () => {
   it('adopt --sqlite copies a matching file in (the file untouched); refuses bad input with exit 2 and changes nothing', { timeout: 180_000 }, async ({ expect }) => {
-    const file = join(dir.path, 'shared.db')
+    const file = join(project.path, 'shared.db')
     const before = readFileSync(file)
     const adopted = await cli(['tenant', 'adopt', 'whole', '--sqlite', file, '--external-id', 'crm_1', '--json'])
     expect(adopted.code, adopted.stderr).toBe(0)
@@ -46,7 +39,7 @@ describe('tenantry tenant adopt and split', () => {
     const rows = await cli(['sql', 'whole', 'select count(*) as n from prospects', '--json'])
     expect(rows.stdout).toMatch(/4/)
 
-    const missing = await cli(['tenant', 'adopt', 'other', '--sqlite', join(dir.path, 'missing.db')])
+    const missing = await cli(['tenant', 'adopt', 'other', '--sqlite', join(project.path, 'missing.db')])
     expect(missing.code).toBe(2)
     expect(missing.stderr).toMatch(/does not exist/)
     const unset = await cli(['tenant', 'adopt', 'other', '--postgres-url-env', 'TENANTRY_ADOPT_TEST_UNSET', '--schema', 'tenant_x'], { TENANTRY_ADOPT_TEST_UNSET: undefined })
@@ -64,7 +57,7 @@ describe('tenantry tenant adopt and split', () => {
   })
 
   it('split --by user_id makes a tenant per user with its rows; a rerun skips them all', { timeout: 180_000 }, async ({ expect }) => {
-    const file = join(dir.path, 'shared.db')
+    const file = join(project.path, 'shared.db')
     const split = await cli(['tenant', 'split', '--sqlite', file, '--by', 'user_id', '--json'])
     expect(split.code, split.stderr).toBe(0)
     const result = JSON.parse(split.stdout)

@@ -1,34 +1,23 @@
-import { execFile, execFileSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, it } from 'vitest'
-import { tempDir } from 'tenantry/testing'
-import { CLI_BIN, runCliCaptured } from '@tenantry/cli/testing'
+import { afterAll, describe, it } from 'vitest'
+import { CLI_BIN, createCliProject } from '@tenantry/cli/testing'
 
 // Issue 16: `tenantry tenant backup` and `restore` show where they are on a terminal (a real
 // pseudo-terminal: util-linux's `script` runs the built CLI on one), and print no control
 // characters when piped or with --json.
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/
-const dir = tempDir('tenantry-cli-backup-progress-')
-const home = join(dir.path, 'home')
-const config = join(dir.path, 'tenantry.config.mjs')
-afterAll(() => dir.cleanup())
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-  writeFileSync(
-    config,
-    `export default {
+const project = createCliProject(
+  `export default {
   migrations: { tenant: { '0001_notes': { up: async (db) => { await db.schema.createTable('notes').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('body', 'text').execute() } } } },
 }\n`,
-  )
-})
+  'tenantry-cli-backup-progress-',
+)
+afterAll(() => project.cleanup())
 
-const cli = (...args: string[]) =>
-  runCliCaptured([...args, '--config', config], { cwd: dir.path, env: { TENANTRY_HOME: home, TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined, TENANTRY_SECRET_KEY: undefined } })
+const { home, config } = project
+const cli = (...args: string[]) => project.cli([...args, '--config', config])
 
 /** Runs the built `tenantry` on a pseudo-terminal 120 columns wide; answers everything the terminal showed. */
 function onTerminal(...args: string[]): Promise<{ code: number; screen: string }> {
@@ -38,7 +27,7 @@ function onTerminal(...args: string[]): Promise<{ code: number; screen: string }
   delete env.TENANTRY_CATALOG_URL
   delete env.TENANTRY_SECRET_KEY
   return new Promise((resolve) => {
-    execFile('script', ['-qfec', command, '/dev/null'], { cwd: dir.path, env, encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout) => {
+    execFile('script', ['-qfec', command, '/dev/null'], { cwd: project.path, env, encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, screen: stdout })
     })
   })

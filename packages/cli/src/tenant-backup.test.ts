@@ -1,29 +1,17 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, it } from 'vitest'
-import { tempDir } from 'tenantry/testing'
-import { runCliCaptured } from '@tenantry/cli/testing'
+import { afterAll, describe, it } from 'vitest'
+import { createCliProject } from '@tenantry/cli/testing'
 
 // Issue 13: `tenantry tenant backup|backups|restore`, and what they answer to bad input.
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-const dir = tempDir('tenantry-cli-backup-')
-afterAll(() => dir.cleanup())
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-  writeFileSync(
-    join(dir.path, 'tenantry.config.mjs'),
-    `export default {
+const project = createCliProject(
+  `export default {
   migrations: { tenant: { '0001_notes': { up: async (db) => { await db.schema.createTable('notes').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('body', 'text').execute() } } } },
 }\n`,
-  )
-})
+  'tenantry-cli-backup-',
+)
+afterAll(() => project.cleanup())
 
-const cli = (...args: string[]) =>
-  runCliCaptured(args, { cwd: dir.path, env: { TENANTRY_HOME: join(dir.path, 'home'), TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined, TENANTRY_SECRET_KEY: undefined } })
+const cli = (...args: string[]) => project.cli(args)
 
 const notes = async (slug: string) => JSON.parse((await cli('sql', slug, 'select id, body from notes order by id', '--json')).stdout)
 

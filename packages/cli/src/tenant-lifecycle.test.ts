@@ -1,35 +1,25 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
-import { afterAll, beforeAll, describe, it } from 'vitest'
-import { tempDir } from 'tenantry/testing'
-import { runCliCaptured } from '@tenantry/cli/testing'
+import { afterAll, describe, it } from 'vitest'
+import { createCliProject } from '@tenantry/cli/testing'
 
 // Issue 13: `tenantry tenant export|import|erase`, and what they answer to bad input.
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-const dir = tempDir('tenantry-cli-lifecycle-')
-afterAll(() => dir.cleanup())
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-  writeFileSync(
-    join(dir.path, 'tenantry.config.mjs'),
-    `export default {
+const project = createCliProject(
+  `export default {
   services: { state: true },
   migrations: { tenant: { '0001_notes': { up: async (db) => { await db.schema.createTable('notes').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('body', 'text').execute() } } } },
 }\n`,
-  )
-})
+  'tenantry-cli-lifecycle-',
+)
+afterAll(() => project.cleanup())
 
-const cli = (...args: string[]) =>
-  runCliCaptured(args, { cwd: dir.path, env: { TENANTRY_HOME: join(dir.path, 'home'), TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined, TENANTRY_SECRET_KEY: undefined } })
+const cli = (...args: string[]) => project.cli(args)
 
 describe('tenantry tenant export, import and erase', () => {
   // Each command is a process of its own, seconds apiece on a busy machine.
-  const file = join(dir.path, 'acme.ndjson.gz')
+  const file = join(project.path, 'acme.ndjson.gz')
 
   it('export writes a versioned file; refuses a file that exists, an unknown tenant, a missing --out', { timeout: 120_000 }, async ({ expect }) => {
     expect((await cli('tenant', 'create', 'acme')).code).toBe(0)
@@ -43,7 +33,7 @@ describe('tenantry tenant export, import and erase', () => {
     const again = await cli('tenant', 'export', 'acme', '--out', file)
     expect(again.code).toBe(2)
     expect(again.stderr).toMatch(/exists: an export never replaces a file/)
-    expect((await cli('tenant', 'export', 'nobody', '--out', join(dir.path, 'nobody.gz'))).stderr).toMatch(/Tenant "nobody" not found/)
+    expect((await cli('tenant', 'export', 'nobody', '--out', join(project.path, 'nobody.gz'))).stderr).toMatch(/Tenant "nobody" not found/)
     expect((await cli('tenant', 'export', 'acme')).code).toBe(2) // the required --out is missing
   })
 
@@ -59,10 +49,10 @@ describe('tenantry tenant export, import and erase', () => {
     const taken = await cli('tenant', 'import', 'copy', '--from', file)
     expect(taken.code).toBe(1)
     expect(taken.stderr).toMatch(/slug "copy" is already taken/)
-    const missing = await cli('tenant', 'import', 'other', '--from', join(dir.path, 'missing.gz'))
+    const missing = await cli('tenant', 'import', 'other', '--from', join(project.path, 'missing.gz'))
     expect(missing.code).toBe(2)
     expect(missing.stderr).toMatch(/--from ".*missing\.gz" does not exist/)
-    const v2 = join(dir.path, 'v2.gz')
+    const v2 = join(project.path, 'v2.gz')
     const lines = gunzipSync(readFileSync(file)).toString('utf8').split('\n')
     writeFileSync(v2, gzipSync([JSON.stringify({ ...header, version: 2 }), ...lines.slice(1)].join('\n')))
     const wrong = await cli('tenant', 'import', 'other', '--from', v2)

@@ -1,24 +1,13 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, it } from 'vitest'
-import { tempDir } from 'tenantry/testing'
-import { runCliCaptured } from '@tenantry/cli/testing'
+import { afterAll, describe, it } from 'vitest'
+import { createCliProject } from '@tenantry/cli/testing'
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-const dir = tempDir('tenantry-cli-limits-')
-afterAll(() => dir.cleanup())
+const project = createCliProject(
+  `export default { server: { limits: { plans: { pro: { tenant: 5000 } } }, sqlOverHttp: { tenants: { acme: { maxStatements: 3 } } } } }\n`,
+  'tenantry-cli-limits-',
+)
+afterAll(() => project.cleanup())
 
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-  writeFileSync(
-    join(dir.path, 'tenantry.config.mjs'),
-    `export default { server: { limits: { plans: { pro: { tenant: 5000 } } }, sqlOverHttp: { tenants: { acme: { maxStatements: 3 } } } } }\n`,
-  )
-})
-
-const cli = (...args: string[]) => runCliCaptured(args, { cwd: dir.path, env: { TENANTRY_HOME: join(dir.path, 'home'), TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined } })
+const cli = (...args: string[]) => project.cli(args)
 
 describe('tenantry tenant limits', () => {
   it('shows effective limits with their source, changes them, and refuses bad input changing nothing', async ({ expect }) => {

@@ -1,31 +1,21 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, it } from 'vitest'
-import { tempDir } from 'tenantry/testing'
-import { runCliCaptured } from '@tenantry/cli/testing'
+import { afterAll, describe, it } from 'vitest'
+import { createCliProject } from '@tenantry/cli/testing'
 
 // Issue 13: `tenantry tenant move` and `tenantry tenant maintenance`, and what they answer to bad input.
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-const dir = tempDir('tenantry-cli-move-')
-afterAll(() => dir.cleanup())
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-  writeFileSync(
-    join(dir.path, 'tenantry.config.mjs'),
-    `export default {
-  dataSources: [{ id: 'local', engine: 'sqlite' }, { id: 'second', engine: 'sqlite', directory: ${JSON.stringify(join(dir.path, 'second'))} }],
+const project = createCliProject(
+  `export default {
+  dataSources: [{ id: 'local', engine: 'sqlite' }, { id: 'second', engine: 'sqlite', directory: './second' }],
   router: { placementTtlMs: 100 },
   migrations: { tenant: { '0001_notes': { up: async (db) => { await db.schema.createTable('notes').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('body', 'text').execute() } } } },
 }\n`,
-  )
-})
+  'tenantry-cli-move-',
+)
+afterAll(() => project.cleanup())
 
-const cli = (...args: string[]) =>
-  runCliCaptured(args, { cwd: dir.path, env: { TENANTRY_HOME: join(dir.path, 'home'), TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined, TENANTRY_SECRET_KEY: undefined } })
+const cli = (...args: string[]) => project.cli(args)
 
 describe('tenantry tenant move and maintenance', () => {
   it('move carries the tenant to another data source; refuses bad input', { timeout: 180_000 }, async ({ expect }) => {
@@ -33,7 +23,7 @@ describe('tenantry tenant move and maintenance', () => {
     const moved = await cli('tenant', 'move', 'acme', '--data-source', 'second', '--json')
     expect(moved.code, moved.stderr).toBe(0)
     expect(JSON.parse(moved.stdout)).toMatchObject({ slug: 'acme', from: { dataSourceId: 'local' }, to: { dataSourceId: 'second', isolation: 'database' }, verified: true, oldCopyRemoved: true })
-    expect(existsSync(join(dir.path, 'second'))).toBe(true)
+    expect(existsSync(join(project.path, 'second'))).toBe(true)
     const shown = JSON.parse((await cli('tenant', 'show', 'acme', '--json')).stdout)
     expect(shown.tenant).toMatchObject({ status: 'ready', placement: { dataSourceId: 'second' } })
     expect(shown.auditLog.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['tenant.move.started', 'tenant.move.flipped', 'tenant.move.succeeded']))

@@ -1,34 +1,23 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Kysely } from 'kysely'
-import { afterAll, beforeAll, describe, it } from 'vitest'
+import { afterAll, describe, it } from 'vitest'
 import { createTenantry } from 'tenantry'
-import { tempDir } from 'tenantry/testing'
-import { runCliCaptured } from '@tenantry/cli/testing'
+import { createCliProject } from '@tenantry/cli/testing'
 
 // Issue 13, point-in-time restore: `tenantry tenant restore <slug> --at <time> [--as <new>]`, and
 // the window `tenantry tenant backups` shows. The WAL is shipped by this test process (as the
 // server would), with stamps it chooses.
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-const dir = tempDir('tenantry-cli-restore-at-')
-afterAll(() => dir.cleanup())
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/bin.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-  writeFileSync(
-    join(dir.path, 'tenantry.config.mjs'),
-    `export default {
+const project = createCliProject(
+  `export default {
   backups: { pointInTime: { retention: '1h' } },
   migrations: { tenant: { '0001_notes': { up: async (db) => { await db.schema.createTable('notes').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('body', 'text').execute() } } } },
 }\n`,
-  )
-})
+  'tenantry-cli-restore-at-',
+)
+afterAll(() => project.cleanup())
 
-const home = join(dir.path, 'home')
-const cli = (...args: string[]) => runCliCaptured(args, { cwd: dir.path, env: { TENANTRY_HOME: home, TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined, TENANTRY_SECRET_KEY: undefined } })
+const home = project.home
+const cli = (...args: string[]) => project.cli(args)
 const ids = async (slug: string): Promise<number[]> => (JSON.parse((await cli('sql', slug, 'select id from notes order by id', '--json')).stdout) as { rows: Array<{ id: number | string }> }).rows.map((r) => Number(r.id))
 
 describe('tenantry tenant restore --at', () => {

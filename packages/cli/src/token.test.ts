@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import type { TokenRecord } from 'tenantry'
 import { tempDir } from 'tenantry/testing'
 import { runCliCaptured, type CliRun } from '@tenantry/cli/testing'
@@ -12,10 +11,6 @@ const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const dir = tempDir('tenantry-cli-token-')
 const home = dir.path
 afterAll(() => dir.cleanup())
-
-beforeAll(() => {
-  if (!existsSync(join(REPO, 'packages/cli/dist/commands/token.js'))) execFileSync('npx', ['tsc', '-b'], { cwd: REPO, stdio: 'inherit' })
-})
 
 function cli(...args: string[]): Promise<CliRun> {
   return runCliCaptured(args, {

@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** What a run of the `tenantry` command left: its exit code and everything it printed. */
@@ -59,4 +62,45 @@ export function runCliCaptured(argv: readonly string[], options: RunCliCapturedO
       },
     )
   })
+}
+
+/** A throwaway app directory with its own config and home, and the `tenantry` command run in it. */
+export interface CliProject {
+  /** The directory: it holds `tenantry.config.mjs`, and the command runs here. */
+  readonly path: string
+  /** The config file. */
+  readonly config: string
+  /** `TENANTRY_HOME` for every run: `<path>/home`. */
+  readonly home: string
+  /**
+   * Runs `tenantry` in the project (see `runCliCaptured`). The caller's own Tenantry settings
+   * (`TENANTRY_CATALOG_URL`, `TENANTRY_SECRET_KEY`, `TENANTRY_DEBUG`) are left out; `env` adds to that.
+   */
+  cli(args: readonly string[], env?: Record<string, string | undefined>): Promise<CliRun>
+  /** Removes the directory and everything the runs left in it. */
+  cleanup(): void
+}
+
+/**
+ * Makes a temporary app directory whose `tenantry.config.mjs` is `config` (the module's source,
+ * `export default { … }`), for testing what the command does with an app's config.
+ *
+ * @example
+ * const project = createCliProject(`export default { migrations: { tenant: {} } }\n`)
+ * afterAll(() => project.cleanup())
+ * expect((await project.cli(['tenant', 'create', 'acme'])).code).toBe(0)
+ */
+export function createCliProject(config: string, prefix = 'tenantry-cli-'): CliProject {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  const file = join(path, 'tenantry.config.mjs')
+  writeFileSync(file, config)
+  const home = join(path, 'home')
+  const base = { TENANTRY_HOME: home, TENANTRY_CATALOG_URL: undefined, TENANTRY_DEBUG: undefined, TENANTRY_SECRET_KEY: undefined }
+  return {
+    path,
+    config: file,
+    home,
+    cli: (args, env = {}) => runCliCaptured(args, { cwd: path, env: { ...base, ...env } }),
+    cleanup: () => rmSync(path, { recursive: true, force: true }),
+  }
 }
