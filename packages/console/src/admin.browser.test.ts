@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -27,14 +27,27 @@ import { checkPage, PASSWORD, signInOnPage, startConsole, withChromium, type Con
  */
 const ADMIN = 'opsadmin@example.com'
 const OWNER = 'pgowner@example.com'
-const HOLD = '__tenantryAdminTestHold'
 const postgres = await findPostgres()
 const PG_ID = `console_pg_${process.pid}`
 
-/** The migration the server has and the provisioned tenants lack; it waits on the test's gate when one is set. */
-const LABELS_MIGRATION = `export async function up(db) {
-  const hold = globalThis[${JSON.stringify(HOLD)}]
-  if (hold) await hold()
+/**
+ * The migration the server has and the provisioned tenants lack. While the test's gate (a
+ * folder) exists, each run counts itself in (`calls`), the first through goes on, and the others
+ * wait until the gate has an `open` file. Files, not process memory: the fan-out may migrate SQLite
+ * tenants in worker threads.
+ */
+const labelsMigration = (gate: string) => `import { appendFileSync, existsSync, mkdirSync } from 'node:fs'
+const GATE = ${JSON.stringify(gate)}
+export async function up(db) {
+  if (existsSync(GATE)) {
+    appendFileSync(GATE + '/calls', '.')
+    // The broken tenant (it has a labels table) never goes first: the first result is a success.
+    const broken = await db.selectFrom('sqlite_master').select('name').where('name', '=', 'labels').executeTakeFirst()
+    let first = !broken
+    try { if (first) mkdirSync(GATE + '/first') } catch { first = false }
+    const deadline = Date.now() + 60_000
+    while (!first && !existsSync(GATE + '/open') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  }
   await db.schema.createTable('labels').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('name', 'text').execute()
 }
 `
@@ -43,6 +56,7 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
   const dir = tempDir('tenantry-admin-console-')
   const v1 = join(dir.path, 'migrations-v1')
   const v2 = join(dir.path, 'migrations-v2')
+  const gate = join(dir.path, 'gate')
   const config = (migrations: string, home?: string): TenantryConfig => ({
     ...(home ? { home } : {}),
     migrations: { tenant: migrations },
@@ -59,7 +73,7 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
     const cv = fileURLToPath(new URL('../../../examples/cv-builder/migrations', import.meta.url))
     cpSync(cv, v1, { recursive: true })
     cpSync(cv, v2, { recursive: true })
-    writeFileSync(join(v2, '0003_labels.mjs'), LABELS_MIGRATION)
+    writeFileSync(join(v2, '0003_labels.mjs'), labelsMigration(gate))
     harness = await startConsole({ config: config(v2), root: dir.path, env: { TENANTRY_PLATFORM_ADMINS: ADMIN, TENANTRY_TRUSTED_ORIGINS: '' } })
     server = harness.server
     admin = await signUp(server, ADMIN, PASSWORD)
@@ -77,7 +91,7 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
   }, 240_000)
 
   afterAll(async () => {
-    delete (globalThis as Record<string, unknown>)[HOLD]
+    rmSync(gate, { recursive: true, force: true })
     if (server) {
       for (const t of await server.tenantry.catalog.listTenants()) {
         if (t.placement.dataSourceId === PG_ID) await server.tenantry.deleteTenant(t.slug, { purge: true }).catch(() => {})
@@ -122,12 +136,9 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
       await checkPage(page, 'admin-migrations-behind')
 
       // Hold the run after its first tenant, until the page has shown that tenant's result.
-      let release!: () => void
-      const released = new Promise<void>((resolve) => (release = resolve))
-      let calls = 0
-      ;(globalThis as Record<string, unknown>)[HOLD] = async () => {
-        if (++calls > 1) await released
-      }
+      mkdirSync(gate)
+      const release = () => writeFileSync(join(gate, 'open'), '')
+      const calls = () => (existsSync(join(gate, 'calls')) ? readFileSync(join(gate, 'calls'), 'utf8').length : 0)
       try {
         await page.getByRole('button', { name: 'Run migrations' }).click()
         await page.getByRole('heading', { name: 'Running…' }).waitFor()
@@ -144,7 +155,7 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
         expect(await lastBar.locator('rect[data-series="pending"]').getAttribute('data-value')).toBe('3')
         expect(await lastBar.locator('rect[data-series="failed"]').count()).toBe(0)
         // The other three wait at the gate: the run is really still going.
-        await expect.poll(() => calls).toBe(4)
+        await expect.poll(calls).toBe(4)
         expect(await page.getByRole('heading', { name: 'Running…' }).isVisible()).toBe(true)
         await checkPage(page, 'admin-migrations-running')
       } finally {
@@ -168,7 +179,7 @@ describe.skipIf(!withChromium('the admin browser tests'))('the admin in Chromium
       expect((await server.tenantry.migrationStatus()).behind.map((b) => b.slug)).toEqual(['mig_broken'])
       await checkPage(page, 'admin-migrations-failed')
     } finally {
-      delete (globalThis as Record<string, unknown>)[HOLD]
+      rmSync(gate, { recursive: true, force: true })
       await close()
     }
   }, 180_000)

@@ -332,6 +332,42 @@ describe.skipIf(!withChromium())('the console in Chromium', () => {
     }
   })
 
+  it('a link followed while the sign-in finishes is where the user stays (the sign-in does not send them back to the start)', async () => {
+    // Regression: the header's links show once the session is known, but the sign-in page still
+    // awaited its claim and a second look-up, then went to `/` over whatever the user had opened.
+    const email = 'quick.clicker@example.com'
+    await signUp(server, email, PASSWORD)
+    await verifyEmail(server, email)
+    const { context, page } = await open()
+    try {
+      await page.goto('/sign-in')
+      await page.getByLabel('Email').waitFor()
+      // Hold the sign-in's second look-up of the user until the user has followed a link.
+      let lookups = 0
+      let release!: () => void
+      const released = new Promise<void>((resolve) => (release = resolve))
+      await page.route('**/api/me', async (route) => {
+        if (route.request().method() === 'GET' && ++lookups === 2) await released
+        await route.continue()
+      })
+      await page.getByLabel('Email').fill(email)
+      await page.getByLabel('Password').fill(PASSWORD)
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+      await page.getByRole('link', { name: 'Settings' }).click()
+      await page.getByRole('heading', { name: 'Settings' }).waitFor()
+      await expect.poll(() => lookups).toBe(2)
+      const second = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/me')
+      release()
+      await (await second).finished()
+      // The sign-in's last step runs right after that answer: give it the page's next task.
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100)))
+      expect(new URL(page.url()).pathname).toBe('/settings')
+      expect(await page.getByRole('heading', { name: 'Settings' }).isVisible()).toBe(true)
+    } finally {
+      await context.close()
+    }
+  })
+
   it('a reload on a console route gets the console; an unknown one says so', async () => {
     const { context, page } = await open({ width: 375, height: 812 })
     try {

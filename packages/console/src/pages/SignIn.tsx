@@ -20,12 +20,15 @@ export function SignIn({ mode }: { mode: 'sign-in' | 'sign-up' }) {
     const password = String(form.get('password') ?? '')
     setBusy(true)
     setError(undefined)
+    // Where the form was sent from: a link the user follows while the sign-in finishes (the
+    // header's links show as soon as the session is known) wins over going to `next`.
+    const from = location.pathname + location.search
     try {
       // The verification link that sign-up emails comes back to where the user was going (an invitation).
       if (signUp) await auth.signUp({ email, password, name: String(form.get('name') ?? '') || email.split('@')[0]!, callbackURL: `${location.origin}${nextPath()}` })
       else await auth.signIn({ email, password })
       await signedIn()
-      navigate(nextPath())
+      if (location.pathname + location.search === from) navigate(nextPath())
     } catch (e) {
       setError(e)
     } finally {
