@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises'
 import { sql, type Kysely } from 'kysely'
 import { TenantryError } from '../errors.js'
 import { quoteReportedName } from '../identifiers.js'
@@ -166,8 +167,15 @@ export async function* exportRowLines(
   }
 }
 
-/** The table's rows after `after` (a row id; `undefined` for the first page), at most `PAGE_ROWS`. */
+/**
+ * The table's rows after `after` (a row id; `undefined` for the first page), at most `PAGE_ROWS`.
+ * On SQLite the read runs on the event loop's thread (better-sqlite3 is synchronous), and a loop
+ * of `await`s on it never yields (each resolves as a microtask): each page waits for the event
+ * loop's next turn first, so a move's copy or checksums of a large tenant hold other requests for
+ * one page at a time, not for the whole table.
+ */
 export async function readPage(handle: EngineHandle, db: Kysely<any>, table: TenantTable, after: string | number | undefined): Promise<TablePage> {
+  if (handle.engine === 'sqlite') await setImmediate()
   const columns = table.columns.map((c, i) => `${selectExpression(handle.engine, c.name, c.kind)} as "c${i}"`)
   const name = quoteReportedName(table.name)
   let query
