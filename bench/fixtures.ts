@@ -68,43 +68,52 @@ export async function migrationsWithNewOne(dir: string): Promise<string> {
 }
 
 /** `tenantry.migrate()` that throws when any tenant failed: a benchmark of a broken run measures nothing. */
-export async function migrateOrThrow(tenantry: Tenantry, concurrency: number, tenantIds?: readonly string[]): Promise<FanOutReport> {
-  const report = await tenantry.migrate({ concurrency, ...(tenantIds ? { tenantIds } : {}) })
+export async function migrateOrThrow(tenantry: Tenantry, concurrency: number, tenantIds?: readonly string[], threads?: boolean): Promise<FanOutReport> {
+  const report = await tenantry.migrate({ concurrency, ...(tenantIds ? { tenantIds } : {}), ...(threads !== undefined ? { threads } : {}) })
   if (report.failed > 0) throw new Error(`fan-out failed for ${report.failed} tenants: ${report.results.find((r) => r.error)?.error}`)
   return report
 }
 
+/** One way to run a fan-out: its concurrency, and worker threads on or off (`undefined`: the run's default). */
+export interface FanOutRun {
+  concurrency: number
+  threads?: boolean
+}
+
+export const fanOutRunName = (run: FanOutRun): string =>
+  `concurrency ${run.concurrency}${run.threads === undefined ? '' : run.threads ? ', worker threads' : ', main thread'}`
+
 /**
- * Applies the pending migration to each tenant of `ids` exactly once, comparing concurrencies:
- * the variants take turns on consecutive slices, so they are interleaved like any other, and
- * whatever the rounds leave over is applied at the end. Returns the comparison and the wall time
- * of every slice together.
+ * Applies the pending migration to each tenant of `ids` exactly once, comparing ways to run
+ * it: the variants take turns on consecutive slices, so they are interleaved like any other,
+ * and whatever the rounds leave over is applied at the end. Returns the comparison and the wall
+ * time of every slice together.
  */
 export async function applyInSlices(
   tenantry: Tenantry,
   ids: readonly string[],
-  options: { title: string; concurrencies: readonly number[]; rounds: number; leftoverConcurrency: number },
+  options: { title: string; runs: readonly FanOutRun[]; rounds: number; leftover: FanOutRun },
 ): Promise<{ apply: ThroughputResult; chunk: number; seconds: number }> {
-  const chunk = Math.floor(ids.length / (options.concurrencies.length * options.rounds))
+  const chunk = Math.floor(ids.length / (options.runs.length * options.rounds))
   let next = 0
   let seconds = 0
-  const applySlice = async (concurrency: number, count: number) => {
+  const applySlice = async (run: FanOutRun, count: number) => {
     const slice = ids.slice(next, next + count)
     next += slice.length
     const started = performance.now()
-    const report = await migrateOrThrow(tenantry, concurrency, slice)
+    const report = await migrateOrThrow(tenantry, run.concurrency, slice, run.threads)
     seconds += (performance.now() - started) / 1000
     if (report.succeeded !== slice.length) throw new Error(`expected ${slice.length} migrated, got ${report.succeeded}`)
   }
   const apply = await compareThroughput({
     title: `${options.title}, slices of ${chunk}`,
-    baseline: `concurrency ${options.concurrencies[0]}`,
+    baseline: fanOutRunName(options.runs[0]!),
     unit: 'tenants',
     opsPerRound: chunk,
     rounds: options.rounds,
     warmupRounds: 0,
-    variants: options.concurrencies.map((c) => ({ name: `concurrency ${c}`, run: (count: number) => applySlice(c, count) })),
+    variants: options.runs.map((run) => ({ name: fanOutRunName(run), run: (count: number) => applySlice(run, count) })),
   })
-  if (next < ids.length) await applySlice(options.leftoverConcurrency, ids.length - next)
+  if (next < ids.length) await applySlice(options.leftover, ids.length - next)
   return { apply, chunk, seconds }
 }

@@ -1,10 +1,55 @@
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FanOutReport, Tenantry } from 'tenantry'
-import { applyInSlices, migrateOrThrow, migrationsWithNewOne, openTenantry, provisionTenants } from '../fixtures.js'
+import { THREADS_FROM_TENANTS, type FanOutReport, type Tenantry } from 'tenantry'
+import { applyInSlices, migrateOrThrow, migrationsWithNewOne, openTenantry, provisionTenants, type FanOutRun } from '../fixtures.js'
 import { compareLatency, fmt, type BenchContext } from '../harness.js'
 
 const GOAL_TENANTS = 10_000
 const CONCURRENCY = [1, 4, 8]
+/** The ways a migration is applied: on the main thread (the baseline), and on worker threads. */
+const APPLY_RUNS: FanOutRun[] = [
+  { concurrency: 1, threads: false },
+  { concurrency: 4, threads: false },
+  { concurrency: 2, threads: true },
+  { concurrency: 4, threads: true },
+]
+/**
+ * What SQLite syncs to disk for one tenant's migration, as strace shows it: the new write-ahead
+ * log at the first commit, the directory that now holds it, then the log and the database when
+ * the close checkpoints (the log is deleted after).
+ */
+const SYNCS_PER_TENANT = 4
+
+/**
+ * The floor under any durable fan-out on this disk: the same file-system work as one tenant's
+ * migration, and nothing else (create a log file, write and sync it, sync the directory, write
+ * and sync the database file, sync the log again, delete it), one tenant after another, in
+ * tenants per second.
+ */
+function measureSyncFloor(dir: string, count = 300): number {
+  const page = Buffer.alloc(4096, 1)
+  const database = openSync(join(dir, 'floor.db'), 'w')
+  const directory = openSync(dir, 'r')
+  try {
+    const started = performance.now()
+    for (let i = 0; i < count; i++) {
+      const logPath = join(dir, `floor-${i}.db-wal`)
+      const log = openSync(logPath, 'w')
+      writeSync(log, page, 0, page.length, 0)
+      fsyncSync(log)
+      fsyncSync(directory)
+      writeSync(database, page, 0, page.length, (i % 8) * page.length)
+      fsyncSync(log)
+      fsyncSync(database)
+      closeSync(log)
+      unlinkSync(logPath)
+    }
+    return count / ((performance.now() - started) / 1000)
+  } finally {
+    closeSync(directory)
+    closeSync(database)
+  }
+}
 
 export async function fanoutGroup(ctx: BenchContext): Promise<void> {
   const tenantCount = ctx.size(GOAL_TENANTS)
@@ -57,25 +102,33 @@ export async function fanoutGroup(ctx: BenchContext): Promise<void> {
     const ids = status.behind.map((b) => b.tenantId)
     const { apply, seconds: applySeconds } = await applyInSlices(tenantry, ids, {
       title: 'migrate() applying 0003_job_tags (ALTER TABLE … ADD COLUMN)',
-      concurrencies: CONCURRENCY,
+      runs: APPLY_RUNS,
       rounds: applyRounds,
-      leftoverConcurrency: 4,
+      leftover: { concurrency: 4, threads: true },
     })
     ctx.table(apply)
+    const floorPerSec = measureSyncFloor(dir)
+    const floorSec = GOAL_TENANTS / floorPerSec
+    ctx.metric('diskFloor', { tenantsPerSec: floorPerSec, secondsFor10k: floorSec })
 
     const rows = apply.rows.map((r) => [r.name, fmt(r.medianOpsPerSec), fmt(GOAL_TENANTS / r.medianOpsPerSec)])
     ctx.table({
       kind: 'table',
       title: `Applying one migration to ${GOAL_TENANTS} tenants${projected}`,
       headers: ['run', 'tenants/s', `s for ${GOAL_TENANTS}`],
-      rows: [...rows, [`all ${tenantCount} tenants, as run above (mixed concurrency)`, fmt(tenantCount / applySeconds), fmt(applySeconds * scale)]],
+      rows: [
+        ...rows,
+        [`all ${tenantCount} tenants, as run above (mixed)`, fmt(tenantCount / applySeconds), fmt(applySeconds * scale)],
+        [`the disk's floor: a tenant's file work and ${SYNCS_PER_TENANT} syncs, nothing else`, fmt(floorPerSec), fmt(floorSec)],
+      ],
     })
-    const best = Math.max(...apply.rows.map((r) => r.medianOpsPerSec))
+    const best = apply.rows.reduce((a, b) => (b.medianOpsPerSec > a.medianOpsPerSec ? b : a))
+    const bestSec = GOAL_TENANTS / best.medianOpsPerSec
     ctx.goal({
-      name: `apply one migration to ${GOAL_TENANTS} tenants`,
-      target: '< 60 s',
-      measured: `${fmt(applySeconds * scale)} s for all, as run${projected}; ${fmt(GOAL_TENANTS / best)} s at the best concurrency's rate`,
-      met: applySeconds * scale < 60,
+      name: `apply one migration to ${GOAL_TENANTS} tenants, both cores (#14)`,
+      target: '≤ 10 s',
+      measured: `${fmt(bestSec)} s at the best run's rate (${best.name})${projected}; the disk's sync floor alone is ${fmt(floorSec)} s`,
+      met: bestSec <= 10,
     })
     ctx.metric('apply', { tenants: tenantCount, seconds: applySeconds })
 
@@ -89,8 +142,10 @@ export async function fanoutGroup(ctx: BenchContext): Promise<void> {
     })
     ctx.table(after)
     ctx.note(
-      'better-sqlite3 is synchronous: every statement blocks the one JS thread, so concurrency in one process only ' +
-        'overlaps the few truly async steps (catalog awaits, file close); it cannot use the second core.',
+      `better-sqlite3 is synchronous: on the main thread, concurrency only overlaps the few truly async steps. ` +
+        `From ${THREADS_FROM_TENANTS} tenants behind (or with threads: true), the fan-out migrates SQLite tenants on worker threads, ` +
+        `as many as its concurrency: every core works and the syncs overlap. Each tenant's migration still syncs ${SYNCS_PER_TENANT} times, ` +
+        `so a disk that does few syncs per second bounds the run whatever the cores (the floor row).`,
     )
   } finally {
     await tenantry.close()

@@ -491,9 +491,9 @@ async function fanOut(ctx: BenchContext, serverUrl: string): Promise<void> {
     const ids = status.behind.map((b) => b.tenantId)
     const { apply, seconds: applySeconds } = await applyInSlices(tenantry, ids, {
       title: `migrate() applying 0003_job_tags (ALTER TABLE … ADD COLUMN) over ${tenantCount} schemas`,
-      concurrencies: [1, 4],
+      runs: [{ concurrency: 1 }, { concurrency: 4 }],
       rounds: 2,
-      leftoverConcurrency: 4,
+      leftover: { concurrency: 4 },
     })
     ctx.table(apply)
     ctx.table({

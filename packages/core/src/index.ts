@@ -18,7 +18,7 @@ export { PostgresChangeFeed, SqliteChangeFeed, CHANGE_CHANNEL, CHANGE_FEED_APPLI
 export type { CatalogChange, ChangeFeed, ChangeListener, PostgresChangeFeedOptions } from './cluster/change-feed.js'
 export { TenantMigrationSet, migrateHandle, TENANT_MIGRATION_TABLE } from './migrations/migration-set.js'
 export type { TenantMigration, TenantMigrationContext, MigrateHandleOptions } from './migrations/migration-set.js'
-export { forEachBounded, runFanOut } from './migrations/fan-out.js'
+export { forEachBounded, runFanOut, THREADS_FROM_TENANTS } from './migrations/fan-out.js'
 export { forEachTenant, TENANT_PAGE_SIZE } from './cross-tenant/for-each-tenant.js'
 export type { ForEachTenantContext, ForEachTenantDeps, ForEachTenantOptions, TenantFilter, TenantResult } from './cross-tenant/for-each-tenant.js'
 export { SharedMigrations, SHARED_MIGRATION_TABLE } from './migrations/shared-migrations.js'

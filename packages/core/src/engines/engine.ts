@@ -1,4 +1,5 @@
 import type { CompiledQuery, Kysely, QueryResult } from 'kysely'
+import type { HandleMigrationOutcome, MigrationSetSource } from '../migrations/migration-set.js'
 
 /** How a tenant's rows are kept apart. See docs/architecture.md. */
 export type Isolation = 'row' | 'schema' | 'database'
@@ -460,6 +461,14 @@ export interface DatabaseEngine {
    * least-privilege role that owns nothing. `admin` runs DDL: migrations and provisioning.
    */
   open(placement: EnginePlacement, role?: EngineRole): EngineHandle
+  /**
+   * Brings the tenant's storage to the latest migration of the set `source` describes, off the
+   * event loop's thread (SQLite: in a worker thread, so a fan-out uses every core and the
+   * process keeps serving). Resolves like `migrateHandle`, the migrator's error included.
+   * `parallelism`: how many tenants the caller migrates at once (a fan-out's concurrency).
+   * @default undefined: the fan-out migrates through `open(placement, 'admin')` in this thread.
+   */
+  migrateOffThread?(placement: EnginePlacement, source: MigrationSetSource, options?: { parallelism?: number }): Promise<HandleMigrationOutcome>
   /** Removes the tenant's storage and any partial leftovers of a crashed create. Idempotent. */
   drop(placement: EnginePlacement): Promise<void>
   /** Releases engine-wide resources. */

@@ -146,8 +146,11 @@ export function ledgerStep(): DerivedStep {
       .addColumn('created_at', 'text', (c) => c.notNull())
       .execute()
     await trx.schema.createIndex(`${LEDGER_TABLE}_created_at`).on(LEDGER_TABLE).column('created_at').execute()
-  })
+  }, LEDGER_RECIPE)
 }
+
+/** `ledgerStep` as data, for another thread (see `loadMigrationSource`). */
+export const LEDGER_RECIPE = { kind: 'ledger' } as const
 
 /** Whether a config's opaque `server` block declares any collection: the ledger is made only then. */
 export function declaresCollections(server: Record<string, unknown> | undefined): boolean {

@@ -8,6 +8,17 @@ export interface DerivedStep {
   readonly name: string
   /** Brings the handle's database to what the step makes; idempotent, cheap when nothing changed. */
   apply(handle: EngineHandle, logger: Logger, tenantId?: string): Promise<void>
+  /**
+   * How to make the same step in another thread (see `loadMigrationSource`): plain data that
+   * survives `postMessage`. A step without one keeps its migration set in the process that built it.
+   */
+  readonly recipe?: DerivedRecipe
+}
+
+/** A derived step as data: its kind and what the kind's factory takes. */
+export interface DerivedRecipe {
+  readonly kind: string
+  readonly args?: unknown
 }
 
 /** Whether `table` exists in the handle's database (its schema on Postgres). */
@@ -27,9 +38,15 @@ async function tableExists(handle: EngineHandle, db: Kysely<any>, table: string)
  * with it and RLS, and on Postgres the app privileges, exactly like the app's own tables.
  * Cheap when the table exists (one catalog lookup).
  */
-export function derivedTableStep(name: string, table: string, create: (trx: Transaction<any>, handle: EngineHandle) => Promise<void>): DerivedStep {
+export function derivedTableStep(
+  name: string,
+  table: string,
+  create: (trx: Transaction<any>, handle: EngineHandle) => Promise<void>,
+  recipe?: DerivedRecipe,
+): DerivedStep {
   return {
     name,
+    ...(recipe ? { recipe } : {}),
     apply: async (handle) => {
       if (await tableExists(handle, handle.db, table)) return
       await handle.db.transaction().execute(async (trx) => {

@@ -7,7 +7,7 @@ import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kys
 import { TenantryError } from '../errors.js'
 import type { EngineHandle, EngineName } from '../engines/engine.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
-import type { DerivedStep } from './derived-step.js'
+import type { DerivedRecipe, DerivedStep } from './derived-step.js'
 
 /** What a migration is told besides its Kysely: enough to write one migration for every engine. */
 export interface TenantMigrationContext {
@@ -41,6 +41,17 @@ interface Entry {
   readonly down?: (db: Kysely<any>, handle: EngineHandle) => Promise<void>
 }
 
+/**
+ * Where a migration set can be loaded again, in another thread (`loadMigrationSource`): its
+ * directory and its derived steps as data. Plain data, so it survives `postMessage`.
+ */
+export interface MigrationSetSource {
+  readonly directory: string
+  readonly derived: readonly DerivedRecipe[]
+  /** The set's `key` when it was loaded: a copy loaded from files that changed since is refused. */
+  readonly key: string
+}
+
 /** The ordered set of tenant migrations, with a content hash that names their template. */
 export class TenantMigrationSet {
   readonly names: readonly string[]
@@ -52,13 +63,21 @@ export class TenantMigrationSet {
    * ledger, `migrate status` and templates treat them as migrations; Kysely never sees them.
    */
   readonly derived: readonly DerivedStep[]
+  /**
+   * How to load this set in another thread: set for a set read from a directory whose derived
+   * steps all have a recipe; `undefined` for migrations given in code, which exist only here.
+   */
+  readonly source: MigrationSetSource | undefined
   readonly #entries: readonly Entry[]
 
-  private constructor(entries: readonly Entry[], key: string, derived: readonly DerivedStep[] = []) {
+  private constructor(entries: readonly Entry[], key: string, derived: readonly DerivedStep[] = [], directory?: string) {
     this.#entries = [...entries].sort((a, b) => compareNames(a.name, b.name))
     this.derived = derived
     this.names = [...this.#entries.map((e) => e.name), ...derived.map((d) => d.name)]
     this.key = key
+    const recipes = derived.map((d) => d.recipe)
+    this.source =
+      directory !== undefined && recipes.every((r): r is DerivedRecipe => r !== undefined) ? { directory, derived: recipes, key } : undefined
   }
 
   /** This set with `steps` run after its migrations (a step's name changes with what it makes, so the key does too). */
@@ -66,7 +85,7 @@ export class TenantMigrationSet {
     const derived = steps.filter((s): s is DerivedStep => s !== undefined)
     if (derived.length === 0) return this
     const key = createHash('sha256').update(`${this.key}\0${derived.map((d) => d.name).join('\0')}`).digest('hex').slice(0, 32)
-    return new TenantMigrationSet(this.#entries, key, [...this.derived, ...derived])
+    return new TenantMigrationSet(this.#entries, key, [...this.derived, ...derived], this.source?.directory)
   }
 
   /** Migrations given in code: `{ '0001_jobs': { up }, ... }`. */
@@ -124,7 +143,7 @@ export class TenantMigrationSet {
         ...(down ? { down: (db: Kysely<any>, handle: EngineHandle) => down(db, { engine: handle.engine }) } : {}),
       })
     }
-    return new TenantMigrationSet(entries, hash.digest('hex').slice(0, 32))
+    return new TenantMigrationSet(entries, hash.digest('hex').slice(0, 32), [], root)
   }
 
   /** Kysely migrations bound to one open handle (a `.sql` script needs the handle's raw exec). */
@@ -179,10 +198,11 @@ export async function migrateHandle(
   options: MigrateHandleOptions = {},
 ): Promise<HandleMigrationOutcome> {
   const migrations = set.forHandle(handle)
+  const table = options.tables?.migration ?? TENANT_MIGRATION_TABLE
   const migrator = new Migrator({
     db: handle.db,
     provider: { getMigrations: async () => migrations },
-    migrationTableName: options.tables?.migration ?? TENANT_MIGRATION_TABLE,
+    migrationTableName: table,
     migrationLockTableName: options.tables?.lock ?? TENANT_MIGRATION_LOCK_TABLE,
     // Without it, Kysely would find another tenant's migration table in a shared database.
     ...(handle.schema ? { migrationTableSchema: handle.schema } : {}),
@@ -193,11 +213,21 @@ export async function migrateHandle(
   // A failed run rolled back; read what the database really holds so the ledger matches it.
   // If even that read fails, the ledger gains nothing now and the next run brings it level.
   const logger = options.logger ?? SILENT_LOGGER
-  const held = await migrator.getMigrations().catch((err: unknown) => {
-    logger.warn({ err, tenantId: options.tenantId }, 'Reading the migrations a tenant database holds failed; the next run brings its ledger level')
-    return []
-  })
-  const executed = held.filter((m) => m.executedAt).map((m) => ({ name: m.name, appliedAt: m.executedAt!.toISOString() }))
+  // One select of the migrator's own table: what `migrator.getMigrations()` returns, without
+  // the schema introspection it runs first (the migrate above made sure the table exists).
+  const known = new Set(Object.keys(migrations))
+  const held = await (handle.schema ? handle.db.withSchema(handle.schema) : handle.db)
+    .selectFrom(table)
+    .select(['name', 'timestamp'])
+    .execute()
+    .catch((err: unknown) => {
+      logger.warn({ err, tenantId: options.tenantId }, 'Reading the migrations a tenant database holds failed; the next run brings its ledger level')
+      return []
+    })
+  const executed = held
+    .filter((m) => known.has(m.name))
+    .sort((a, b) => compareNames(a.name, b.name))
+    .map((m) => ({ name: m.name as string, appliedAt: new Date(m.timestamp as string).toISOString() }))
   if (error !== undefined) return { applied: [], executed, error }
   // Derived steps (search indexes) after every migrate: each is idempotent and cheap when its
   // database is current. One that fails is logged and left out of `executed`, so the tenant

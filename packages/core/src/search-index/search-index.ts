@@ -77,12 +77,16 @@ export function searchIndexName(table: string, column: string): string {
 export const SEARCH_TOKENIZER = 'trigram case_sensitive 0 remove_diacritics 0'
 
 
+/** `searchIndexStep` as data (its declarations are plain data), for another thread (see `loadMigrationSource`). */
+export const SEARCH_RECIPE_KIND = 'search'
+
 /** The search index step for `declarations`, or none when nothing is searchable. */
 export function searchIndexStep(declarations: readonly SearchIndexDeclaration[]): DerivedStep | undefined {
   if (declarations.length === 0) return undefined
   const hash = createHash('sha256').update(`${SEARCH_INDEX_VERSION}\0${JSON.stringify(declarations)}`).digest('hex').slice(0, 16)
   return {
     name: `${SEARCH_INDEX_STEP_PREFIX}${hash}`,
+    recipe: { kind: SEARCH_RECIPE_KIND, args: declarations },
     apply: async (handle, logger, tenantId) => {
       if (handle.engine === 'sqlite') {
         await handle.db.transaction().execute(async (trx) => {

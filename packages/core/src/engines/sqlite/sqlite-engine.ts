@@ -1,4 +1,4 @@
-import { constants as fsConstants, existsSync } from 'node:fs'
+import { constants as fsConstants, existsSync, statSync } from 'node:fs'
 import { chmod, copyFile, link, mkdir, readdir, rm, stat, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
@@ -32,7 +32,16 @@ import { gatedDialect, translateMovingError, writeGatesSet } from '../../lifecyc
 import { checkSqlite, removeSqliteLeftovers } from './sqlite-doctor.js'
 import { backupSqliteFile, restoreSqliteFile } from './sqlite-backup.js'
 import { checkpointOffThread, type CheckpointMode, type CheckpointOutcome } from './sqlite-checkpoint.js'
+import { SqliteMigrationPool } from './sqlite-migration-pool.js'
+import type { HandleMigrationOutcome, MigrationSetSource } from '../../migrations/migration-set.js'
 import { BUILD_FILE_PATTERN, SIDE_FILE_SUFFIXES, TEMPLATES_DIRECTORY, templateFileName, tenantFileName } from './sqlite-names.js'
+
+/**
+ * A write-ahead log larger than this is checkpointed in a worker thread before its connection
+ * closes (see the handle's `close`). SQLite's own automatic checkpoints keep a log near 1000
+ * pages (4 MiB) at most; one larger has been held back.
+ */
+export const OFF_THREAD_CLOSE_BYTES = 1024 * 1024
 
 /** SQLite `synchronous` levels. See https://sqlite.org/pragma.html#pragma_synchronous */
 export type SqliteSynchronous = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA'
@@ -139,6 +148,8 @@ export class SqliteEngine implements DatabaseEngine {
   }
   #directoryReady = false
   #manualCheckpoints = false
+  /** The worker threads of `migrateOffThread`, for one migration set; started on first use. */
+  #migrationPool: { key: string; pool: SqliteMigrationPool } | undefined
   /**
    * Backups through SQLite's online backup API, while the tenant serves; a restore replaces the
    * tenant's file in one write transaction of it (see sqlite-backup.ts).
@@ -219,8 +230,26 @@ export class SqliteEngine implements DatabaseEngine {
     return { key, path }
   }
 
+  /**
+   * Copies the sealed template straight to the tenant's file: one copy and one chmod, where a
+   * staging file would add three more file-system calls to every create. `COPYFILE_EXCL` never
+   * replaces a file, and a copy cut short (a crash) belongs to a tenant still `provisioning`,
+   * which never serves and whose resumed create drops its storage first.
+   */
   async createFromTemplate(placement: EnginePlacement, template: EngineTemplate): Promise<void> {
-    await this.#createFromFile(placement, (template as SqliteTemplate).path)
+    const path = this.pathOf(placement)
+    await this.#ensureDirectory()
+    try {
+      await copyFile((template as SqliteTemplate).path, path, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new TenantryError('PROVISIONING_FAILED', `Tenant database already exists: ${path}`, { cause: error })
+      }
+      await rm(path, { force: true }) // the partial copy is this call's own: EXCL created it
+      throw error
+    }
+    // The template is sealed read-only (0400); the tenant's file is its own to write (0600).
+    await chmod(path, 0o600)
   }
 
   async exists(placement: EnginePlacement): Promise<boolean> {
@@ -237,7 +266,30 @@ export class SqliteEngine implements DatabaseEngine {
   }
 
   async close(): Promise<void> {
-    await this.#closeExecutor()
+    const pool = this.#migrationPool?.pool
+    this.#migrationPool = undefined
+    await Promise.all([this.#closeExecutor(), pool?.close()])
+  }
+
+  /**
+   * Migrates the tenant's file in a worker thread (see `SqliteMigrationPool`) that opens it as
+   * `open(placement, 'admin')` would here, under the tenant's storage quota where this process
+   * knows it. One pool per migration set: another set (a reloaded config) replaces it.
+   */
+  async migrateOffThread(placement: EnginePlacement, source: MigrationSetSource, options: { parallelism?: number } = {}): Promise<HandleMigrationOutcome> {
+    this.pathOf(placement) // the same locator check as every other method, before any thread sees it
+    if (this.#migrationPool?.key !== source.key) {
+      const previous = this.#migrationPool?.pool
+      const data = {
+        engine: { directory: this.directory, synchronous: this.#synchronous, busyTimeoutMs: this.#busyTimeoutMs },
+        manualCheckpoints: this.#manualCheckpoints,
+        source,
+      }
+      this.#migrationPool = { key: source.key, pool: new SqliteMigrationPool(data, { logger: this.#logger }) }
+      await previous?.close()
+    }
+    const storageLimit = this.#storageLimits.get(placement.tenantId)
+    return this.#migrationPool.pool.migrate(placement, { ...(storageLimit !== undefined ? { storageLimit } : {}), ...(options.parallelism ? { threads: options.parallelism } : {}) })
   }
 
   async test(): Promise<string> {
@@ -358,6 +410,10 @@ export class SqliteEngine implements DatabaseEngine {
   manageCheckpoints(): void {
     if (this.#manualCheckpoints) return
     this.#manualCheckpoints = true
+    // Migration workers started before open their files the old way: the next migration starts new ones.
+    const pool = this.#migrationPool?.pool
+    this.#migrationPool = undefined
+    void pool?.close()
     for (const databases of this.#openDatabases.values()) for (const database of databases) database.pragma('wal_autocheckpoint = 0')
   }
 
@@ -414,8 +470,20 @@ export class SqliteEngine implements DatabaseEngine {
         // it, so exec here joins that transaction. Kysely's own `sql` runs one statement only.
         database.exec(script)
       },
-      close: () => {
+      close: async () => {
         if (tenantId !== undefined) open?.delete(database)
+        // The last connection to close checkpoints the write-ahead log into the file, and syncs
+        // both, on the thread that closes it: for a log grown past OFF_THREAD_CLOSE_BYTES (a
+        // move holds checkpoints back; a long read kept them from finishing), a worker thread
+        // checkpoints it first, so the close finds little left to copy. PASSIVE: it neither
+        // waits for readers nor holds writers back (TRUNCATE would hold the write lock while it
+        // waits for a long read, and writes would time out SQLITE_BUSY).
+        const log = statSync(`${path}-wal`, { throwIfNoEntry: false })
+        if (log && log.size > OFF_THREAD_CLOSE_BYTES && database.open && !database.inTransaction) {
+          await checkpointOffThread(path, 'PASSIVE', { busyTimeoutMs: this.#busyTimeoutMs }).catch((err: unknown) =>
+            this.#logger.warn({ err, tenantId, path }, 'Checkpointing before a close failed; the close checkpoints instead'),
+          )
+        }
         return db.destroy()
       },
     }

@@ -22,5 +22,9 @@ export function stateStep(): DerivedStep {
       .addColumn('version', 'integer', (c) => c.notNull())
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .execute(),
+    STATE_RECIPE,
   )
 }
+
+/** `stateStep` as data, for another thread (see `loadMigrationSource`). */
+export const STATE_RECIPE = { kind: 'state' } as const
