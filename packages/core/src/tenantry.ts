@@ -218,6 +218,7 @@ export class Tenantry {
       server: parts.config.server,
       bounded: (fn, options) => this.bounded(fn, options),
       db: () => this.db() as unknown as Kysely<any>,
+      prepare: (build) => this.prepare(build),
       engineOf: async (tenantId) => {
         const tenant = await this.router.resolve({ id: tenantId })
         return (await this.dataSources.engine(tenant.placement.dataSourceId)).name

@@ -1,8 +1,9 @@
-import type { Kysely } from 'kysely'
+import type { Compilable, Kysely } from 'kysely'
 import { currentTenant } from '../context.js'
 import { NoTenantError, TenantryError } from '../errors.js'
 import type { BoundedQueryOptions } from '../engines/engine.js'
 import type { Logger } from '../logger.js'
+import type { PreparedQuery } from '../router/prepared-query.js'
 import { Collection } from './collection.js'
 import { parseCollections, type CollectionConfig } from './declaration.js'
 import { CollectionRepository, type CollectionRunner } from './repository.js'
@@ -14,6 +15,8 @@ export interface CollectionsHost {
   server: Record<string, unknown> | undefined
   bounded<T>(fn: (db: Kysely<any>) => Promise<T>, options: BoundedQueryOptions): Promise<T>
   db(): Kysely<any>
+  /** `tenantry.prepare`. */
+  prepare<P, O>(build: (db: Kysely<any>, params: P) => Compilable<O>): PreparedQuery<P, O>
   /** The engine name of tenant `id`. */
   engineOf(tenantId: string): Promise<string>
   /** The tenant's own data API deadline (`tenantry.limits`), if it has one. */
@@ -74,7 +77,7 @@ export class Collections {
         const statementTimeoutMs = (await host.ownStatementTimeoutMs(tenant.id)) ?? configured()
         return host.bounded(fn, { readOnly, ...(statementTimeoutMs ? { statementTimeoutMs } : {}) })
       },
-      inProcess: (fn) => fn(host.db()),
+      readOne: (build, params) => host.prepare(build).executeTakeFirst(params) as Promise<Record<string, unknown> | undefined>,
       engine: () => host.engineOf(tenant.id),
       warn: (details, message) => host.logger.warn({ ...details, tenantId: tenant.id }, message),
     }

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import type { Compilable, Kysely } from 'kysely'
 import { isTenantryError, TenantryError } from '../errors.js'
 import { constraintViolation, type Collection, type ListQuery } from './collection.js'
 import { idempotentWrite, inTransaction, type BoundedRun, type WriteOutcome, type WriteRequest } from './idempotency.js'
@@ -17,8 +17,12 @@ import { idempotentWrite, inTransaction, type BoundedRun, type WriteOutcome, typ
 export interface CollectionRunner {
   /** Runs `fn` through `tenantry.bounded` in the tenant, under its deadline. */
   bounded: BoundedRun
-  /** Runs `fn` on the tenant's in-process Kysely (`tenantry.db()`): point reads by primary key. */
-  inProcess<T>(fn: (db: Kysely<any>) => Promise<T>): Promise<T>
+  /**
+   * Runs a query built once on the tenant's in-process connection (`tenantry.db()`'s) and
+   * answers its first row: compiled once per tenant handle, its statement kept there
+   * (`tenantry.prepare`). Point reads by primary key.
+   */
+  readOne<P>(build: (db: Kysely<any>, params: P) => Compilable<unknown>, params: P): Promise<Row | undefined>
   /** The name of the tenant's engine: search is written per engine. */
   engine(): Promise<string>
   /** Hears of what the repository survives: a search index that failed (then it scans), a prune that failed. */
@@ -36,6 +40,9 @@ type Id = string | number
 
 export class CollectionRepository {
   constructor(readonly collection: Collection) {}
+
+  /** The point read by primary key, built once (see `CollectionRunner.readOne`). */
+  readonly #byId = (db: Kysely<any>, params: { id: Id }) => this.collection.select(db).where(this.collection.primaryKey, '=', params.id)
 
   /** The routes a write is hashed as (see `requestHash`): the data API's. */
   #request(method: WriteRequest['method'], tail: '' | '/:id' | '/bulk' | '/bulk-delete', id?: Id, body?: unknown): WriteRequest {
@@ -87,9 +94,8 @@ export class CollectionRepository {
    * --only offloop`).
    */
   async findById(run: CollectionRunner, id: Id): Promise<Row | undefined> {
-    const c = this.collection
-    const row = await run.inProcess((db) => c.select(db).where(c.primaryKey, '=', id).executeTakeFirst())
-    return row ? c.fromDb(row) : undefined
+    const row = await run.readOne(this.#byId, { id })
+    return row ? this.collection.fromDb(row) : undefined
   }
 
   /** Validated values (the create schema's output). */

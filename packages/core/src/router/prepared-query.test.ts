@@ -1,6 +1,8 @@
 import { fileURLToPath } from 'node:url'
 import { sql, type Generated } from 'kysely'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { collections } from '../../../../examples/cv-builder/collections.js'
+import { Collection } from '../collections/collection.js'
 import { createTenantry, type Tenantry } from '../tenantry.js'
 import type { TenantryConfig } from '../config.js'
 import type { TenantDb } from './router.js'
@@ -139,6 +141,41 @@ describe('tenantry.prepare on SQLite', () => {
     tenantry.router.invalidate(a.id)
     await tenantry.withTenant('t_a', async () => expect(await byId.executeTakeFirst({ id: 2 })).toEqual({ company: 't_a two' }))
     expect(entry.prepared.size).toBe(0)
+  })
+
+  it('compiles once per handle for one build function, however many times it is prepared (once per request, say)', async () => {
+    tenantry = await open()
+    let builds = 0
+    const build = (db: TenantDb<Jobs>, p: { id: number }) => {
+      builds++
+      return db.selectFrom('jobs').select('company').where('id', '=', p.id)
+    }
+    for (const id of [1, 2, 1]) {
+      await tenantry.withTenant('t_a', async () => expect(await tenantry.prepare(build).executeTakeFirst({ id })).toEqual({ company: `t_a ${id === 1 ? 'one' : 'two'}` }))
+    }
+    expect(builds).toBe(1)
+    // Another tenant's handle compiles its own (its own connection, its own scope).
+    await tenantry.withTenant('t_b', async () => expect(await tenantry.prepare(build).executeTakeFirst({ id: 2 })).toEqual({ company: 't_b two' }))
+    expect(builds).toBe(2)
+  })
+
+  it("a collection's point read by id is built once per tenant handle, not on every call", async () => {
+    tenantry = await createTenantry({ ...config, server: { collections } })
+    await tenantry.migrate()
+    const selects = vi.spyOn(Collection.prototype, 'select')
+    try {
+      for (const slug of ['t_a', 't_b']) {
+        await tenantry.withTenant(slug, async () => {
+          const jobs = tenantry.collection('jobs')
+          expect(await jobs.findById(1)).toMatchObject({ id: 1, company: `${slug} one` })
+          expect(await jobs.findById(2)).toMatchObject({ id: 2, company: `${slug} two` })
+          expect(await jobs.findById(99)).toBeUndefined()
+        })
+      }
+      expect(selects).toHaveBeenCalledTimes(2)
+    } finally {
+      selects.mockRestore()
+    }
   })
 
   it("ad-hoc db() queries reuse the handle's statements and see schema changes", async () => {

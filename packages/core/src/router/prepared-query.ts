@@ -6,7 +6,9 @@ import type { HandleEntry, Router, TenantDb } from './router.js'
  * A query built once and run for whichever tenant is current (`tenantry.prepare`). It is
  * compiled on each tenant's own handle, the first time it runs there, so everything that
  * handle adds (row isolation's tenant filter, the schema, the guard) is in its SQL; on SQLite
- * the statement stays prepared on the handle's connection until the handle closes.
+ * the statement stays prepared on the handle's connection until the handle closes. What a
+ * handle compiled is kept by build function: `prepare` called again with the same function
+ * (once per request, say) compiles nothing more.
  */
 export interface PreparedQuery<P, O> {
   /** Runs the query for the current tenant with `params`. Throws `NoTenantError` outside `withTenant`. */
@@ -57,7 +59,7 @@ class RoutedPreparedQuery<P, O> implements PreparedQuery<P, O> {
     let started = 0
     try {
       entry = this.router.current()
-      compiled = (entry.prepared.get(this) as Compiled | undefined) ?? this.#compile(entry)
+      compiled = (entry.prepared.get(this.build) as Compiled | undefined) ?? this.#compile(entry)
       const { query } = compiled
       const bound: CompiledQuery = { query: query.query, queryId: query.queryId, sql: query.sql, parameters: bind(compiled, params as Record<string, unknown>) }
       if (meter) started = performance.now()
@@ -82,7 +84,7 @@ class RoutedPreparedQuery<P, O> implements PreparedQuery<P, O> {
     const query = this.build(entry.db, slots as P).compile()
     const names = query.parameters.map((value) => (value instanceof Slot ? value.name : undefined))
     const compiled = { query, names }
-    entry.prepared.set(this, compiled)
+    entry.prepared.set(this.build, compiled)
     return compiled
   }
 }

@@ -29,7 +29,6 @@ import { BULK_MAX, bulkDeleted, countResponse } from './schemas.js'
  * one key, one writes and the other answers its replay.
  */
 export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOptions): void {
-  const db = () => tenantry.db<any>() as unknown as Kysely<any>
   /** How the repository reaches the admitted tenant, for this request. */
   const runner = (request: FastifyRequest, reply: FastifyReply): CollectionRunner => ({
     bounded: <T>(fn: (db: Kysely<any>) => Promise<T>, readOnly: boolean): Promise<T> => {
@@ -39,7 +38,7 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
         .then((statementTimeoutMs) => inTenant(tenantry, request, () => tenantry.bounded(fn, { readOnly, ...(statementTimeoutMs ? { statementTimeoutMs } : {}) })))
         .catch((error: unknown) => retryLater(error, reply))
     },
-    inProcess: (fn) => inTenant(tenantry, request, () => fn(db())),
+    readOne: (build, params) => inTenant(tenantry, request, () => tenantry.prepare(build).executeTakeFirst(params) as Promise<Record<string, unknown> | undefined>),
     // Both lookups are cached.
     engine: async () => {
       const tenant = await tenantry.router.resolve({ id: request.tenant!.id })
