@@ -2,7 +2,7 @@ import { Kysely, WithSchemaPlugin, sql } from 'kysely'
 import type pg from 'pg'
 import type { Logger } from '../../logger.js'
 import type { EngineHandle } from '../engine.js'
-import { ScopedPostgresDialect } from './scoped-postgres-dialect.js'
+import { ScopedPostgresDialect, type StatementRewrite } from './scoped-postgres-dialect.js'
 import { TenantRowsPlugin } from './tenant-rows-plugin.js'
 import { AppQueryPlugin, gatedDialect } from '../../lifecycle/write-gate.js'
 
@@ -21,6 +21,8 @@ export interface PostgresHandleOptions {
   /** The tables are shared with other tenants (row isolation). */
   shared?: boolean
   afterEachMigration?: (db: Kysely<any>) => Promise<void>
+  /** Rewrites each statement before it is sent (see `ScopedPostgresDialectConfig.rewrite`). */
+  rewrite?: StatementRewrite
   /** An app handle of this tenant: its writes pass the tenant's write gate (a move's pause, maintenance mode). */
   gate?: string
   logger: Logger
@@ -29,7 +31,7 @@ export interface PostgresHandleOptions {
 /** The one way every Postgres isolation kind opens a handle. */
 export function openPostgresHandle(options: PostgresHandleOptions): EngineHandle {
   const { pool, ownsPool, schema, tenantId, logger } = options
-  const dialect = new ScopedPostgresDialect({ pool, ownsPool, logger, ...(schema ? { schema } : {}) })
+  const dialect = new ScopedPostgresDialect({ pool, ownsPool, logger, ...(schema ? { schema } : {}), ...(options.rewrite ? { rewrite: options.rewrite } : {}) })
   // Gated: the app's query trees are kept before the plugins below rewrite them (a move may send a write elsewhere).
   let db = new Kysely<any>(options.gate ? { dialect: gatedDialect(dialect, options.gate), plugins: [new AppQueryPlugin()] } : { dialect })
   // Filter by tenant first, then qualify with the schema: the tenant predicate names tables as the app wrote them.

@@ -5,6 +5,7 @@ import { TenantryError } from '../../errors.js'
 import type { EngineRole } from '../engine.js'
 import type { PostgresContext, PostgresIsolationKind, PostgresTenant } from './isolation-kind.js'
 import { openPostgresHandle } from './postgres-handle.js'
+import { rewriteRowStatement } from './row-foreign-keys.js'
 import { ROW_SCHEMA, rowGroupRoleComment, rowGroupRoleName, TENANT_SETTING } from './postgres-names.js'
 import {
   dropLoginRole,
@@ -117,7 +118,8 @@ export function rowIsolation(context: PostgresContext): PostgresIsolationKind {
           await tenantizeRowSchema(db)
           await syncAppPrivilegesAfterMigration(db, ROW_SCHEMA, group, context.appPrivileges)
         }
-        return openPostgresHandle({ pool: connection.admin, ownsPool: false, schema: ROW_SCHEMA, shared: true, afterEachMigration, logger })
+        // A later migration's foreign key to a tenantized table is made composite before Postgres sees it.
+        return openPostgresHandle({ pool: connection.admin, ownsPool: false, schema: ROW_SCHEMA, shared: true, afterEachMigration, rewrite: rewriteRowStatement, logger })
       }
       const pool = connection.pool(undefined, context.tenantLogin(tenant), context.tenantPoolSize)
       const ready = async () => {

@@ -27,7 +27,16 @@ export interface ScopedPostgresDialectConfig extends PostgresDialectConfig {
   ownsPool?: boolean
   /** Hears of rollbacks that failed while another error was on its way to the caller. @default SILENT_LOGGER */
   logger?: Logger
+  /**
+   * Rewrites each statement before it is sent (row isolation's migrations: see
+   * row-foreign-keys.ts). `connection` runs look-ups on the statement's own connection, in its
+   * transaction.
+   */
+  rewrite?: StatementRewrite
 }
+
+/** See `ScopedPostgresDialectConfig.rewrite`. */
+export type StatementRewrite = (query: CompiledQuery, connection: DatabaseConnection) => Promise<CompiledQuery>
 
 /**
  * Kysely's Postgres dialect, confined to one schema without a session setting: every
@@ -57,6 +66,7 @@ export class ScopedPostgresDialect extends PostgresDialect {
       !!tenantId,
       this.#config.ownsPool ?? true,
       this.#config.logger ?? SILENT_LOGGER,
+      this.#config.rewrite,
     )
   }
 }
@@ -106,6 +116,7 @@ class ScopedPostgresDriver implements Driver {
     readonly everyStatement: boolean,
     readonly ownsPool: boolean,
     readonly logger: Logger,
+    readonly rewrite: StatementRewrite | undefined,
   ) {}
 
   init(): Promise<void> {
@@ -113,7 +124,7 @@ class ScopedPostgresDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new ScopedConnection(await this.inner.acquireConnection(), this.scope, this.everyStatement, this.logger)
+    return new ScopedConnection(await this.inner.acquireConnection(), this.scope, this.everyStatement, this.logger, this.rewrite)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -177,6 +188,7 @@ class ScopedConnection implements DatabaseConnection {
     readonly statement: string | undefined,
     readonly everyStatement: boolean,
     readonly logger: Logger,
+    readonly rewrite: StatementRewrite | undefined,
   ) {}
 
   /** Transaction-local settings, so COMMIT or ROLLBACK clears them. */
@@ -185,6 +197,7 @@ class ScopedConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.rewrite) query = await this.rewrite(query, this.inner)
     if (!this.statement || this.inTransaction || (!this.everyStatement && query.query.kind !== 'RawNode')) {
       return this.inner.executeQuery<R>(query)
     }

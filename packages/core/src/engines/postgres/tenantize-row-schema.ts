@@ -73,6 +73,8 @@ interface Constraint {
   refColumns: string[] | null
   onDelete: string
   onUpdate: string
+  /** `ON DELETE SET NULL (…)`'s columns, where the app named some (Postgres 15+). */
+  deleteSets: string[]
 }
 
 const ACTIONS: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT' }
@@ -87,7 +89,10 @@ const ACTIONS: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: 'CAS
  * - primary keys, unique constraints and indexes lead with `tenant_id` (one tenant's rows
  *   are one index range, and ids may collide between tenants);
  * - foreign keys become composite, `(tenant_id, col) → (tenant_id, id)`, so a row can never
- *   point at another tenant's row;
+ *   point at another tenant's row; `ON DELETE SET NULL` and `SET DEFAULT` clear the app's
+ *   columns only (Postgres 15+; before, a delete that reaches such a key fails on tenant_id's
+ *   NOT NULL); a later migration's key to an existing table is made so before it runs (see
+ *   row-foreign-keys.ts);
  * - RLS is enabled and forced, with one policy for reading (`USING`) and writing
  *   (`WITH CHECK`) that keys on the login role (see `ROW_TENANT_FUNCTION`). A role that is no
  *   row tenant compares with NULL: it sees and writes nothing.
@@ -118,13 +123,17 @@ export async function tenantizeRowSchema(db: Kysely<any>): Promise<void> {
     }
   }
 
+  // `ON DELETE SET NULL (columns)` came with Postgres 15.
+  const [{ version }] = (await run<{ version: number }>(`SELECT current_setting('server_version_num')::int AS version`)) as [{ version: number }]
+  const setColumns = version >= 150000
   const constraints = (
-    await sql<{ table: string; name: string; kind: 'p' | 'u' | 'f'; columns: string[]; ref_table: string | null; ref_columns: string[] | null; on_delete: string; on_update: string }>`
+    await sql<{ table: string; name: string; kind: 'p' | 'u' | 'f'; columns: string[]; ref_table: string | null; ref_columns: string[] | null; on_delete: string; on_update: string; delete_sets: string[] | null }>`
       select t.relname as table, con.conname as name, con.contype as kind,
         array(select a.attname from unnest(con.conkey) with ordinality k(n, i) join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.i)::text[] as columns,
         rt.relname as ref_table,
         case when con.contype = 'f' then array(select a.attname from unnest(con.confkey) with ordinality k(n, i) join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.i)::text[] end as ref_columns,
-        con.confdeltype as on_delete, con.confupdtype as on_update
+        con.confdeltype as on_delete, con.confupdtype as on_update,
+        ${setColumns ? sql`array(select a.attname from unnest(con.confdelsetcols) k(n) join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n)::text[]` : sql`null::text[]`} as delete_sets
       from pg_constraint con
       join pg_class t on t.oid = con.conrelid join pg_namespace n on n.oid = t.relnamespace
       left join pg_class rt on rt.oid = con.confrelid
@@ -139,6 +148,7 @@ export async function tenantizeRowSchema(db: Kysely<any>): Promise<void> {
       refColumns: r.ref_columns,
       onDelete: r.on_delete,
       onUpdate: r.on_update,
+      deleteSets: r.delete_sets ?? [],
     }),
   )
   const leads = (c: Constraint) => c.columns[0] === 'tenant_id'
@@ -159,7 +169,7 @@ export async function tenantizeRowSchema(db: Kysely<any>): Promise<void> {
       `ALTER TABLE ${schema}.${quote(fk.table)} ADD CONSTRAINT ${quote(fk.name)} ` +
         `FOREIGN KEY (${['tenant_id', ...fk.columns].map(quote).join(', ')}) ` +
         `REFERENCES ${schema}.${quote(fk.refTable!)} (${['tenant_id', ...fk.refColumns!].map(quote).join(', ')}) ` +
-        `ON DELETE ${ACTIONS[fk.onDelete] ?? 'NO ACTION'} ON UPDATE ${ACTIONS[fk.onUpdate] ?? 'NO ACTION'}`,
+        `ON DELETE ${onDelete(fk, setColumns)} ON UPDATE ${ACTIONS[fk.onUpdate] ?? 'NO ACTION'}`,
     ).execute(db)
   }
 
@@ -188,6 +198,14 @@ export async function tenantizeRowSchema(db: Kysely<any>): Promise<void> {
     await sql.raw(`ALTER TABLE ${qualified} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY`).execute(db)
     await keyOnRole(run, table)
   }
+}
+
+/** A composite key's `ON DELETE`: SET NULL and SET DEFAULT name the app's columns, never tenant_id (where Postgres can). */
+function onDelete(fk: Constraint, setColumns: boolean): string {
+  const action = ACTIONS[fk.onDelete] ?? 'NO ACTION'
+  if (!setColumns || (fk.onDelete !== 'n' && fk.onDelete !== 'd')) return action
+  const columns = fk.deleteSets.length ? fk.deleteSets : fk.columns
+  return `${action} (${columns.map(quote).join(', ')})`
 }
 
 /**
