@@ -152,6 +152,19 @@ async function expectGone(tenantry: Tenantry, tenantId: string, place: Place): P
   }
 }
 
+/** Waits up to `ms` for a teardown step; one that fails or overruns is reported, and teardown goes on. */
+async function teardownStep(what: string, step: Promise<unknown> | undefined, ms = 20_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const overrun = new Promise<'overrun'>((resolve) => (timer = setTimeout(() => resolve('overrun'), ms)))
+  try {
+    if ((await Promise.race([step, overrun])) === 'overrun') console.error(`teardown: ${what} did not finish within ${ms} ms`)
+  } catch (error) {
+    console.error(`teardown: ${what} failed:`, error)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres schema, Postgres database and Postgres row', () => {
   const home = tempDir()
   let data: TestDatabase
@@ -169,13 +182,17 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
   })
   afterAll(async () => {
     if (!('url' in postgres)) return
-    for (const tenant of (await tenantry?.catalog.listTenants()) ?? []) await tenantry.deleteTenant(tenant.slug, { purge: true }).catch(() => undefined)
-    await tenantry?.close()
-    await data?.drop()
+    // Each step bounded, and named on stderr when it overruns: a clean CI run once timed this hook
+    // out (60 s) on Node 24 under load, where alone it takes about a second, without saying which step.
+    for (const tenant of (await tenantry?.catalog.listTenants()) ?? []) {
+      await teardownStep(`purging ${tenant.slug} (${tenant.placement.isolation})`, tenantry.deleteTenant(tenant.slug, { purge: true }))
+    }
+    await teardownStep('closing Tenantry', tenantry?.close())
+    await teardownStep('dropping the test database', data?.drop())
     await dropAppRoles(postgres.url, [PG])
     home.cleanup()
     if (savedKey !== undefined) process.env.TENANTRY_SECRET_KEY = savedKey
-  })
+  }, 180_000)
 
   it.each(PAIRS.map((p) => [p.from.name, p.to.name, p] as const))('%s → %s: no read fails, no acknowledged write is lost, the old copy is gone', async (_from, _to, { from, to }) => {
     const slug = `mv_${from.name}_${to.name}`.replace(/-/g, '_')
