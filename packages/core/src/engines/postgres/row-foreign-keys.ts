@@ -70,7 +70,7 @@ export async function rewriteRowForeignKeys(text: string, tenantized: Tenantized
   }
   const statements = tree.stmts ?? []
   const named = new Set<string>()
-  for (const { stmt } of statements) for (const key of foreignKeysOf(stmt)) if (inRowSchema(key.constraint.pktable)) named.add(key.constraint.pktable!.relname!)
+  for (const { stmt } of statements) for (const key of foreignKeysOf(stmt)) if (inRowSchema(key.pktable)) named.add(key.pktable!.relname!)
   if (named.size === 0) return text
   // The altered tables too: whether each already has its tenant_id.
   for (const { stmt } of statements) if ('AlterTableStmt' in stmt && inRowSchema(stmt.AlterTableStmt.relation)) named.add(stmt.AlterTableStmt.relation!.relname!)
@@ -89,30 +89,23 @@ export async function rewriteRowForeignKeys(text: string, tenantized: Tenantized
   return at === 0 && out === '' ? text : out + text.slice(at)
 }
 
-interface ForeignKey {
-  constraint: Constraint
-  /** The column a column constraint sits on. */
-  column?: ColumnDef
-}
-
 /** Every foreign key a CREATE TABLE or ALTER TABLE statement declares. */
-function foreignKeysOf(stmt: Node): ForeignKey[] {
-  const keys: ForeignKey[] = []
-  const ofColumn = (column: ColumnDef) => {
-    for (const c of column.constraints ?? []) if ('Constraint' in c && c.Constraint.contype === 'CONSTR_FOREIGN') keys.push({ constraint: c.Constraint, column })
+function foreignKeysOf(stmt: Node): Constraint[] {
+  const keys: Constraint[] = []
+  const add = (node: Node | undefined) => {
+    if (node && 'Constraint' in node && node.Constraint.contype === 'CONSTR_FOREIGN') keys.push(node.Constraint)
   }
+  const ofColumn = (column: ColumnDef) => column.constraints?.forEach(add)
   if ('CreateStmt' in stmt) {
     for (const element of stmt.CreateStmt.tableElts ?? []) {
       if ('ColumnDef' in element) ofColumn(element.ColumnDef)
-      else if ('Constraint' in element && element.Constraint.contype === 'CONSTR_FOREIGN') keys.push({ constraint: element.Constraint })
+      else add(element)
     }
   } else if ('AlterTableStmt' in stmt) {
     for (const cmd of stmt.AlterTableStmt.cmds ?? []) {
-      if (!('AlterTableCmd' in cmd)) continue
-      const def = cmd.AlterTableCmd.def
-      if (!def) continue
-      if (cmd.AlterTableCmd.subtype === 'AT_AddColumn' && 'ColumnDef' in def) ofColumn(def.ColumnDef)
-      else if (cmd.AlterTableCmd.subtype === 'AT_AddConstraint' && 'Constraint' in def && def.Constraint.contype === 'CONSTR_FOREIGN') keys.push({ constraint: def.Constraint })
+      const def = 'AlterTableCmd' in cmd ? cmd.AlterTableCmd.def : undefined
+      if (def && 'ColumnDef' in def) ofColumn(def.ColumnDef)
+      else add(def)
     }
   }
   return keys
