@@ -360,8 +360,8 @@ process.on('disconnect', () => process.exit(0))
 // 'disconnect' needs this thread, which a never-ending statement holds inside SQLite's C code.
 // If the parent dies then (kill -9), a watchdog thread, which runs while this one is blocked,
 // sees this process handed to another parent and ends it, so no orphan burns a core forever.
-// Ready only once the watchdog runs: a process that cannot start that thread (its isolate needs
-// memory the data-segment limit does not leave) ends before it takes a statement, not during one.
+// Ready only once the watchdog runs: the parent measures the process then, watchdog included,
+// and sets its memory limit on top of that before the first statement.
 const watchdog = new Worker(
   `const parent = ${process.ppid}
   setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL') }, 500)`,

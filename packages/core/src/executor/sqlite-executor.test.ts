@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { getPriority } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { parseDataSourceConfig, SqliteExecutor, type SqliteExecutorOptions } from 'tenantry'
 import { sqlNames } from './statement-guard.js'
 import { executorProcesses, isProcessAlive, tempDir } from 'tenantry/testing'
@@ -87,6 +88,14 @@ describe('SqliteExecutor', () => {
     const path = tenantFile()
     const session = executor.openSession({ tenantId: 'ta', path, readOnly: true })
     expect(await session.execute({ sql: 'SELECT count(*) AS n FROM notes' })).toMatchObject({ ok: true, rows: [[1n]] })
+    // Each ready process has its limit: what it held once started, and 16 MiB more.
+    await vi.waitFor(() => expect(executor.stats).toMatchObject({ starting: 0, idle: 2 }))
+    for (const pid of executor.pids) {
+      const limit = Number(/^Max data size\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1])
+      const held = Number(/VmData:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
+      expect(limit - held).toBeGreaterThan(0)
+      expect(limit - held).toBeLessThanOrEqual(16 * 1024 * 1024)
+    }
     await expect(session.execute({ sql: 'SELECT randomblob(64 * 1024 * 1024)' })).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' })
   })
 
@@ -207,12 +216,27 @@ describe('SqliteExecutor', () => {
   it('runs executor processes below the server\'s priority, so busy tenants never starve the event loop', async () => {
     const session = executor.openSession({ tenantId: 'ta', path: tenantFile(), readOnly: true })
     await session.execute({ sql: 'SELECT 1' })
+    await vi.waitFor(() => expect(executor.stats).toMatchObject({ starting: 0, idle: 2 }))
     expect(executor.pids.map((pid) => getPriority(pid))).toEqual([10, 10])
     await executor.close()
     start({ niceness: 0 })
     await executor.openSession({ tenantId: 'ta', path: tenantFile(), readOnly: true }).execute({ sql: 'SELECT 1' })
     expect(executor.pids.map((pid) => getPriority(pid))).toEqual([getPriority(), getPriority()])
     expect(() => new SqliteExecutor({ niceness: 20 })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION' }))
+  })
+
+  // Regression: started at nice 10, Node's start-up got a sliver of a busy machine's CPU (10 s and
+  // more with two busy cores), and the first statements were refused with DATABASE_BUSY.
+  it('starts executor processes at the server\'s priority and lowers it once they are ready, before any statement', async () => {
+    const session = executor.openSession({ tenantId: 'ta', path: tenantFile(), readOnly: true })
+    const statement = session.execute({ sql: 'SELECT 1' })
+    // A process appears in `pids` when it is spawned; it needs far longer than this poll to be ready.
+    await vi.waitFor(() => expect(executor.pids.length).toBeGreaterThan(0), { interval: 1 })
+    expect(executor.stats.starting).toBeGreaterThan(0)
+    expect(getPriority(executor.pids[0]!)).toBe(getPriority())
+    expect(await statement).toMatchObject({ ok: true })
+    await vi.waitFor(() => expect(executor.stats).toMatchObject({ starting: 0, idle: 2 }))
+    expect(executor.pids.map((pid) => getPriority(pid))).toEqual([10, 10])
   })
 
   it('close stops every executor process, one killed mid-statement included: no orphans', async () => {

@@ -1,4 +1,6 @@
-import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { availableParallelism, setPriority } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -6,6 +8,8 @@ import type { RawCursor, RawSqlValue, RawStatement, RawStatementDescription, Raw
 import { TenantryError } from '../errors.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
 import type { ChildReady, ChildRequest, ChildResponse, CursorBatch, OpenParams, StatementCaps, StatementDescription } from './executor-protocol.js'
+
+const execFileAsync = promisify(execFile)
 
 /** Options of `SqliteExecutor`. Every limit has a default that suits a shared server. */
 export interface SqliteExecutorOptions {
@@ -24,7 +28,8 @@ export interface SqliteExecutorOptions {
   /**
    * Memory of one executor process, in MiB, beyond what Node itself holds once started: the OS
    * data-segment limit (`RLIMIT_DATA`, which SQLite's allocations hit first, as `SQLITE_NOMEM`)
-   * on top of that start-up baseline (`nodeBaselineKiB`), and twice V8's old-space limit. A
+   * on top of what the process holds once started (set when it is ready, with `prlimit`), and
+   * twice V8's old-space limit. A
    * statement that reaches it is refused with `RESULT_TOO_LARGE` and its process is
    * replaced, which returns the memory. (better-sqlite3 is built with
    * `SQLITE_DEFAULT_MEMSTATUS=0`, so `PRAGMA hard_heap_limit` is accepted but never enforced.)
@@ -112,10 +117,8 @@ const MIB = 1024 * 1024
 const CLOSE_DEADLINE_MS = 1000
 /** How much longer than `queueTimeoutMs` a statement waits for processes that are still starting. */
 const STARTUP_GRACE_MS = 30_000
-/** How long the start-up memory probe (`nodeBaselineKiB`) may take: a Node process and a worker thread start, slow on a loaded machine. */
-const BASELINE_PROBE_TIMEOUT_MS = 60_000
-/** Exit code of the launcher shell when the memory limit cannot be set. */
-const NO_RLIMIT_EXIT = 97
+/** How long setting a ready process's memory limit (`prlimit`) may take before the process is given up. */
+const LIMIT_TIMEOUT_MS = 30_000
 
 /** The executor process entry: compiled JavaScript in dist, TypeScript (run with tsx) from source in tests. */
 function childEntry(): { file: string; execArgv: string[] } {
@@ -128,38 +131,15 @@ function childEntry(): { file: string; execArgv: string[] } {
 }
 
 /**
- * Measures the data segment of a fresh Node process started with the executor's arguments that
- * has started one worker thread, as an executor process does (its watchdog), in KiB (`VmData`).
+ * What a started process holds in its data segment (`VmData`, KiB): Node's own, before any
+ * statement. Node 24's V8 reserves about 560 MiB per isolate (its code range), and an executor
+ * process runs two or three (the watchdog thread; tsx's loader thread from source), where Node 20
+ * reserves tens of MiB: the memory limit comes on top of what the process itself measured.
  */
-const BASELINE_PROBE = `const { Worker } = require('node:worker_threads')
-new Worker('', { eval: true }).once('online', () => {
-  process.stdout.write(/VmData:\\s*(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0')
-  process.exit(0)
-})`
-let baseline: Promise<number | undefined> | undefined
-
-/**
- * What an executor process holds in its data segment before it runs a statement, in KiB,
- * measured once per process (off the event loop): the memory limit comes on top of it. Node
- * 24's V8 reserves about 560 MiB per isolate at start (its code range; the watchdog thread is a
- * second isolate) where Node 20 reserves tens: a limit that counted those would stop Node 24
- * from starting at all. 0 off Linux (the V8 limit alone applies there). `undefined` when the
- * probe failed or took too long (a machine under heavy load): processes started meanwhile get
- * no data-segment limit rather than one that might be too small for Node itself, and the next
- * start measures again.
- */
-function nodeBaselineKiB(logger: Logger): Promise<number | undefined> {
-  baseline ??= new Promise<number | undefined>((resolve) => {
-    if (process.platform !== 'linux') return resolve(0)
-    execFile(process.execPath, [...childEntry().execArgv, '-e', BASELINE_PROBE], { encoding: 'utf8', timeout: BASELINE_PROBE_TIMEOUT_MS }, (error, stdout) => {
-      const kib = Number(stdout)
-      if (!error && kib > 0) return resolve(kib)
-      logger.warn({ err: error, stdout }, "Measuring Node's start-up memory failed: executor processes start without a data-segment limit until it succeeds")
-      baseline = undefined
-      resolve(undefined)
-    })
-  })
-  return baseline
+async function dataSegmentKiB(pid: number): Promise<number> {
+  const kib = Number(/VmData:\s*(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1])
+  if (!(kib > 0)) throw new Error(`no VmData in /proc/${pid}/status`)
+  return kib
 }
 
 interface Pending {
@@ -180,35 +160,17 @@ class ExecutorProcess {
   #stderr = ''
   #killedFor: TenantryError | undefined
 
-  /**
-   * `baselineKiB`: Node's own data segment at start (`nodeBaselineKiB`), which the memory limit
-   * comes on top of; `undefined`: unknown, and no data-segment limit is set.
-   */
-  constructor(memoryLimitMiB: number, baselineKiB: number | undefined, niceness: number, onExit: (process: ExecutorProcess, detail: string) => void) {
+  constructor(memoryLimitMiB: number, niceness: number, logger: Logger, onExit: (process: ExecutorProcess, detail: string) => void) {
     const { file, execArgv } = childEntry()
     const nodeArgs = [...execArgv, `--max-old-space-size=${Math.max(64, Math.floor(memoryLimitMiB / 2))}`, file]
-    const options: SpawnOptions = { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' }
-    // The data-segment limit needs setrlimit before exec, which Node cannot do: a POSIX shell
-    // sets it and `exec`s Node in its place (same pid). Elsewhere the V8 limit alone applies.
-    this.child =
-      process.platform === 'win32' || baselineKiB === undefined
-        ? spawn(process.execPath, nodeArgs, options)
-        : spawn('/bin/sh', ['-c', `ulimit -d "$1" || exit ${NO_RLIMIT_EXIT}; shift; exec "$@"`, 'sh', String(baselineKiB + memoryLimitMiB * 1024), process.execPath, ...nodeArgs], options)
-    // Set on the shell before it execs Node: the pid, and so the priority, carries over.
-    if (niceness > 0 && this.child.pid !== undefined) {
-      try {
-        setPriority(this.child.pid, niceness)
-      } catch {
-        // The process exited already (its exit is handled below), or the OS refused: it runs at the default priority.
-      }
-    }
+    this.child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' })
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-2000)
     })
-    this.ready = new Promise((resolve, reject) => {
+    this.ready = new Promise<void>((resolve, reject) => {
       this.child.once('message', (message: ChildReady) => (message?.ready ? resolve() : reject(new Error('unexpected first message'))))
       this.child.once('exit', () => reject(new TenantryError('INTERNAL', 'An executor process exited before it was ready')))
-    })
+    }).then(() => this.#confine(memoryLimitMiB, niceness, logger))
     this.ready.catch(() => {}) // observed through acquire; a failed start is logged by onExit
     this.child.on('message', (message: ChildResponse | ChildReady) => {
       if ('ready' in message) return
@@ -230,10 +192,44 @@ class ExecutorProcess {
         pending.reject(error)
       }
       this.#pending.clear()
-      onExit(this, this.#killedFor ? '' : `code ${code ?? '-'}, signal ${signal ?? '-'}${code === NO_RLIMIT_EXIT ? ' (ulimit -d failed)' : ''}: ${this.#stderr.trim().slice(-500)}`)
+      onExit(this, this.#killedFor ? '' : `code ${code ?? '-'}, signal ${signal ?? '-'}: ${this.#stderr.trim().slice(-500)}`)
     })
     // A write to a process that just died: its exit rejects what is pending.
     this.child.on('error', () => this.kill(new TenantryError('INTERNAL', 'The executor process failed')))
+  }
+
+  /**
+   * Once the process is ready, before its first statement: its memory limit, and its priority.
+   *
+   * The data-segment limit (`RLIMIT_DATA`) is what Node holds once started, measured on this
+   * very process, plus `memoryLimitMiB`: set with util-linux's `prlimit` from outside, since
+   * Node cannot call setrlimit. (A limit set before Node starts needs its start-up size known in
+   * advance; measured on a separate process, that size varied by a whole isolate's 560 MiB on
+   * Node 24 under load, and a limit below it killed every process as it started.) Where it
+   * cannot be set (not Linux, no `prlimit`), V8's heap limit alone applies, and the log says so.
+   *
+   * The priority is lowered only now: tenants' statements run below the server, while Node's own
+   * start-up (seconds of CPU on a busy machine at nice 10, long enough for the first statements
+   * to be refused as busy) competes as an equal.
+   */
+  async #confine(memoryLimitMiB: number, niceness: number, logger: Logger): Promise<void> {
+    const pid = this.child.pid
+    if (pid === undefined) return
+    if (process.platform === 'linux') {
+      try {
+        const bytes = ((await dataSegmentKiB(pid)) + memoryLimitMiB * 1024) * 1024
+        await execFileAsync('prlimit', ['--pid', String(pid), `--data=${bytes}:${bytes}`], { timeout: LIMIT_TIMEOUT_MS })
+      } catch (err) {
+        if (!this.alive) return
+        logger.warn({ err, pid }, "Setting an executor process's memory limit failed (is util-linux's prlimit installed?): it runs with V8's heap limit only")
+      }
+    }
+    if (niceness === 0) return
+    try {
+      setPriority(pid, niceness)
+    } catch {
+      // The process exited already (its exit is handled), or the OS refused: it runs at the default priority.
+    }
   }
 
   get pid(): number | undefined {
@@ -406,21 +402,15 @@ export class SqliteExecutor {
   #spawn(): void {
     if (this.#closed) return
     this.#starting++
-    void nodeBaselineKiB(this.#logger).then((baselineKiB) => {
-      if (this.#closed) {
+    const child = new ExecutorProcess(this.#options.memoryLimitMiB, this.#options.niceness, this.#logger, (process, detail) => this.#onExit(process, detail))
+    this.#processes.add(child)
+    child.ready.then(
+      () => {
         this.#starting--
-        return
-      }
-      const child = new ExecutorProcess(this.#options.memoryLimitMiB, baselineKiB, this.#options.niceness, (process, detail) => this.#onExit(process, detail))
-      this.#processes.add(child)
-      child.ready.then(
-        () => {
-          this.#starting--
-          this.#offer(child)
-        },
-        () => this.#starting--,
-      )
-    })
+        this.#offer(child)
+      },
+      () => this.#starting--,
+    )
   }
 
   #onExit(process: ExecutorProcess, detail: string): void {
