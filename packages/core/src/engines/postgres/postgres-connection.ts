@@ -17,8 +17,16 @@ export interface PostgresConnectionOptions {
   appRole: PostgresLogin
   /** Connections in each shared pool (admin and app). */
   poolSize: number
+  /**
+   * Longest an admin transaction (`transaction`) waits for one lock, advisory locks included,
+   * before it fails with `DATABASE_BUSY` and rolls back: a purge or a grant never hangs behind
+   * a transaction left open elsewhere. @default 30000
+   */
+  adminLockTimeoutMs?: number
   logger: Logger
 }
+
+const ADMIN_LOCK_TIMEOUT_MS = 30_000
 
 /** A row of `inspectIdleConnections`: what the next borrower of a pooled connection inherits. */
 export interface IdleConnection {
@@ -117,12 +125,15 @@ export class PostgresConnection {
   /**
    * Runs `fn` in an admin transaction. With `lock`, the transaction first takes the advisory
    * lock of that name, which serialises it with every other holder across processes: Postgres
-   * answers concurrent changes to one role or grant with "tuple concurrently updated".
+   * answers concurrent changes to one role or grant with "tuple concurrently updated". No lock
+   * is waited for longer than `adminLockTimeoutMs` (`DATABASE_BUSY`).
    */
   async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, lock?: string): Promise<T> {
     const client = await this.admin.connect()
+    const lockTimeoutMs = this.#options.adminLockTimeoutMs ?? ADMIN_LOCK_TIMEOUT_MS
     try {
-      await client.query('BEGIN')
+      // One round trip: a parameterless multi-statement query goes over the simple protocol.
+      await client.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`)
       if (lock !== undefined) await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [lock])
       const result = await fn(client)
       await client.query('COMMIT')
@@ -130,6 +141,12 @@ export class PostgresConnection {
     } catch (error) {
       // The caller gets the transaction's own error; a failed rollback only ends the connection's part in it.
       await client.query('ROLLBACK').catch((err: unknown) => this.#options.logger.warn({ err }, 'Rolling back a Postgres admin transaction failed'))
+      if ((error as { code?: unknown }).code === '55P03') {
+        throw new TenantryError('DATABASE_BUSY', `Another session held a lock this change needs for more than ${lockTimeoutMs} ms; nothing was changed, retry when it is released`, {
+          cause: error,
+          details: { retryAfterSeconds: 1 },
+        })
+      }
       throw error
     } finally {
       client.release()
