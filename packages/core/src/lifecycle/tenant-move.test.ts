@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { statSync } from 'node:fs'
 import Database from 'better-sqlite3'
+import pg from 'pg'
 import { fileURLToPath } from 'node:url'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -152,12 +153,34 @@ async function expectGone(tenantry: Tenantry, tenantId: string, place: Place): P
   }
 }
 
+/**
+ * What every session on the test database is doing, and what it waits for: said on stderr when a
+ * teardown step overruns, so that a hang names its lock or its idle transaction.
+ */
+async function describeSessions(database: TestDatabase | undefined): Promise<string> {
+  if (!database) return ''
+  const client = new pg.Client({ connectionString: database.url })
+  try {
+    await client.connect()
+    const { rows } = await client.query(
+      `SELECT a.pid, a.usename, a.state, a.wait_event_type, a.wait_event, pg_blocking_pids(a.pid) AS blocked_by,
+         now() - a.xact_start AS in_transaction, left(a.query, 160) AS query
+       FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()`,
+    )
+    return JSON.stringify(rows, null, 1)
+  } catch (error) {
+    return `(sessions unreadable: ${String(error)})`
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
+
 /** Waits up to `ms` for a teardown step; one that fails or overruns is reported, and teardown goes on. */
-async function teardownStep(what: string, step: Promise<unknown> | undefined, ms = 20_000): Promise<void> {
+async function teardownStep(what: string, step: Promise<unknown> | undefined, database: TestDatabase | undefined, ms = 20_000): Promise<void> {
   let timer: NodeJS.Timeout | undefined
   const overrun = new Promise<'overrun'>((resolve) => (timer = setTimeout(() => resolve('overrun'), ms)))
   try {
-    if ((await Promise.race([step, overrun])) === 'overrun') console.error(`teardown: ${what} did not finish within ${ms} ms`)
+    if ((await Promise.race([step, overrun])) === 'overrun') console.error(`teardown: ${what} did not finish within ${ms} ms; sessions:`, await describeSessions(database))
   } catch (error) {
     console.error(`teardown: ${what} failed:`, error)
   } finally {
@@ -185,10 +208,10 @@ describe.skipIf('skip' in postgres)('live moves between SQLite file, Postgres sc
     // Each step bounded, and named on stderr when it overruns: a clean CI run once timed this hook
     // out (60 s) on Node 24 under load, where alone it takes about a second, without saying which step.
     for (const tenant of (await tenantry?.catalog.listTenants()) ?? []) {
-      await teardownStep(`purging ${tenant.slug} (${tenant.placement.isolation})`, tenantry.deleteTenant(tenant.slug, { purge: true }))
+      await teardownStep(`purging ${tenant.slug} (${tenant.placement.isolation})`, tenantry.deleteTenant(tenant.slug, { purge: true }), data)
     }
-    await teardownStep('closing Tenantry', tenantry?.close())
-    await teardownStep('dropping the test database', data?.drop())
+    await teardownStep('closing Tenantry', tenantry?.close(), data)
+    await teardownStep('dropping the test database', data?.drop(), undefined)
     await dropAppRoles(postgres.url, [PG])
     home.cleanup()
     if (savedKey !== undefined) process.env.TENANTRY_SECRET_KEY = savedKey
