@@ -70,7 +70,9 @@ export async function rewriteRowForeignKeys(text: string, tenantized: Tenantized
   }
   const statements = tree.stmts ?? []
   const named = new Set<string>()
-  for (const { stmt } of statements) for (const key of foreignKeysOf(stmt)) if (inRowSchema(key.pktable)) named.add(key.pktable!.relname!)
+  for (const { stmt } of statements) {
+    for (const key of declared(stmt).flatMap(foreignKeys)) if (inRowSchema(key.pktable)) named.add(key.pktable!.relname!)
+  }
   if (named.size === 0) return text
   // The altered tables too: whether each already has its tenant_id.
   for (const { stmt } of statements) if ('AlterTableStmt' in stmt && inRowSchema(stmt.AlterTableStmt.relation)) named.add(stmt.AlterTableStmt.relation!.relname!)
@@ -89,26 +91,17 @@ export async function rewriteRowForeignKeys(text: string, tenantized: Tenantized
   return at === 0 && out === '' ? text : out + text.slice(at)
 }
 
-/** Every foreign key a CREATE TABLE or ALTER TABLE statement declares. */
-function foreignKeysOf(stmt: Node): Constraint[] {
-  const keys: Constraint[] = []
-  const add = (node: Node | undefined) => {
-    if (node && 'Constraint' in node && node.Constraint.contype === 'CONSTR_FOREIGN') keys.push(node.Constraint)
-  }
-  const ofColumn = (column: ColumnDef) => column.constraints?.forEach(add)
-  if ('CreateStmt' in stmt) {
-    for (const element of stmt.CreateStmt.tableElts ?? []) {
-      if ('ColumnDef' in element) ofColumn(element.ColumnDef)
-      else add(element)
-    }
-  } else if ('AlterTableStmt' in stmt) {
-    for (const cmd of stmt.AlterTableStmt.cmds ?? []) {
-      const def = 'AlterTableCmd' in cmd ? cmd.AlterTableCmd.def : undefined
-      if (def && 'ColumnDef' in def) ofColumn(def.ColumnDef)
-      else add(def)
-    }
-  }
-  return keys
+/** What a statement declares: CREATE TABLE's columns and table constraints, the definitions of ALTER TABLE's commands. */
+function declared(stmt: Node): Node[] {
+  if ('CreateStmt' in stmt) return stmt.CreateStmt.tableElts ?? []
+  if ('AlterTableStmt' in stmt) return (stmt.AlterTableStmt.cmds ?? []).flatMap((cmd) => ('AlterTableCmd' in cmd && cmd.AlterTableCmd.def ? [cmd.AlterTableCmd.def] : []))
+  return []
+}
+
+/** The foreign keys of one declared element: itself as a table constraint, or its column's. */
+function foreignKeys(element: Node): Constraint[] {
+  const nodes = 'ColumnDef' in element ? (element.ColumnDef.constraints ?? []) : [element]
+  return nodes.flatMap((node) => ('Constraint' in node && node.Constraint.contype === 'CONSTR_FOREIGN' ? [node.Constraint] : []))
 }
 
 /** A name the migration's `search_path` (the row schema) resolves there: unqualified, or qualified with it. */
@@ -147,29 +140,37 @@ function tenantIdColumn(): Node {
   }
 }
 
+/**
+ * One declared element with its foreign keys to keyed tables made composite: the element that
+ * replaces it, and the keys to add beside it (a column constraint names one column; as a table
+ * constraint it can name tenant_id too). `undefined` when it has none.
+ */
+function rewriteElement(element: Node, toKeyed: (c: Constraint) => boolean): { element: Node; added: Constraint[] } | undefined {
+  if ('Constraint' in element) {
+    const key = element.Constraint
+    return key.contype === 'CONSTR_FOREIGN' && toKeyed(key) ? { element: { Constraint: composite(key, key.fk_attrs ?? []) }, added: [] } : undefined
+  }
+  if (!('ColumnDef' in element)) return undefined
+  const column = element.ColumnDef
+  const moving = (column.constraints ?? []).filter((node) => 'Constraint' in node && node.Constraint.contype === 'CONSTR_FOREIGN' && toKeyed(node.Constraint))
+  if (!moving.length) return undefined
+  return { element: { ColumnDef: without(column, moving) }, added: moving.map((node) => composite((node as { Constraint: Constraint }).Constraint, [name(column.colname!)])) }
+}
+
 /** Rewrites the statement's foreign keys to tenantized tables in place; whether it changed. */
 function rewrite(stmt: Node, keyed: ReadonlySet<string>): boolean {
   const toKeyed = (c: Constraint) => inRowSchema(c.pktable) && keyed.has(c.pktable!.relname!) && !leadsWithTenant(c)
   if ('CreateStmt' in stmt) {
     const create = stmt.CreateStmt
     const elements = create.tableElts ?? []
-    let changed = false
     const added: Node[] = []
-    const kept = elements.map((element): Node => {
-      if ('Constraint' in element && element.Constraint.contype === 'CONSTR_FOREIGN' && toKeyed(element.Constraint)) {
-        changed = true
-        return { Constraint: composite(element.Constraint, element.Constraint.fk_attrs ?? []) }
-      }
-      if (!('ColumnDef' in element)) return element
-      const column = element.ColumnDef
-      const moving = (column.constraints ?? []).filter((c) => 'Constraint' in c && c.Constraint.contype === 'CONSTR_FOREIGN' && toKeyed(c.Constraint))
-      if (!moving.length) return element
-      changed = true
-      // A column constraint names one column; as a table constraint it can name tenant_id too.
-      for (const c of moving) added.push({ Constraint: composite((c as { Constraint: Constraint }).Constraint, [name(column.colname!)]) })
-      return { ColumnDef: without(column, moving) }
+    const kept = elements.map((element) => {
+      const rewritten = rewriteElement(element, toKeyed)
+      if (!rewritten) return element
+      added.push(...rewritten.added.map((key) => ({ Constraint: key })))
+      return rewritten.element
     })
-    if (!changed) return false
+    if (kept.every((element, i) => element === elements[i])) return false
     const hasTenantId = elements.some((e) => 'ColumnDef' in e && e.ColumnDef.colname === TENANT_ID)
     create.tableElts = [...(hasTenantId ? [] : [tenantIdColumn()]), ...kept, ...added]
     return true
@@ -179,29 +180,16 @@ function rewrite(stmt: Node, keyed: ReadonlySet<string>): boolean {
     let changed = false
     const cmds: Node[] = []
     for (const cmd of alter.cmds ?? []) {
-      const def = 'AlterTableCmd' in cmd ? cmd.AlterTableCmd.def : undefined
-      if (!def || !('AlterTableCmd' in cmd)) {
+      const at = 'AlterTableCmd' in cmd ? cmd.AlterTableCmd : undefined
+      const adds = at?.def && (at.subtype === 'AT_AddConstraint' || at.subtype === 'AT_AddColumn')
+      const rewritten = adds ? rewriteElement(at.def!, toKeyed) : undefined
+      if (!rewritten) {
         cmds.push(cmd)
         continue
       }
-      if (cmd.AlterTableCmd.subtype === 'AT_AddConstraint' && 'Constraint' in def && def.Constraint.contype === 'CONSTR_FOREIGN' && toKeyed(def.Constraint)) {
-        changed = true
-        cmds.push({ AlterTableCmd: { ...cmd.AlterTableCmd, def: { Constraint: composite(def.Constraint, def.Constraint.fk_attrs ?? []) } } })
-        continue
-      }
-      if (cmd.AlterTableCmd.subtype === 'AT_AddColumn' && 'ColumnDef' in def) {
-        const column = def.ColumnDef
-        const moving = (column.constraints ?? []).filter((c) => 'Constraint' in c && c.Constraint.contype === 'CONSTR_FOREIGN' && toKeyed(c.Constraint))
-        if (moving.length) {
-          changed = true
-          cmds.push({ AlterTableCmd: { ...cmd.AlterTableCmd, def: { ColumnDef: without(column, moving) } } })
-          for (const c of moving) {
-            cmds.push({ AlterTableCmd: { subtype: 'AT_AddConstraint', behavior: 'DROP_RESTRICT', def: { Constraint: composite((c as { Constraint: Constraint }).Constraint, [name(column.colname!)]) } } })
-          }
-          continue
-        }
-      }
-      cmds.push(cmd)
+      changed = true
+      cmds.push({ AlterTableCmd: { ...at, def: rewritten.element } })
+      for (const key of rewritten.added) cmds.push({ AlterTableCmd: { subtype: 'AT_AddConstraint', behavior: 'DROP_RESTRICT', def: { Constraint: key } } })
     }
     if (!changed) return false
     // A table not tenantized yet (made earlier in the same migration) gets its tenant_id first.
