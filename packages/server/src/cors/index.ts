@@ -54,6 +54,8 @@ export interface CorsOptions {
 export const cors = fp(
   async (app: ServerInstance, options: CorsOptions) => {
     const origins = new Set(options.origins)
+    // No origin listed (the default): no request could get a CORS header, so no hook runs for any.
+    if (origins.size === 0) return
     const applies = (request: FastifyRequest) => {
       const origin = request.headers.origin
       if (!origin || !origins.has(origin)) return false
