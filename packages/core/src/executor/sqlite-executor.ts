@@ -27,9 +27,8 @@ export interface SqliteExecutorOptions {
   maxStatementsPerTenant?: number
   /**
    * Memory of one executor process, in MiB, beyond what Node itself holds once started: the OS
-   * data-segment limit (`RLIMIT_DATA`, which SQLite's allocations hit first, as `SQLITE_NOMEM`)
-   * on top of what the process holds once started (set when it is ready, with `prlimit`), and
-   * twice V8's old-space limit. A
+   * data-segment limit (`RLIMIT_DATA`, which SQLite's allocations hit first, as `SQLITE_NOMEM`;
+   * set when the process is ready, with `prlimit`), and twice V8's old-space limit. A
    * statement that reaches it is refused with `RESULT_TOO_LARGE` and its process is
    * replaced, which returns the memory. (better-sqlite3 is built with
    * `SQLITE_DEFAULT_MEMSTATUS=0`, so `PRAGMA hard_heap_limit` is accepted but never enforced.)
@@ -117,7 +116,7 @@ const MIB = 1024 * 1024
 const CLOSE_DEADLINE_MS = 1000
 /** How much longer than `queueTimeoutMs` a statement waits for processes that are still starting. */
 const STARTUP_GRACE_MS = 30_000
-/** How long setting a ready process's memory limit (`prlimit`) may take before the process is given up. */
+/** How long setting a ready process's memory limit (`prlimit`) may take; past it the process runs with V8's heap limit only (logged). */
 const LIMIT_TIMEOUT_MS = 30_000
 
 /** The executor process entry: compiled JavaScript in dist, TypeScript (run with tsx) from source in tests. */
