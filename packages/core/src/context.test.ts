@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { describe, expect, it } from 'vitest'
-import { currentScope, currentTenant, requireTenant, withTenant } from './context.js'
+import { currentScope, currentTenant, requireTenant, settledPromise, withTenant } from './context.js'
 import { forEachBounded } from './migrations/fan-out.js'
 
 const a = { id: 'taaaaaaaaaaaaaaaaaaa', slug: 'alpha' }
@@ -57,5 +57,27 @@ describe('tenant context', () => {
       }),
     ).rejects.toThrow('boom')
     expect(released).toEqual(['second', 'first'])
+  })
+
+  it('releases at once when fn returns a promise that settled as it was made (a prepared statement on SQLite)', async () => {
+    const released: string[] = []
+    const pending = withTenant(a, () => {
+      currentScope()!.leases.push(() => released.push('handle'))
+      return settledPromise(7)
+    })
+    expect(released).toEqual(['handle']) // before anything awaits
+    await expect(pending).resolves.toBe(7)
+
+    // Any other promise holds the leases until it settles.
+    let resolve!: (value: number) => void
+    const later = withTenant(a, () => {
+      currentScope()!.leases.push(() => released.push('later'))
+      return new Promise<number>((r) => (resolve = r))
+    })
+    await Promise.resolve()
+    expect(released).toEqual(['handle'])
+    resolve(8)
+    await expect(later).resolves.toBe(8)
+    expect(released).toEqual(['handle', 'later'])
   })
 })

@@ -51,13 +51,19 @@ export interface EngineHandle {
   /** Closes the connection(s). Kysely waits for a running query before it lets go. */
   close(): Promise<void>
   /**
-   * Runs a query compiled on `db` (its plugins applied) with the statement cached on this
-   * handle, under the same write gate as `db` (`tenantry.prepare`). `first`: one row is
-   * enough. A result (not a promise) when it ran at once: the caller saves promise hops.
-   * Absent: the router runs it through `db`.
+   * A runner for a query compiled on `db` (its plugins applied), holding its statement
+   * prepared on this handle's connection, under the same write gate as `db`
+   * (`tenantry.prepare` keeps one per handle and query). Absent: the router runs the query
+   * through `db`.
    */
-  runCompiled?(query: CompiledQuery, first: boolean): QueryResult<unknown> | Promise<QueryResult<unknown>>
+  prepareCompiled?(query: CompiledQuery): CompiledRunner
 }
+
+/**
+ * Runs a prepared query with these parameters. `first`: one row is enough. A result (not a
+ * promise) when it ran at once: the caller saves promise hops.
+ */
+export type CompiledRunner = (parameters: readonly unknown[], first: boolean) => QueryResult<unknown> | Promise<QueryResult<unknown>>
 
 /** A sealed, pre-migrated copy that new tenants are created from. */
 export interface EngineTemplate {

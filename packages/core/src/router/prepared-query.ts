@@ -1,5 +1,7 @@
 import type { CompiledQuery, Compilable, QueryResult } from 'kysely'
+import { settledPromise } from '../context.js'
 import { TenantryError } from '../errors.js'
+import type { CompiledRunner } from '../engines/engine.js'
 import type { HandleEntry, Router, TenantDb } from './router.js'
 
 /**
@@ -34,6 +36,8 @@ interface Compiled {
   readonly query: CompiledQuery
   /** Per parameter: the name it takes its value from, or undefined for a constant of the query. */
   readonly names: ReadonlyArray<string | undefined>
+  /** The handle's runner, with the statement it prepared, where its engine has one. */
+  readonly run: CompiledRunner | undefined
 }
 
 class RoutedPreparedQuery<P, O> implements PreparedQuery<P, O> {
@@ -60,11 +64,11 @@ class RoutedPreparedQuery<P, O> implements PreparedQuery<P, O> {
     try {
       entry = this.router.current()
       compiled = (entry.prepared.get(this.build) as Compiled | undefined) ?? this.#compile(entry)
-      const { query } = compiled
-      const bound: CompiledQuery = { query: query.query, queryId: query.queryId, sql: query.sql, parameters: bind(compiled, params as Record<string, unknown>) }
+      const { query, run } = compiled
+      const parameters = bind(compiled, params as Record<string, unknown>)
       if (meter) started = performance.now()
-      // The handle's own statement cache where the engine has one; through its Kysely otherwise (same gate and scope).
-      result = entry.handle.runCompiled ? entry.handle.runCompiled(bound, first) : entry.handle.db.executeQuery(bound)
+      // The handle's prepared statement where the engine keeps one; through its Kysely otherwise (same gate and scope).
+      result = run ? run(parameters, first) : entry.handle.db.executeQuery({ ...query, parameters })
     } catch (error) {
       return Promise.reject(error)
     }
@@ -76,14 +80,14 @@ class RoutedPreparedQuery<P, O> implements PreparedQuery<P, O> {
       }
       return one ? result.rows[0] : result.rows
     }
-    return result instanceof Promise ? result.then(done) : Promise.resolve(done(result))
+    return result instanceof Promise ? result.then(done) : settledPromise(done(result))
   }
 
   /** Builds the query on the tenant's handle (its plugins applied) with slots for the parameters. */
   #compile(entry: HandleEntry): Compiled {
     const query = this.build(entry.db, slots as P).compile()
     const names = query.parameters.map((value) => (value instanceof Slot ? value.name : undefined))
-    const compiled = { query, names }
+    const compiled = { query, names, run: entry.handle.prepareCompiled?.(query) }
     entry.prepared.set(this.build, compiled)
     return compiled
   }

@@ -39,6 +39,18 @@ describe('router', () => {
     expect(tenantry.router.stats()).toMatchObject({ opens: 7, evictions: 4, openHandles: 3 })
   })
 
+  it('counts a handle leased again as recently used, whether or not it was the newest', async () => {
+    tenantry = await open({ maxOpenHandles: 3 })
+    for (const slug of ['t_a', 't_b', 't_c', 't_c', 't_a']) await count(tenantry, slug) // recency now: b, c, a
+    await count(tenantry, 't_d') // evicts b
+    await count(tenantry, 't_e') // evicts c
+    expect(tenantry.router.stats()).toMatchObject({ opens: 5, evictions: 2, handleHits: 2 })
+    for (const slug of ['t_a', 't_d', 't_e']) await count(tenantry, slug)
+    expect(tenantry.router.stats()).toMatchObject({ opens: 5, handleHits: 5 })
+    await count(tenantry, 't_b')
+    expect(tenantry.router.stats()).toMatchObject({ opens: 6, evictions: 3 })
+  })
+
   it('never closes a handle that a running withTenant call holds', async () => {
     tenantry = await open({ maxOpenHandles: 1 })
     let release!: () => void

@@ -92,6 +92,8 @@ export class Router {
   readonly #byExternalId = new Map<string, PlacementEntry>()
   /** Insertion order is recency order: a hit moves the entry to the end. */
   readonly #handles = new Map<string, HandleEntry>()
+  /** The entry last moved to the end of `#handles` (the most recently leased), while it is there. */
+  #newest: HandleEntry | undefined
   readonly #closing = new Set<Promise<void>>()
   readonly #logger: Logger
   readonly #hooks: RouterHooks
@@ -238,8 +240,12 @@ export class Router {
     let opened = false
     if (entry) {
       this.#stats.handleHits++
-      this.#handles.delete(tenant.id)
-      this.#handles.set(tenant.id, entry)
+      // Recency: a hit moves to the end (Map keeps insertion order), unless it is there already.
+      if (entry !== this.#newest) {
+        this.#handles.delete(tenant.id)
+        this.#handles.set(tenant.id, entry)
+        this.#newest = entry
+      }
     } else {
       const engine = this.#engines.get(tenant.placement.dataSourceId)
       if (!engine) throw new TenantryError('DATA_SOURCE_NOT_FOUND', `Data source ${tenant.placement.dataSourceId} is not open`)
@@ -256,6 +262,7 @@ export class Router {
       }
       this.#stats.opens++
       this.#handles.set(tenant.id, entry)
+      this.#newest = entry
       opened = true
     }
     const leased = entry
@@ -286,6 +293,7 @@ export class Router {
 
   #retire(entry: HandleEntry): void {
     if (this.#handles.get(entry.tenantId) === entry) this.#handles.delete(entry.tenantId)
+    if (this.#newest === entry) this.#newest = undefined
     entry.retired = true
     if (entry.pins === 0) this.#close(entry)
   }

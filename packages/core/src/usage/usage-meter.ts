@@ -37,8 +37,11 @@ export class UsageMeter {
   readonly #intervalMs: number
   readonly #measure: UsageMeterOptions['measureStorage']
   readonly #logger: Logger
-  /** Not yet flushed, by `tenantId day`. */
-  #pending = new Map<string, UsageCounts>()
+  /** Not yet flushed, by UTC day, then by tenant id. */
+  #pending = new Map<string, Map<string, UsageCounts>>()
+  /** Today's part of `#pending` (found once a day, not once per statement), and its day. */
+  #today: Map<string, UsageCounts> | undefined
+  #todayIs = ''
   /** Since this process started, for `/metrics`. */
   readonly #totals = new Map<string, UsageCounts>()
   readonly #storage = new Map<string, number>()
@@ -55,18 +58,34 @@ export class UsageMeter {
 
   /** Adds to a tenant's counts. */
   record(tenantId: string, delta: Partial<UsageCounts>): void {
-    const key = `${tenantId} ${today()}`
-    add(this.#pending, key, delta)
+    add(this.#pendingToday(), tenantId, delta)
     add(this.#totals, tenantId, delta)
+  }
+
+  /**
+   * Counts one statement (what engines and the router's plugin call). It runs once per
+   * statement, so it adds in place: no key string, no delta object (a few hundred ns less on a
+   * prepared point read of ~6 µs).
+   */
+  readonly statement: StatementSink = (tenantId, usage) => {
+    countStatement(countsOf(this.#pendingToday(), tenantId), usage)
+    countStatement(countsOf(this.#totals, tenantId), usage)
+  }
+
+  /** Today's pending counts by tenant; starts the flush timer with the first count. */
+  #pendingToday(): Map<string, UsageCounts> {
+    const day = today()
+    if (day !== this.#todayIs || !this.#today) {
+      this.#todayIs = day
+      this.#today = this.#pending.get(day) ?? new Map()
+      this.#pending.set(day, this.#today)
+    }
     if (!this.#timer && !this.#closed) {
       this.#timer = setInterval(() => void this.flush(), this.#intervalMs)
       this.#timer.unref()
     }
+    return this.#today
   }
-
-  /** Counts one statement (what engines and the router's plugin call). */
-  readonly statement: StatementSink = (tenantId, usage) =>
-    this.record(tenantId, { statements: 1, rowsRead: usage.rowsRead, rowsWritten: usage.rowsWritten, execMs: usage.ms })
 
   /** Counts since this process started, by tenant id. */
   totals(): ReadonlyMap<string, Readonly<UsageCounts>> {
@@ -96,12 +115,14 @@ export class UsageMeter {
     if (this.#pending.size === 0) return
     const pending = this.#pending
     this.#pending = new Map()
+    this.#today = undefined
     const deltas: UsageDelta[] = []
-    for (const [key, counts] of pending) {
-      const [tenantId, day] = key.split(' ') as [string, string]
-      const storageBytes = await this.#measure?.(tenantId).catch(() => undefined)
-      if (storageBytes !== undefined) this.#storage.set(tenantId, storageBytes)
-      deltas.push({ tenantId, day, counts, ...(storageBytes !== undefined ? { storageBytes } : {}) })
+    for (const [day, byTenant] of pending) {
+      for (const [tenantId, counts] of byTenant) {
+        const storageBytes = await this.#measure?.(tenantId).catch(() => undefined)
+        if (storageBytes !== undefined) this.#storage.set(tenantId, storageBytes)
+        deltas.push({ tenantId, day, counts, ...(storageBytes !== undefined ? { storageBytes } : {}) })
+      }
     }
     try {
       await this.#catalog.addUsage(deltas)
@@ -111,7 +132,11 @@ export class UsageMeter {
       const failed: UsageDelta[] = []
       for (const delta of deltas) await this.#catalog.addUsage([delta]).catch(() => failed.push(delta))
       if (failed.length === deltas.length) {
-        for (const [key, counts] of pending) add(this.#pending, key, counts)
+        for (const delta of deltas) {
+          const byDay = this.#pending.get(delta.day) ?? new Map<string, UsageCounts>()
+          this.#pending.set(delta.day, byDay)
+          add(byDay, delta.tenantId, delta.counts)
+        }
         this.#logger.warn({ err }, 'Writing tenant usage to the catalog failed; it is kept for the next flush')
       } else if (failed.length) {
         this.#logger.warn({ err, tenantIds: failed.map((d) => d.tenantId) }, 'The catalog refused the usage of some tenants; it was dropped')
@@ -120,9 +145,22 @@ export class UsageMeter {
   }
 }
 
+/** The counts kept under `key`, created at zero. */
+function countsOf(map: Map<string, UsageCounts>, key: string): UsageCounts {
+  let found = map.get(key)
+  if (!found) map.set(key, (found = { ...ZERO }))
+  return found
+}
+
+function countStatement(counts: UsageCounts, usage: Parameters<StatementSink>[1]): void {
+  counts.statements++
+  counts.rowsRead += usage.rowsRead
+  counts.rowsWritten += usage.rowsWritten
+  counts.execMs += usage.ms
+}
+
 function add(map: Map<string, UsageCounts>, key: string, delta: Partial<UsageCounts>): void {
-  let counts = map.get(key)
-  if (!counts) map.set(key, (counts = { ...ZERO }))
+  const counts = countsOf(map, key)
   counts.requests += delta.requests ?? 0
   counts.statements += delta.statements ?? 0
   counts.rowsRead += delta.rowsRead ?? 0

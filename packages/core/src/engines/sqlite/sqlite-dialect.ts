@@ -90,10 +90,14 @@ export class StatementCache {
 }
 
 /** Runs one compiled statement through the cache, shaped as Kysely's SQLite driver shapes results. */
-export function runCached(statements: StatementCache, sql: string, parameters: readonly unknown[]): QueryResult<any> {
+function runCached(statements: StatementCache, sql: string, parameters: readonly unknown[]): QueryResult<any> {
   const statement = statements.get(sql)
   if (statement.reader) return { rows: statement.all(parameters) }
-  const { changes, lastInsertRowid } = statement.run(parameters)
+  return resultOfRun(statement.run(parameters))
+}
+
+/** A write's `run()` result, shaped as Kysely's SQLite driver shapes it. */
+export function resultOfRun({ changes, lastInsertRowid }: { changes?: number | bigint | null; lastInsertRowid?: number | bigint | null }): QueryResult<any> {
   return {
     numAffectedRows: changes !== undefined && changes !== null ? BigInt(changes) : undefined,
     insertId: lastInsertRowid !== undefined && lastInsertRowid !== null ? BigInt(lastInsertRowid) : undefined,

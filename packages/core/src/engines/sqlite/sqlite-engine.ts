@@ -12,6 +12,7 @@ import { ExecutorDialect } from '../../executor/executor-dialect.js'
 import { boundedTimeout, type BoundedConfig } from '../../bounded.js'
 import type {
   BoundedQueries,
+  CompiledRunner,
   DatabaseEngine,
   EngineCheck,
   EngineDoctorContext,
@@ -27,7 +28,7 @@ import type {
   TenantStorage,
   EngineBackups,
 } from '../engine.js'
-import { runCached, StatementCache, TransactionalSqliteDialect } from './sqlite-dialect.js'
+import { resultOfRun, StatementCache, TransactionalSqliteDialect } from './sqlite-dialect.js'
 import { gatedDialect, translateMovingError, writeGatesSet } from '../../lifecycle/write-gate.js'
 import { checkSqlite, removeSqliteLeftovers } from './sqlite-doctor.js'
 import { backupSqliteFile, restoreSqliteFile } from './sqlite-backup.js'
@@ -439,21 +440,24 @@ export class SqliteEngine implements DatabaseEngine {
     const dialect = new TransactionalSqliteDialect({ database, statements })
     const db = new Kysely<any>({ dialect: gated && tenantId !== undefined ? gatedDialect(dialect, tenantId) : dialect })
     /**
-     * `tenantry.prepare`: the statement from the handle's cache, run at once. Through `db`
-     * instead (one await on the driver's mutex) while a transaction holds the connection, so
-     * the query waits for it rather than joining it, and while any write gate is set in the
-     * process, so the gate sees every write.
+     * `tenantry.prepare`: the statement taken from the handle's cache once, then run at once
+     * on each call. Through `db` instead (one await on the driver's mutex) while a transaction
+     * holds the connection, so the query waits for it rather than joining it, and while any
+     * write gate is set in the process, so the gate sees every write.
      */
-    const runCompiled = (query: CompiledQuery, first: boolean): QueryResult<unknown> | Promise<QueryResult<unknown>> => {
-      if (database.inTransaction || writeGatesSet() || !database.open) return db.executeQuery(query)
-      try {
-        if (!first) return runCached(statements, query.sql, query.parameters)
-        const statement = statements.get(query.sql) as unknown as Database.Statement
-        if (!statement.reader) return runCached(statements, query.sql, query.parameters)
-        const row = statement.get(query.parameters)
-        return { rows: row === undefined ? [] : [row] }
-      } catch (error) {
-        throw tenantId !== undefined ? translateMovingError(error, tenantId) : error
+    const prepareCompiled = (query: CompiledQuery): CompiledRunner => {
+      let statement: Database.Statement | undefined
+      return (parameters, first) => {
+        if (database.inTransaction || writeGatesSet() || !database.open) return db.executeQuery({ ...query, parameters })
+        try {
+          statement ??= statements.get(query.sql) as unknown as Database.Statement
+          if (!statement.reader) return resultOfRun(statement.run(parameters))
+          if (!first) return { rows: statement.all(parameters) }
+          const row = statement.get(parameters)
+          return { rows: row === undefined ? [] : [row] }
+        } catch (error) {
+          throw tenantId !== undefined ? translateMovingError(error, tenantId) : error
+        }
       }
     }
     let open: Set<Database.Database> | undefined
@@ -464,7 +468,7 @@ export class SqliteEngine implements DatabaseEngine {
     return {
       engine: 'sqlite',
       db,
-      ...(gated && tenantId !== undefined ? { runCompiled } : {}),
+      ...(gated && tenantId !== undefined ? { prepareCompiled } : {}),
       async execScript(_db, script) {
         // better-sqlite3 has one connection per file, and a running Kysely transaction holds
         // it, so exec here joins that transaction. Kysely's own `sql` runs one statement only.
