@@ -26,6 +26,7 @@ export const TENANTRY_ERROR_CODES = {
   TRANSACTION_TIMEOUT: 'The transaction stayed open past its deadline and was rolled back',
   RESULT_TOO_LARGE: 'The statement reached a row, size or memory cap',
   DATABASE_BUSY: 'The database is busy; retry shortly',
+  EXECUTOR_UNAVAILABLE: 'Statements in executor processes (raw SQL, bounded queries) are unavailable on this server: the processes cannot be confined (the log says why)',
   CONCURRENCY_LIMITED: 'The tenant runs as many statements at once as it may; retry shortly',
   QUOTA_EXCEEDED: "The tenant's quota does not allow this",
   VALIDATION_FAILED: 'The request is invalid',

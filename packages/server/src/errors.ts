@@ -84,6 +84,8 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   UNSUPPORTED_PLACEMENT: 400,
   // Every data source that could take a new tenant is down: the server's outage, passing, not the request's fault.
   DATA_SOURCE_UNAVAILABLE: 503,
+  // Raw SQL cannot run confined on this server (its executor processes' memory limit cannot be set): the deployment's to fix.
+  EXECUTOR_UNAVAILABLE: 503,
   NO_TENANT: 404,
   TENANT_MISMATCH: 404,
   TENANT_NOT_FOUND: 404,

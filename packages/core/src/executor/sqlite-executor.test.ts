@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { getPriority } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { parseDataSourceConfig, SqliteExecutor, type SqliteExecutorOptions } from 'tenantry'
+import { parseDataSourceConfig, SqliteExecutor, type Logger, type SqliteExecutorOptions } from 'tenantry'
 import { sqlNames } from './statement-guard.js'
 import { executorProcesses, isProcessAlive, tempDir } from 'tenantry/testing'
 
@@ -98,6 +98,42 @@ describe('SqliteExecutor', () => {
     }
     await expect(session.execute({ sql: 'SELECT randomblob(64 * 1024 * 1024)' })).rejects.toMatchObject({ code: 'RESULT_TOO_LARGE' })
   })
+
+  it.runIf(process.platform === 'linux')(
+    'refuses every statement, logged once, where no process can be confined (prlimit fails), unless told to run without the limit',
+    async () => {
+      // A prlimit that always fails, found first on PATH (as a missing one would be).
+      const bin = join(dir.path, 'failing-prlimit')
+      mkdirSync(bin, { recursive: true })
+      writeFileSync(join(bin, 'prlimit'), '#!/bin/sh\necho "prlimit: not permitted" >&2\nexit 1\n', { mode: 0o755 })
+      const logged: Array<{ level: string; message: string }> = []
+      const record = (level: string) => (_facts: Record<string, unknown>, message: string) => void logged.push({ level, message })
+      const logger: Logger = { error: record('error'), warn: record('warn'), info: record('info'), debug: record('debug') }
+      const path = tenantFile()
+      const savedPath = process.env.PATH
+      process.env.PATH = `${bin}:${savedPath ?? ''}`
+      try {
+        await executor.close()
+        start({ logger })
+        const session = executor.openSession({ tenantId: 'ta', path, readOnly: true })
+        await expect(session.execute({ sql: 'SELECT 1' })).rejects.toMatchObject({ code: 'EXECUTOR_UNAVAILABLE' })
+        await expect(session.execute({ sql: 'SELECT 1' })).rejects.toMatchObject({ code: 'EXECUTOR_UNAVAILABLE' })
+        await expect.poll(() => executor.stats, { timeout: 5000 }).toMatchObject({ processes: 0, starting: 0 })
+        expect(logged.filter((l) => l.level === 'error')).toEqual([{ level: 'error', message: expect.stringContaining('requireMemoryLimit') }])
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        expect(executor.stats.processes).toBe(0) // none started again
+
+        await executor.close()
+        logged.length = 0
+        start({ logger, requireMemoryLimit: false })
+        const unconfined = executor.openSession({ tenantId: 'ta', path, readOnly: true })
+        expect(await unconfined.execute({ sql: 'SELECT count(*) AS n FROM notes' })).toMatchObject({ ok: true, rows: [[1n]] })
+        expect(logged.some((l) => l.level === 'warn' && l.message.includes("V8's heap limit only"))).toBe(true)
+      } finally {
+        process.env.PATH = savedPath
+      }
+    },
+  )
 
   it('caps rows, bytes and values with RESULT_TOO_LARGE, and a capped write writes nothing', async () => {
     start({ maxRows: 100, maxResultBytes: 64 * 1024, maxValueBytes: 16 * 1024 })

@@ -36,6 +36,15 @@ export interface SqliteExecutorOptions {
    */
   memoryLimitMiB?: number
   /**
+   * Whether statements are refused (`EXECUTOR_UNAVAILABLE`, logged once: raw SQL and the data
+   * API's bounded queries, which run in these processes) where the memory limit above cannot
+   * be set on a process (no util-linux `prlimit`, or it fails), rather than run with V8's heap
+   * limit alone, which leaves SQLite's own allocations unbounded. Off where the OS
+   * has no such limit (not Linux): there V8's heap limit alone applies, and the log says so.
+   * @default true on Linux
+   */
+  requireMemoryLimit?: boolean
+  /**
    * Longest one statement runs, from when a process starts it, before the process is killed
    * (`STATEMENT_TIMEOUT`). Time waiting for a free process is bounded by `queueTimeoutMs`.
    * @default 5000
@@ -116,7 +125,7 @@ const MIB = 1024 * 1024
 const CLOSE_DEADLINE_MS = 1000
 /** How much longer than `queueTimeoutMs` a statement waits for processes that are still starting. */
 const STARTUP_GRACE_MS = 30_000
-/** How long setting a ready process's memory limit (`prlimit`) may take; past it the process runs with V8's heap limit only (logged). */
+/** How long setting a ready process's memory limit (`prlimit`) may take; past it, as on any failure, see `requireMemoryLimit`. */
 const LIMIT_TIMEOUT_MS = 30_000
 
 /** The executor process entry: compiled JavaScript in dist, TypeScript (run with tsx) from source in tests. */
@@ -159,7 +168,8 @@ class ExecutorProcess {
   #stderr = ''
   #killedFor: TenantryError | undefined
 
-  constructor(memoryLimitMiB: number, niceness: number, logger: Logger, onExit: (process: ExecutorProcess, detail: string) => void) {
+  constructor(limits: ProcessLimits, logger: Logger, onExit: (process: ExecutorProcess, detail: string) => void) {
+    const { memoryLimitMiB } = limits
     const { file, execArgv } = childEntry()
     const nodeArgs = [...execArgv, `--max-old-space-size=${Math.max(64, Math.floor(memoryLimitMiB / 2))}`, file]
     this.child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' })
@@ -169,7 +179,7 @@ class ExecutorProcess {
     this.ready = new Promise<void>((resolve, reject) => {
       this.child.once('message', (message: ChildReady) => (message?.ready ? resolve() : reject(new Error('unexpected first message'))))
       this.child.once('exit', () => reject(new TenantryError('INTERNAL', 'An executor process exited before it was ready')))
-    }).then(() => this.#confine(memoryLimitMiB, niceness, logger))
+    }).then(() => this.#confine(limits, logger))
     this.ready.catch(() => {}) // observed through acquire; a failed start is logged by onExit
     this.child.on('message', (message: ChildResponse | ChildReady) => {
       if ('ready' in message) return
@@ -211,7 +221,7 @@ class ExecutorProcess {
    * start-up (seconds of CPU on a busy machine at nice 10, long enough for the first statements
    * to be refused as busy) competes as an equal.
    */
-  async #confine(memoryLimitMiB: number, niceness: number, logger: Logger): Promise<void> {
+  async #confine({ memoryLimitMiB, niceness, requireMemoryLimit }: ProcessLimits, logger: Logger): Promise<void> {
     const pid = this.child.pid
     if (pid === undefined) return
     if (process.platform === 'linux') {
@@ -220,8 +230,17 @@ class ExecutorProcess {
         await execFileAsync('prlimit', ['--pid', String(pid), `--data=${bytes}:${bytes}`], { timeout: LIMIT_TIMEOUT_MS })
       } catch (err) {
         if (!this.alive) return
+        if (requireMemoryLimit) {
+          const error = new TenantryError('EXECUTOR_UNAVAILABLE', "Statements in executor processes are refused: a process's memory limit could not be set with util-linux's prlimit", { cause: err })
+          this.kill(error)
+          throw error
+        }
         logger.warn({ err, pid }, "Setting an executor process's memory limit failed (is util-linux's prlimit installed?): it runs with V8's heap limit only")
       }
+    } else if (requireMemoryLimit) {
+      const error = new TenantryError('EXECUTOR_UNAVAILABLE', `Statements in executor processes are refused: their memory limit needs Linux (this is ${process.platform}); set rawSql.requireMemoryLimit to false`)
+      this.kill(error)
+      throw error
     }
     if (niceness === 0) return
     try {
@@ -268,6 +287,13 @@ class ExecutorProcess {
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
+/** What `#confine` sets on a ready process (see the options of the same names). */
+interface ProcessLimits {
+  memoryLimitMiB: number
+  niceness: number
+  requireMemoryLimit: boolean
+}
+
 interface Waiter {
   resolve(process: ExecutorProcess): void
   reject(error: unknown): void
@@ -310,6 +336,8 @@ export class SqliteExecutor {
   #started = false
   #starting = 0
   #closed = false
+  /** Set when processes cannot be confined (see `#refuseAll`): what every statement gets. */
+  #unavailable: TenantryError | undefined
   #nextSession = 1
   readonly #hooks: Pick<SqliteExecutorOptions, 'storageLimitOf' | 'onStatement'>
 
@@ -326,6 +354,7 @@ export class SqliteExecutor {
       maxResultBytes: positive(options.maxResultBytes, 16 * MIB, 'maxResultBytes'),
       maxValueBytes: positive(options.maxValueBytes, 4 * MIB, 'maxValueBytes'),
       niceness: niceness(options.niceness),
+      requireMemoryLimit: options.requireMemoryLimit ?? process.platform === 'linux',
     }
     this.#logger = options.logger ?? SILENT_LOGGER
     this.#hooks = { storageLimitOf: options.storageLimitOf, onStatement: options.onStatement }
@@ -399,17 +428,37 @@ export class SqliteExecutor {
   }
 
   #spawn(): void {
-    if (this.#closed) return
+    if (this.#closed || this.#unavailable) return
     this.#starting++
-    const child = new ExecutorProcess(this.#options.memoryLimitMiB, this.#options.niceness, this.#logger, (process, detail) => this.#onExit(process, detail))
+    const { memoryLimitMiB, niceness, requireMemoryLimit } = this.#options
+    const child = new ExecutorProcess({ memoryLimitMiB, niceness, requireMemoryLimit }, this.#logger, (process, detail) => this.#onExit(process, detail))
     this.#processes.add(child)
     child.ready.then(
       () => {
         this.#starting--
         this.#offer(child)
       },
-      () => this.#starting--,
+      (error: unknown) => {
+        this.#starting--
+        if (error instanceof TenantryError && error.code === 'EXECUTOR_UNAVAILABLE') this.#refuseAll(error)
+      },
     )
+  }
+
+  /**
+   * A process could not be confined (`requireMemoryLimit`): no statement runs from now on,
+   * rather than each one in a process whose SQLite memory is unbounded. Logged once; every
+   * process is stopped and none is started again.
+   */
+  #refuseAll(error: TenantryError): void {
+    if (this.#unavailable) return
+    this.#unavailable = error
+    this.#logger.error({ err: error.cause ?? error }, `${error.message}. Install util-linux's prlimit, or set rawSql.requireMemoryLimit to false to run with V8's heap limit only`)
+    for (const waiter of this.#waiters.splice(0)) {
+      clearTimeout(waiter.timer)
+      waiter.reject(error)
+    }
+    for (const process of this.#processes) process.kill(error)
   }
 
   #onExit(process: ExecutorProcess, detail: string): void {
@@ -440,6 +489,7 @@ export class SqliteExecutor {
    */
   async acquire(tenantId: string, share = this.maxStatementsPerTenant): Promise<ExecutorProcess> {
     if (this.#closed) throw new TenantryError('CLOSED', 'The SQL executor is closed')
+    if (this.#unavailable) throw this.#unavailable
     await this.#takeShare(tenantId, share)
     try {
       // `close` may have run while this statement waited for its share.

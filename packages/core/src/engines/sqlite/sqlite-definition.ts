@@ -52,6 +52,7 @@ const RAW_SQL_SCHEMA = z.strictObject({
   maxResultBytes: positiveInt.optional(),
   maxValueBytes: positiveInt.optional(),
   niceness: z.number().int().min(0).max(19).optional(),
+  requireMemoryLimit: z.boolean().optional(),
 })
 
 const SQLITE_CONFIG_SCHEMA = z.object({
