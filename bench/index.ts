@@ -9,6 +9,7 @@ import { cacheGroup } from './groups/cache.js'
 import { claimGroup } from './groups/claim.js'
 import { clientSizeGroup } from './groups/client-size.js'
 import { coldGroup } from './groups/cold.js'
+import { executorGroup } from './groups/executor.js'
 import { fanoutGroup } from './groups/fanout.js'
 import { jobsGroup } from './groups/jobs.js'
 import { noisyGroup } from './groups/noisy.js'
@@ -43,6 +44,7 @@ const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   scale: scaleGroup,
   move: moveGroup,
   backup: backupGroup,
+  executor: executorGroup,
 }
 
 const { values } = parseArgs({
