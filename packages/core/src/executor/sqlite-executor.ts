@@ -39,8 +39,8 @@ export interface SqliteExecutorOptions {
    * Whether statements are refused (`EXECUTOR_UNAVAILABLE`, logged once: raw SQL and the data
    * API's bounded queries, which run in these processes) where the memory limit above cannot
    * be set on a process (no util-linux `prlimit`, or it fails), rather than run with V8's heap
-   * limit alone, which leaves SQLite's own allocations unbounded. Off where the OS
-   * has no such limit (not Linux): there V8's heap limit alone applies, and the log says so.
+   * limit alone, which leaves SQLite's own allocations unbounded. Off by default where the OS
+   * has no such limit (not Linux): V8's heap limit alone applies there.
    * @default true on Linux
    */
   requireMemoryLimit?: boolean
@@ -215,7 +215,8 @@ class ExecutorProcess {
    * Node cannot call setrlimit. (A limit set before Node starts needs its start-up size known in
    * advance; measured on a separate process, that size varied by a whole isolate's 560 MiB on
    * Node 24 under load, and a limit below it killed every process as it started.) Where it
-   * cannot be set (not Linux, no `prlimit`), V8's heap limit alone applies, and the log says so.
+   * cannot be set (not Linux, no `prlimit`), the process is killed and the pool refuses every
+   * statement (`requireMemoryLimit`), or, with that off, V8's heap limit alone applies.
    *
    * The priority is lowered only now: tenants' statements run below the server, while Node's own
    * start-up (seconds of CPU on a busy machine at nice 10, long enough for the first statements
