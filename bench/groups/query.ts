@@ -20,7 +20,6 @@ export async function queryGroup(ctx: BenchContext): Promise<void> {
   const home = await ctx.workDir('home')
   const tenantry = await openTenantry(home, { router: { maxOpenHandles: 256, placementTtlMs: 600_000 } })
   const extraHandles: Array<Kysely<CvBuilderDatabase>> = []
-  const rawDatabases: Database.Database[] = []
   let child: ChildProcess | undefined
   try {
     const { slugs } = await provisionTenants(tenantry, tenantCount, { prefix: 'q' })
@@ -50,12 +49,10 @@ export async function queryGroup(ctx: BenchContext): Promise<void> {
     const rawStatements: Database.Statement[] = []
     for (const s of slugs) {
       const tenant = await tenantry.catalog.findTenantBySlug(s)
-      const path = join(home, 'tenants', tenant!.placement.locator)
-      const database = new Database(path, { fileMustExist: true })
+      const database = new Database(join(home, 'tenants', tenant!.placement.locator), { fileMustExist: true })
       extraHandles.push(new Kysely<CvBuilderDatabase>({ dialect: new SqliteDialect({ database }) }))
-      const own = new Database(path, { fileMustExist: true })
-      rawDatabases.push(own)
-      rawStatements.push(own.prepare(POINT_READ_SQL))
+      // The raw reads share the plain Kysely's connection (closed with it by `destroy`).
+      rawStatements.push(database.prepare(POINT_READ_SQL))
     }
 
     const baselines = openBaselines(file, ids)
@@ -227,7 +224,6 @@ export async function queryGroup(ctx: BenchContext): Promise<void> {
       await once(child, 'exit')
     }
     await Promise.all(extraHandles.map((db) => db.destroy()))
-    for (const database of rawDatabases) database.close()
     await tenantry.close()
   }
 }

@@ -231,17 +231,11 @@ class ExecutorProcess {
         await execFileAsync('prlimit', ['--pid', String(pid), `--data=${bytes}:${bytes}`], { timeout: LIMIT_TIMEOUT_MS })
       } catch (err) {
         if (!this.alive) return
-        if (requireMemoryLimit) {
-          const error = new TenantryError('EXECUTOR_UNAVAILABLE', "Statements in executor processes are refused: a process's memory limit could not be set with util-linux's prlimit", { cause: err })
-          this.kill(error)
-          throw error
-        }
+        if (requireMemoryLimit) this.#refuse("a process's memory limit could not be set with util-linux's prlimit", err)
         logger.warn({ err, pid }, "Setting an executor process's memory limit failed (is util-linux's prlimit installed?): it runs with V8's heap limit only")
       }
     } else if (requireMemoryLimit) {
-      const error = new TenantryError('EXECUTOR_UNAVAILABLE', `Statements in executor processes are refused: their memory limit needs Linux (this is ${process.platform}); set rawSql.requireMemoryLimit to false`)
-      this.kill(error)
-      throw error
+      this.#refuse(`their memory limit needs Linux (this is ${process.platform})`)
     }
     if (niceness === 0) return
     try {
@@ -249,6 +243,13 @@ class ExecutorProcess {
     } catch {
       // The process exited already (its exit is handled), or the OS refused: it runs at the default priority.
     }
+  }
+
+  /** Kills this process for `EXECUTOR_UNAVAILABLE` and throws that error: it cannot be confined. */
+  #refuse(why: string, cause?: unknown): never {
+    const error = new TenantryError('EXECUTOR_UNAVAILABLE', `Statements in executor processes are refused: ${why}`, { cause })
+    this.kill(error)
+    throw error
   }
 
   get pid(): number | undefined {
@@ -431,8 +432,7 @@ export class SqliteExecutor {
   #spawn(): void {
     if (this.#closed || this.#unavailable) return
     this.#starting++
-    const { memoryLimitMiB, niceness, requireMemoryLimit } = this.#options
-    const child = new ExecutorProcess({ memoryLimitMiB, niceness, requireMemoryLimit }, this.#logger, (process, detail) => this.#onExit(process, detail))
+    const child = new ExecutorProcess(this.#options, this.#logger, (process, detail) => this.#onExit(process, detail))
     this.#processes.add(child)
     child.ready.then(
       () => {
@@ -454,7 +454,9 @@ export class SqliteExecutor {
   #refuseAll(error: TenantryError): void {
     if (this.#unavailable) return
     this.#unavailable = error
-    this.#logger.error({ err: error.cause ?? error }, `${error.message}. Install util-linux's prlimit, or set rawSql.requireMemoryLimit to false to run with V8's heap limit only`)
+    // The advice is for the operator, so it is in the log, not in what tenants are answered.
+    const fix = process.platform === 'linux' ? "Install util-linux's prlimit, or set" : 'Set'
+    this.#logger.error({ err: error.cause ?? error }, `${error.message}. ${fix} rawSql.requireMemoryLimit to false to run with V8's heap limit only`)
     for (const waiter of this.#waiters.splice(0)) {
       clearTimeout(waiter.timer)
       waiter.reject(error)

@@ -77,14 +77,20 @@ export class UsageMeter {
     const day = today()
     if (day !== this.#todayIs || !this.#today) {
       this.#todayIs = day
-      this.#today = this.#pending.get(day) ?? new Map()
-      this.#pending.set(day, this.#today)
+      this.#today = this.#pendingOn(day)
     }
     if (!this.#timer && !this.#closed) {
       this.#timer = setInterval(() => void this.flush(), this.#intervalMs)
       this.#timer.unref()
     }
     return this.#today
+  }
+
+  /** The pending counts of `day` by tenant, created empty. */
+  #pendingOn(day: string): Map<string, UsageCounts> {
+    let byTenant = this.#pending.get(day)
+    if (!byTenant) this.#pending.set(day, (byTenant = new Map()))
+    return byTenant
   }
 
   /** Counts since this process started, by tenant id. */
@@ -132,11 +138,7 @@ export class UsageMeter {
       const failed: UsageDelta[] = []
       for (const delta of deltas) await this.#catalog.addUsage([delta]).catch(() => failed.push(delta))
       if (failed.length === deltas.length) {
-        for (const delta of deltas) {
-          const byDay = this.#pending.get(delta.day) ?? new Map<string, UsageCounts>()
-          this.#pending.set(delta.day, byDay)
-          add(byDay, delta.tenantId, delta.counts)
-        }
+        for (const delta of deltas) add(this.#pendingOn(delta.day), delta.tenantId, delta.counts)
         this.#logger.warn({ err }, 'Writing tenant usage to the catalog failed; it is kept for the next flush')
       } else if (failed.length) {
         this.#logger.warn({ err, tenantIds: failed.map((d) => d.tenantId) }, 'The catalog refused the usage of some tenants; it was dropped')
