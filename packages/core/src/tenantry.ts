@@ -296,8 +296,9 @@ export class Tenantry {
    * A query built once, run for whichever tenant is current: compiled on each tenant's handle
    * the first time it runs there (with everything the handle adds: row isolation's filter, the
    * schema, the guard) and, on SQLite, kept as a prepared statement on the tenant's connection
-   * until the handle closes. Writes pass the tenant's write gate as `db()`'s do. Each parameter
-   * is one bound value (not a list for `in`).
+   * until the handle closes; on Postgres, a read runs as a named prepared statement, planned
+   * once per connection (the data source's `preparedStatements`). Writes pass the tenant's
+   * write gate as `db()`'s do. Each parameter is one bound value (not a list for `in`).
    *
    * @example
    * const jobById = tenantry.prepare((db: TenantDb<DB>, p: { id: number }) => db.selectFrom('jobs').selectAll().where('id', '=', p.id))

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { sql, type Generated } from 'kysely'
+import pg from 'pg'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { collections } from '../../../../examples/cv-builder/collections.js'
 import { Collection } from '../collections/collection.js'
@@ -235,7 +236,8 @@ describe.skipIf('skip' in postgres)(`tenantry.prepare on Postgres${'skip' in pos
   it.each(['row', 'schema'] as const)("%s isolation: each tenant reads its own rows, and maintenance refuses writes", async (isolation) => {
     const all = tenantry.prepare((db: TenantDb<Jobs>, p: { like: string }) => db.selectFrom('jobs').select('company').where('company', 'like', p.like).orderBy('company'))
     const insert = tenantry.prepare((db: TenantDb<Jobs>, p: { company: string }) => db.insertInto('jobs').values({ ...job('x'), company: p.company }))
-    for (const slug of [...slugs[isolation], ...slugs[isolation]]) {
+    // Past Postgres' fifth run, when a named statement's generic plan takes over: still each tenant's own rows.
+    for (const slug of Array.from({ length: 8 }, () => slugs[isolation]).flat()) {
       await tenantry.withTenant(slug, async () => {
         expect((await all.execute({ like: '%' })).map((r) => r.company)).toEqual([`${slug} one`, `${slug} two`])
       })
@@ -251,5 +253,75 @@ describe.skipIf('skip' in postgres)(`tenantry.prepare on Postgres${'skip' in pos
     }
     expect(await tenantry.withTenant(first, () => all.execute({ like: '%' }))).toHaveLength(2)
     expect((await tenantry.withTenant(second, () => all.execute({ like: '%' }))).map((r) => r.company)).toEqual([`${second} one`, `${second} three`, `${second} two`])
+  })
+
+  /** The names of the statements pg.Client sent while `fn` ran (a named statement is prepared once per connection). */
+  async function statementNames(fn: () => Promise<unknown>): Promise<Array<string | undefined>> {
+    const query = vi.spyOn(pg.Client.prototype, 'query')
+    try {
+      await fn()
+      return query.mock.calls.map(([config]) => (typeof config === 'object' && config !== null ? (config as { name?: string }).name : undefined))
+    } finally {
+      query.mockRestore()
+    }
+  }
+
+  it.each(['row', 'schema'] as const)('%s isolation: reads run as one named statement; writes and ad-hoc queries do not', async (isolation) => {
+    const byCompany = tenantry.prepare((db: TenantDb<Jobs>, p: { company: string }) => db.selectFrom('jobs').select('id').where('company', '=', p.company))
+    const rename = tenantry.prepare((db: TenantDb<Jobs>, p: { from: string; to: string }) => db.updateTable('jobs').set({ title: p.to }).where('title', '=', p.from))
+    const [slug] = slugs[isolation]
+    const names = await statementNames(() =>
+      tenantry.withTenant(slug, async () => {
+        for (let i = 0; i < 3; i++) expect(await byCompany.execute({ company: `${slug} one` })).toHaveLength(1)
+        await rename.execute({ from: 'nothing', to: 'never' })
+        await tenantry.db<Jobs>().selectFrom('jobs').select('id').execute()
+      }),
+    )
+    const named = names.filter((name) => name !== undefined)
+    expect(named).toHaveLength(3)
+    expect(new Set(named).size).toBe(1)
+    expect(named[0]).toMatch(/^tenantry_/)
+  })
+
+  it("a migration that changes a named statement's columns: the read after it returns the new columns", async () => {
+    const everything = tenantry.prepare((db: TenantDb<Jobs>, p: { company: string }) => db.selectFrom('jobs').selectAll().where('company', '=', p.company))
+    const [rowTenant] = slugs.row
+    const [schemaTenant] = slugs.schema
+    const read = (slug: string) => tenantry.withTenant(slug, () => everything.execute({ company: `${slug} one` }))
+    // Both of each tenant's connections hold the statement, with a generic plan.
+    for (let i = 0; i < 6; i++) for (const slug of [rowTenant, schemaTenant]) await Promise.all([read(slug), read(slug)])
+    const schema = (await tenantry.catalog.findTenantBySlug(schemaTenant))!.placement.locator
+    const client = new pg.Client({ connectionString: admin.url })
+    await client.connect()
+    try {
+      await client.query('ALTER TABLE tenant_rows.jobs ADD COLUMN note text')
+      await client.query(`ALTER TABLE "${schema}".jobs ADD COLUMN note text`)
+    } finally {
+      await client.end()
+    }
+    for (let i = 0; i < 3; i++) {
+      for (const slug of [rowTenant, schemaTenant]) {
+        const rows = await Promise.all([read(slug), read(slug)])
+        for (const [row] of rows) expect(row).toMatchObject({ company: `${slug} one`, note: null })
+      }
+    }
+  })
+
+  it('preparedStatements: false sends no named statements', async () => {
+    const plain = await createTenantry({
+      home: tempDir('tenantry-pg-unnamed-').path,
+      dataSources: [{ id: dataSource, engine: 'postgres', url: admin.url, isolations: ['row', 'schema'], preparedStatements: false }],
+      defaults: { isolation: 'row', dataSource },
+      migrations: { tenant: migrations },
+    })
+    try {
+      await plain.createTenant({ slug: 'r_plain', isolation: 'row' })
+      const ids = plain.prepare((db: TenantDb<Jobs>, p: { company: string }) => db.selectFrom('jobs').select('id').where('company', '=', p.company))
+      const names = await statementNames(() => plain.withTenant('r_plain', () => ids.execute({ company: 'none' })))
+      expect(names.length).toBeGreaterThan(0)
+      expect(names.filter((name) => name !== undefined)).toEqual([])
+    } finally {
+      await plain.close()
+    }
   })
 })

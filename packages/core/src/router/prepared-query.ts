@@ -8,7 +8,8 @@ import type { HandleEntry, Router, TenantDb } from './router.js'
  * A query built once and run for whichever tenant is current (`tenantry.prepare`). It is
  * compiled on each tenant's own handle, the first time it runs there, so everything that
  * handle adds (row isolation's tenant filter, the schema, the guard) is in its SQL; on SQLite
- * the statement stays prepared on the handle's connection until the handle closes. What a
+ * the statement stays prepared on the handle's connection until the handle closes, and on
+ * Postgres a read is a named statement each connection plans once. What a
  * handle compiled is kept by build function: `prepare` called again with the same function
  * (once per request, say) compiles nothing more.
  */

@@ -128,7 +128,7 @@ export function databaseIsolation(context: PostgresContext): PostgresIsolationKi
     open(tenant: PostgresTenant, role: EngineRole) {
       if (role === 'admin') return openDatabase(tenant.name, 'admin', context.tenantPoolSize, context.tenantLogin(tenant).name)
       const pool = connection.pool(tenant.name, context.tenantLogin(tenant), context.tenantPoolSize)
-      return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, gate: tenant.id, logger })
+      return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, gate: tenant.id, preparedStatements: context.preparedStatements, logger })
     },
 
     async drop(tenant: PostgresTenant) {

@@ -27,6 +27,8 @@ export interface PostgresContext {
    * key so that nothing is stored: every tenant's app handles connect as it.
    */
   tenantLogin(tenant: PostgresTenant): PostgresLogin
+  /** App handles run `tenantry.prepare` reads as named prepared statements (the data source's `preparedStatements`). */
+  readonly preparedStatements: boolean
   readonly logger: Logger
 }
 

@@ -34,6 +34,13 @@ export interface PostgresDataSourceConfig extends DataSourceBase {
    * @default { statementTimeoutMs: 2000 }
    */
   bounded?: BoundedConfig
+  /**
+   * Tenants' `tenantry.prepare` reads run as named prepared statements, which Postgres parses
+   * and plans once per connection. Set `false` behind a pooler that cannot keep them between
+   * transactions (PgBouncer in transaction mode before 1.21).
+   * @default true
+   */
+  preparedStatements?: boolean
 }
 
 /** `appPrivileges`: SELECT is needed by every read and by any write with a WHERE or RETURNING. */
@@ -50,6 +57,7 @@ const POSTGRES_CONFIG_SCHEMA = z.object({
   tenantPoolSize: z.number().int().positive().optional(),
   appPrivileges: APP_PRIVILEGES_SCHEMA.optional(),
   bounded: BOUNDED_CONFIG_SCHEMA.optional(),
+  preparedStatements: z.boolean().optional(),
 })
 
 /** The catalog's non-secret record of a Postgres data source. */
@@ -63,6 +71,7 @@ interface PostgresRecordConfig {
   tenantPoolSize?: number
   bounded?: BoundedConfig
   appPrivileges?: AppPrivilege[]
+  preparedStatements?: boolean
 }
 
 /** The associated data the URL is sealed with: a sealed URL copied onto another data source does not open. */
@@ -87,13 +96,14 @@ export const POSTGRES_ENGINE: EngineDefinition<PostgresDataSourceConfig> = {
       ...(source.tenantPoolSize ? { tenantPoolSize: source.tenantPoolSize } : {}),
       ...(source.appPrivileges ? { appPrivileges: source.appPrivileges } : {}),
       ...(source.bounded ? { bounded: source.bounded } : {}),
+      ...(source.preparedStatements === false ? { preparedStatements: false } : {}),
     }
     return { config: { ...config }, secret: box.seal(source.url, secretPurpose(source.id)) }
   },
 
   createEngine(record, { box, logger }) {
     if (!record.secret) throw new TenantryError('INVALID_CONFIG', `Data source ${record.id} has no credentials`)
-    const { isolations, poolSize, tenantPoolSize } = record.config as Partial<PostgresRecordConfig>
+    const { isolations, poolSize, tenantPoolSize, preparedStatements } = record.config as Partial<PostgresRecordConfig>
     // Checked again: a record may come from an older version or another process's config.
     const bounded = parseBoundedConfig((record.config as { bounded?: unknown }).bounded, record.id)
     const privileges = APP_PRIVILEGES_SCHEMA.optional().safeParse((record.config as { appPrivileges?: unknown }).appPrivileges)
@@ -109,6 +119,7 @@ export const POSTGRES_ENGINE: EngineDefinition<PostgresDataSourceConfig> = {
       ...(tenantPoolSize ? { tenantPoolSize } : {}),
       ...(bounded ? { bounded } : {}),
       ...(privileges.data ? { appPrivileges: privileges.data } : {}),
+      ...(preparedStatements === false ? { preparedStatements: false } : {}),
     })
   },
 

@@ -55,6 +55,8 @@ export interface PostgresEngineOptions {
   appPrivileges?: readonly AppPrivilege[]
   /** Deadlines of `tenantry.bounded` (the server's data API) on this data source's tenants. @default { statementTimeoutMs: 2000 } */
   bounded?: BoundedConfig
+  /** Tenants' `tenantry.prepare` reads as named prepared statements, planned once per connection. @default true */
+  preparedStatements?: boolean
   /** @default SILENT_LOGGER */
   logger?: Logger
 }
@@ -138,6 +140,7 @@ export class PostgresEngine implements DatabaseEngine {
       tenantPoolSize: options.tenantPoolSize ?? 2,
       appPrivileges: options.appPrivileges ?? APP_PRIVILEGES,
       tenantLogin: (tenant) => ({ name: tenantRoleName(tenant.id), password: options.deriveSecret(`postgres-tenant-role:${tenant.id}`) }),
+      preparedStatements: options.preparedStatements ?? true,
       logger,
     }
     this.#kinds = new Map(this.isolations.map((isolation) => [isolation, KINDS[isolation](this.#context)]))

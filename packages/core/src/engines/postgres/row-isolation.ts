@@ -127,7 +127,7 @@ export function rowIsolation(context: PostgresContext): PostgresIsolationKind {
         await tenantRoles.ensure(tenant)
         return pool
       }
-      return openPostgresHandle({ pool: ready, ownsPool: true, schema: ROW_SCHEMA, tenantId: tenant.id, shared: true, gate: tenant.id, logger })
+      return openPostgresHandle({ pool: ready, ownsPool: true, schema: ROW_SCHEMA, tenantId: tenant.id, shared: true, gate: tenant.id, preparedStatements: context.preparedStatements, logger })
     },
 
     /** Removes the tenant's rows from every shared table, referencing tables first, then its role. */

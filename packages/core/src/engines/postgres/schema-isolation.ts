@@ -64,7 +64,7 @@ export function schemaIsolation(context: PostgresContext): PostgresIsolationKind
         })
       }
       const pool = connection.pool(undefined, context.tenantLogin(tenant), context.tenantPoolSize)
-      return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, schema: tenant.name, gate: tenant.id, logger })
+      return openPostgresHandle({ pool: async () => (await tenantRoles.ensure(tenant), pool), ownsPool: true, schema: tenant.name, gate: tenant.id, preparedStatements: context.preparedStatements, logger })
     },
 
     async drop(tenant: PostgresTenant) {
