@@ -49,7 +49,7 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
   const pools: pg.Pool[] = []
   const kyselys: Array<Kysely<any>> = []
   try {
-    const tenantry = scratch.tenantry
+    let tenantry = scratch.tenantry
     const tenants: Record<Isolation, SeededTenant[]> = { schema: [], row: [], database: [] }
     const started = performance.now()
     for (const isolation of ISOLATIONS) {
@@ -75,6 +75,8 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         const values = (jobId: number) => params.map((p, i) => (i === idAt ? jobId : p))
         tenants[isolation].push({ slug: record.slug, id: record.id, isolation, jobIds: seeded.jobIds, sql: seeded.compiled.sql, values })
       }
+      // Every seeded tenant's handle holds a connection as its own role: close them all (the server has ~100 slots).
+      tenantry = await scratch.reopen()
     }
     const admin = new pg.Pool({ connectionString: scratch.adminUrl, max: 2 })
     pools.push(admin)
@@ -120,20 +122,24 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
       ),
     })
     // The same point read built once (`tenantry.prepare`): compiled on each tenant's handle, run through it.
-    const jobById = tenantry.prepare((db: TenantDb<CvBuilderDatabase>, p: { id: number }) => db.selectFrom('jobs').selectAll().where('id', '=', p.id))
-    const preparedVariant = (list: SeededTenant[]): ThroughputVariant => ({
-      name: `tenantry: withTenant + prepare(), random of ${list.length}`,
-      run: pointReads(list, ({ t, jobId }) => tenantry.withTenant(t.slug, () => jobById.executeTakeFirst({ id: jobId }))),
-      note: 'tenantry.prepare: compiled once per tenant handle (schema, tenant filter applied), run through the handle',
-    })
+    const preparedVariant = (list: SeededTenant[]): ThroughputVariant => {
+      const jobById = tenantry.prepare((db: TenantDb<CvBuilderDatabase>, p: { id: number }) => db.selectFrom('jobs').selectAll().where('id', '=', p.id))
+      return {
+        name: `tenantry: withTenant + prepare(), random of ${list.length}`,
+        run: pointReads(list, ({ t, jobId }) => tenantry.withTenant(t.slug, () => jobById.executeTakeFirst({ id: jobId }))),
+        note: 'tenantry.prepare: compiled once per tenant handle (schema, tenant filter applied), run through the handle',
+      }
+    }
     const results: Record<string, ThroughputResult> = {}
 
     // Connections the server has to spare: every schema and database tenant has pools of its own (its role's).
-    const free = (
-      await admin.query<{ free: number }>(
-        `select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int as free from pg_stat_activity`,
-      )
-    ).rows[0]!.free
+    const freeConnections = async () =>
+      (
+        await admin.query<{ free: number }>(
+          `select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int as free from pg_stat_activity`,
+        )
+      ).rows[0]!.free
+    const free = await freeConnections()
 
     // Schema: a pool per tenant as its own role, schema-qualified statements, no transaction.
     {
@@ -141,16 +147,11 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
       const schemaCount = Math.max(2, Math.min(tenantCount, Math.floor((free - 10) / 3)))
       const schemaTenants = tenants.schema.slice(0, schemaCount)
       if (schemaCount < tenantCount) ctx.log(`schema isolation: ${schemaCount} of ${tenantCount} tenants measured (${free} connections free on the server)`)
-      const tenantPools = schemaTenants.map((t) => {
-        const pool = new pg.Pool({ connectionString: scratch.tenantUrl(t.id), max: 1 })
-        pools.push(pool)
-        return pool
-      })
-      const tenantKyselys = schemaTenants.map((t) => {
-        const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: scratch.tenantUrl(t.id), max: 1 }) }) })
-        kyselys.push(kysely)
-        return kysely
-      })
+      // Ended after this section, with Tenantry's handles, so that row isolation has the server's connections.
+      const tenantPools = schemaTenants.map((t) => new pg.Pool({ connectionString: scratch.tenantUrl(t.id), max: 1 }))
+      const tenantKyselys = schemaTenants.map(
+        (t) => new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: scratch.tenantUrl(t.id), max: 1 }) }) }),
+      )
       results.schema = await compareThroughput({
         title: `Postgres schema isolation: point read by primary key, random tenant of ${schemaCount}`,
         baseline: 'raw pg',
@@ -165,6 +166,11 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
             note: `${schemaCount} pg.Pools (1 each) as the tenants' own roles, the statement Tenantry sends: select * from "t_<id>"."jobs" where "id" = $1`,
           },
           {
+            name: 'raw pg, named statement',
+            run: pointReads(schemaTenants, async ({ t, k, jobId }) => (await tenantPools[k]!.query({ name: `bench_schema_${k}`, text: t.sql, values: t.values(jobId) })).rows[0]),
+            note: 'the same, as a named prepared statement: parsed and planned once per connection, as tenantry.prepare() reads are',
+          },
+          {
             name: 'plain Kysely (withSchema)',
             run: pointReads(schemaTenants, ({ t, k, jobId }) =>
               tenantKyselys[k]!.withSchema(`t_${t.id}`).selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst(),
@@ -174,6 +180,9 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
           tenantryVariant('schema', schemaTenants),
           preparedVariant(schemaTenants),
         ],
+      }).finally(async () => {
+        await Promise.all([...tenantKyselys.map((k) => k.destroy()), ...tenantPools.map((p) => p.end())])
+        tenantry = await scratch.reopen()
       })
       ctx.table(results.schema)
     }
@@ -217,11 +226,7 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
       ctx.log(`row isolation: tenant_rows.jobs (RLS, forced) and public.${plainTable} (no RLS, same columns, keys and indexes) hold ${count} rows each`)
 
       // Like schema isolation, each variant keeps a connection per tenant (Tenantry up to 2): measure as many as there is room for.
-      const freeNow = (
-        await admin.query<{ free: number }>(
-          `select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int - count(*)::int as free from pg_stat_activity`,
-        )
-      ).rows[0]!.free
+      const freeNow = await freeConnections()
       const rowCount = Math.max(2, Math.min(tenantCount, Math.floor((freeNow - 10) / 4)))
       const measured = rowTenants.slice(0, rowCount)
       if (rowCount < tenantCount) ctx.log(`row isolation: ${rowCount} of ${tenantCount} tenants measured (${freeNow} connections free on the server)`)
@@ -255,6 +260,15 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
             note: 'what an app without RLS pays: the tenant in the WHERE, same rows and keys, same pools',
           },
           {
+            name: 'raw pg, named statement, explicit WHERE, no RLS',
+            run: pointReads(
+              measured,
+              async ({ t, k, jobId }) =>
+                (await tenantPools[k]!.query({ name: 'bench_plain', text: `select * from public.${plainTable} where tenant_id = $1 and id = $2`, values: [t.id, jobId] })).rows[0],
+            ),
+            note: 'the same as a named prepared statement (planned once per connection): the physical limit for tenantry.prepare()',
+          },
+          {
             name: 'raw pg, 1 round trip: select only, as admin',
             run: pointReads(measured, async ({ t, jobId }) => (await admin.query(t.sql, t.values(jobId))).rows[0]),
             note: 'superuser (bypasses RLS): the bare statement, for the cost of one round trip',
@@ -266,6 +280,8 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
       // 2: the cost of RLS alone: both tables, the same connections, as the tenants' own roles.
       const asTenant = (text: string, values: (p: { t: SeededTenant; jobId: number }) => unknown[]) =>
         pointReads(measured, async (p) => (await tenantPools[p.k]!.query(text, values(p))).rows[0])
+      const asTenantNamed = (name: string, text: string, values: (p: { t: SeededTenant; jobId: number }) => unknown[]) =>
+        pointReads(measured, async (p) => (await tenantPools[p.k]!.query({ name, text, values: values(p) })).rows[0])
       results.rls = await compareThroughput({
         title: `RLS vs an explicit WHERE: same rows (${tenantCount} tenants × ${rowsPerTenant}), as each tenant's own role`,
         baseline: 'no RLS: where tenant_id = $1 and id = $2',
@@ -288,6 +304,16 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
             run: asTenant('select * from tenant_rows.jobs where id = $1', ({ jobId }) => [jobId]),
             note: 'the policy is the only tenant predicate',
           },
+          {
+            name: 'named statements: no RLS, where tenant_id = $1 and id = $2',
+            run: asTenantNamed('bench_rls_plain', `select * from public.${plainTable} where tenant_id = $1 and id = $2`, ({ t, jobId }) => [t.id, jobId]),
+            note: 'the first row as a named prepared statement (planned once per connection)',
+          },
+          {
+            name: 'named statements: RLS + where id = $1 and tenant_id = $2',
+            run: asTenantNamed('bench_rls_both', 'select * from tenant_rows.jobs where id = $1 and tenant_id = $2', ({ t, jobId }) => [jobId, t.id]),
+            note: 'what tenantry.prepare() sends, as it sends it: the policy planned once per connection',
+          },
         ],
       })
       ctx.table(results.rls)
@@ -298,11 +324,16 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         plans.push(`${q}: ${plan.rows.map((r: Record<string, string>) => Object.values(r)[0]!.trim()).join(' / ')}`)
       }
       for (const p of plans) ctx.log(`plan (tenant role): ${p}`)
+      // Database isolation next: it needs the connections these pools and Tenantry's row handles hold.
+      for (const pool of tenantPools) pools.splice(pools.indexOf(pool), 1)
+      await Promise.all(tenantPools.map((p) => p.end()))
+      tenantry = await scratch.reopen()
     }
 
     // Database: a database and a small pool per tenant. Each tenant costs a connection on each
     // side here, so the tenant count is capped by what the server has free (max_connections).
     {
+      const free = await freeConnections()
       const dbCount = Math.max(2, Math.min(tenantCount, Math.floor((free - 10) / 2)))
       const dbTenants = tenants.database.slice(0, dbCount)
       if (dbCount < tenantCount) ctx.log(`database isolation: ${dbCount} of ${tenantCount} tenants measured (${free} connections free on the server)`)
@@ -346,6 +377,17 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
         })
     }
     {
+      const v = row(results.schema!, 'tenantry: withTenant + prepare()')
+      const named = row(results.schema!, 'raw pg, named statement')
+      const r = named.medianOpsPerSec / v.medianOpsPerSec
+      ctx.goal({
+        name: 'schema isolation: withTenant + prepare() point read vs raw pg, same statement, named',
+        target: '≤ 1.10×',
+        measured: `${r.toFixed(2)}× (${fmt(v.medianUsPerOp)} vs ${fmt(named.medianUsPerOp)} µs/query)`,
+        met: r <= 1.1,
+      })
+    }
+    {
       const t = row(results.row!, 'tenantry:')
       const plain = row(results.row!, 'raw pg, 1 round trip, explicit WHERE')
       const ratio = plain.medianOpsPerSec / t.medianOpsPerSec
@@ -366,8 +408,29 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
           met: r <= 1.3,
         })
       }
+      // The fair limit for prepare(): the same explicit WHERE, also planned once per connection.
+      {
+        const v = row(results.row!, 'tenantry: withTenant + prepare()')
+        const named = row(results.row!, 'raw pg, named statement, explicit WHERE')
+        const r = named.medianOpsPerSec / v.medianOpsPerSec
+        ctx.goal({
+          name: 'row isolation end to end (withTenant + prepare()) vs raw pg, named statement, explicit WHERE, 1 round trip',
+          target: '≤ 1.3×',
+          measured: `${r.toFixed(2)}× (${fmt(v.medianUsPerOp)} vs ${fmt(named.medianUsPerOp)} µs/query)`,
+          met: r <= 1.3,
+        })
+      }
       const rls = row(results.rls!, 'RLS + where')
       const rlsAlone = row(results.rls!, 'RLS alone')
+      const namedPlain = row(results.rls!, 'named statements: no RLS')
+      const namedRls = row(results.rls!, 'named statements: RLS')
+      const namedRatio = namedRls.medianUsPerOp / namedPlain.medianUsPerOp
+      ctx.goal({
+        name: 'RLS vs explicit WHERE tenant_id = $1, both as named statements (planned once per connection), as the tenant role',
+        target: '≤ 1.10×',
+        measured: `${namedRatio.toFixed(2)}× (${fmt(namedRls.medianUsPerOp)} vs ${fmt(namedPlain.medianUsPerOp)} µs/query)`,
+        met: namedRatio <= 1.1,
+      })
       ctx.goal({
         name: 'RLS vs explicit WHERE tenant_id = $1, same connection as the tenant role',
         target: '≤ 1.10×',
