@@ -391,16 +391,20 @@ export class Catalog {
       purged?: boolean
       /** Written only with the move it reports, in the same commit. */
       audit?: AuditEvent
+      /** Migrations to record in the tenant's ledger with the move, in the same commit (see `recordMigrations`). */
+      ledger?: ReadonlyArray<{ name: string; appliedAt: string }>
     } = {},
   ): Promise<boolean> {
-    const { audit } = changes
-    const moved = audit
-      ? await this.db.transaction().execute(async (trx) => {
-          const done = await this.#transition(trx, id, from, to, changes)
-          if (done) await insertAudit(trx, audit)
-          return done
-        })
-      : await this.#transition(this.db, id, from, to, changes)
+    const { audit, ledger } = changes
+    const moved =
+      audit || ledger?.length
+        ? await this.db.transaction().execute(async (trx) => {
+            const done = await this.#transition(trx, id, from, to, changes)
+            if (done && audit) await insertAudit(trx, audit)
+            if (done && ledger) await insertLedger(trx, id, ledger)
+            return done
+          })
+        : await this.#transition(this.db, id, from, to, changes)
     // A deleted tenant's settings (its quotas) go with it; its usage history stays, for billing.
     if (moved && to === 'deleted') await this.deleteTenantSettings(id)
     return moved
@@ -555,12 +559,7 @@ export class Catalog {
 
   /** Records applied migrations for a tenant; rows already present are left alone, so a re-run converges. */
   async recordMigrations(tenantId: string, migrations: ReadonlyArray<{ name: string; appliedAt: string }>) {
-    if (migrations.length === 0) return
-    await this.db
-      .insertInto('tenant_migrations')
-      .values(migrations.map((m) => ({ tenant_id: tenantId, migration: m.name, applied_at: m.appliedAt })))
-      .onConflict((oc) => oc.columns(['tenant_id', 'migration']).doNothing())
-      .execute()
+    await insertLedger(this.db, tenantId, migrations)
   }
 
   async ledger(tenantId: string): Promise<Array<{ migration: string; appliedAt: string }>> {
@@ -740,6 +739,16 @@ function toDataSource(row: Selectable<DataSourcesTable>): DataSourceRecord {
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505'
+}
+
+/** Records migrations in a tenant's ledger; one already there is left as it is. */
+async function insertLedger(db: Kysely<CatalogDatabase>, tenantId: string, migrations: ReadonlyArray<{ name: string; appliedAt: string }>): Promise<void> {
+  if (migrations.length === 0) return
+  await db
+    .insertInto('tenant_migrations')
+    .values(migrations.map((m) => ({ tenant_id: tenantId, migration: m.name, applied_at: m.appliedAt })))
+    .onConflict((oc) => oc.columns(['tenant_id', 'migration']).doNothing())
+    .execute()
 }
 
 async function insertAudit(db: Kysely<CatalogDatabase>, event: AuditEvent): Promise<void> {

@@ -330,8 +330,10 @@ export class Provisioner {
       // Every copy of a sealed template holds what the first copy held: migrate that one, and
       // record the same ledger for the rest without opening them.
       const known = template && this.#templateLedgers.get(template)
+      // Recorded with the activation, in its commit, unless a hook runs before it (it may read the ledger).
+      const ledgerOnActivation = known && !hooks.beforeActivate ? known : undefined
       if (known) {
-        await this.#catalog.recordMigrations(id, known)
+        if (!ledgerOnActivation) await this.#catalog.recordMigrations(id, known)
       } else {
         const handle = engine.open(placement, 'admin')
         try {
@@ -351,7 +353,8 @@ export class Provisioner {
       await hooks.beforeActivate?.(ref, placement, engine)
 
       await this.#step('activate', ref)
-      if (!(await this.#catalog.transition(id, ['provisioning'], 'ready', { audit: { tenantId: id, action: 'tenant.create.succeeded', actor } }))) {
+      const succeeded = { tenantId: id, action: 'tenant.create.succeeded', actor }
+      if (!(await this.#catalog.transition(id, ['provisioning'], 'ready', { audit: succeeded, ...(ledgerOnActivation ? { ledger: ledgerOnActivation } : {}) }))) {
         throw new TenantryError('INVALID_TRANSITION', `Tenant ${plan.slug} left provisioning while being created`)
       }
     } catch (error) {
