@@ -208,6 +208,20 @@ export interface Goal {
   met: boolean
 }
 
+/**
+ * The goal that `variant` takes at most `max` times as long per operation as `baseline`, two
+ * rows of the same run (a ratio of medians, so both saw the same machine).
+ */
+export function slowdownGoal(name: string, variant: ThroughputRow, baseline: ThroughputRow, max: number, unit = 'query'): Goal {
+  const ratio = baseline.medianOpsPerSec / variant.medianOpsPerSec
+  return {
+    name,
+    target: `≤ ${max.toFixed(2)}×`,
+    measured: `${ratio.toFixed(2)}× (${fmt(variant.medianUsPerOp)} vs ${fmt(baseline.medianUsPerOp)} µs/${unit})`,
+    met: ratio <= max,
+  }
+}
+
 export interface KeyValueTable {
   kind: 'table'
   title: string

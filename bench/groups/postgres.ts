@@ -5,7 +5,7 @@ import type { Isolation, TenantDb, Tenantry } from 'tenantry'
 import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { findPostgres } from 'tenantry/testing'
 import { applyInSlices, migrateOrThrow, migrationsWithNewOne, slugFor } from '../fixtures.js'
-import { compareLatency, compareThroughput, fmt, type BenchContext, type ThroughputResult, type ThroughputVariant } from '../harness.js'
+import { compareLatency, compareThroughput, fmt, slowdownGoal, type BenchContext, type ThroughputResult, type ThroughputVariant } from '../harness.js'
 import { openPgScratch, type PgScratch } from '../pg-scratch.js'
 
 const ISOLATIONS = ['schema', 'row', 'database'] as const satisfies readonly Isolation[]
@@ -364,78 +364,46 @@ async function pointReads(ctx: BenchContext, serverUrl: string): Promise<void> {
     const row = (r: ThroughputResult, name: string) => r.rows.find((x) => x.name === name) ?? r.rows.find((x) => x.name.startsWith(name))!
     for (const isolation of ['schema', 'row', 'database'] as const) {
       const r = results[isolation]!
-      const t = row(r, 'tenantry:')
-      const base = row(r, r.baseline)
-      const measured = `${t.timeVsBaseline.toFixed(2)}× (${fmt(t.medianUsPerOp)} vs ${fmt(base.medianUsPerOp)} µs/query)`
-      if (isolation === 'database') ctx.log(`database isolation, tenantry vs raw pg: ${measured} (no goal)`)
-      else
-        ctx.goal({
-          name: `${isolation} isolation: withTenant + db() point read vs raw pg, same statement${isolation === 'row' ? ' and round trips' : ''}`,
-          target: '≤ 1.10×',
-          measured,
-          met: t.timeVsBaseline <= 1.1,
-        })
+      const goal = slowdownGoal(
+        `${isolation} isolation: withTenant + db() point read vs raw pg, same statement${isolation === 'row' ? ' and round trips' : ''}`,
+        row(r, 'tenantry:'),
+        row(r, r.baseline),
+        1.1,
+      )
+      if (isolation === 'database') ctx.log(`database isolation, tenantry vs raw pg: ${goal.measured} (no goal)`)
+      else ctx.goal(goal)
     }
+    const prepared = (r: ThroughputResult) => row(r, 'tenantry: withTenant + prepare()')
+    ctx.goal(
+      slowdownGoal('schema isolation: withTenant + prepare() point read vs raw pg, same statement, named', prepared(results.schema!), row(results.schema!, 'raw pg, named statement'), 1.1),
+    )
     {
-      const v = row(results.schema!, 'tenantry: withTenant + prepare()')
-      const named = row(results.schema!, 'raw pg, named statement')
-      const r = named.medianOpsPerSec / v.medianOpsPerSec
-      ctx.goal({
-        name: 'schema isolation: withTenant + prepare() point read vs raw pg, same statement, named',
-        target: '≤ 1.10×',
-        measured: `${r.toFixed(2)}× (${fmt(v.medianUsPerOp)} vs ${fmt(named.medianUsPerOp)} µs/query)`,
-        met: r <= 1.1,
-      })
-    }
-    {
-      const t = row(results.row!, 'tenantry:')
-      const plain = row(results.row!, 'raw pg, 1 round trip, explicit WHERE')
-      const ratio = plain.medianOpsPerSec / t.medianOpsPerSec
-      ctx.goal({
-        name: 'row isolation end to end: Tenantry vs raw pg with an explicit WHERE (1 round trip, no RLS)',
-        target: '≤ 1.10×',
-        measured: `${ratio.toFixed(2)}× (${fmt(t.medianUsPerOp)} vs ${fmt(plain.medianUsPerOp)} µs/query)`,
-        met: ratio <= 1.1,
-      })
+      const rows = results.row!
+      const plain = row(rows, 'raw pg, 1 round trip, explicit WHERE')
+      ctx.goal(slowdownGoal('row isolation end to end: Tenantry vs raw pg with an explicit WHERE (1 round trip, no RLS)', row(rows, 'tenantry:'), plain, 1.1))
       // Issue #14's bound: row isolation end to end within 1.3× a one-round-trip query.
       for (const name of ['tenantry: withTenant + db()', 'tenantry: withTenant + prepare()']) {
-        const v = row(results.row!, name)
-        const r = plain.medianOpsPerSec / v.medianOpsPerSec
-        ctx.goal({
-          name: `row isolation end to end (${name.slice('tenantry: '.length)}) vs raw pg, explicit WHERE, 1 round trip`,
-          target: '≤ 1.3×',
-          measured: `${r.toFixed(2)}× (${fmt(v.medianUsPerOp)} vs ${fmt(plain.medianUsPerOp)} µs/query)`,
-          met: r <= 1.3,
-        })
+        ctx.goal(slowdownGoal(`row isolation end to end (${name.slice('tenantry: '.length)}) vs raw pg, explicit WHERE, 1 round trip`, row(rows, name), plain, 1.3))
       }
       // The fair limit for prepare(): the same explicit WHERE, also planned once per connection.
-      {
-        const v = row(results.row!, 'tenantry: withTenant + prepare()')
-        const named = row(results.row!, 'raw pg, named statement, explicit WHERE')
-        const r = named.medianOpsPerSec / v.medianOpsPerSec
-        ctx.goal({
-          name: 'row isolation end to end (withTenant + prepare()) vs raw pg, named statement, explicit WHERE, 1 round trip',
-          target: '≤ 1.3×',
-          measured: `${r.toFixed(2)}× (${fmt(v.medianUsPerOp)} vs ${fmt(named.medianUsPerOp)} µs/query)`,
-          met: r <= 1.3,
-        })
-      }
-      const rls = row(results.rls!, 'RLS + where')
-      const rlsAlone = row(results.rls!, 'RLS alone')
-      const namedPlain = row(results.rls!, 'named statements: no RLS')
-      const namedRls = row(results.rls!, 'named statements: RLS')
-      const namedRatio = namedRls.medianUsPerOp / namedPlain.medianUsPerOp
-      ctx.goal({
-        name: 'RLS vs explicit WHERE tenant_id = $1, both as named statements (planned once per connection), as the tenant role',
-        target: '≤ 1.10×',
-        measured: `${namedRatio.toFixed(2)}× (${fmt(namedRls.medianUsPerOp)} vs ${fmt(namedPlain.medianUsPerOp)} µs/query)`,
-        met: namedRatio <= 1.1,
-      })
+      const named = row(rows, 'raw pg, named statement, explicit WHERE')
+      ctx.goal(slowdownGoal('row isolation end to end (withTenant + prepare()) vs raw pg, named statement, explicit WHERE, 1 round trip', prepared(rows), named, 1.3))
+      const rls = results.rls!
+      ctx.goal(
+        slowdownGoal(
+          'RLS vs explicit WHERE tenant_id = $1, both as named statements (planned once per connection), as the tenant role',
+          row(rls, 'named statements: RLS'),
+          row(rls, 'named statements: no RLS'),
+          1.1,
+        ),
+      )
+      const both = row(rls, 'RLS + where')
+      const alone = row(rls, 'RLS alone')
       ctx.goal({
         name: 'RLS vs explicit WHERE tenant_id = $1, same connection as the tenant role',
         target: '≤ 1.10×',
-        measured: `${rls.timeVsBaseline.toFixed(2)}× with both predicates, ${rlsAlone.timeVsBaseline.toFixed(2)}× with the policy alone`,
-        met: rls.timeVsBaseline <= 1.1 && rlsAlone.timeVsBaseline <= 1.1,
+        measured: `${both.timeVsBaseline.toFixed(2)}× with both predicates, ${alone.timeVsBaseline.toFixed(2)}× with the policy alone`,
+        met: both.timeVsBaseline <= 1.1 && alone.timeVsBaseline <= 1.1,
       })
     }
   } finally {

@@ -7,7 +7,7 @@ import type { CvBuilderDatabase } from '../../examples/cv-builder/schema.js'
 import { seedCvBuilder } from '../../examples/cv-builder/seed.js'
 import type { TenantDb } from 'tenantry'
 import { openTenantry, provisionTenants } from '../fixtures.js'
-import { compareThroughput, fmt, repoRoot, type BenchContext, type ThroughputResult, type ThroughputVariant } from '../harness.js'
+import { compareThroughput, repoRoot, slowdownGoal, type BenchContext, type ThroughputResult, type ThroughputVariant } from '../harness.js'
 import { openBaselines, POINT_READ_SQL } from '../query-baselines.js'
 import type { ChildReply, ChildRequest } from '../query-child.js'
 
@@ -169,52 +169,18 @@ export async function queryGroup(ctx: BenchContext): Promise<void> {
     const perQuery = byName('tenantry: withTenant + db() per query')
     const random = byName(`tenantry: withTenant per query, random of ${tenantCount}`)
     const plainRandom = byName(`plain Kysely, random of ${tenantCount}`)
-    ctx.goal({
-      name: 'routing overhead, one tenant, vs plain Kysely in the same process',
-      target: '≤ 1.05×',
-      measured: `${perQuery.timeVsBaseline.toFixed(2)}× (${fmt(perQuery.medianUsPerOp)} vs ${fmt(plain.medianUsPerOp)} µs/query)`,
-      met: perQuery.timeVsBaseline <= 1.05,
-    })
-    const vsFresh = plainFresh.medianOpsPerSec / perQuery.medianOpsPerSec
-    ctx.goal({
-      name: 'routing overhead, one tenant, vs plain Kysely in a process without ALS',
-      target: '≤ 1.05×',
-      measured: `${vsFresh.toFixed(2)}× (${fmt(perQuery.medianUsPerOp)} vs ${fmt(plainFresh.medianUsPerOp)} µs/query)`,
-      met: vsFresh <= 1.05,
-    })
-    const vsPlainRandom = plainRandom.medianOpsPerSec / random.medianOpsPerSec
-    ctx.goal({
-      name: `routing overhead, random of ${tenantCount}, vs plain Kysely random of ${tenantCount}`,
-      target: '≤ 1.05×',
-      measured: `${vsPlainRandom.toFixed(2)}× (${fmt(random.medianUsPerOp)} vs ${fmt(plainRandom.medianUsPerOp)} µs/query)`,
-      met: vsPlainRandom <= 1.05,
-    })
+    ctx.goal(slowdownGoal('routing overhead, one tenant, vs plain Kysely in the same process', perQuery, plain, 1.05))
+    ctx.goal(slowdownGoal('routing overhead, one tenant, vs plain Kysely in a process without ALS', perQuery, plainFresh, 1.05))
+    ctx.goal(slowdownGoal(`routing overhead, random of ${tenantCount}, vs plain Kysely random of ${tenantCount}`, random, plainRandom, 1.05))
     const raw = byName(baselines.raw.name)
     for (const name of ['tenantry: withTenant + prepare() per query', `tenantry: withTenant + prepare() per query, random of ${tenantCount}`]) {
-      const prepared = byName(name)
-      const ratio = raw.medianOpsPerSec / prepared.medianOpsPerSec
-      ctx.goal({
-        name: `prepared routed query (${name.includes('random') ? `random of ${tenantCount}` : 'one tenant'}) vs a raw better-sqlite3 statement, same process`,
-        target: '≤ 1.5×',
-        measured: `${ratio.toFixed(2)}× (${fmt(prepared.medianUsPerOp)} vs ${fmt(raw.medianUsPerOp)} µs/query)`,
-        met: ratio <= 1.5,
-      })
+      const which = name.includes('random') ? `random of ${tenantCount}` : 'one tenant'
+      ctx.goal(slowdownGoal(`prepared routed query (${which}) vs a raw better-sqlite3 statement, same process`, byName(name), raw, 1.5))
     }
     const rawRandom = byName(`raw better-sqlite3 statements, random of ${tenantCount}`)
     const preparedRandom = byName(`tenantry: withTenant + prepare() per query, random of ${tenantCount}`)
-    const vsRawRandom = rawRandom.medianOpsPerSec / preparedRandom.medianOpsPerSec
-    ctx.goal({
-      name: `prepared routed query (random of ${tenantCount}) vs raw better-sqlite3 statements over the same ${tenantCount} files`,
-      target: '≤ 1.5×',
-      measured: `${vsRawRandom.toFixed(2)}× (${fmt(preparedRandom.medianUsPerOp)} vs ${fmt(rawRandom.medianUsPerOp)} µs/query)`,
-      met: vsRawRandom <= 1.5,
-    })
-    ctx.goal({
-      name: 'ad-hoc Kysely through withTenant + db() vs plain Kysely, same process (per-handle statement cache)',
-      target: '≤ 1.00×',
-      measured: `${perQuery.timeVsBaseline.toFixed(2)}× (${fmt(perQuery.medianUsPerOp)} vs ${fmt(plain.medianUsPerOp)} µs/query)`,
-      met: perQuery.timeVsBaseline <= 1,
-    })
+    ctx.goal(slowdownGoal(`prepared routed query (random of ${tenantCount}) vs raw better-sqlite3 statements over the same ${tenantCount} files`, preparedRandom, rawRandom, 1.5))
+    ctx.goal(slowdownGoal('ad-hoc Kysely through withTenant + db() vs plain Kysely, same process (per-handle statement cache)', perQuery, plain, 1))
     ctx.metric('alsTaxOnPlainKysely', plainFresh.medianOpsPerSec / plain.medianOpsPerSec)
     ctx.metric('routerStats', tenantry.router.stats())
     ctx.log(`router stats: ${JSON.stringify(tenantry.router.stats())}`)
