@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { extname, join, resolve } from 'node:path'
 import { createJiti } from 'jiti'
-import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
+import { MIGRATION_LOCK_ID, Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely'
 import { TenantryError } from '../errors.js'
 import type { EngineHandle, EngineName } from '../engines/engine.js'
 import { SILENT_LOGGER, type Logger } from '../logger.js'
@@ -188,9 +188,11 @@ export interface MigrateHandleOptions {
 }
 
 /**
- * Brings one tenant database to the latest migration with Kysely's Migrator. All pending
- * migrations and their records commit in one transaction where the engine has
- * transactional DDL (SQLite and Postgres both do), so a crash applies all or none.
+ * Brings one tenant database to the latest migration. All pending migrations and their
+ * records commit in one transaction where the engine has transactional DDL (SQLite and
+ * Postgres both do), so a crash applies all or none. On SQLite, a database whose applied
+ * migrations are the set's first ones, in order (every fan-out, every move), is migrated by
+ * `migrateInOrder`; any other state, every other engine and `upTo` go through Kysely's Migrator.
  */
 export async function migrateHandle(
   handle: EngineHandle,
@@ -198,47 +200,108 @@ export async function migrateHandle(
   options: MigrateHandleOptions = {},
 ): Promise<HandleMigrationOutcome> {
   const migrations = set.forHandle(handle)
-  const table = options.tables?.migration ?? TENANT_MIGRATION_TABLE
-  const migrator = new Migrator({
-    db: handle.db,
-    provider: { getMigrations: async () => migrations },
-    migrationTableName: table,
-    migrationLockTableName: options.tables?.lock ?? TENANT_MIGRATION_LOCK_TABLE,
-    // Without it, Kysely would find another tenant's migration table in a shared database.
-    ...(handle.schema ? { migrationTableSchema: handle.schema } : {}),
-    nameComparator: compareNames,
-  })
-  const { error, results = [] } = options.upTo === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(options.upTo)
-  const applied = results.filter((r: MigrationResult) => r.status === 'Success').map((r) => r.migrationName)
-  // A failed run rolled back; read what the database really holds so the ledger matches it.
-  // If even that read fails, the ledger gains nothing now and the next run brings it level.
+  const tables = options.tables ?? { migration: TENANT_MIGRATION_TABLE, lock: TENANT_MIGRATION_LOCK_TABLE }
   const logger = options.logger ?? SILENT_LOGGER
-  // One select of the migrator's own table: what `migrator.getMigrations()` returns, without
-  // the schema introspection it runs first (the migrate above made sure the table exists).
-  const known = new Set(Object.keys(migrations))
-  const held = await (handle.schema ? handle.db.withSchema(handle.schema) : handle.db)
-    .selectFrom(table)
-    .select(['name', 'timestamp'])
-    .execute()
-    .catch((err: unknown) => {
-      logger.warn({ err, tenantId: options.tenantId }, 'Reading the migrations a tenant database holds failed; the next run brings its ledger level')
-      return []
-    })
-  const executed = held
-    .filter((m) => known.has(m.name))
-    .sort((a, b) => compareNames(a.name, b.name))
-    .map((m) => ({ name: m.name as string, appliedAt: new Date(m.timestamp as string).toISOString() }))
-  if (error !== undefined) return { applied: [], executed, error }
+  const outcome =
+    (handle.engine === 'sqlite' && options.upTo === undefined ? await migrateInOrder(handle.db, migrations, tables) : undefined) ??
+    (await migrateWithMigrator(handle, migrations, tables, options.upTo, logger, options.tenantId))
+  if (outcome.error !== undefined) return outcome
   // Derived steps (search indexes) after every migrate: each is idempotent and cheap when its
   // database is current. One that fails is logged and left out of `executed`, so the tenant
   // stays behind and the next run tries again; the app's migrations stand.
   for (const step of set.derived) {
     try {
       await step.apply(handle, logger, options.tenantId)
-      executed.push({ name: step.name, appliedAt: new Date().toISOString() })
+      outcome.executed.push({ name: step.name, appliedAt: new Date().toISOString() })
     } catch (err) {
       logger.warn({ err, tenantId: options.tenantId, step: step.name }, 'A derived schema step (search index) failed; search scans until the next migrate')
     }
+  }
+  return outcome
+}
+
+type MigrationTables = NonNullable<MigrateHandleOptions['tables']>
+
+async function migrateWithMigrator(
+  handle: EngineHandle,
+  migrations: Record<string, Migration>,
+  tables: MigrationTables,
+  upTo: string | undefined,
+  logger: Logger,
+  tenantId: string | undefined,
+): Promise<HandleMigrationOutcome> {
+  const migrator = new Migrator({
+    db: handle.db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: tables.migration,
+    migrationLockTableName: tables.lock,
+    // Without it, Kysely would find another tenant's migration table in a shared database.
+    ...(handle.schema ? { migrationTableSchema: handle.schema } : {}),
+    nameComparator: compareNames,
+  })
+  const { error, results = [] } = upTo === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(upTo)
+  const applied = results.filter((r: MigrationResult) => r.status === 'Success').map((r) => r.migrationName)
+  // A failed run rolled back; read what the database really holds so the ledger matches it.
+  // If even that read fails, the ledger gains nothing now and the next run brings it level.
+  // One select of the migrator's own table: what `migrator.getMigrations()` returns, without
+  // the schema introspection it runs first (the migrate above made sure the table exists).
+  const known = new Set(Object.keys(migrations))
+  const held = await (handle.schema ? handle.db.withSchema(handle.schema) : handle.db)
+    .selectFrom(tables.migration)
+    .select(['name', 'timestamp'])
+    .execute()
+    .catch((err: unknown) => {
+      logger.warn({ err, tenantId }, 'Reading the migrations a tenant database holds failed; the next run brings its ledger level')
+      return []
+    })
+  const executed = held
+    .filter((m) => known.has(m.name))
+    .sort((a, b) => compareNames(a.name, b.name))
+    .map((m) => ({ name: m.name as string, appliedAt: new Date(m.timestamp as string).toISOString() }))
+  return error !== undefined ? { applied: [], executed, error } : { applied, executed }
+}
+
+/** Thrown in `migrateInOrder`'s transaction when the database holds what it leaves to the Migrator. */
+class NotInOrder extends Error {}
+
+/**
+ * The usual migrate on SQLite without Kysely's Migrator around it. On each call the Migrator
+ * lists every table of the database with its columns, twice, to see that its own two tables
+ * exist, and reads its lock row: on a one-migration fan-out that was more statements than the
+ * migration, and a tenth of a tenant's time. Here, when the migration table holds the set's
+ * first migrations in order, the rest run in one transaction and are recorded in the rows the
+ * Migrator writes (name, ISO timestamp), so either can migrate the database next. Returns
+ * undefined, having changed nothing, for any other state (never migrated, a migration the set
+ * lacks, one applied out of order) or when the lock or the read fails: the Migrator then runs
+ * and says what is wrong. A migration that fails rolls everything back and is reported as the
+ * Migrator would report it.
+ */
+async function migrateInOrder(db: Kysely<any>, migrations: Record<string, Migration>, tables: MigrationTables): Promise<HandleMigrationOutcome | undefined> {
+  const names = Object.keys(migrations).sort(compareNames)
+  let before: HandleMigrationOutcome['executed'] | undefined
+  const applied: string[] = []
+  const executed: HandleMigrationOutcome['executed'] = []
+  try {
+    await db.transaction().execute(async (trx) => {
+      // A write first: the transaction takes the database's write lock now, waiting out another
+      // writer (another process's migrate), before it reads what is applied.
+      await trx.updateTable(tables.lock).set({ is_locked: 0 }).where('id', '=', MIGRATION_LOCK_ID).execute()
+      const held = await trx.selectFrom(tables.migration).select(['name', 'timestamp']).execute()
+      held.sort((a, b) => compareNames(a.name, b.name))
+      if (held.some((m, i) => m.name !== names[i])) throw new NotInOrder()
+      before = held.map((m) => ({ name: m.name as string, appliedAt: new Date(m.timestamp as string).toISOString() }))
+      executed.push(...before)
+      for (const name of names.slice(held.length)) {
+        await migrations[name]!.up(trx)
+        const timestamp = new Date().toISOString()
+        await trx.insertInto(tables.migration).values({ name, timestamp }).execute()
+        applied.push(name)
+        executed.push({ name, appliedAt: timestamp })
+      }
+    })
+  } catch (error) {
+    if (before === undefined) return undefined
+    return { applied: [], executed: before, error }
   }
   return { applied, executed }
 }

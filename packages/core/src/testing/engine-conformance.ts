@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sql, type Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest'
 import type { DatabaseEngine, EngineHandle, EnginePlacement, EngineRole, Isolation } from '../engines/engine.js'
 import { newTenantId } from '../identifiers.js'
 import { migrateHandle, TenantMigrationSet } from '../migrations/migration-set.js'
-import { FIXTURE_MIGRATIONS, writeFixtureMigrations, type FixtureDatabase } from './fixture-migrations.js'
+import { FIXTURE_MIGRATION_FILES, FIXTURE_MIGRATIONS, writeFixtureMigrations, type FixtureDatabase } from './fixture-migrations.js'
 import { tempDir } from './services.js'
 
 /** The engine suite's test names, for `skip`. */
@@ -16,6 +17,8 @@ export const ENGINE_CONFORMANCE_TESTS = [
   'create, exists and drop',
   'migrations apply once',
   'a failed migration leaves nothing behind',
+  'a later migration applies on its own; a failed one leaves the earlier ones',
+  'refuses a database holding a migration the set lacks or one out of order',
   'sql scripts join the transaction',
   'tenants stay apart',
   "drop removes the tenant's data",
@@ -95,6 +98,10 @@ export function runEngineConformance(options: EngineConformanceOptions): void {
     let set: TenantMigrationSet
     /** The fixture plus a migration that creates a table and then fails. */
     let broken: TenantMigrationSet
+    /** The fixture plus a third migration (a table of pinned notes). */
+    let ahead: TenantMigrationSet
+    /** The first fixture migration and the third of `ahead`, without the second. */
+    let gap: TenantMigrationSet
     let lastId = 0
 
     const context: EngineConformanceContext = {
@@ -140,6 +147,12 @@ export function runEngineConformance(options: EngineConformanceOptions): void {
           '0003_broken.sql': 'CREATE TABLE broken_first (id integer PRIMARY KEY);\nINSERT INTO no_such_table (id) VALUES (1);\n',
         }),
       )
+      const pins = { '0003_note_pins.sql': 'CREATE TABLE note_pins (note_id integer PRIMARY KEY);\n' }
+      ahead = await TenantMigrationSet.fromDirectory(await writeFixtureMigrations(join(dir.path, 'ahead'), pins))
+      const gapDir = join(dir.path, 'gap')
+      await mkdir(gapDir)
+      for (const [file, text] of Object.entries({ '0001_notes.ts': FIXTURE_MIGRATION_FILES['0001_notes.ts']!, ...pins })) await writeFile(join(gapDir, file), text)
+      gap = await TenantMigrationSet.fromDirectory(gapDir)
     })
 
     afterAll(async () => {
@@ -231,6 +244,56 @@ export function runEngineConformance(options: EngineConformanceOptions): void {
         expect((await migrateHandle(handle, set)).error).toBeUndefined()
       })
       expect(await titles(placement)).toEqual([])
+    })
+
+    test('a later migration applies on its own; a failed one leaves the earlier ones', async (ctx) => {
+      const placement = await createTenant()
+      await withHandle(placement, 'admin', async (db, handle) => {
+        // A migration added to the shared tables would be one the other tests' sets lack.
+        if (handle.shared) return ctx.skip('the tables are shared with the suite’s other tenants')
+        const held = (await migrateHandle(handle, set)).executed
+        expect(held.map((m) => m.name)).toEqual(FIXTURE_MIGRATIONS)
+
+        const failed = await migrateHandle(handle, broken)
+        expect(failed.error).toBeDefined()
+        expect(failed).toMatchObject({ applied: [], executed: held })
+        await expect(sql`select * from broken_first`.execute(db)).rejects.toThrow()
+
+        const next = await migrateHandle(handle, ahead)
+        expect(next.error).toBeUndefined()
+        expect(next.applied).toEqual(['0003_note_pins'])
+        expect(next.executed.slice(0, held.length)).toEqual(held)
+        expect(next.executed.map((m) => m.name)).toEqual([...FIXTURE_MIGRATIONS, '0003_note_pins'])
+        expect(new Date(next.executed.at(-1)!.appliedAt).getTime()).toBeGreaterThanOrEqual(new Date(held.at(-1)!.appliedAt).getTime())
+        await sql`insert into note_pins (note_id) values (1)`.execute(db)
+        expect(await migrateHandle(handle, ahead)).toMatchObject({ applied: [], executed: next.executed })
+      })
+    })
+
+    test('refuses a database holding a migration the set lacks or one out of order', async (ctx) => {
+      const lacking = newPlacement()
+      await context.engine().create(lacking)
+      await withHandle(lacking, 'admin', async (_db, handle) => {
+        if (handle.shared) return ctx.skip('the tables are shared with the suite’s other tenants')
+        const held = (await migrateHandle(handle, ahead)).executed
+        const refused = await migrateHandle(handle, set)
+        expect(refused.error).toEqual(expect.objectContaining({ message: expect.stringMatching(/0003_note_pins/) }))
+        expect(refused).toMatchObject({ applied: [] })
+        expect(refused.executed).toEqual(held.slice(0, FIXTURE_MIGRATIONS.length))
+      })
+
+      const unordered = newPlacement()
+      await context.engine().create(unordered)
+      await withHandle(unordered, 'admin', async (db, handle) => {
+        expect((await migrateHandle(handle, gap)).error).toBeUndefined()
+        // 0002 comes before 0003, which the database already holds.
+        const refused = await migrateHandle(handle, ahead)
+        expect(refused.error).toEqual(expect.objectContaining({ message: expect.stringMatching(/0002_note_tags_by_tag/) }))
+        expect(refused).toMatchObject({ applied: [] })
+        expect(refused.executed.map((m) => m.name)).toEqual(['0001_notes', '0003_note_pins'])
+        // Nothing of 0002 ran: its index can be made now.
+        await sql`create index note_tags_by_tag on note_tags (tag)`.execute(db)
+      })
     })
 
     test('sql scripts join the transaction', async () => {
