@@ -538,7 +538,7 @@ async function fanOut(ctx: BenchContext, serverUrl: string): Promise<void> {
     })
     if (scale !== 1) {
       ctx.note(
-        `projected linearly from ${tenantCount} schemas: per-tenant cost is flat in the schema count since the migrator introspects only the tenant's own schema`,
+        `projected linearly from ${tenantCount} schemas: per-tenant cost is flat in the schema count since a tenant's migrate reads and locks only its own schema`,
       )
     }
     ctx.metric('postgresApply', { tenants: tenantCount, seconds: applySeconds })

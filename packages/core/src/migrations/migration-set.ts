@@ -187,12 +187,16 @@ export interface MigrateHandleOptions {
   tables?: { migration: string; lock: string }
 }
 
+/** Engines whose DDL is transactional, where `migrateInOrder` may run the migrations itself. */
+const IN_ORDER_ENGINES: ReadonlySet<string> = new Set(['sqlite', 'postgres'])
+
 /**
  * Brings one tenant database to the latest migration. All pending migrations and their
  * records commit in one transaction where the engine has transactional DDL (SQLite and
- * Postgres both do), so a crash applies all or none. On SQLite, a database whose applied
- * migrations are the set's first ones, in order (every fan-out, every move), is migrated by
- * `migrateInOrder`; any other state, every other engine and `upTo` go through Kysely's Migrator.
+ * Postgres both do), so a crash applies all or none. A tenant of its own (not shared tables)
+ * whose applied migrations are the set's first ones, in order (every fan-out, every move), is
+ * migrated by `migrateInOrder`; any other state, other engines and `upTo` go through Kysely's
+ * Migrator.
  */
 export async function migrateHandle(
   handle: EngineHandle,
@@ -202,8 +206,9 @@ export async function migrateHandle(
   const migrations = set.forHandle(handle)
   const tables = options.tables ?? { migration: TENANT_MIGRATION_TABLE, lock: TENANT_MIGRATION_LOCK_TABLE }
   const logger = options.logger ?? SILENT_LOGGER
+  const inOrder = options.upTo === undefined && !handle.shared && IN_ORDER_ENGINES.has(handle.engine)
   const outcome =
-    (handle.engine === 'sqlite' && options.upTo === undefined ? await migrateInOrder(handle.db, migrations, tables) : undefined) ??
+    (inOrder ? await migrateInOrder(handle, migrations, tables) : undefined) ??
     (await migrateWithMigrator(handle, migrations, tables, options.upTo, logger, options.tenantId))
   if (outcome.error !== undefined) return outcome
   // Derived steps (search indexes) after every migrate: each is idempotent and cheap when its
@@ -265,28 +270,31 @@ async function migrateWithMigrator(
 class NotInOrder extends Error {}
 
 /**
- * The usual migrate on SQLite without Kysely's Migrator around it. On each call the Migrator
- * lists every table of the database with its columns, twice, to see that its own two tables
- * exist, and reads its lock row: on a one-migration fan-out that was more statements than the
- * migration, and a tenth of a tenant's time. Here, when the migration table holds the set's
- * first migrations in order, the rest run in one transaction and are recorded in the rows the
- * Migrator writes (name, ISO timestamp), so either can migrate the database next. Returns
- * undefined, having changed nothing, for any other state (never migrated, a migration the set
- * lacks, one applied out of order) or when the lock or the read fails: the Migrator then runs
- * and says what is wrong. A migration that fails rolls everything back and is reported as the
- * Migrator would report it.
+ * The usual migrate without Kysely's Migrator around it. On each call the Migrator lists every
+ * table of the tenant with its columns, twice, to see that its own two tables exist, and reads
+ * its lock row; on Postgres it also holds one advisory lock for the whole database, so tenants
+ * of one server migrate one at a time whatever the fan-out's concurrency. On a one-migration
+ * fan-out that was more statements than the migration. Here, when the migration table holds
+ * the set's first migrations in order, the rest run in one transaction and are recorded in the
+ * rows the Migrator writes (name, ISO timestamp), so either can migrate the database next. The
+ * transaction first updates the Migrator's lock row: that takes SQLite's write lock, or the
+ * row's lock on Postgres, so two runs of one tenant queue (the second then finds nothing to do)
+ * and runs of different tenants do not. Returns undefined, having changed nothing, for any other
+ * state (never migrated, no lock row, a migration the set lacks, one applied out of order) or
+ * when the lock or the read fails: the Migrator then runs and says what is wrong. A migration
+ * that fails rolls everything back and is reported as the Migrator would report it.
  */
-async function migrateInOrder(db: Kysely<any>, migrations: Record<string, Migration>, tables: MigrationTables): Promise<HandleMigrationOutcome | undefined> {
+async function migrateInOrder(handle: EngineHandle, migrations: Record<string, Migration>, tables: MigrationTables): Promise<HandleMigrationOutcome | undefined> {
   const names = Object.keys(migrations).sort(compareNames)
   let before: HandleMigrationOutcome['executed'] | undefined
   const applied: string[] = []
   const executed: HandleMigrationOutcome['executed'] = []
   try {
-    await db.transaction().execute(async (trx) => {
-      // A write first: the transaction takes the database's write lock now, waiting out another
-      // writer (another process's migrate), before it reads what is applied.
-      await trx.updateTable(tables.lock).set({ is_locked: 0 }).where('id', '=', MIGRATION_LOCK_ID).execute()
-      const held = await trx.selectFrom(tables.migration).select(['name', 'timestamp']).execute()
+    await handle.db.transaction().execute(async (trx) => {
+      const own = handle.schema ? trx.withSchema(handle.schema) : trx
+      const locked = await own.updateTable(tables.lock).set({ is_locked: 0 }).where('id', '=', MIGRATION_LOCK_ID).executeTakeFirst()
+      if (Number(locked.numUpdatedRows) !== 1) throw new NotInOrder()
+      const held = await own.selectFrom(tables.migration).select(['name', 'timestamp']).execute()
       held.sort((a, b) => compareNames(a.name, b.name))
       if (held.some((m, i) => m.name !== names[i])) throw new NotInOrder()
       before = held.map((m) => ({ name: m.name as string, appliedAt: new Date(m.timestamp as string).toISOString() }))
@@ -294,7 +302,7 @@ async function migrateInOrder(db: Kysely<any>, migrations: Record<string, Migrat
       for (const name of names.slice(held.length)) {
         await migrations[name]!.up(trx)
         const timestamp = new Date().toISOString()
-        await trx.insertInto(tables.migration).values({ name, timestamp }).execute()
+        await own.insertInto(tables.migration).values({ name, timestamp }).execute()
         applied.push(name)
         executed.push({ name, appliedAt: timestamp })
       }

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { SILENT_LOGGER } from '../../logger.js'
 import { SecretBox } from '../../secrets/secret-box.js'
+import { migrateHandle, TenantMigrationSet } from '../../migrations/migration-set.js'
 import { runEngineConformance } from '../../testing/engine-conformance.js'
-import { createManagedAdmin, createTestDatabase, dropAppRoles, findPostgres, type ManagedAdmin, type TestDatabase } from '../../testing/services.js'
+import { FIXTURE_MIGRATIONS, writeFixtureMigrations } from '../../testing/fixture-migrations.js'
+import { createManagedAdmin, createTestDatabase, dropAppRoles, findPostgres, tempDir, type ManagedAdmin, type TestDatabase } from '../../testing/services.js'
 import type { DatabaseEngine, Isolation } from '../engine.js'
 import { createEngine, toDataSourceRecord } from '../registry.js'
 
@@ -20,6 +22,10 @@ const ROW_SKIPS = [
 
 /** Postgres's "insufficient_privilege". */
 const INSUFFICIENT_PRIVILEGE = '42501'
+/** The advisory lock Kysely's Migrator holds on Postgres while it migrates (its postgres adapter's `LOCK_ID`). */
+const KYSELY_MIGRATION_LOCK_ID = '3853314791062309107'
+const originalQuery = pg.Client.prototype.query
+
 /** Postgres's "undefined_table". */
 const UNDEFINED_TABLE = '42P01'
 
@@ -102,6 +108,33 @@ for (const admin of ['superuser', 'managed'] as const) {
         }
 
         if (isolation !== 'row') {
+          it("a tenant behind migrates while another session holds Kysely's database-wide migration lock (regression: one tenant at a time per server)", async () => {
+            const placement = await createTenant()
+            const dir = tempDir('tenantry-pg-in-order-')
+            const ahead = await TenantMigrationSet.fromDirectory(
+              await writeFixtureMigrations(dir.path, { '0003_note_pins.sql': 'CREATE TABLE note_pins (note_id integer PRIMARY KEY);\n' }),
+            )
+            const holder = new pg.Client({ connectionString: adminUrl })
+            await holder.connect()
+            // The lock Kysely's Migrator takes for every migrate on this server, held elsewhere.
+            await holder.query(`select pg_advisory_lock(${KYSELY_MIGRATION_LOCK_ID})`)
+            const sent: string[] = []
+            const query = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+              const [text] = args
+              sent.push(typeof text === 'string' ? text : ((text as { text?: string })?.text ?? ''))
+              return (originalQuery as (...a: unknown[]) => unknown).apply(this, args)
+            } as never)
+            try {
+              const outcome = await withHandle(placement, 'admin', (_db, handle) => migrateHandle(handle, ahead))
+              expect(outcome).toMatchObject({ applied: ['0003_note_pins'], executed: [...FIXTURE_MIGRATIONS, '0003_note_pins'].map((name) => ({ name })) })
+              expect(sent.filter((text) => /pg_attribute|pg_advisory/.test(text))).toEqual([])
+            } finally {
+              query.mockRestore()
+              await holder.end()
+              dir.cleanup()
+            }
+          })
+
           it('a tenant made before tenants had their own role gets one when first opened', async () => {
             const placement = await createTenant()
             const role = `${placement.locator}_app`
