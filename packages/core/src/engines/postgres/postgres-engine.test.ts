@@ -135,6 +135,22 @@ for (const admin of ['superuser', 'managed'] as const) {
             }
           })
 
+          it('two runs migrating one tenant at once queue on its lock row: one applies, the other finds nothing to do', async () => {
+            const placement = await createTenant()
+            const dir = tempDir('tenantry-pg-in-order-')
+            try {
+              const ahead = await TenantMigrationSet.fromDirectory(
+                await writeFixtureMigrations(dir.path, { '0003_note_pins.sql': 'CREATE TABLE note_pins (note_id integer PRIMARY KEY);\n' }),
+              )
+              const outcomes = await Promise.all([1, 2].map(() => withHandle(placement, 'admin', (_db, handle) => migrateHandle(handle, ahead))))
+              expect(outcomes.map((o) => o.error)).toEqual([undefined, undefined])
+              expect(outcomes.map((o) => o.applied).sort()).toEqual([[], ['0003_note_pins']])
+              expect(outcomes[0]!.executed).toEqual(outcomes[1]!.executed)
+            } finally {
+              dir.cleanup()
+            }
+          })
+
           it('a tenant made before tenants had their own role gets one when first opened', async () => {
             const placement = await createTenant()
             const role = `${placement.locator}_app`
