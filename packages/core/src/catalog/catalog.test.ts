@@ -100,5 +100,22 @@ for (const engine of engines) {
       await again.release()
       expect(await catalog.readLock('test-lock')).toBeUndefined()
     })
+
+    it("releases a lock in the commit of the transition given it, only if the tenant moved; its own release later leaves a new holder's lock alone", async () => {
+      const tenant = id()
+      await catalog.insertTenant({ id: tenant, slug: 'locked_create', name: 'Locked', placement })
+      const lock = await catalog.acquireLock('create:locked_create')
+      // Compare-and-set lost: the lock is still held.
+      expect(await catalog.transition(tenant, ['suspended'], 'ready', { release: lock })).toBe(false)
+      expect((await catalog.readLock(lock.name))?.holder).toBe(lock.holder)
+
+      expect(await catalog.transition(tenant, ['provisioning'], 'ready', { release: lock })).toBe(true)
+      expect(await catalog.readLock(lock.name)).toBeUndefined()
+      // Another holder takes it; the first holder's release leaves that one alone.
+      const next = await catalog.acquireLock(lock.name)
+      await lock.release()
+      expect((await catalog.readLock(lock.name))?.holder).toBe(next.holder)
+      await next.release()
+    })
   })
 }

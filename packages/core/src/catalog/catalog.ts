@@ -66,6 +66,16 @@ export interface AuditEvent {
   details?: Record<string, unknown>
 }
 
+/** A lock held through `Catalog.acquireLock`. */
+export interface CatalogLock {
+  readonly name: string
+  readonly holder: string
+  /** Keeps the lock from being taken over as abandoned. */
+  heartbeat(): Promise<void>
+  /** Releases the lock; nothing more once released, here or by the commit of a `transition` given it. */
+  release(): Promise<void>
+}
+
 export interface LockInfo {
   name: string
   holder: string
@@ -147,6 +157,8 @@ export class Catalog {
   /** Changes to tenants, placements, tokens and settings, as the catalog's triggers announce them (started by `createTenantry`). */
   readonly changes: ChangeFeed
   readonly #staleLockMs: number
+  /** Marks a lock of `acquireLock` released, once a `transition` released it in its commit. */
+  readonly #releasedWith = new WeakMap<CatalogLock, () => void>()
 
   private constructor(db: Kysely<CatalogDatabase>, engine: EngineName, options: CatalogOptions, changes: (db: Kysely<CatalogDatabase>) => ChangeFeed) {
     this.db = db
@@ -393,18 +405,22 @@ export class Catalog {
       audit?: AuditEvent
       /** Migrations to record in the tenant's ledger with the move, in the same commit (see `recordMigrations`). */
       ledger?: ReadonlyArray<{ name: string; appliedAt: string }>
+      /** A lock of `acquireLock` released with the move, in the same commit; held still if the tenant was not moved. */
+      release?: CatalogLock
     } = {},
   ): Promise<boolean> {
-    const { audit, ledger } = changes
+    const { audit, ledger, release } = changes
     const moved =
-      audit || ledger?.length
+      audit || ledger?.length || release
         ? await this.db.transaction().execute(async (trx) => {
             const done = await this.#transition(trx, id, from, to, changes)
             if (done && audit) await insertAudit(trx, audit)
             if (done && ledger) await insertLedger(trx, id, ledger)
+            if (done && release) await deleteLock(trx, release)
             return done
           })
         : await this.#transition(this.db, id, from, to, changes)
+    if (moved && release) this.#releasedWith.get(release)?.()
     // A deleted tenant's settings (its quotas) go with it; its usage history stays, for billing.
     if (moved && to === 'deleted') await this.deleteTenantSettings(id)
     return moved
@@ -596,7 +612,7 @@ export class Catalog {
    * Takes the named lock, or throws `MIGRATION_LOCKED` naming its live holder. A lock whose
    * holder died (its pid is gone on this host, or its heartbeat is stale) is taken over.
    */
-  async acquireLock(name: string): Promise<{ holder: string; heartbeat(): Promise<void>; release(): Promise<void> }> {
+  async acquireLock(name: string): Promise<CatalogLock> {
     const holder = randomUUID()
     const host = hostname()
     const at = now()
@@ -626,7 +642,9 @@ export class Catalog {
       }
       await this.audit({ action: 'lock.taken_over', details: { lock: name, from: current?.holder, pid: current?.pid } })
     }
-    return {
+    let held = true
+    const lock: CatalogLock = {
+      name,
       holder,
       heartbeat: async () => {
         await this.db
@@ -637,9 +655,15 @@ export class Catalog {
           .execute()
       },
       release: async () => {
-        await this.db.deleteFrom('locks').where('name', '=', name).where('holder', '=', holder).execute()
+        if (!held) return
+        await deleteLock(this.db, lock)
+        held = false
       },
     }
+    this.#releasedWith.set(lock, () => {
+      held = false
+    })
+    return lock
   }
 
   async readLock(name: string): Promise<LockInfo | undefined> {
@@ -739,6 +763,10 @@ function toDataSource(row: Selectable<DataSourcesTable>): DataSourceRecord {
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505'
+}
+
+function deleteLock(db: Kysely<CatalogDatabase>, lock: CatalogLock): Promise<unknown> {
+  return db.deleteFrom('locks').where('name', '=', lock.name).where('holder', '=', lock.holder).execute()
 }
 
 /** Records migrations in a tenant's ledger; one already there is left as it is. */

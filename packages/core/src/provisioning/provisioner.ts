@@ -2,7 +2,7 @@ import { TenantryError, isTenantryError } from '../errors.js'
 import { assertValidIdentifier, assertValidSlug, newTenantId } from '../identifiers.js'
 import { assertExternalId } from '../lifecycle/external-id.js'
 import type { AdoptSource, AdoptTenantOptions, AdoptTenantResult, SplitTenantsOptions, SplitTenantsResult, TenantAdoption } from '../lifecycle/tenant-adopt.js'
-import type { Catalog, TenantRecord } from '../catalog/catalog.js'
+import type { Catalog, CatalogLock, TenantRecord } from '../catalog/catalog.js'
 import type { TenantOperation, TenantStatus } from '../catalog/catalog-schema.js'
 import type { DataSources } from '../data-sources/data-sources.js'
 import type { DatabaseEngine, EnginePlacement, EngineTemplate, Isolation } from '../engines/engine.js'
@@ -274,14 +274,15 @@ export class Provisioner {
     }, CREATE_LOCK_HEARTBEAT_MS)
     heartbeat.unref()
     try {
-      return await this.#create(options, hooks)
+      return await this.#create(options, hooks, lock)
     } finally {
       clearInterval(heartbeat)
       await lock.release()
     }
   }
 
-  async #create(options: CreateTenantOptions, hooks: CreateHooks): Promise<TenantRecord> {
+  /** `lock`: the create's lock, released in the commit that activates the tenant (one commit fewer). */
+  async #create(options: CreateTenantOptions, hooks: CreateHooks, lock: CatalogLock): Promise<TenantRecord> {
     const plan = await this.plan(options)
     const actor = options.actor ?? 'system'
     const engine = await this.#dataSources.engine(plan.dataSource)
@@ -354,7 +355,8 @@ export class Provisioner {
 
       await this.#step('activate', ref)
       const succeeded = { tenantId: id, action: 'tenant.create.succeeded', actor }
-      if (!(await this.#catalog.transition(id, ['provisioning'], 'ready', { audit: succeeded, ...(ledgerOnActivation ? { ledger: ledgerOnActivation } : {}) }))) {
+      const activation = { audit: succeeded, release: lock, ...(ledgerOnActivation ? { ledger: ledgerOnActivation } : {}) }
+      if (!(await this.#catalog.transition(id, ['provisioning'], 'ready', activation))) {
         throw new TenantryError('INVALID_TRANSITION', `Tenant ${plan.slug} left provisioning while being created`)
       }
     } catch (error) {
