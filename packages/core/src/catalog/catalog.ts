@@ -157,8 +157,8 @@ export class Catalog {
   /** Changes to tenants, placements, tokens and settings, as the catalog's triggers announce them (started by `createTenantry`). */
   readonly changes: ChangeFeed
   readonly #staleLockMs: number
-  /** Marks a lock of `acquireLock` released, once a `transition` released it in its commit. */
-  readonly #releasedWith = new WeakMap<CatalogLock, () => void>()
+  /** Locks of `acquireLock` already released, by their `release()` or in a `transition`'s commit. */
+  readonly #released = new WeakSet<CatalogLock>()
 
   private constructor(db: Kysely<CatalogDatabase>, engine: EngineName, options: CatalogOptions, changes: (db: Kysely<CatalogDatabase>) => ChangeFeed) {
     this.db = db
@@ -420,7 +420,7 @@ export class Catalog {
             return done
           })
         : await this.#transition(this.db, id, from, to, changes)
-    if (moved && release) this.#releasedWith.get(release)?.()
+    if (moved && release) this.#released.add(release)
     // A deleted tenant's settings (its quotas) go with it; its usage history stays, for billing.
     if (moved && to === 'deleted') await this.deleteTenantSettings(id)
     return moved
@@ -642,7 +642,6 @@ export class Catalog {
       }
       await this.audit({ action: 'lock.taken_over', details: { lock: name, from: current?.holder, pid: current?.pid } })
     }
-    let held = true
     const lock: CatalogLock = {
       name,
       holder,
@@ -655,14 +654,11 @@ export class Catalog {
           .execute()
       },
       release: async () => {
-        if (!held) return
+        if (this.#released.has(lock)) return
         await deleteLock(this.db, lock)
-        held = false
+        this.#released.add(lock)
       },
     }
-    this.#releasedWith.set(lock, () => {
-      held = false
-    })
     return lock
   }
 

@@ -209,7 +209,7 @@ export async function migrateHandle(
   const inOrder = options.upTo === undefined && !handle.shared && IN_ORDER_ENGINES.has(handle.engine)
   const outcome =
     (inOrder ? await migrateInOrder(handle, migrations, tables) : undefined) ??
-    (await migrateWithMigrator(handle, migrations, tables, options.upTo, logger, options.tenantId))
+    (await migrateWithMigrator(handle, migrations, tables, options))
   if (outcome.error !== undefined) return outcome
   // Derived steps (search indexes) after every migrate: each is idempotent and cheap when its
   // database is current. One that fails is logged and left out of `executed`, so the tenant
@@ -231,9 +231,7 @@ async function migrateWithMigrator(
   handle: EngineHandle,
   migrations: Record<string, Migration>,
   tables: MigrationTables,
-  upTo: string | undefined,
-  logger: Logger,
-  tenantId: string | undefined,
+  { upTo, logger = SILENT_LOGGER, tenantId }: MigrateHandleOptions,
 ): Promise<HandleMigrationOutcome> {
   const migrator = new Migrator({
     db: handle.db,

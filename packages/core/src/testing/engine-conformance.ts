@@ -39,6 +39,8 @@ export interface EngineConformanceContext {
   engine(): DatabaseEngine
   /** The fixture migrations (tables `notes` and `note_tags`). */
   migrations(): TenantMigrationSet
+  /** The fixture migrations and one more, `0003_note_pins` (a table `note_pins`): a tenant migrated with the fixture is one behind. */
+  migrationsAhead(): TenantMigrationSet
   /** A placement for a new tenant id; the suite drops its storage afterwards. */
   newPlacement(): EnginePlacement
   /** A new tenant, created and migrated with the fixture. */
@@ -108,6 +110,7 @@ export function runEngineConformance(options: EngineConformanceOptions): void {
       isolation,
       engine: () => engine ?? expect.unreachable('the engine is created before the tests run'),
       migrations: () => set,
+      migrationsAhead: () => ahead,
       newPlacement() {
         const tenantId = newTenantId()
         const placement = { tenantId, isolation, locator: context.engine().locatorFor(tenantId, isolation) }

@@ -4,10 +4,10 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { SILENT_LOGGER } from '../../logger.js'
 import { SecretBox } from '../../secrets/secret-box.js'
-import { migrateHandle, TenantMigrationSet } from '../../migrations/migration-set.js'
+import { migrateHandle } from '../../migrations/migration-set.js'
 import { runEngineConformance } from '../../testing/engine-conformance.js'
-import { FIXTURE_MIGRATIONS, writeFixtureMigrations } from '../../testing/fixture-migrations.js'
-import { createManagedAdmin, createTestDatabase, dropAppRoles, findPostgres, tempDir, type ManagedAdmin, type TestDatabase } from '../../testing/services.js'
+import { FIXTURE_MIGRATIONS } from '../../testing/fixture-migrations.js'
+import { createManagedAdmin, createTestDatabase, dropAppRoles, findPostgres, type ManagedAdmin, type TestDatabase } from '../../testing/services.js'
 import type { DatabaseEngine, Isolation } from '../engine.js'
 import { createEngine, toDataSourceRecord } from '../registry.js'
 
@@ -73,7 +73,7 @@ for (const admin of ['superuser', 'managed'] as const) {
         return createEngine({ ...toDataSourceRecord(config(), box), createdAt: '' }, { box, logger: SILENT_LOGGER })
       },
       skip: isolation === 'row' ? ROW_SKIPS : [],
-      additionalTests: ({ engine, createTenant, withHandle }) => {
+      additionalTests: ({ engine, createTenant, withHandle, migrationsAhead }) => {
         it('the app cannot write migration records (regression: `delete from tenantry_migration` broke the next migration)', async () => {
           const placement = await createTenant()
           await withHandle(placement, 'app', async (db) => {
@@ -110,10 +110,7 @@ for (const admin of ['superuser', 'managed'] as const) {
         if (isolation !== 'row') {
           it("a tenant behind migrates while another session holds Kysely's database-wide migration lock (regression: one tenant at a time per server)", async () => {
             const placement = await createTenant()
-            const dir = tempDir('tenantry-pg-in-order-')
-            const ahead = await TenantMigrationSet.fromDirectory(
-              await writeFixtureMigrations(dir.path, { '0003_note_pins.sql': 'CREATE TABLE note_pins (note_id integer PRIMARY KEY);\n' }),
-            )
+            const ahead = migrationsAhead()
             const holder = new pg.Client({ connectionString: adminUrl })
             await holder.connect()
             // The lock Kysely's Migrator takes for every migrate on this server, held elsewhere.
@@ -131,24 +128,16 @@ for (const admin of ['superuser', 'managed'] as const) {
             } finally {
               query.mockRestore()
               await holder.end()
-              dir.cleanup()
             }
           })
 
           it('two runs migrating one tenant at once queue on its lock row: one applies, the other finds nothing to do', async () => {
             const placement = await createTenant()
-            const dir = tempDir('tenantry-pg-in-order-')
-            try {
-              const ahead = await TenantMigrationSet.fromDirectory(
-                await writeFixtureMigrations(dir.path, { '0003_note_pins.sql': 'CREATE TABLE note_pins (note_id integer PRIMARY KEY);\n' }),
-              )
-              const outcomes = await Promise.all([1, 2].map(() => withHandle(placement, 'admin', (_db, handle) => migrateHandle(handle, ahead))))
-              expect(outcomes.map((o) => o.error)).toEqual([undefined, undefined])
-              expect(outcomes.map((o) => o.applied).sort()).toEqual([[], ['0003_note_pins']])
-              expect(outcomes[0]!.executed).toEqual(outcomes[1]!.executed)
-            } finally {
-              dir.cleanup()
-            }
+            const ahead = migrationsAhead()
+            const outcomes = await Promise.all([1, 2].map(() => withHandle(placement, 'admin', (_db, handle) => migrateHandle(handle, ahead))))
+            expect(outcomes.map((o) => o.error)).toEqual([undefined, undefined])
+            expect(outcomes.map((o) => o.applied).sort()).toEqual([[], ['0003_note_pins']])
+            expect(outcomes[0]!.executed).toEqual(outcomes[1]!.executed)
           })
 
           it('a tenant made before tenants had their own role gets one when first opened', async () => {

@@ -1,9 +1,8 @@
-import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { it, vi } from 'vitest'
-import { migrateHandle, TenantMigrationSet } from '../../migrations/migration-set.js'
+import { migrateHandle } from '../../migrations/migration-set.js'
 import { runEngineConformance } from '../../testing/engine-conformance.js'
-import { FIXTURE_MIGRATIONS, writeFixtureMigrations } from '../../testing/fixture-migrations.js'
+import { FIXTURE_MIGRATIONS } from '../../testing/fixture-migrations.js'
 import { tempDir } from '../../testing/services.js'
 import { SqliteEngine } from './sqlite-engine.js'
 
@@ -13,12 +12,10 @@ runEngineConformance({
   engine: new SqliteEngine({ directory: dir.path }),
   isolation: 'database',
   teardown: async () => dir.cleanup(),
-  additionalTests({ createTenant, withHandle }) {
+  additionalTests({ createTenant, withHandle, migrationsAhead }) {
     it("migrates a database that is behind without listing its tables (Kysely's Migrator lists them twice per call)", async ({ expect }) => {
       const placement = await createTenant()
-      const ahead = await TenantMigrationSet.fromDirectory(
-        await writeFixtureMigrations(join(dir.path, 'one-more'), { '0003_note_pins.sql': 'CREATE TABLE note_pins (note_id integer PRIMARY KEY);\n' }),
-      )
+      const ahead = migrationsAhead()
       const prepare = vi.spyOn(Database.prototype, 'prepare')
       try {
         const outcome = await withHandle(placement, 'admin', (_db, handle) => migrateHandle(handle, ahead))
