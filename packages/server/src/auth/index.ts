@@ -47,11 +47,10 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
  */
 export const authentication = fp(
   async (app: ServerInstance, options: AuthenticationOptions) => {
-    const { publicPaths } = options
+    const isPublic = publicPathPattern(options.publicPaths)
     app.decorateRequest('principal', undefined)
     app.addHook('onRequest', async (request) => {
-      const path = request.url.split('?')[0]!
-      if (publicPaths.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p || path.startsWith(`${p}/`)))) return
+      if (isPublic.test(request.url)) return
       const principal = await authenticate(request, options)
       if (!principal) return
       if (principal.kind === 'user' && !SAFE_METHODS.has(request.method)) await assertTrustedOrigin(request, options.auth)
@@ -62,6 +61,17 @@ export const authentication = fp(
   },
   { name: 'tenantry-authentication', fastify: '5.x' },
 )
+
+/**
+ * `publicPaths` as one pattern over a request's URL (its query string included), built once:
+ * a prefix ending in `/` matches what starts with it; any other path matches itself, what is
+ * under it, and itself with a query string.
+ */
+export function publicPathPattern(paths: readonly string[]): RegExp {
+  const escape = (path: string) => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const alternatives = paths.map((path) => (path.endsWith('/') ? escape(path) : `${escape(path)}(?:[/?]|$)`))
+  return new RegExp(`^(?:${alternatives.join('|')})`)
+}
 
 /** Throws `INVALID_ORIGIN` unless the request's `Origin` (or `Referer`) is one Better Auth trusts. */
 async function assertTrustedOrigin(request: { headers: Record<string, string | string[] | undefined> }, auth: TenantryAuth): Promise<void> {

@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import type { TenantFeature } from '../feature.js'
 import { dataRoutes } from './routes.js'
 
@@ -17,14 +18,20 @@ export const dataApi: TenantFeature = async (app, options) => {
   // rows per bulk request, and storage where the engine does not enforce it itself (Postgres:
   // a measured size, refreshed at most every `quotas.storageCheckIntervalMs`). On SQLite the
   // database refuses a write past the storage quota (QUOTA_EXCEEDED), writing nothing.
-  app.addHook('preHandler', async (request) => {
+  // On the routes that write only: a read pays nothing for it.
+  const checkQuotas = async (request: FastifyRequest) => {
     const tenant = request.tenant
-    if (!tenant || request.method === 'GET' || request.method === 'HEAD') return
+    if (!tenant) return
     const route = request.routeOptions.url ?? ''
     const body = request.body as { items?: unknown[]; ids?: unknown[] } | undefined
     if (route.endsWith('/bulk')) await tenantry.quotas.assertBulkRows(tenant.id, body?.items?.length ?? 0)
     else if (route.endsWith('/bulk-delete')) await tenantry.quotas.assertBulkRows(tenant.id, body?.ids?.length ?? 0)
     if (request.method !== 'DELETE' && !route.endsWith('/bulk-delete')) await tenantry.assertStorageQuota(tenant.id)
+  }
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (methods.every((method) => method === 'GET' || method === 'HEAD')) return
+    route.preHandler = [...(route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]), checkQuotas]
   })
   dataRoutes(app, options)
 }

@@ -7,6 +7,7 @@ import { limitsOf } from '../rate-limits/tenant-limits.js'
 import { noContent, noQuery } from '../schemas.js'
 import { assertWritable, inTenant } from '../tenants/resolve-tenant.js'
 import { Collection } from './collection.js'
+import { rowsSerializerCompiler } from './row-serializer.js'
 import { BULK_MAX, bulkDeleted, countResponse } from './schemas.js'
 
 /**
@@ -66,7 +67,7 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
 
     app.get(
       base,
-      { schema: { tags, summary: `List ${name}: filters, search, order, cursor pages`, querystring: s.listQuery, response: { 200: s.list } } },
+      { schema: { tags, summary: `List ${name}: filters, search, order, cursor pages`, querystring: s.listQuery, response: { 200: s.list } }, serializerCompiler: rowsSerializerCompiler },
       async (request, reply) => ({ ...(await repository.list(runner(request, reply), collection.listQuery(request.query))) }),
     )
 
@@ -78,7 +79,7 @@ export function dataRoutes(app: ServerInstance, { tenantry, config }: FeatureOpt
 
     app.get(
       `${base}/:id`,
-      { schema: { tags, summary: `One ${name} row`, params: s.idParams, querystring: noQuery, response: { 200: s.row } } },
+      { schema: { tags, summary: `One ${name} row`, params: s.idParams, querystring: noQuery, response: { 200: s.row } }, serializerCompiler: rowsSerializerCompiler },
       async (request, reply) => {
         const { id } = request.params as { id: string | number }
         const row = await repository.findById(runner(request, reply), id)

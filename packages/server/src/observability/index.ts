@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FeatureOptions, ServerInstance } from '../feature.js'
+import { isLevelEnabled } from './lazy-child.js'
 import { metricsRoutes } from './metrics.js'
 
 export { TenantLabels, type MetricsOptions } from './metrics.js'
@@ -17,24 +18,28 @@ export interface ObservabilityOptions extends FeatureOptions {
 
 export const observability = fp(
   async (app: ServerInstance, { tenantry, config, metricsToken }: ObservabilityOptions) => {
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       // Usage metering: one request for the tenant it was admitted to, or for a token's tenant
       // (SQL-over-HTTP authenticates its token itself and admits no tenant scope).
       const principal = request.principal
       const meteredTenant = request.tenant?.id ?? (principal?.kind === 'token' ? principal.tenantId : undefined)
       if (meteredTenant) tenantry.usage.record(meteredTenant, { requests: 1 })
-      request.log.info(
-        {
-          method: request.method,
-          route: request.routeOptions.url ?? null,
-          path: request.url.split('?')[0],
-          status: reply.statusCode,
-          ms: Math.round(reply.elapsedTime),
-          tenantId: request.tenant?.id ?? null,
-          principal: request.principal?.kind ?? null,
-        },
-        'request completed',
-      )
+      // The line's fields are gathered only when it is written.
+      if (isLevelEnabled(request.log, 'info')) {
+        request.log.info(
+          {
+            method: request.method,
+            route: request.routeOptions.url ?? null,
+            path: request.url.split('?')[0],
+            status: reply.statusCode,
+            ms: Math.round(reply.elapsedTime),
+            tenantId: request.tenant?.id ?? null,
+            principal: principal?.kind ?? null,
+          },
+          'request completed',
+        )
+      }
+      done()
     })
     // A client that went away mid-request (closed its socket, or was cut off by a timeout) is
     // routine under load and no server fault: one line, no stack trace, and no error reply.

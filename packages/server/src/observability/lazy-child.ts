@@ -62,8 +62,7 @@ class LazyChild implements FastifyBaseLogger {
 
   /** As pino's: whether a line at `level` would be written. */
   isLevelEnabled(level: string): boolean {
-    const enabled = (this.#child ?? this.#parent) as { isLevelEnabled?: (level: string) => boolean }
-    return enabled.isLevelEnabled ? enabled.isLevelEnabled(level) : true
+    return isLevelEnabled(this.#child ?? this.#parent, level)
   }
 
   child(bindings: Bindings, options?: Parameters<FastifyBaseLogger['child']>[1]): FastifyBaseLogger {
@@ -74,4 +73,10 @@ class LazyChild implements FastifyBaseLogger {
 /** A child logger of `parent` with `bindings`, created only if a line at an enabled level is written. */
 export function lazyChild(parent: FastifyBaseLogger, bindings: Bindings): FastifyBaseLogger {
   return new LazyChild(parent, bindings)
+}
+
+/** Whether `logger` would write a line at `level` (true for a logger that cannot tell). */
+export function isLevelEnabled(logger: FastifyBaseLogger, level: string): boolean {
+  const enabled = logger as { isLevelEnabled?: (level: string) => boolean }
+  return enabled.isLevelEnabled ? enabled.isLevelEnabled(level) : true
 }

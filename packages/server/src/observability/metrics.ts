@@ -59,15 +59,29 @@ export class TenantLabels {
   }
 }
 
+/** The requests of one label set, as `tenantry_http_requests_total` and the latency histogram label them. */
+interface RequestSeries {
+  readonly counted: { method: string; route: string; status: string; tenant: string }
+  readonly timed: { method: string; route: string; tenant: string }
+  count: number
+}
+
 /** `/metrics` in Prometheus text format, with per-tenant request counts and latency histograms. */
 export function metricsRoutes(app: FastifyInstance, options: MetricsOptions = {}): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
-  const requests = new Counter({
+  // Per request: one map lookup, a count, and the latency observed with labels built once per
+  // series. The request counter is written from these counts when scraped.
+  const series = new Map<string, RequestSeries>()
+  new Counter({
     name: 'tenantry_http_requests_total',
     help: 'HTTP requests by route template, method, status and tenant (top N tenants by id, others as "other", none as "none")',
     labelNames: ['method', 'route', 'status', 'tenant'] as const,
     registers: [registry],
+    collect() {
+      this.reset()
+      for (const { counted, count } of series.values()) this.inc(counted, count)
+    },
   })
   const latency = new Histogram({
     name: 'tenantry_http_request_duration_seconds',
@@ -76,28 +90,29 @@ export function metricsRoutes(app: FastifyInstance, options: MetricsOptions = {}
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   })
-  // prom-client removes series by their full label set only: remember each labelled tenant's series.
-  const series = new Map<string, Map<string, { method: string; route: string; status: string }>>()
   const labels = new TenantLabels(options.topTenants ?? 20, (id) => {
-    for (const s of series.get(id)?.values() ?? []) {
-      requests.remove({ ...s, tenant: id })
-      latency.remove({ method: s.method, route: s.route, tenant: id })
+    for (const [key, { counted, timed }] of series) {
+      if (counted.tenant !== id) continue
+      series.delete(key)
+      latency.remove(timed)
     }
-    series.delete(id)
   })
 
-  app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched'
+  app.addHook('onResponse', (request, reply, done) => {
     // Ids, not slugs: a slug names the customer, an id names nothing, and never changes.
     const tenant = labels.label(request.tenant?.id)
-    const key = { method: request.method, route, status: String(reply.statusCode) }
-    if (tenant !== 'none' && tenant !== 'other') {
-      const known = series.get(tenant) ?? new Map()
-      known.set(`${key.method} ${key.route} ${key.status}`, key)
-      series.set(tenant, known)
+    const { method } = request
+    const status = reply.statusCode
+    const route = request.routeOptions.url ?? 'unmatched'
+    const key = `${tenant} ${method} ${status} ${route}`
+    let known = series.get(key)
+    if (!known) {
+      known = { counted: { method, route, status: String(status), tenant }, timed: { method, route, tenant }, count: 0 }
+      series.set(key, known)
     }
-    requests.inc({ ...key, tenant })
-    latency.observe({ method: request.method, route, tenant }, reply.elapsedTime / 1000)
+    known.count++
+    latency.observe(known.timed, reply.elapsedTime / 1000)
+    done()
   })
 
   if (options.usage) usageMetrics(registry, options.usage, options.topTenants ?? 20)

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, it } from 'vitest'
 import { signUp, startTestServer, type TestServer } from '@tenantry/server/testing'
-import { TenantLabels } from './metrics.js'
+import Fastify from 'fastify'
+import { metricsRoutes, TenantLabels } from './metrics.js'
 
 /** The repository's own config (the CV builder's collections). */
 const REPO_CONFIG = fileURLToPath(new URL('../../../../tenantry.config.ts', import.meta.url))
@@ -81,5 +82,43 @@ describe('TenantLabels', () => {
     expect(labels.label('c')).toBe('c') // c: 2 requests, b: 1
     expect(evicted).toEqual(['b'])
     expect(labels.label('b')).toBe('other')
+  })
+})
+
+describe('metricsRoutes', () => {
+  it('counts requests per series as scraped, and drops a displaced tenant’s series', async ({ expect }) => {
+    const app = Fastify()
+    // Stands in for tenant admission: the tenant id from a header.
+    app.addHook('onRequest', async (request) => {
+      const id = request.headers['x-tenant']
+      if (typeof id === 'string') request.tenant = { id, slug: id, role: 'token', readOnly: true }
+    })
+    const registry = metricsRoutes(app, { topTenants: 1 })
+    app.get('/t/:n', async () => ({ ok: true }))
+    app.get('/missing', async (_request, reply) => reply.status(404).send({ ok: false }))
+    const ask = (url: string, tenant?: string) => app.inject({ method: 'GET', url, headers: tenant ? { 'x-tenant': tenant } : {} })
+    const count = (text: string, labels: string) => Number(new RegExp(`tenantry_http_requests_total\\{${labels}\\} (\\d+)`).exec(text)?.[1] ?? 0)
+    try {
+      for (let i = 0; i < 3; i++) await ask(`/t/${i}`, 'ta')
+      await ask('/missing', 'ta')
+      await ask('/t/1')
+      let text = await registry.metrics()
+      expect(count(text, 'method="GET",route="/t/:n",status="200",tenant="ta"')).toBe(3)
+      expect(count(text, 'method="GET",route="/missing",status="404",tenant="ta"')).toBe(1)
+      expect(count(text, 'method="GET",route="/t/:n",status="200",tenant="none"')).toBe(1)
+      expect(text).toMatch(/tenantry_http_request_duration_seconds_count\{method="GET",route="\/t\/:n",tenant="ta"\} 3/)
+
+      // tb's first four count as other; its fifth overtakes ta (5 to 4): ta's series go, and its
+      // later requests count as other too.
+      for (let i = 0; i < 5; i++) await ask('/t/1', 'tb')
+      await ask('/t/1', 'ta')
+      text = await registry.metrics()
+      expect(text).not.toContain('tenant="ta"')
+      expect(count(text, 'method="GET",route="/t/:n",status="200",tenant="tb"')).toBe(1)
+      expect(count(text, 'method="GET",route="/t/:n",status="200",tenant="other"')).toBe(5)
+      expect(text).toMatch(/tenantry_http_request_duration_seconds_count\{method="GET",route="\/t\/:n",tenant="tb"\} 1/)
+    } finally {
+      await app.close()
+    }
   })
 })

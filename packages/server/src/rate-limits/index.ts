@@ -119,8 +119,10 @@ export const rateLimits = fp(
     // Callers with no credentials, on every route (404s too), before a tenant route turns them
     // away: signing in and signing up are what a password guesser calls.
     const selfAuthenticated = (path: string) => selfAuthenticatedPaths.some((p) => path === p || path.startsWith(`${p}/`))
-    app.addHook('onRequest', async (request, reply) => {
-      if (!request.principal && !selfAuthenticated(request.url.split('?')[0]!)) await count(byIp, 'address', request, reply)
+    // Callback style: a signed-in request (most of them) passes without a promise.
+    app.addHook('onRequest', (request, reply, done) => {
+      if (request.principal || selfAuthenticated(request.url.split('?')[0]!)) return done()
+      count(byIp, 'address', request, reply).then(() => done(), done)
     })
 
     // Route-level, so that it runs after every scope's own hooks, once a tenant route has

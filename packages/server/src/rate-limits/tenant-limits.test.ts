@@ -1,8 +1,9 @@
 import type { Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import type { TenantryConfig } from 'tenantry'
+import type { Tenantry, TenantLimitOverrides, TenantryConfig } from 'tenantry'
 import { parseServerConfig } from '@tenantry/server'
 import { Client, signUp, startTestServer, verifyEmail, type TestServer } from '@tenantry/server/testing'
+import { limitsOf } from './tenant-limits.js'
 
 // Issue 8: a tenant's plan and its SQL-over-HTTP and data API limits were set only in the server
 // config by slug (a restart to change). Now they are per tenant in the catalog, over the config.
@@ -133,5 +134,23 @@ describe('per-tenant limits in the catalog', () => {
 describe('server.limits.plans', () => {
   it('refuses a plan named config: the CLI reads `--plan config` as "follow the config"', ({ expect }) => {
     expect(() => parseServerConfig({ limits: { plans: { config: {} } } })).toThrow(/server\.limits\.plans\.config: "config" is reserved/)
+  })
+})
+
+describe('limitsOf', () => {
+  it('computes once per cached set of the tenant’s own limits, and again when they or its slug change', async ({ expect }) => {
+    const server = parseServerConfig(config.server)
+    let own: TenantLimitOverrides = { plan: 'pro' }
+    const tenantry = { limits: { of: async () => own } } as unknown as Tenantry
+    const first = await limitsOf(tenantry, server, { id: 't1', slug: 'acme' })
+    expect(first.plan).toEqual({ value: 'pro', source: 'tenant' })
+    expect(first.sqlMaxStreams).toEqual({ value: 5, source: 'config' })
+    expect(await limitsOf(tenantry, server, { id: 't1', slug: 'acme' })).toBe(first)
+    // Renamed: the config's settings by slug no longer apply.
+    const renamed = await limitsOf(tenantry, server, { id: 't1', slug: 'acme-2' })
+    expect(renamed.sqlMaxStreams.source).toBe('default')
+    // Its own limits changed (the cache of `tenantry.limits.of` hands out a new object).
+    own = {}
+    expect((await limitsOf(tenantry, server, { id: 't1', slug: 'acme-2' })).plan).toEqual({ value: 'default', source: 'default' })
   })
 })

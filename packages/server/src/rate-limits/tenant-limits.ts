@@ -67,7 +67,21 @@ export function effectiveLimits(config: ServerConfig, slug: string, own: TenantL
   }
 }
 
-/** The limits that apply to a tenant now: its own (cached a few seconds by `tenantry.limits.of`) over the config's. */
+/** What `limitsOf` computed, by config and by the tenant's own limits (the object `tenantry.limits.of` caches). */
+const computed = new WeakMap<ServerConfig, WeakMap<TenantLimitOverrides, { slug: string; limits: EffectiveTenantLimits }>>()
+
+/**
+ * The limits that apply to a tenant now: its own (cached a few seconds by `tenantry.limits.of`)
+ * over the config's. Asked several times per request (rates, deadlines): computed once for as
+ * long as the tenant's own limits stay cached, and again for a new slug.
+ */
 export async function limitsOf(tenantry: Tenantry, config: ServerConfig, tenant: { id: string; slug: string }): Promise<EffectiveTenantLimits> {
-  return effectiveLimits(config, tenant.slug, await tenantry.limits.of(tenant.id))
+  const own = await tenantry.limits.of(tenant.id)
+  let byOwn = computed.get(config)
+  if (!byOwn) computed.set(config, (byOwn = new WeakMap()))
+  const known = byOwn.get(own)
+  if (known?.slug === tenant.slug) return known.limits
+  const limits = effectiveLimits(config, tenant.slug, own)
+  byOwn.set(own, { slug: tenant.slug, limits })
+  return limits
 }
