@@ -30,10 +30,10 @@ export async function admitTenant(request: FastifyRequest, options: AdmitTenantO
   if (source === 'path') {
     const slug = (request.params as { slug?: unknown }).slug
     if (typeof slug !== 'string' || !SLUG_PATTERN.test(slug)) throw notFound()
-    tenant = await lookUp(tenantry, slug)
+    tenant = tenantry.router.cached(slug) ?? (await lookUp(tenantry, slug))
   } else {
     const id = principal.kind === 'token' ? principal.tenantId : principal.activeTenantId
-    tenant = id ? await lookUp(tenantry, { id }) : undefined
+    tenant = id ? (tenantry.router.cached({ id }) ?? (await lookUp(tenantry, { id }))) : undefined
   }
   if (!tenant || tenant.purgedAt || tenant.status === 'deleted') throw notFound()
 
@@ -53,7 +53,8 @@ export async function admitTenant(request: FastifyRequest, options: AdmitTenantO
 
 /**
  * The tenant through the router's placement cache, as `withTenant` sees it, so a request does
- * not read the catalog twice; `undefined` when there is no such tenant.
+ * not read the catalog twice; `undefined` when there is no such tenant. (A fresh cache entry is
+ * taken synchronously first, `router.cached`: no promise on the hot path.)
  */
 function lookUp(tenantry: Tenantry, tenant: string | { id: string }): Promise<TenantRecord | undefined> {
   return tenantry.router.resolve(tenant).catch((error: unknown) => {
