@@ -52,3 +52,8 @@ export type ServerFeature<O extends FeatureOptions = FeatureOptions> = FastifyPl
  * own params: the `slug` of the first prefix is added to every route's params by the scope.
  */
 export type TenantFeature = ServerFeature<FeatureOptions>
+
+/** A route's hooks of one kind (none, one or a list) with `hook` added after them: for `onRoute` hooks that give routes one. */
+export function withRouteHook<T>(hooks: T | T[] | undefined, hook: T): T[] {
+  return [...(hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]), hook]
+}

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { TenantFeature } from '../feature.js'
+import { withRouteHook, type TenantFeature } from '../feature.js'
 import { dataRoutes } from './routes.js'
 
 export { Collection, constraintViolation, type ListQuery } from './collection.js'
@@ -31,7 +31,7 @@ export const dataApi: TenantFeature = async (app, options) => {
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     if (methods.every((method) => method === 'GET' || method === 'HEAD')) return
-    route.preHandler = [...(route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]), checkQuotas]
+    route.preHandler = withRouteHook(route.preHandler, checkQuotas)
   })
   dataRoutes(app, options)
 }

@@ -4,7 +4,8 @@ import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import type { Tenantry } from 'tenantry'
 import { HttpError } from '../errors.js'
-import type { ServerInstance } from '../feature.js'
+import { publicPathPattern } from '../auth/index.js'
+import { withRouteHook, type ServerInstance } from '../feature.js'
 import type { ServerConfig } from '../server-config.js'
 import { limitsOf } from './tenant-limits.js'
 
@@ -118,10 +119,10 @@ export const rateLimits = fp(
 
     // Callers with no credentials, on every route (404s too), before a tenant route turns them
     // away: signing in and signing up are what a password guesser calls.
-    const selfAuthenticated = (path: string) => selfAuthenticatedPaths.some((p) => path === p || path.startsWith(`${p}/`))
+    const selfAuthenticated = publicPathPattern(selfAuthenticatedPaths)
     // Callback style: a signed-in request (most of them) passes without a promise.
     app.addHook('onRequest', (request, reply, done) => {
-      if (request.principal || selfAuthenticated(request.url.split('?')[0]!)) return done()
+      if (request.principal || selfAuthenticated.test(request.url)) return done()
       count(byIp, 'address', request, reply).then(() => done(), done)
     })
 
@@ -139,7 +140,7 @@ export const rateLimits = fp(
       else if (principal.kind === 'user') await count(byUser, 'user', request, reply)
     }
     app.addHook('onRoute', (route: RouteOptions) => {
-      route.onRequest = [...(route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]), limitSignedIn]
+      route.onRequest = withRouteHook(route.onRequest, limitSignedIn)
     })
   },
   { name: 'tenantry-rate-limits', fastify: '5.x', dependencies: ['tenantry-authentication'] },

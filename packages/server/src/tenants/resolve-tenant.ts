@@ -26,15 +26,17 @@ export async function admitTenant(request: FastifyRequest, options: AdmitTenantO
   const principal = request.principal
   if (!principal) throw new HttpError('UNAUTHENTICATED')
 
-  let tenant: TenantRecord | undefined
+  let key: string | { id: string } | undefined
   if (source === 'path') {
     const slug = (request.params as { slug?: unknown }).slug
     if (typeof slug !== 'string' || !SLUG_PATTERN.test(slug)) throw notFound()
-    tenant = tenantry.router.cached(slug) ?? (await lookUp(tenantry, slug))
+    key = slug
   } else {
     const id = principal.kind === 'token' ? principal.tenantId : principal.activeTenantId
-    tenant = id ? (tenantry.router.cached({ id }) ?? (await lookUp(tenantry, { id }))) : undefined
+    key = id ? { id } : undefined
   }
+  // A fresh placement in the router's cache is taken synchronously: no promise on the hot path.
+  const tenant = key === undefined ? undefined : (tenantry.router.cached(key) ?? (await lookUp(tenantry, key)))
   if (!tenant || tenant.purgedAt || tenant.status === 'deleted') throw notFound()
 
   let admitted: AdmittedTenant
@@ -53,8 +55,7 @@ export async function admitTenant(request: FastifyRequest, options: AdmitTenantO
 
 /**
  * The tenant through the router's placement cache, as `withTenant` sees it, so a request does
- * not read the catalog twice; `undefined` when there is no such tenant. (A fresh cache entry is
- * taken synchronously first, `router.cached`: no promise on the hot path.)
+ * not read the catalog twice; `undefined` when there is no such tenant.
  */
 function lookUp(tenantry: Tenantry, tenant: string | { id: string }): Promise<TenantRecord | undefined> {
   return tenantry.router.resolve(tenant).catch((error: unknown) => {
