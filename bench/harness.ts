@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
@@ -209,6 +211,24 @@ export interface Goal {
 }
 
 /**
+ * How many µs of work per operation a baseline would have to add to run at `perSec`. `points`
+ * are yardstick variants: the baseline itself (`us: 0`) and the baseline after `us` µs of busy
+ * work, with their measured rates. Their time per operation (1 / rate) is fitted as a line
+ * against `us` (least squares) and solved for `perSec`: the slope is below 1 where the added
+ * work overlaps with time the baseline spent waiting.
+ */
+export function addedWorkUs(points: ReadonlyArray<{ us: number; perSec: number }>, perSec: number): number {
+  const xs = points.map((p) => p.us)
+  const ys = points.map((p) => 1e6 / p.perSec)
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length
+  const mx = mean(xs)
+  const my = mean(ys)
+  const slope = xs.reduce((sum, x, i) => sum + (x - mx) * (ys[i]! - my), 0) / xs.reduce((sum, x) => sum + (x - mx) ** 2, 0)
+  const intercept = my - slope * mx
+  return (1e6 / perSec - intercept) / slope
+}
+
+/**
  * The goal that `variant` takes at most `max` times as long per operation as `baseline`, two
  * rows of the same run (a ratio of medians, so both saw the same machine).
  */
@@ -404,6 +424,18 @@ export function collectGarbage(): boolean {
   }
   collect?.()
   return collect !== undefined
+}
+
+/**
+ * Writes every dirty page of the machine's file systems to disk (`sync`) and returns how long
+ * that took, in ms. A group calls it between its setup and a timed phase when the setup wrote
+ * much (10,000 tenant files, say): otherwise the kernel's write-back of the setup competes with
+ * whatever is timed first, and that variant pays for work that is not its own.
+ */
+export async function settleDisk(): Promise<number> {
+  const started = performance.now()
+  await promisify(execFile)('sync')
+  return performance.now() - started
 }
 
 export async function writeResults(path: string, results: unknown): Promise<void> {
