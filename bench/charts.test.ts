@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -5,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { charts, hotPaths, renderCharts, type BenchResults } from './charts.js'
 import type { ScaleRow } from './groups/scale.js'
 import { repoRoot } from './harness.js'
-import { record, recordedDir } from './record.js'
+import { record, recordedDir, whyNotRecordable } from './record.js'
 
 /**
  * The charts in BENCHMARKS.md are drawn from the results recorded beside them
@@ -14,6 +15,8 @@ import { record, recordedDir } from './record.js'
  */
 const recorded = JSON.parse(await readFile(join(recordedDir, 'results.json'), 'utf8')) as BenchResults
 const scratch: string[] = []
+/** Every file of `dir` with its contents. */
+const snapshot = async (dir: string) => Object.fromEntries(await Promise.all((await readdir(dir)).sort().map(async (f) => [f, await readFile(join(dir, f), 'utf8')] as const)))
 afterAll(() => Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true }))))
 
 describe('the recorded benchmark charts', () => {
@@ -75,6 +78,41 @@ describe('recording a run', () => {
     expect(await record(from, dir)).toEqual(['scale.svg'])
     expect((await readdir(dir)).sort()).toEqual(['results.json', 'run.json', 'scale.svg'])
     expect(await readFile(join(dir, 'results.json'), 'utf8')).toBe(JSON.stringify(onlyScale))
+  })
+
+  it('refuses a partial run (--only) over a fuller record, and a run with a failed group, changing nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tenantry-bench-record-'))
+    scratch.push(dir)
+    const out = join(dir, 'recorded')
+    const full = join(dir, 'full.json')
+    await writeFile(full, JSON.stringify(recorded))
+    const drawn = await record(full, out)
+    const before = await snapshot(out)
+    const names = recorded.groups.map((g) => g.name)
+    expect(names.length).toBeGreaterThan(1)
+
+    const partial = join(dir, 'partial.json')
+    await writeFile(partial, JSON.stringify({ ...recorded, groups: recorded.groups.filter((g) => g.name === names[0]) }))
+    const dropped = names.slice(1).join(', ')
+    await expect(record(partial, out)).rejects.toThrow(`recording it would drop the recorded results of ${dropped}`)
+    expect(await whyNotRecordable([names[0]!], out)).toContain(dropped)
+
+    const failed = join(dir, 'failed.json')
+    await writeFile(failed, JSON.stringify({ ...recorded, groups: recorded.groups.map((g, i) => (i === 0 ? { ...g, error: 'boom' } : g)) }))
+    await expect(record(failed, out)).rejects.toThrow(`Not recorded: ${names[0]} failed in this run`)
+    expect(await snapshot(out)).toEqual(before)
+
+    // A run of every group records; so does re-drawing the record itself, and a first record anywhere.
+    expect(await whyNotRecordable(names, out)).toBeUndefined()
+    expect(await record(join(out, 'results.json'), out)).toEqual(drawn)
+    expect(await whyNotRecordable([names[0]!], join(dir, 'nothing-recorded-yet'))).toBeUndefined()
+  })
+
+  it('npm run bench -- --only <group> --record is refused before any group runs', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bench/index.ts', '--only', 'query', '--record'], { cwd: repoRoot, encoding: 'utf8' })
+    expect(run.status).toBe(2)
+    expect(run.stderr).toContain('--record: this run has only query: recording it would drop the recorded results of')
+    expect(run.stdout).not.toContain('== query')
   })
 
   it('refuses a file that is not a run\'s results, and writes nothing', async () => {

@@ -24,7 +24,7 @@ import { moveGroup } from './groups/move.js'
 import { backupGroup } from './groups/backup.js'
 import { writeCharts } from './charts.js'
 import { BenchContext, loadAverage, machine, repoRoot, writeResults, type GroupReport } from './harness.js'
-import { record } from './record.js'
+import { record, whyNotRecordable } from './record.js'
 import { compareNodes } from './node-versions.js'
 
 const GROUPS: Record<string, (ctx: BenchContext) => Promise<void>> = {
@@ -64,6 +64,13 @@ const only = values.only?.flatMap((o) => o.split(',')) ?? Object.keys(GROUPS)
 const unknown = only.filter((name) => !(name in GROUPS))
 if (unknown.length) {
   console.error(`Unknown group ${unknown.join(', ')}; groups are ${Object.keys(GROUPS).join(', ')}`)
+  process.exit(2)
+}
+
+// Refused before the run, not after it: `--record` replaces every recorded group.
+const notRecordable = values.record ? await whyNotRecordable(only) : undefined
+if (notRecordable) {
+  console.error(`--record: ${notRecordable}`)
   process.exit(2)
 }
 
@@ -132,5 +139,13 @@ for (const goal of goals) console.log(`  ${goal.met ? 'MET    ' : 'NOT MET'}  [$
 const chartsDir = join(dirname(resultsPath), 'charts')
 const charts = await writeCharts(results, chartsDir)
 console.log(`\ntotal ${results.durationSec} s; results in ${resultsPath}${charts.length ? `, charts (${charts.join(', ')}) in ${chartsDir}/` : ''}`)
-if (values.record) console.log(`recorded in docs/benchmarks/: results.json, ${(await record()).join(', ')}`)
 if (failed) process.exitCode = 1
+if (values.record) {
+  await record().then(
+    (written) => console.log(`recorded in docs/benchmarks/: results.json, ${written.join(', ')}`),
+    (error: Error) => {
+      console.error(error.message)
+      process.exitCode = 1
+    },
+  )
+}
