@@ -1,3 +1,5 @@
+import { existsSync, readdirSync, readlinkSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sql, type Generated } from 'kysely'
 import pg from 'pg'
@@ -17,6 +19,18 @@ interface Jobs {
 }
 
 const job = (company: string) => ({ company, title: 'x', start_date: '2020-01-01' })
+
+/** The files this process has open whose path starts with `path` (Linux: /proc/self/fd). */
+function openFilesUnder(path: string): string[] {
+  const targets = readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      return '' // closed since the listing
+    }
+  })
+  return targets.filter((target) => target.startsWith(path))
+}
 
 describe('tenantry.prepare on SQLite', () => {
   let dir: ReturnType<typeof tempDir>
@@ -131,7 +145,12 @@ describe('tenantry.prepare on SQLite', () => {
     await tenantry.withTenant('t_b', async () => expect(await byId.executeTakeFirst({ id: 1 })).toEqual({ company: 't_b one' }))
     expect(tenantry.router.stats()).toMatchObject({ evictions: 1, openHandles: 1 })
     expect(entryA.prepared.size).toBe(0)
-    // The evicted handle's connection is closed: the next call opens a new one and prepares there.
+    // The evicted handle's connection is closed, though it never ran a query through Kysely:
+    // no file of the tenant's is open, and closing checkpointed and removed its log.
+    const fileA = join(dir.path, 'tenants', (await tenantry.catalog.findTenantBySlug('t_a'))!.placement.locator)
+    expect(existsSync(`${fileA}-wal`)).toBe(false)
+    if (process.platform === 'linux') expect(openFilesUnder(fileA)).toEqual([])
+    // The next call opens a new one and prepares there.
     await tenantry.withTenant('t_a', async () => {
       expect(await byId.executeTakeFirst({ id: 1 })).toEqual({ company: 't_a one' })
       expect(tenantry.router.current()).not.toBe(entryA)
@@ -253,6 +272,27 @@ describe.skipIf('skip' in postgres)(`tenantry.prepare on Postgres${'skip' in pos
     }
     expect(await tenantry.withTenant(first, () => all.execute({ like: '%' }))).toHaveLength(2)
     expect((await tenantry.withTenant(second, () => all.execute({ like: '%' }))).map((r) => r.company)).toEqual([`${second} one`, `${second} three`, `${second} two`])
+  })
+
+  it.each(['row', 'schema'] as const)("%s isolation: a handle that served only prepared reads ends its tenant's pool when it closes", async (isolation) => {
+    const byId = tenantry.prepare((db: TenantDb<Jobs>, p: { id: number }) => db.selectFrom('jobs').select('company').where('id', '=', p.id))
+    const [slug] = slugs[isolation]
+    const tenant = (await tenantry.catalog.findTenantBySlug(slug))!
+    tenantry.router.invalidate(tenant.id) // the next call opens a new handle
+    const handle = await tenantry.withTenant(slug, async () => {
+      expect(await byId.executeTakeFirst({ id: 1 })).toEqual({ company: `${slug} one` })
+      return tenantry.router.current().handle
+    })
+    const end = vi.spyOn(pg.Pool.prototype, 'end')
+    try {
+      await handle.close()
+      // Only the tenant's own pool, the one the named statement ran on, is ended.
+      expect(end).toHaveBeenCalledTimes(1)
+      expect((end.mock.contexts[0] as pg.Pool).ended).toBe(true)
+    } finally {
+      end.mockRestore()
+      tenantry.router.invalidate(tenant.id)
+    }
   })
 
   /** The names of the statements pg.Client sent while `fn` ran (a named statement is prepared once per connection). */

@@ -61,9 +61,14 @@ export function openPostgresHandle(options: PostgresHandleOptions): EngineHandle
     ...(options.afterEachMigration ? { afterEachMigration: options.afterEachMigration } : {}),
     execScript,
     ...(prepareCompiled ? { prepareCompiled } : {}),
-    close: () => {
+    close: async () => {
       closed = true
-      return db.destroy()
+      await db.destroy()
+      // Kysely ends the pool only if it ran a query through it: a handle that served only named
+      // statements (`tenantry.prepare`, the data API's read by id) would leave its connections
+      // open until they idle out, and an evicted handle's would add up against max_connections.
+      const owned = ownsPool ? await resolved?.catch(() => undefined) : undefined
+      if (owned && !owned.ended) await owned.end()
     },
   }
 }

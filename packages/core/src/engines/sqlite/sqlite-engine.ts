@@ -506,7 +506,11 @@ export class SqliteEngine implements DatabaseEngine {
             this.#logger.warn({ err, tenantId, path }, 'Checkpointing before a close failed; the close checkpoints instead'),
           )
         }
-        return db.destroy()
+        await db.destroy()
+        // Kysely closes the connection only if it ran a query through it: a handle that served
+        // only prepared statements (`tenantry.prepare`, the data API's read by id) would keep its
+        // file, log and shared memory open until garbage collection.
+        if (database.open) database.close()
       },
     }
   }
