@@ -61,6 +61,18 @@ describe('tenantry.bounded on SQLite', () => {
     expect(() => tenantry.bounded(async (db) => db.selectFrom('notes').selectAll().execute())).toThrow(NoTenantError)
   })
 
+  it('closes every session it opens: a call that ran a query, one that ran none, and one that threw first', async () => {
+    const engine = (await tenantry.dataSources.engine('local')) as SqliteEngine
+    const open = () => engine.executorStats!.sessions
+    const before = open()
+    for (let i = 0; i < 5; i++) {
+      await inAcme(() => tenantry.bounded((db) => db.selectFrom('notes').selectAll().execute()))
+      expect(await inAcme(() => tenantry.bounded(async () => 'nothing asked'))).toBe('nothing asked')
+      await expect(inAcme(() => tenantry.bounded(async () => Promise.reject(new Error('before any query'))))).rejects.toThrow('before any query')
+    }
+    expect(open()).toBe(before)
+  })
+
   it('runs Kysely queries in the executor: rows as objects, big integers exact, transactions, constraint codes', async () => {
     const big = 2n ** 60n
     const rows = await inAcme(() =>

@@ -100,6 +100,8 @@ export interface SqliteExecutorStats {
   waiting: number
   /** Processes held by an open transaction. */
   pinned: number
+  /** Sessions opened and not closed yet. */
+  sessions: number
 }
 
 /** Options of one session. */
@@ -380,6 +382,7 @@ export class SqliteExecutor {
       idle: this.#idle.length,
       waiting: this.#waiters.length,
       pinned: [...this.#processes].filter((p) => p.owner).length,
+      sessions: this.#sessions.size,
     }
   }
 

@@ -8,6 +8,7 @@ import { createTenantry, type SqliteEngine, type Tenantry } from '../index.js'
 import { runDoctor } from '../doctor/doctor.js'
 import { repairHalfMade } from '../doctor/repair.js'
 import { createTestDatabase, dropAppRoles, findPostgres, tempDir, type TestDatabase } from '../testing/index.js'
+import { openFilesUnder } from '../testing/services.js'
 
 // Issue 13: adopt existing databases (a SQLite file, seed 002's tenant_<slug> schemas), split one
 // shared SQLite database (seed 004's user_id) into tenants, external ids.
@@ -198,6 +199,13 @@ describe('adopt and split on SQLite', () => {
     await expect(tenantry.tenants.split({ sqlite: file, by: 'user_id', slugPrefix: '9x' })).rejects.toMatchObject({ code: 'INVALID_OPTION' })
     await expect(tenantry.tenants.split({ sqlite: join(home.path, 'nope.db'), by: 'user_id' })).rejects.toMatchObject({ code: 'INVALID_OPTION' })
     expect(await tenantry.catalog.findTenantBySlug('m_one')).toBeUndefined()
+    // A database of another app is refused before any table is listed; the file is closed all the same.
+    const other = join(home.path, 'other-app.db')
+    const otherDb = new Database(other)
+    otherDb.exec('create table invoices (id integer primary key, user_id text)')
+    otherDb.close()
+    await expect(tenantry.tenants.split({ sqlite: other, by: 'user_id' })).rejects.toMatchObject({ code: 'ADOPT_MISMATCH' })
+    if (process.platform === 'linux') expect(openFilesUnder(other)).toEqual([])
   })
 })
 

@@ -396,6 +396,7 @@ export class TenantAdoption {
       return { results, ...summary }
     } finally {
       await db.destroy()
+      if (database.open) database.close() // Kysely closes it only if a query went through it
       await rm(scratch, { recursive: true, force: true })
     }
   }

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readlinkSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sql, type Generated } from 'kysely'
@@ -10,7 +10,7 @@ import { createTenantry, type Tenantry } from '../tenantry.js'
 import type { TenantryConfig } from '../config.js'
 import type { TenantDb } from './router.js'
 import { setMaintenance } from '../lifecycle/write-gate.js'
-import { createManagedAdmin, dropAppRoles, findPostgres, tempDir, type ManagedAdmin } from '../testing/services.js'
+import { createManagedAdmin, dropAppRoles, findPostgres, openFilesUnder, tempDir, type ManagedAdmin } from '../testing/services.js'
 
 const migrations = fileURLToPath(new URL('../../../../examples/cv-builder/migrations', import.meta.url))
 
@@ -19,18 +19,6 @@ interface Jobs {
 }
 
 const job = (company: string) => ({ company, title: 'x', start_date: '2020-01-01' })
-
-/** The files this process has open whose path starts with `path` (Linux: /proc/self/fd). */
-function openFilesUnder(path: string): string[] {
-  const targets = readdirSync('/proc/self/fd').map((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      return '' // closed since the listing
-    }
-  })
-  return targets.filter((target) => target.startsWith(path))
-}
 
 describe('tenantry.prepare on SQLite', () => {
   let dir: ReturnType<typeof tempDir>

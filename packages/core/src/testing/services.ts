@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -8,6 +8,18 @@ import { appRoleName, assertPostgresDataSourceId, rowGroupRoleName, templateData
 
 /** The server tests use. Override with TENANTRY_TEST_POSTGRES_URL. */
 export const TEST_POSTGRES_URL = process.env.TENANTRY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+
+/** The files this process has open whose path starts with `path` (Linux only: /proc/self/fd). */
+export function openFilesUnder(path: string): string[] {
+  const targets = readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      return '' // closed since the listing
+    }
+  })
+  return targets.filter((target) => target.startsWith(path))
+}
 
 /** A fresh directory under the OS temp dir, removed by the returned `cleanup`. */
 export function tempDir(prefix = 'tenantry-test-'): { path: string; cleanup(): void } {

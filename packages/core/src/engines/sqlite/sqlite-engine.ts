@@ -120,8 +120,10 @@ export class SqliteEngine implements DatabaseEngine {
       try {
         return await fn(db)
       } finally {
-        // Closes the session, rolling back a transaction `fn` left open.
+        // Closes the session, rolling back a transaction `fn` left open. Kysely does so only if
+        // `fn` ran a query: a session it never used is closed here, or the executor keeps it.
         await db.destroy()
+        if (!session.closed) await session.close()
       }
     },
   }
