@@ -39,14 +39,14 @@ export async function whyNotRecordable(ran: readonly string[], dir = recordedDir
 export async function record(from = lastRunPath, dir = recordedDir): Promise<string[]> {
   const results = JSON.parse(await readFile(from, 'utf8')) as BenchResults
   if (!Array.isArray(results.groups)) throw new Error(`${from} is not a bench results file (no groups)`)
-  // Re-drawing the recorded results themselves drops nothing.
-  const why = resolve(from) === resolve(dir, 'results.json') ? undefined : await whyNotRecordable(results.groups.map((g) => g.name), dir)
+  // Re-drawing the recorded results themselves (after a change to the charts) drops nothing and copies nothing.
+  const redraw = resolve(from) === resolve(dir, 'results.json')
+  const why = redraw ? undefined : await whyNotRecordable(results.groups.map((g) => g.name), dir)
   if (why) throw new Error(`Not recorded: ${why}`)
   const failed = results.groups.filter((g) => g.error).map((g) => g.name)
   if (failed.length) throw new Error(`Not recorded: ${failed.join(', ')} failed in this run, and would replace the recorded results with none`)
   await mkdir(dir, { recursive: true })
-  // Re-drawing the recorded results (after a change to the charts) leaves them as they are.
-  if (resolve(from) !== resolve(dir, 'results.json')) await copyFile(from, join(dir, 'results.json'))
+  if (!redraw) await copyFile(from, join(dir, 'results.json'))
   const written = await writeCharts(results, dir)
   // A chart the new results cannot draw must not outlive them.
   for (const file of await readdir(dir)) if (file.endsWith('.svg') && !written.includes(file)) await rm(join(dir, file))

@@ -1,8 +1,8 @@
-import { readdirSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TenantryConfig } from 'tenantry'
+import { openFilesUnder } from 'tenantry/testing'
 import { Client, startTestServer, type TestServer } from '@tenantry/server/testing'
 
 /**
@@ -36,20 +36,7 @@ beforeAll(async () => {
 afterAll(async () => server?.stop())
 
 /** The tenant databases this process has open (a file, its -wal and its -shm count as one). */
-function openTenantFiles(): string[] {
-  const tenants = join(server.home, 'tenants')
-  const open = new Set<string>()
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target: string
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue // closed since the listing
-    }
-    if (target.startsWith(tenants)) open.add(target.replace(/-(wal|shm)$/, ''))
-  }
-  return [...open]
-}
+const openTenantFiles = () => [...new Set(openFilesUnder(join(server.home, 'tenants')).map((file) => file.replace(/-(wal|shm)$/, '')))]
 
 describe.runIf(process.platform === 'linux')('data API reads across more tenants than the handle budget', () => {
   it(`keep at most ${BUDGET} tenant files open, every read answered`, async () => {

@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTenantry, type SqliteEngine, type Tenantry } from '../index.js'
 import { runDoctor } from '../doctor/doctor.js'
 import { repairHalfMade } from '../doctor/repair.js'
-import { createTestDatabase, dropAppRoles, findPostgres, tempDir, type TestDatabase } from '../testing/index.js'
-import { openFilesUnder } from '../testing/services.js'
+import { createTestDatabase, dropAppRoles, findPostgres, openFilesUnder, tempDir, type TestDatabase } from '../testing/index.js'
 
 // Issue 13: adopt existing databases (a SQLite file, seed 002's tenant_<slug> schemas), split one
 // shared SQLite database (seed 004's user_id) into tenants, external ids.

@@ -4,7 +4,7 @@ export { runEngineConformance, ENGINE_CONFORMANCE_TESTS } from './engine-conform
 export type { EngineConformanceContext, EngineConformanceOptions, EngineConformanceTest } from './engine-conformance.js'
 export { FIXTURE_MIGRATION_FILES, FIXTURE_MIGRATIONS, writeFixtureMigrations } from './fixture-migrations.js'
 export type { FixtureDatabase } from './fixture-migrations.js'
-export { tempDir, findPostgres, createTestDatabase, createManagedAdmin, dropAppRoles, dropDatabases, TEST_POSTGRES_URL } from './services.js'
+export { tempDir, findPostgres, createTestDatabase, createManagedAdmin, dropAppRoles, dropDatabases, openFilesUnder, TEST_POSTGRES_URL } from './services.js'
 export type { ManagedAdmin, TestDatabase } from './services.js'
 export { findRedis, TEST_REDIS_URL } from './redis.js'
 export { executorProcesses, isProcessAlive } from './processes.js'
